@@ -1,0 +1,1 @@
+"""pytest plugin for qig-guard (registered through the pytest11 entry point)."""

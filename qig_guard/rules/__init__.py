@@ -1,0 +1,62 @@
+"""The rule registry.
+
+Each rule lives in a module named ``qigNNN_<name>.py`` in this package. Rule
+codes are known from the module names alone, so selecting rules and looking
+up cached results never imports libcst; :func:`load_rules` imports the
+modules when a file actually has to be checked.
+"""
+
+from __future__ import annotations
+
+import importlib
+import pkgutil
+import re
+from collections.abc import Iterable
+from functools import lru_cache
+from typing import TYPE_CHECKING
+
+if TYPE_CHECKING:
+    from qig_guard.rules.base import Rule
+
+_MODULE = re.compile(r"^qig(\d{3})_\w+$")
+
+
+@lru_cache(maxsize=1)
+def _modules() -> dict[str, str]:
+    found = {}
+    for info in pkgutil.iter_modules(__path__):
+        match = _MODULE.match(info.name)
+        if match:
+            found[f"QIG{match.group(1)}"] = info.name
+    return dict(sorted(found.items()))
+
+
+def all_codes() -> tuple[str, ...]:
+    """Every rule code, sorted, without importing the rules."""
+    return tuple(_modules())
+
+
+def select_codes(select: Iterable[str], ignore: Iterable[str]) -> tuple[str, ...]:
+    """Codes chosen by ``select`` minus ``ignore`` (prefixes and ``ALL`` allowed)."""
+
+    def chosen(code: str, patterns: Iterable[str]) -> bool:
+        return any(p == "ALL" or code.startswith(p) for p in patterns)
+
+    ignore = tuple(ignore)
+    return tuple(c for c in all_codes() if chosen(c, select) and not chosen(c, ignore))
+
+
+def load_rule(code: str) -> type[Rule]:
+    """Import the rule class for ``code``; ``KeyError`` if there is none."""
+    from qig_guard.rules.base import Rule
+
+    module = importlib.import_module(f"{__name__}.{_modules()[code]}")
+    for value in vars(module).values():
+        if isinstance(value, type) and issubclass(value, Rule) and getattr(value, "code", None) == code:
+            return value
+    raise KeyError(code)
+
+
+def load_rules(codes: Iterable[str]) -> list[type[Rule]]:
+    """Rule classes for ``codes``, in code order."""
+    return [load_rule(code) for code in sorted(codes)]

@@ -1,0 +1,159 @@
+"""The rule base class, its documentation contract and the per-file context.
+
+A rule is a :class:`libcst.BatchableCSTVisitor` subclass living in its own
+module ``qig_guard/rules/qigNNN_<name>.py``. All selected rules for a file
+run in one traversal, after the :class:`~qig_guard.resolve.ScopeTracker`, so
+``self.context.qualified_name(node)`` answers for the node being visited.
+
+Every rule documents itself in its docstring with the sections
+``What it does``, ``Why is this bad``, ``Example``, ``Use instead`` and, when
+it offers a fix, ``Fix safety``; and carries ``VALID``/``INVALID`` snippets
+that the test suite runs (and ``qig-guard explain`` prints).
+"""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Callable, Mapping, Sequence
+from dataclasses import dataclass
+from typing import ClassVar
+
+import libcst as cst
+from libcst.metadata import CodeRange, MetadataWrapper, PositionProvider
+
+from qig_guard.config import Config
+from qig_guard.findings import Edit, Finding, Fix
+from qig_guard.resolve import ScopeTracker, dotted_name
+
+
+@dataclass(frozen=True)
+class Invalid:
+    """A snippet the rule must flag; ``fixed`` is the source after its fix."""
+
+    code: str
+    fixed: str | None = None
+    unsafe: bool = False
+
+
+class FileContext:
+    """What a rule may know about the file being checked."""
+
+    def __init__(
+        self, path: str, source: str, wrapper: MetadataWrapper, config: Config, scopes: ScopeTracker
+    ) -> None:
+        self.path = path
+        self.source = source
+        self.wrapper = wrapper
+        self.config = config
+        self.scopes = scopes
+        self.findings: list[Finding] = []
+        self._positions: Callable[[cst.CSTNode], CodeRange] | None = None
+
+    @property
+    def module(self) -> cst.Module:
+        return self.wrapper.module
+
+    def position(self, node: cst.CSTNode) -> CodeRange:
+        """The node's source range (computed once per file, on first use)."""
+        if self._positions is None:
+            self._positions = self.wrapper.resolve(PositionProvider).__getitem__
+        return self._positions(node)
+
+    def qualified_name(self, node: cst.CSTNode) -> str | None:
+        """``torch.save`` for ``s`` after ``from torch import save as s``; see resolve."""
+        return self.scopes.qualified_name(node)
+
+    def code_for(self, node: cst.CSTNode) -> str:
+        return self.module.code_for_node(node)
+
+
+class Rule(cst.BatchableCSTVisitor):
+    """Base class of all rules; see the module docstring for the contract."""
+
+    code: ClassVar[str]
+    name: ClassVar[str]
+    summary: ClassVar[str]
+    VALID: ClassVar[Sequence[str]] = ()
+    INVALID: ClassVar[Sequence[Invalid]] = ()
+
+    def __init__(self, context: FileContext) -> None:
+        super().__init__()
+        self.context = context
+        self.config = context.config
+        self.error: Exception | None = None
+
+    def get_visitors(self) -> Mapping[str, Callable[[cst.CSTNode], object]]:
+        """The batched visitor functions, each guarded so that a crash disables
+        only this rule on this file (the engine reports it) and keeps the rest."""
+        return {name: self._guard(fn) for name, fn in super().get_visitors().items()}
+
+    def _guard(self, function: Callable[[cst.CSTNode], object]) -> Callable[[cst.CSTNode], object]:
+        def guarded(node: cst.CSTNode) -> object:
+            if self.error is not None:
+                return None
+            try:
+                return function(node)
+            except Exception as error:  # noqa: BLE001 - reported by the engine
+                self.error = error
+                return None
+
+        return guarded
+
+    @classmethod
+    def could_match(cls, source: str, config: Config) -> bool:
+        """Cheap text test: False means the rule cannot fire on ``source``.
+
+        The engine parses a file only when some selected rule returns True,
+        and runs only those rules on it, so a precise trigger saves the most
+        time. It must never return False for a file the rule would flag.
+        """
+        return True
+
+    @classmethod
+    def documentation(cls) -> str:
+        """The docstring, dedented."""
+        import inspect
+
+        return inspect.cleandoc(cls.__doc__ or "")
+
+    def report(
+        self,
+        node: cst.CSTNode,
+        message: str,
+        *,
+        replacement: cst.CSTNode | None = None,
+        fix_description: str = "",
+        safe: bool = True,
+    ) -> None:
+        """Record a finding at ``node``; ``replacement`` offers a fix replacing it."""
+        span = self.context.position(node)
+        fix = None
+        if replacement is not None:
+            edit = Edit(
+                span.start.line,
+                span.start.column + 1,
+                span.end.line,
+                span.end.column + 1,
+                self.context.code_for(replacement),
+            )
+            fix = Fix(fix_description or f"Replace with `{edit.content}`", (edit,), safe)
+        self.context.findings.append(
+            Finding(
+                path=self.context.path,
+                line=span.start.line,
+                column=span.start.column + 1,
+                end_line=span.end.line,
+                end_column=span.end.column + 1,
+                code=self.code,
+                message=message,
+                fix=fix,
+            )
+        )
+
+
+def compile_trigger(*patterns: str) -> re.Pattern[str]:
+    """Join regex fragments into one compiled, multi-line trigger."""
+    return re.compile("|".join(f"(?:{p})" for p in patterns), re.MULTILINE)
+
+
+__all__ = ["FileContext", "Invalid", "Rule", "compile_trigger", "dotted_name"]
