@@ -40,7 +40,10 @@ def matches(identifier: str, name: str) -> bool:
     have = words(identifier)
     span = len(wanted)
     return any(
-        all(fnmatchcase(word, glob) for word, glob in zip(have[start : start + span], wanted))
+        all(
+            fnmatchcase(word, glob)
+            for word, glob in zip(have[start : start + span], wanted, strict=True)
+        )
         for start in range(len(have) - span + 1)
     )
 

@@ -126,8 +126,10 @@ class _BindingCollector(cst.CSTVisitor):
         module = _module_name(node.module, len(node.relative))
         for alias in node.names:
             imported = dotted_name(alias.name) or ""
-            qualified = f"{module}.{imported}" if module and not module.endswith(".") else (
-                module + imported
+            qualified = (
+                f"{module}.{imported}"
+                if module and not module.endswith(".")
+                else (module + imported)
             )
             bound = alias.asname.name if alias.asname is not None else alias.name
             for name in _target_names(bound):  # type: ignore[arg-type]

@@ -52,7 +52,11 @@ def load_rule(code: str) -> type[Rule]:
 
     module = importlib.import_module(f"{__name__}.{_modules()[code]}")
     for value in vars(module).values():
-        if isinstance(value, type) and issubclass(value, Rule) and getattr(value, "code", None) == code:
+        if (
+            isinstance(value, type)
+            and issubclass(value, Rule)
+            and value.__dict__.get("code") == code
+        ):
             return value
     raise KeyError(code)
 

@@ -93,7 +93,7 @@ class Rule(cst.BatchableCSTVisitor):
                 return None
             try:
                 return function(node)
-            except Exception as error:  # noqa: BLE001 - reported by the engine
+            except Exception as error:  # reported by the engine
                 self.error = error
                 return None
 
