@@ -6,6 +6,7 @@ never imports or executes the code it checks.
 
 from __future__ import annotations
 
+import re
 import traceback
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING
@@ -19,6 +20,7 @@ if TYPE_CHECKING:
     from qig_guard.rules.base import Rule
 
 FILE_ERROR = "QIG000"
+_PARSER_LOCATION = re.compile(r"(?:parser error: )?error at (\d+):(\d+): ")
 
 
 @dataclass
@@ -60,8 +62,14 @@ def check_text(path: str, source: str, config: Config, rules: list[type[Rule]]) 
     try:
         module = cst.parse_module(source)
     except cst.ParserSyntaxError as error:
-        message = f"syntax error, not checked: {error.message}"
-        result.findings.append(_file_error(path, message, error.raw_line, error.raw_column + 1))
+        line, column = error.editor_line, error.editor_column
+        detail = error.message
+        located = _PARSER_LOCATION.match(detail)
+        if located:  # the native parser puts the precise place in the message
+            line, column = int(located.group(1)), int(located.group(2)) + 1
+            detail = detail[located.end() :]
+        message = f"syntax error, not checked: {detail}"
+        result.findings.append(_file_error(path, message, line, column))
         return result
     except (RecursionError, MemoryError, ValueError) as error:
         result.findings.append(_file_error(path, f"cannot parse, not checked: {error!r}"))

@@ -77,10 +77,15 @@ def _per_file_ignores(key: str, value: Any) -> tuple[tuple[str, tuple[str, ...]]
     return tuple((glob, _codes(f'{key}."{glob}"', codes)) for glob, codes in value.items())
 
 
+def is_code_pattern(code: str) -> bool:
+    """``ALL``, a rule code (``QIG001``) or a code prefix (``QIG00``, ``QIG``)."""
+    return code == "ALL" or (code.startswith("QIG") and (code[3:] == "" or code[3:].isdigit()))
+
+
 def _codes(key: str, value: Any) -> tuple[str, ...]:
     codes = _str_list(key, value)
     for index, code in enumerate(codes):
-        if code != "ALL" and not (code[:3] == "QIG" and (code[3:] == "" or code[3:].isdigit())):
+        if not is_code_pattern(code):
             raise ConfigError(f"{key}[{index}]", f"{code!r} is not a rule code like QIG001")
     return codes
 

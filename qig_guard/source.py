@@ -25,9 +25,12 @@ def decode(data: bytes, max_size: int) -> tuple[str, str]:
     try:
         encoding, _ = tokenize.detect_encoding(io.BytesIO(data).readline)
     except SyntaxError as error:
-        raise SourceError(f"cannot decode: {error.msg}", error.lineno or 1) from None
+        encoding = "utf-8"  # an undecodable first line: report the bad byte below
+        problem = f"cannot decode: {error.msg}; not checked"
+    else:
+        problem = ""
     try:
-        return data.decode(encoding), encoding
+        text = data.decode(encoding)
     except UnicodeDecodeError as error:
         line = data.count(b"\n", 0, error.start) + 1
         column = error.start - (data.rfind(b"\n", 0, error.start) + 1) + 1
@@ -39,3 +42,6 @@ def decode(data: bytes, max_size: int) -> tuple[str, str]:
         ) from None
     except LookupError:
         raise SourceError(f"unknown source encoding {encoding!r}; not checked") from None
+    if problem:
+        raise SourceError(problem)
+    return text, encoding

@@ -1,0 +1,89 @@
+"""A content-addressed result cache in ``.qig-guard-cache/``.
+
+An entry's key hashes the file's bytes, the tool version, the configuration
+fingerprint and the rule codes, so any change that could change a result
+misses. Entries are written to a temporary file and renamed into place, so
+concurrent runs never see a partial entry. Paths are not part of an entry:
+the same content under two names shares it.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import os
+import tempfile
+from pathlib import Path
+
+from qig_guard import __version__
+from qig_guard.checker import FileResult
+from qig_guard.findings import Finding
+
+FORMAT = "1"
+PACKAGE = Path(__file__).parent
+
+
+def code_fingerprint() -> str:
+    """Identifies this installation's checker code (names, sizes, mtimes), so an
+    edited or reinstalled qig-guard never reuses results of the old code."""
+    digest = hashlib.sha256(__version__.encode())
+    for directory in (PACKAGE, PACKAGE / "rules"):
+        for entry in sorted(os.scandir(directory), key=lambda e: e.name):
+            if entry.name.endswith(".py"):
+                info = entry.stat()
+                digest.update(f"{entry.name}:{info.st_size}:{info.st_mtime_ns};".encode())
+    return digest.hexdigest()
+
+
+class Cache:
+    """Read and write cached :class:`FileResult` values under ``directory``."""
+
+    def __init__(self, directory: Path, config_fingerprint: str) -> None:
+        self.directory = directory / f"v{FORMAT}"
+        self._salt = f"{code_fingerprint()}\0{config_fingerprint}\0".encode()
+        self._ready = False
+
+    def key(self, data: bytes, codes: tuple[str, ...]) -> str:
+        digest = hashlib.sha256(self._salt)
+        digest.update(",".join(codes).encode())
+        digest.update(b"\0")
+        digest.update(data)
+        return digest.hexdigest()
+
+    def _path(self, key: str) -> Path:
+        return self.directory / key[:2] / f"{key}.json"
+
+    def get(self, key: str, path: str) -> FileResult | None:
+        try:
+            with open(self._path(key), encoding="utf-8") as handle:
+                entry = json.load(handle)
+            findings = [Finding.from_dict({**item, "path": path}) for item in entry["findings"]]
+            return FileResult(findings, internal_error=entry["internal_error"])
+        except (OSError, ValueError, KeyError, TypeError):
+            return None
+
+    def put(self, key: str, result: FileResult) -> None:
+        if result.internal_error:
+            return  # let a crash be reproduced, not remembered
+        target = self._path(key)
+        entry = {
+            "internal_error": False,
+            "findings": [{**finding.to_dict(), "path": ""} for finding in result.findings],
+        }
+        try:
+            if not self._ready:
+                self.directory.mkdir(parents=True, exist_ok=True)
+                (self.directory.parent / ".gitignore").write_text("*\n", encoding="utf-8")
+                (self.directory.parent / "CACHEDIR.TAG").write_text(
+                    "Signature: 8a477f597d28d172789f06886806bc55\n"
+                    "# This directory is a cache of qig-guard results.\n",
+                    encoding="utf-8",
+                )
+                self._ready = True
+            target.parent.mkdir(exist_ok=True)
+            handle, temporary = tempfile.mkstemp(dir=target.parent, suffix=".tmp")
+            with os.fdopen(handle, "w", encoding="utf-8") as stream:
+                json.dump(entry, stream, separators=(",", ":"))
+            os.replace(temporary, target)
+        except OSError:
+            pass  # a read-only or full disk makes the cache a no-op, never an error

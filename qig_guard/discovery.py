@@ -1,0 +1,88 @@
+"""Finding the Python files to check, honouring excludes."""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Iterable, Iterator
+from fnmatch import fnmatchcase
+from pathlib import Path, PurePosixPath
+
+from qig_guard.config import Config
+
+SKIPPED_DIRECTORIES = frozenset(
+    {
+        ".git", ".hg", ".svn", ".bzr", ".venv", "venv", ".tox", ".nox", "__pycache__",
+        "build", "dist", ".eggs", "node_modules", "site-packages", ".mypy_cache",
+        ".ruff_cache", ".pytest_cache", ".hypothesis", ".ipynb_checkpoints", "_build",
+    }
+)  # fmt: skip
+PYTHON_SUFFIXES = (".py", ".pyi")
+
+
+def relative_posix(path: Path, root: Path) -> str:
+    """``path`` relative to ``root`` in POSIX form, or absolute when outside it."""
+    absolute = path.absolute()
+    try:
+        return absolute.relative_to(root.absolute()).as_posix()
+    except ValueError:
+        return absolute.as_posix()
+
+
+def matches_glob(relative: str, pattern: str) -> bool:
+    """gitignore-like: a pattern matches the path or any of its parent folders;
+    a pattern without ``/`` also matches a single path component."""
+    pattern = pattern.rstrip("/")
+    parts = PurePosixPath(relative).parts
+    prefixes = ["/".join(parts[: end + 1]) for end in range(len(parts))]
+    if "/" not in pattern:
+        return any(fnmatchcase(part, pattern) for part in parts)
+    pattern = pattern.removeprefix("./")
+    return any(fnmatchcase(prefix, pattern) for prefix in prefixes)
+
+
+def is_excluded(path: Path, config: Config) -> bool:
+    relative = relative_posix(path, config.root)
+    return any(matches_glob(relative, glob) for glob in (*config.exclude, *config.extend_exclude))
+
+
+def _skip_directory(directory: Path) -> bool:
+    name = directory.name
+    return (
+        name in SKIPPED_DIRECTORIES
+        or name.endswith(".egg-info")
+        or (directory / "pyvenv.cfg").is_file()
+    )
+
+
+def discover_files(paths: Iterable[Path], config: Config) -> Iterator[Path]:
+    """Python files under ``paths``, sorted per directory, each once.
+
+    Files named explicitly are checked whatever their suffix, unless excluded,
+    so that pre-commit's file lists obey the project's ``exclude``.
+    """
+    seen: set[Path] = set()
+    for path in paths:
+        if path.is_dir():
+            candidates: Iterable[Path] = _walk(path, config)
+        else:
+            candidates = [] if is_excluded(path, config) else [path]
+        for candidate in candidates:
+            key = candidate.absolute()
+            if key not in seen:
+                seen.add(key)
+                yield candidate
+
+
+def _walk(top: Path, config: Config) -> Iterator[Path]:
+    for directory, subdirectories, files in os.walk(top):
+        here = Path(directory)
+        subdirectories[:] = sorted(
+            name
+            for name in subdirectories
+            if not _skip_directory(here / name) and not is_excluded(here / name, config)
+        )
+        for name in sorted(files):
+            if name.endswith(PYTHON_SUFFIXES):
+                path = here / name
+                if not is_excluded(path, config):
+                    yield path
