@@ -1,0 +1,340 @@
+"""QIG001: copying one model's weights into another instead of transferring its basin."""
+
+from __future__ import annotations
+
+from collections.abc import Collection
+
+import libcst as cst
+
+from qig_guard.config import Config
+from qig_guard.names import matches_any
+from qig_guard.resolve import dotted_name
+from qig_guard.rules.base import FileContext, Invalid, Rule, compile_trigger
+
+_TRIGGER = compile_trigger(r"\bload_state_dict\b", r"\bvector_to_parameters\b")
+_PARAMETERS = compile_trigger(r"parameters\s*\(")
+_PARAM_COPY = compile_trigger(r"\b(?:copy_|set_)\s*\(", r"\.data\s*=(?!=)", r"\]\s*=(?!=)")
+
+# Objects with a state dict that are not models: copying their state is not a weight copy.
+_NOT_MODELS = ("optim*", "opt", "sched*", "scaler")
+# Attributes that wrap the same model (DataParallel/DDP, torch.compile).
+_WRAPPERS = ("module", "_orig_mod")
+# Methods that keep a tensor's values: `q.data.detach().clone()` still is `q`.
+_SAME_VALUES = frozenset({"data", "detach", "clone", "cpu", "cuda", "to", "contiguous"})
+_PARAMETER_ITERATORS = frozenset({"parameters", "named_parameters"})
+
+# What a local name holds: ("state", model) for a state dict, ("vector", model) for
+# parameters_to_vector(model.parameters()).
+_Origin = tuple[str, str]
+
+
+def _call_args(node: cst.Call) -> list[cst.BaseExpression]:
+    return [arg.value for arg in node.args if arg.keyword is None and arg.star == ""]
+
+
+def _keyword(node: cst.Call, name: str) -> cst.BaseExpression | None:
+    for arg in node.args:
+        if arg.keyword is not None and arg.keyword.value == name:
+            return arg.value
+    return None
+
+
+def _method(node: cst.BaseExpression, names: Collection[str]) -> cst.BaseExpression | None:
+    """The receiver of ``receiver.name(...)`` when ``name`` is in ``names``."""
+    if (
+        isinstance(node, cst.Call)
+        and isinstance(node.func, cst.Attribute)
+        and node.func.attr.value in names
+    ):
+        return node.func.value
+    return None
+
+
+def _strip_same_values(node: cst.BaseExpression) -> cst.BaseExpression:
+    """``q`` for ``q.data``, ``q.detach().clone()`` and the like."""
+    while True:
+        if isinstance(node, cst.Attribute) and node.attr.value == "data":
+            node = node.value
+        elif (receiver := _method(node, _SAME_VALUES)) is not None:
+            node = receiver
+        else:
+            return node
+
+
+class WeightCopy(Rule):
+    """
+    ## What it does
+    Flags code that copies one model's weights into a different model:
+    `student.load_state_dict(teacher.state_dict())`, also through a local
+    variable, `copy.deepcopy`, `dict(...)` or a dict comprehension over the
+    state dict, with or without `strict=False`; parameter-wise copies in a
+    `for p, q in zip(a.parameters(), b.parameters())` loop (`p.data.copy_(q.data)`,
+    `p.data = q.data`, `p.copy_(q)`); and
+    `vector_to_parameters(parameters_to_vector(b.parameters()), a.parameters())`.
+
+    Restoring a model from a checkpoint, a model reloading its own state,
+    optimizer and scheduler state, and EMA updates are not flagged.
+
+    ## Why is this bad
+    Basin transfer moves a model's identity, a 64-number basin of 2-4 KB,
+    not its 100M-10B parameters. A weight copy is 1000x heavier, only works
+    between identical architectures, and overwrites the student's own
+    geometry instead of letting it converge to the basin.
+
+    ## Example
+    ```python
+    student_model.load_state_dict(teacher_model.state_dict())
+    ```
+
+    ## Use instead
+    ```python
+    teacher_basin = extract_basin(teacher_model)
+    student_model = QIGKernelRecursive(target_basin=teacher_basin)
+    # train the student with basin proximity loss
+    ```
+    `load_state_dict` stays fine for a full restore of the same model from
+    its own checkpoint.
+    """
+
+    code = "QIG001"
+    name = "weight-copy"
+    summary = "weights copied from one model into another; transfer the basin instead"
+    INVALID = (
+        Invalid("student_model.load_state_dict(teacher_model.state_dict())\n"),
+        Invalid(
+            "import copy\n"
+            "sd = copy.deepcopy(teacher.state_dict())\n"
+            "student.load_state_dict(sd, strict=False)\n"
+        ),
+        Invalid(
+            "for p, q in zip(student.parameters(), teacher.parameters()):\n"
+            "    p.data.copy_(q.data)\n"
+        ),
+        Invalid(
+            "from torch.nn.utils import parameters_to_vector, vector_to_parameters\n"
+            "vector_to_parameters(parameters_to_vector(b.parameters()), a.parameters())\n"
+        ),
+    )
+    VALID = (
+        'model.load_state_dict(torch.load(path, weights_only=True)["model_state_dict"])\n',
+        'model.load_state_dict(checkpoint["state_dict"])\n',
+        "best = copy.deepcopy(model.state_dict())\nmodel.load_state_dict(best)\n",
+        "for p_ema, p in zip(ema.parameters(), model.parameters()):\n"
+        "    p_ema.mul_(d).add_(p, alpha=1 - d)\n",
+        "new_optimizer.load_state_dict(optimizer.state_dict())\n",
+    )
+
+    @classmethod
+    def could_match(cls, source: str, config: Config) -> bool:
+        if _TRIGGER.search(source):
+            return True
+        return bool(_PARAMETERS.search(source) and _PARAM_COPY.search(source))
+
+    def __init__(self, context: FileContext) -> None:
+        super().__init__(context)
+        self._locals: dict[int, dict[str, _Origin]] = {}
+        self._loops: list[dict[str, str]] = []
+
+    # -- what expressions hold -------------------------------------------------
+
+    def _model(self, node: cst.BaseExpression) -> str | None:
+        """A key naming the model ``node`` denotes; ``None`` for non-models."""
+        text = dotted_name(node) or self.context.code_for(node).replace(" ", "")
+        parts = text.split(".")
+        while len(parts) > 1 and parts[-1] in _WRAPPERS:
+            parts.pop()
+        if matches_any(parts[-1], _NOT_MODELS):
+            return None
+        return ".".join(parts)
+
+    def _scope_locals(self) -> dict[str, _Origin]:
+        return self._locals.setdefault(id(self.context.scopes.scopes[-1].node), {})
+
+    def _is_function(self, node: cst.BaseExpression, name: str) -> bool:
+        qualified = self.context.qualified_name(node)
+        return qualified is not None and (
+            qualified == name or (qualified.startswith("torch.") and qualified.endswith("." + name))
+        )
+
+    def _origin(self, node: cst.BaseExpression) -> _Origin | None:
+        """Which model's state dict or parameter vector ``node`` holds, if known."""
+        if isinstance(node, cst.Name):
+            return self._scope_locals().get(node.value)
+        if isinstance(node, cst.DictComp):
+            return self._comprehension_origin(node)
+        if not isinstance(node, cst.Call):
+            return None
+        if (receiver := _method(node, ("state_dict",))) is not None:
+            model = self._model(receiver)
+            return ("state", model) if model is not None else None
+        if (receiver := _method(node, ("copy", *_SAME_VALUES))) is not None:
+            return self._origin(receiver)
+        args = _call_args(node)
+        if not args:
+            return None
+        qualified = self.context.qualified_name(node.func)
+        if qualified in {"copy.deepcopy", "copy.copy", "dict", "collections.OrderedDict"}:
+            return self._origin(args[0])
+        if self._is_function(node.func, "parameters_to_vector"):
+            receiver = _method(args[0], ("parameters",))
+            model = self._model(receiver) if receiver is not None else None
+            return ("vector", model) if model is not None else None
+        return None
+
+    def _comprehension_origin(self, node: cst.DictComp) -> _Origin | None:
+        """``{k: v.clone() for k, v in sd.items()}`` holds what ``sd`` holds."""
+        loop = node.for_in
+        items = _method(loop.iter, ("items",))
+        source = self._origin(items if items is not None else loop.iter)
+        if source is None or source[0] != "state":
+            return None
+        value = _strip_same_values(node.value)
+        if isinstance(value, cst.Subscript):
+            return source if self._origin(value.value) == source else None
+        if isinstance(value, cst.Name) and items is not None:
+            target = loop.target
+            if isinstance(target, cst.Tuple) and len(target.elements) == 2:
+                bound = target.elements[1].value
+                if isinstance(bound, cst.Name) and bound.value == value.value:
+                    return source
+        return None
+
+    # -- local variables -------------------------------------------------------
+
+    def visit_Assign(self, node: cst.Assign) -> None:
+        self._check_parameter_assignment(node)
+        origin = self._origin(node.value)
+        scope = self._scope_locals()
+        for target in node.targets:
+            if isinstance(target.target, cst.Name):
+                if origin is None:
+                    scope.pop(target.target.value, None)
+                else:
+                    scope[target.target.value] = origin
+
+    def visit_AnnAssign(self, node: cst.AnnAssign) -> None:
+        if isinstance(node.target, cst.Name) and node.value is not None:
+            origin = self._origin(node.value)
+            if origin is None:
+                self._scope_locals().pop(node.target.value, None)
+            else:
+                self._scope_locals()[node.target.value] = origin
+
+    # -- parameter-wise loops --------------------------------------------------
+
+    def _parameter_source(self, node: cst.BaseExpression) -> tuple[str, bool] | None:
+        """``(model, named)`` for ``model.parameters()``, possibly inside list()/tuple()."""
+        if isinstance(node, cst.Call) and self.context.qualified_name(node.func) in {
+            "list",
+            "tuple",
+        }:
+            args = _call_args(node)
+            if len(args) == 1:
+                node = args[0]
+        receiver = _method(node, _PARAMETER_ITERATORS)
+        if receiver is None or not isinstance(node, cst.Call):
+            return None
+        model = self._model(receiver)
+        if model is None:
+            return None
+        assert isinstance(node.func, cst.Attribute)
+        return model, node.func.attr.value == "named_parameters"
+
+    def visit_For(self, node: cst.For) -> None:
+        frame: dict[str, str] = {}
+        if (
+            isinstance(node.iter, cst.Call)
+            and self.context.qualified_name(node.iter.func) == "zip"
+            and isinstance(node.target, (cst.Tuple, cst.List))
+        ):
+            sources = [self._parameter_source(arg) for arg in _call_args(node.iter)]
+            models = {source[0] for source in sources if source is not None}
+            if len(models) > 1:
+                for source, element in zip(sources, node.target.elements, strict=False):
+                    name = self._loop_variable(element.value, source)
+                    if name is not None and source is not None:
+                        frame[name] = source[0]
+        self._loops.append(frame)
+
+    @staticmethod
+    def _loop_variable(target: cst.BaseExpression, source: tuple[str, bool] | None) -> str | None:
+        if source is None:
+            return None
+        if source[1] and isinstance(target, (cst.Tuple, cst.List)) and len(target.elements) == 2:
+            target = target.elements[1].value
+        return target.value if isinstance(target, cst.Name) else None
+
+    def leave_For(self, original_node: cst.For) -> None:
+        self._loops.pop()
+
+    def _parameter_of(self, node: cst.BaseExpression) -> str | None:
+        """The model whose parameter ``node`` (a loop variable, maybe ``.data``) is."""
+        node = _strip_same_values(node)
+        if not isinstance(node, cst.Name):
+            return None
+        for frame in reversed(self._loops):
+            if node.value in frame:
+                return frame[node.value]
+        return None
+
+    def _check_parameter_copy(
+        self, node: cst.CSTNode, destination: cst.BaseExpression, source: cst.BaseExpression
+    ) -> None:
+        into = self._parameter_of(destination)
+        origin = self._parameter_of(source)
+        if into is not None and origin is not None and into != origin:
+            self.report(
+                node,
+                f"parameters of `{origin}` copied one by one into `{into}`; "
+                "transfer the basin instead of weights",
+            )
+
+    def _check_parameter_assignment(self, node: cst.Assign) -> None:
+        if not self._loops or len(node.targets) != 1:
+            return
+        target = node.targets[0].target
+        if isinstance(target, cst.Subscript):
+            self._check_parameter_copy(node, target.value, node.value)
+        elif isinstance(target, cst.Attribute) and target.attr.value == "data":
+            self._check_parameter_copy(node, target, node.value)
+
+    # -- calls -----------------------------------------------------------------
+
+    def visit_Call(self, node: cst.Call) -> None:
+        receiver = _method(node, ("load_state_dict",))
+        if receiver is not None:
+            self._check_load(node, receiver)
+        elif self._loops and (destination := _method(node, ("copy_", "set_"))):
+            args = _call_args(node)
+            if args:
+                self._check_parameter_copy(node, destination, args[0])
+        elif self._is_function(node.func, "vector_to_parameters"):
+            self._check_vector(node)
+
+    def _check_load(self, node: cst.Call, receiver: cst.BaseExpression) -> None:
+        args = _call_args(node)
+        state = args[0] if args else _keyword(node, "state_dict")
+        origin = self._origin(state) if state is not None else None
+        into = self._model(receiver)
+        if origin is not None and origin[0] == "state" and into is not None and into != origin[1]:
+            self.report(
+                node,
+                f"weights of `{origin[1]}` copied into `{into}` with load_state_dict; "
+                "transfer the basin instead (extract the basin, pass it as target_basin)",
+            )
+
+    def _check_vector(self, node: cst.Call) -> None:
+        args = _call_args(node)
+        vector = args[0] if args else _keyword(node, "vec")
+        parameters = args[1] if len(args) > 1 else _keyword(node, "parameters")
+        if vector is None or parameters is None:
+            return
+        origin = self._origin(vector)
+        receiver = _method(parameters, ("parameters",))
+        into = self._model(receiver) if receiver is not None else None
+        if origin is not None and origin[0] == "vector" and into is not None and into != origin[1]:
+            self.report(
+                node,
+                f"parameters of `{origin[1]}` copied into `{into}` as a flat vector; "
+                "transfer the basin instead of weights",
+            )

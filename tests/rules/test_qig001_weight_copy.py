@@ -1,0 +1,230 @@
+"""QIG001 weight-copy: realistic flagged and quiet shapes."""
+
+from __future__ import annotations
+
+import textwrap
+
+import pytest
+
+from qig_guard.checker import check_source
+from qig_guard.config import Config
+from qig_guard.rules.qig001_weight_copy import WeightCopy
+
+
+def _lines(source: str) -> list[int]:
+    source = textwrap.dedent(source)
+    result = check_source("train.py", source.encode(), Config(), [WeightCopy])
+    assert all(finding.code == "QIG001" for finding in result.findings), result.findings
+    return [finding.line for finding in result.findings]
+
+
+FLAGGED = {
+    "spec-example": """
+        student_model.load_state_dict(teacher_model.state_dict())  # 2
+    """,
+    "strict-false-keyword-state-dict": """
+        student.load_state_dict(state_dict=teacher.state_dict(), strict=False)  # 2
+    """,
+    "local-variable-later-in-function": """
+        import torch
+
+        def distil(teacher, student, loader):
+            sd = teacher.state_dict()
+            for batch in loader:
+                pass
+            student.load_state_dict(sd)  # 8
+    """,
+    "deepcopy-alias": """
+        from copy import deepcopy as dc
+
+        class Trainer:
+            def warm_start(self):
+                snapshot = dc(self.teacher.state_dict())
+                self.student.load_state_dict(snapshot, strict=False)  # 7
+    """,
+    "dict-comprehension-filtering-keys": """
+        def transfer_encoder(gary_a, gary_b):
+            encoder = {
+                k.replace("module.", ""): v.clone()
+                for k, v in gary_a.state_dict().items()
+                if k.startswith("encoder.")
+            }
+            gary_b.load_state_dict(encoder, strict=False)  # 8
+    """,
+    "comprehension-over-tracked-local": """
+        sd = teacher.state_dict()
+        sd = {k: v for k, v in sd.items() if "head" not in k}
+        student.load_state_dict(sd)  # 4
+    """,
+    "submodule-copy": """
+        self.student.encoder.load_state_dict(self.teacher.encoder.state_dict())  # 2
+    """,
+    "indexed-models": """
+        for i in range(1, len(models)):
+            models[i].load_state_dict(models[0].state_dict())  # 3
+    """,
+    "dict-and-copy-wrappers": """
+        student.load_state_dict(dict(teacher.state_dict()).copy())  # 2
+    """,
+    "zip-parameters-data-copy": """
+        import torch
+
+        with torch.no_grad():
+            for p, q in zip(student.parameters(), teacher.parameters()):
+                p.data.copy_(q.data)  # 6
+    """,
+    "zip-parameters-in-place-copy-reversed": """
+        for p_s, p_t in zip(list(student.parameters()), list(teacher.parameters())):
+            p_t.copy_(p_s.detach())  # 3
+    """,
+    "zip-parameters-data-assignment": """
+        def clone_weights(dst, src):
+            for a, b in zip(dst.parameters(), src.parameters()):
+                a.data = b.data.clone()  # 4
+    """,
+    "zip-named-parameters-slice-assignment": """
+        for (name, p), (_, q) in zip(a.named_parameters(), b.named_parameters()):
+            p.data[:] = q.data  # 3
+    """,
+    "vector-to-parameters-imported-alias": """
+        from torch.nn.utils import parameters_to_vector as p2v, vector_to_parameters as v2p
+
+        v2p(p2v(b.parameters()), a.parameters())  # 4
+    """,
+    "vector-to-parameters-via-local": """
+        import torch
+
+        flat = torch.nn.utils.parameters_to_vector(teacher.parameters()).detach()
+        torch.nn.utils.vector_to_parameters(flat, student.parameters())  # 5
+    """,
+    "self-loads-other": """
+        class Gary(nn.Module):
+            def absorb(self, other):
+                self.load_state_dict(other.state_dict())  # 4
+    """,
+}
+
+QUIET = {
+    "checkpoint-restore": """
+        import torch
+
+        model.load_state_dict(torch.load(path, weights_only=True)["model_state_dict"])
+        model.load_state_dict(checkpoint["state_dict"])
+    """,
+    "checkpoint-via-local": """
+        checkpoint = torch.load(ckpt_path, map_location="cpu")
+        state = checkpoint["model_state_dict"] if "model_state_dict" in checkpoint else checkpoint
+        model.load_state_dict(state, strict=False)
+    """,
+    "own-best-state-restore": """
+        import copy
+
+        def fit(model, epochs):
+            best_state = copy.deepcopy(model.state_dict())
+            for epoch in range(epochs):
+                best_state = {k: v.detach().cpu().clone() for k, v in model.state_dict().items()}
+            model.load_state_dict(best_state)
+    """,
+    "ddp-unwrapped-same-model": """
+        model.module.load_state_dict(model.state_dict())
+    """,
+    "local-rebound-to-checkpoint": """
+        sd = teacher.state_dict()
+        sd = torch.load("gary_b.pt")
+        student.load_state_dict(sd)
+    """,
+    "state-dict-parameter": """
+        def restore(model, state_dict):
+            model.load_state_dict(state_dict)
+    """,
+    "locals-do-not-leak-between-functions": """
+        def snapshot(teacher):
+            sd = teacher.state_dict()
+            return sd
+
+        def restore(student, sd):
+            student.load_state_dict(sd)
+    """,
+    "optimizer-and-scheduler-state": """
+        new_optimizer.load_state_dict(optimizer.state_dict())
+        self.lr_scheduler.load_state_dict(old_scheduler.state_dict())
+        scaler.load_state_dict(trainer.scaler.state_dict())
+    """,
+    "ema-update-mul-add": """
+        import torch
+
+        @torch.no_grad()
+        def update_ema(ema, model, d=0.999):
+            for p_ema, p in zip(ema.parameters(), model.parameters()):
+                p_ema.mul_(d).add_(p, alpha=1 - d)
+    """,
+    "ema-update-copy-of-blend": """
+        for p_ema, p in zip(ema.parameters(), model.parameters()):
+            p_ema.copy_(d * p_ema + (1 - d) * p)
+            p_ema.data = d * p_ema.data + (1 - d) * p.data
+    """,
+    "zip-with-saved-tensors": """
+        backup = [p.detach().clone() for p in model.parameters()]
+        for p, saved in zip(model.parameters(), backup):
+            p.data.copy_(saved)
+    """,
+    "zip-same-model": """
+        for p, q in zip(model.parameters(), model.parameters()):
+            p.copy_(q)
+    """,
+    "copy-outside-loop-uses-other-names": """
+        for p, q in zip(student.parameters(), teacher.parameters()):
+            loss = loss + (p - q).pow(2).sum()
+        buffer.copy_(other)
+    """,
+    "zero-state-dict-comprehension": """
+        zeros = {k: torch.zeros_like(v) for k, v in teacher.state_dict().items()}
+        student.load_state_dict(zeros)
+    """,
+    "vector-restore-own-parameters": """
+        from torch.nn.utils import parameters_to_vector, vector_to_parameters
+
+        old = parameters_to_vector(policy.parameters())
+        vector_to_parameters(old + step * direction, policy.parameters())
+        vector_to_parameters(old, policy.parameters())
+    """,
+    "shadowed-vector-to-parameters": """
+        def vector_to_parameters(vec, params):
+            pass
+
+        vector_to_parameters(parameters_to_vector(b.parameters()), a.parameters())
+    """,
+    "own-state-reload": """
+        model.load_state_dict(model.state_dict())
+    """,
+}
+
+
+@pytest.mark.parametrize("source", FLAGGED.values(), ids=FLAGGED.keys())
+def test_flagged(source: str) -> None:
+    expected = [
+        index
+        for index, line in enumerate(textwrap.dedent(source).splitlines(), start=1)
+        if line.rstrip().endswith(f"# {index}")
+    ]
+    assert expected, "each flagged case marks its expected lines"
+    assert _lines(source) == expected
+
+
+@pytest.mark.parametrize("source", QUIET.values(), ids=QUIET.keys())
+def test_quiet(source: str) -> None:
+    assert _lines(source) == []
+
+
+def test_message_names_both_models() -> None:
+    source = b"student.load_state_dict(teacher.state_dict())\n"
+    (finding,) = check_source("t.py", source, Config(), [WeightCopy]).findings
+    assert "`teacher`" in finding.message and "`student`" in finding.message
+    assert finding.fix is None
+
+
+def test_trigger_skips_files_without_copy_apis() -> None:
+    assert not WeightCopy.could_match("basin = model.basin_matcher.current_basin\n", Config())
+    assert not WeightCopy.could_match("for p in model.parameters():\n    p.grad = None\n", Config())
+    for source in FLAGGED.values():
+        assert WeightCopy.could_match(textwrap.dedent(source), Config())
