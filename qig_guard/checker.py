@@ -6,7 +6,6 @@ never imports or executes the code it checks.
 
 from __future__ import annotations
 
-import re
 import traceback
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING
@@ -20,7 +19,6 @@ if TYPE_CHECKING:
     from qig_guard.rules.base import Rule
 
 FILE_ERROR = "QIG000"
-_PARSER_LOCATION = re.compile(r"(?:parser error: )?error at (\d+):(\d+): ")
 
 
 @dataclass
@@ -34,6 +32,21 @@ class FileResult:
 
 def _file_error(path: str, message: str, line: int = 1, column: int = 1) -> Finding:
     return Finding(path=path, line=line, column=column, code=FILE_ERROR, message=message)
+
+
+def _syntax_error(path: str, source: str, error: Exception) -> Finding:
+    """Describe a parse failure with CPython's message and place when it has one."""
+    import ast
+
+    try:
+        ast.parse(source)
+    except SyntaxError as syntax:
+        message = f"syntax error, not checked: {syntax.msg}"
+        return _file_error(path, message, syntax.lineno or 1, syntax.offset or 1)
+    except (RecursionError, MemoryError, ValueError):
+        pass
+    detail = str(getattr(error, "message", error))
+    return _file_error(path, f"libcst cannot parse this file, not checked: {detail}")
 
 
 def check_source(path: str, data: bytes, config: Config, rules: list[type[Rule]]) -> FileResult:
@@ -62,14 +75,7 @@ def check_text(path: str, source: str, config: Config, rules: list[type[Rule]]) 
     try:
         module = cst.parse_module(source)
     except cst.ParserSyntaxError as error:
-        line, column = error.editor_line, error.editor_column
-        detail = error.message
-        located = _PARSER_LOCATION.match(detail)
-        if located:  # the native parser puts the precise place in the message
-            line, column = int(located.group(1)), int(located.group(2)) + 1
-            detail = detail[located.end() :]
-        message = f"syntax error, not checked: {detail}"
-        result.findings.append(_file_error(path, message, line, column))
+        result.findings.append(_syntax_error(path, source, error))
         return result
     except (RecursionError, MemoryError, ValueError) as error:
         result.findings.append(_file_error(path, f"cannot parse, not checked: {error!r}"))
