@@ -1,0 +1,284 @@
+"""QIG007 sleep-train-mode: training mode and unguarded gradient steps in sleep code."""
+
+from __future__ import annotations
+
+import textwrap
+from dataclasses import replace
+
+import pytest
+
+from qig_guard.checker import check_source
+from qig_guard.config import Config
+from qig_guard.rules.qig007_sleep_train_mode import SleepTrainMode
+
+
+def lines(source: str, config: Config | None = None) -> list[int]:
+    result = check_source(
+        "sleep.py", textwrap.dedent(source).encode(), config or Config(), [SleepTrainMode]
+    )
+    assert not result.internal_error
+    return [finding.line for finding in result.findings if finding.code == "QIG007"]
+
+
+FLAGGED = {
+    "train-then-loop": (
+        """
+        def consolidate_toward_basin(model, target_basin, optimizer, steps=50):
+            model.train()  # line 3
+            for _ in range(steps):
+                loss = fisher_distance(model.basin_matcher.current_basin, target_basin)
+                loss.backward()
+                optimizer.step()
+        """,
+        [3],
+    ),
+    "train-true-inside-loop-after-step": (
+        """
+        class SleepProtocol:
+            def run(self, steps):
+                for step in range(steps):
+                    self.basin_loss().backward()
+                    self.optimizer.step()
+                    self.model.train(True)  # line 7: the next iteration trains
+        """,
+        [7],
+    ),
+    "train-mode-keyword-then-forward": (
+        """
+        def dream(model, basin):
+            model.train(mode=True)  # line 3
+            out = model(basin)
+            return out
+        """,
+        [3],
+    ),
+    "train-then-helper-given-model": (
+        """
+        def sleep_phase(self, model):
+            model.train()  # line 3
+            return self._align(model)
+        """,
+        [3],
+    ),
+    "no-eval-before-steps": (
+        """
+        import torch
+
+        def consolidation_loop(model, target_basin, steps=50):
+            opt = torch.optim.SGD(model.parameters(), lr=1e-4)
+            for _ in range(steps):
+                loss = fisher_distance(model.basin_matcher.current_basin, target_basin)
+                loss.backward()  # line 8
+                opt.step()
+                opt.zero_grad()
+        """,
+        [8],
+    ),
+    "eval-after-the-steps-is-too-late": (
+        """
+        class DreamCycle:
+            def step(self, target_basin):
+                self.optimizer.zero_grad()
+                self.scaler.scale(self.loss(target_basin)).backward()  # line 5
+                self.scaler.step(self.optimizer)
+        """,
+        [5],
+    ),
+    "autograd-backward-alias": (
+        """
+        from torch.autograd import backward as bw
+
+        def consolidate(model, basin):
+            bw(fisher_distance(model.current_basin, basin))  # line 5
+        """,
+        [5],
+    ),
+    "async-method-of-sleep-class": (
+        """
+        class ConsolidationEngine:
+            async def tick(self):
+                self.net.train()  # line 4
+                self.loss().backward()
+        """,
+        [4],
+    ),
+    "closure-inside-sleep-function": (
+        """
+        def sleep(model, optimizer, basin):
+            def closure():
+                optimizer.zero_grad()
+                loss = fisher_distance(model.current_basin, basin)
+                loss.backward()  # line 6
+                return loss
+            optimizer.step(closure)
+        """,
+        [6],
+    ),
+}
+
+
+@pytest.mark.parametrize(("source", "expected"), FLAGGED.values(), ids=FLAGGED.keys())
+def test_flagged(source: str, expected: list[int]) -> None:
+    assert lines(source) == expected
+
+
+NOT_FLAGGED = {
+    "spec-template": """
+        def consolidate_toward_basin(model, target_basin, steps=50, lr=0.0001):
+            model.eval()  # No dropout during sleep
+            current_basin = model.basin_matcher.current_basin
+            for step in range(steps):
+                loss = fisher_distance(model.basin_matcher.current_basin, target_basin)
+                loss.backward()
+                optimizer.step()
+                optimizer.zero_grad()
+            return {"steps": steps}
+        """,
+    "restore-in-finally": """
+        def sleep_cycle(self, basin):
+            was_training = self.model.training
+            self.model.eval()
+            try:
+                for _ in range(10):
+                    self.loss(basin).backward()
+                    self.optimizer.step()
+            finally:
+                self.model.train()
+        """,
+    "restore-as-last-statement": """
+        def consolidate(model, basin, optimizer):
+            model.eval()
+            for _ in range(50):
+                fisher_distance(model.current_basin, basin).backward()
+                optimizer.step()
+            model.train()
+            return model
+        """,
+    "restore-caller-mode": """
+        def dream(model, basin, optimizer):
+            was_training = model.training
+            model.train(False)
+            fisher_distance(model.current_basin, basin).backward()
+            optimizer.step()
+            model.train(was_training)
+            model.train(mode=was_training)
+        """,
+    "restore-on-error": """
+        def consolidate(model, basin, optimizer):
+            model.eval()
+            try:
+                fisher_distance(model.current_basin, basin).backward()
+                optimizer.step()
+            except RuntimeError:
+                model.train()
+                raise
+        """,
+    "train-then-eval-same-model": """
+        def sleep(model, basin, optimizer):
+            model.train()
+            model.eval()
+            fisher_distance(model.current_basin, basin).backward()
+            optimizer.step()
+        """,
+    "ordinary-training-code": """
+        def train_epoch(model, loader, optimizer):
+            model.train()
+            for batch in loader:
+                model(batch).loss.backward()
+                optimizer.step()
+        """,
+    "helper-called-after-eval": """
+        def _consolidation_step(model, basin, optimizer):
+            fisher_distance(model.current_basin, basin).backward()
+            optimizer.step()
+
+        def consolidate(model, basin, optimizer, steps=50):
+            model.eval()
+            for _ in range(steps):
+                _consolidation_step(model, basin, optimizer)
+        """,
+    "method-of-class-that-enters-eval": """
+        class SleepProtocol:
+            def enter(self):
+                self.model.eval()
+
+            def step(self, basin):
+                self.loss(basin).backward()
+                self.optimizer.step()
+        """,
+    "scheduler-and-env-steps-are-not-gradient-steps": """
+        def sleep_schedule(scheduler, env, action):
+            scheduler.step()
+            env.step(action)
+            lr_scheduler.step()
+        """,
+    "trainer-train-with-arguments": """
+        def consolidate_runs(trainer):
+            trainer.train(resume_from_checkpoint=True)
+        """,
+    "time-sleep-is-not-sleep-code": """
+        import time
+
+        def fit(model, optimizer):
+            time.sleep(1)
+            model.train()
+            model(x).backward()
+            optimizer.step()
+        """,
+    "eval-before-nested-closure": """
+        def sleep(model, optimizer, basin):
+            model.eval()
+            def closure():
+                loss = fisher_distance(model.current_basin, basin)
+                loss.backward()
+                return loss
+            optimizer.step(closure)
+        """,
+    "word-matching-not-substring": """
+        def asleepish(model, optimizer):
+            model.train()
+            model(x).backward()
+            optimizer.step()
+        """,
+}
+
+
+@pytest.mark.parametrize("source", NOT_FLAGGED.values(), ids=NOT_FLAGGED.keys())
+def test_not_flagged(source: str) -> None:
+    assert lines(source) == []
+
+
+def test_one_step_finding_per_function() -> None:
+    source = """
+        def consolidate(model, basin, optimizer):
+            for _ in range(3):
+                fisher_distance(model.current_basin, basin).backward()
+                optimizer.step()
+                fisher_distance(model.current_basin, basin).backward()
+        """
+    assert lines(source) == [4]
+
+
+def test_sleep_names_come_from_config() -> None:
+    source = """
+        def rest_phase(model, optimizer):
+            model.train()
+            model(x).backward()
+            optimizer.step()
+        """
+    assert lines(source) == []
+    assert lines(source, replace(Config(), sleep_functions=("rest*",))) == [3]
+
+
+def test_message_names_the_call_and_function() -> None:
+    source = "def dream(m, o):\n    m.train()\n    m(x).backward()\n"
+    result = check_source("d.py", source.encode(), Config(), [SleepTrainMode])
+    (finding,) = result.findings
+    assert "`m.train()`" in finding.message and "`dream`" in finding.message
+    assert finding.fix is None
+
+
+def test_trigger_skips_files_without_sleep_code_or_training_api() -> None:
+    assert not SleepTrainMode.could_match("def train(m):\n    m.train()\n", Config())
+    assert not SleepTrainMode.could_match("def sleep(m):\n    m.eval()\n", Config())
+    assert SleepTrainMode.could_match("def sleep(m):\n    m.train()\n", Config())
