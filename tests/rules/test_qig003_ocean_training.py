@@ -1,0 +1,259 @@
+"""QIG003 ocean-training: realistic flagged and quiet shapes, fixes and the trigger."""
+
+from __future__ import annotations
+
+import textwrap
+
+import pytest
+
+from qig_guard.checker import check_source
+from qig_guard.config import Config
+from qig_guard.fixer import fix_source
+from qig_guard.rules.qig003_ocean_training import OceanTraining
+
+
+def _lines(source: str, config: Config | None = None) -> list[int]:
+    source = textwrap.dedent(source)
+    result = check_source("train.py", source.encode(), config or Config(), [OceanTraining])
+    assert not any(f.code == "QIG000" for f in result.findings), result.findings
+    return [f.line for f in result.findings if f.code == "QIG003"]
+
+
+FLAGGED = {
+    "adam-aliased-import": """
+        from torch.optim import AdamW as Opt
+        ocean_opt = Opt(ocean.parameters(), lr=1e-4)  # here
+    """,
+    "optim-module-alias": """
+        import torch.optim as optim
+        class Constellation:
+            def setup(self):
+                self.opt = optim.SGD(self.ocean.basin_matcher.parameters(), lr=0.1)  # here
+    """,
+    "param-groups": """
+        import torch
+        groups = [
+            {"params": active.parameters(), "lr": 3e-4},
+            {"params": ocean_model.parameters(), "lr": 1e-5},
+        ]
+        optimizer = torch.optim.Adam([  # here
+            {"params": active.parameters()},
+            {"params": ocean_model.parameters(), "lr": 1e-5},
+        ])
+    """,
+    "chained-parameters": """
+        import itertools, torch
+        opt = torch.optim.Adam(  # here
+            itertools.chain(active.parameters(), ocean.parameters()), lr=1e-4
+        )
+    """,
+    "custom-optimizer-class": """
+        from qig.optim import DiagonalFisherOptimizer
+        ocean_optimizer = DiagonalFisherOptimizer(list(ocean.parameters()), lr=1e-3)  # here
+    """,
+    "optimizer-factory": """
+        def build(ocean_kernel):
+            return make_optimizer(ocean_kernel, lr=1e-4)  # here
+    """,
+    "generator-over-parameters": """
+        from torch import optim
+        opt = optim.Adam(p for p in ocean.parameters() if p.ndim > 1)  # here
+    """,
+    "ocean-step-in-loop": """
+        for batch in loader:
+            loss = criterion(active(batch), batch.labels)
+            loss.backward()
+            optimizer.step()
+            ocean_optimizer.step()  # here
+    """,
+    "nested-attribute-step": """
+        class Trainer:
+            def train_step(self):
+                self.ocean.optimizer.step()  # here
+    """,
+    "amp-step": """
+        scaler.step(ocean.optimizer)  # here
+        scaler.update()
+    """,
+    "amp-backward": """
+        scaler.scale(ocean_loss).backward()  # here
+    """,
+    "scaled-loss-backward": """
+        (ocean_loss / accumulation_steps).backward()  # here
+    """,
+    "attribute-loss-backward": """
+        class Loop:
+            def run(self):
+                self.ocean_loss.backward(retain_graph=True)  # here
+    """,
+    "train-mode": """
+        def wake(self):
+            self.ocean.train()  # here
+    """,
+    "train-mode-true": """
+        ocean_model.train(mode=True)  # here
+    """,
+    "requires-grad-default": """
+        ocean.basin_matcher.requires_grad_()  # here
+    """,
+    "requires-grad-named-parameters": """
+        for name, param in ocean.named_parameters():
+            if "basin" in name:
+                param.requires_grad = True  # here
+    """,
+    "requires-grad-call-in-loop": """
+        for p in self.ocean.parameters():
+            p.requires_grad_(True)  # here
+    """,
+    "requires-grad-attribute": """
+        ocean.basin.requires_grad = True  # here
+    """,
+    "load-optimizer-state": """
+        ocean.optimizer.load_state_dict(ckpt["ocean_optimizer"])  # here
+    """,
+    "frozen-class-step-and-backward": """
+        import torch
+        class OceanWatcher(torch.nn.Module):
+            def __init__(self):
+                super().__init__()
+                self.optimizer = torch.optim.Adam(self.parameters())  # here
+            def observe(self, batch):
+                loss = self(batch).mean()
+                loss.backward()  # here
+                self.optimizer.step()  # here
+    """,
+    "frozen-class-amp": """
+        class OceanKernel:
+            def update(self, loss):
+                self.scaler.step(self.optimizer)  # here
+    """,
+    "frozen-class-load-optimizer": """
+        class OceanKernel:
+            def restore(self, ckpt):
+                self.optimizer.load_state_dict(ckpt["opt"])  # here
+    """,
+}
+
+QUIET = {
+    "eval-and-no-grad": """
+        import torch
+        ocean.eval()
+        ocean.requires_grad_(False)
+        with torch.no_grad():
+            ocean_out = ocean(batch)
+            ocean_basin = ocean.basin.detach().clone()
+    """,
+    "freeze-loop": """
+        for p in ocean.parameters():
+            p.requires_grad = False
+            p.requires_grad_(False)
+    """,
+    "save-optimizer-state": """
+        import torch
+        torch.save({"ocean_opt": ocean.optimizer.state_dict()}, path)
+    """,
+    "update-like-names": """
+        ocean.epoch_update()
+        ocean.step_counter += 1
+        ocean.step()
+        ocean_scheduler.step()
+    """,
+    "active-training": """
+        import torch
+        optimizer = torch.optim.AdamW(active.parameters(), lr=3e-4, weight_decay=ocean_decay)
+        optimizer = torch.optim.Adam([{"params": active.parameters(), "lr": ocean_lr}])
+        loss = fisher_distance(active_basin, ocean_basin.detach())
+        loss.backward()
+        optimizer.step()
+        active.train()
+    """,
+    "scheduler-over-ocean-optimizer": """
+        from torch.optim.lr_scheduler import CosineAnnealingLR
+        sched = CosineAnnealingLR(ocean_optimizer, T_max=100)
+    """,
+    "train-false": """
+        ocean.train(False)
+        ocean.train(mode=False)
+    """,
+    "oceanography-is-not-ocean": """
+        import torch
+        opt = torch.optim.Adam(oceanography_model.parameters())
+        oceanography_model.train()
+        oceanography_loss.backward()
+    """,
+    "shadowed-optimizer-class": """
+        def Adam(params):
+            return list(params)
+        groups = Adam(ocean.parameters())
+    """,
+    "ocean-coordinator-trains-active": """
+        import torch
+        class OceanCoordinator:
+            def __init__(self, active):
+                self.active_optimizer = torch.optim.Adam(active.parameters())
+            def update(self, active_loss):
+                active_loss.backward()
+                self.active_optimizer.step()
+                self.scheduler.step()
+    """,
+    "non-frozen-class-plain-loss": """
+        class ObserverGary:
+            def update(self, loss):
+                loss.backward()
+                self.optimizer.step()
+    """,
+    "requires-grad-on-other-model": """
+        for p in active.parameters():
+            p.requires_grad = True
+        obs.requires_grad_(True)
+    """,
+}
+
+
+def _expected(source: str) -> list[int]:
+    lines = textwrap.dedent(source).splitlines()
+    return [number for number, line in enumerate(lines, 1) if line.rstrip().endswith("# here")]
+
+
+@pytest.mark.parametrize("source", FLAGGED.values(), ids=FLAGGED.keys())
+def test_flagged(source: str) -> None:
+    assert _lines(source) == _expected(source)
+
+
+@pytest.mark.parametrize("source", QUIET.values(), ids=QUIET.keys())
+def test_not_flagged(source: str) -> None:
+    assert _lines(source) == []
+
+
+def test_frozen_models_come_from_config() -> None:
+    source = "reference_optimizer.step()\nocean_optimizer.step()\n"
+    assert _lines(source, Config(frozen_models=("reference",))) == [1]
+
+
+def test_trigger_needs_a_frozen_name() -> None:
+    assert not OceanTraining.could_match("optimizer.step()\n", Config())
+    assert OceanTraining.could_match("ocean_optimizer.step()\n", Config())
+
+
+def _fix(source: str, unsafe: bool) -> str:
+    return fix_source("train.py", source, Config(), [OceanTraining], unsafe=unsafe).source
+
+
+def test_train_fix_is_unsafe_and_uses_eval() -> None:
+    source = "self.ocean.train(True)\n"
+    assert _fix(source, unsafe=False) == source
+    assert _fix(source, unsafe=True) == "self.ocean.eval()\n"
+
+
+def test_requires_grad_fixes() -> None:
+    source = "ocean.requires_grad_()\nfor p in ocean.parameters():\n    p.requires_grad = True\n"
+    assert _fix(source, unsafe=True) == (
+        "ocean.requires_grad_(False)\nfor p in ocean.parameters():\n    p.requires_grad = False\n"
+    )
+
+
+def test_optimizer_has_no_fix() -> None:
+    source = "import torch\nopt = torch.optim.Adam(ocean.parameters())\nocean_opt.step()\n"
+    result = check_source("train.py", source.encode(), Config(), [OceanTraining])
+    assert len(result.findings) == 2
+    assert all(finding.fix is None for finding in result.findings)
