@@ -1,0 +1,573 @@
+"""Which expressions hold a basin: by name, and by flow within the enclosing function.
+
+A *basin* is the identity vector itself: a name matching ``basin-names``
+(``target_basin``, ``self.basin``, ``ckpt["basin"]``) that does not name
+something about a basin (``basin_path``, ``basin_dim``, ``basin_loss``) and is
+not a table of many basins (``basin-tables``: ``observer_basins``). Indexing
+or iterating a table gives a basin. Value-keeping calls (``.detach()``,
+``.cpu().numpy().tolist()``, ``torch.tensor(...)``, ``basin / basin.norm()``)
+keep a basin a basin; a local name is a basin when every value assigned to
+it in the function is one.
+"""
+
+from __future__ import annotations
+
+import enum
+from collections import defaultdict
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass, field
+
+import libcst as cst
+
+from qig_guard.names import matches_any, words
+from qig_guard.resolve import dotted_name
+from qig_guard.rules.base import FileContext
+
+
+class Kind(enum.Enum):
+    """What an expression holds, as far as the basin rules care."""
+
+    BASIN = "basin"
+    TABLE = "table"
+
+
+# Words that make a basin-ish identifier name something about a basin, not the vector.
+NOT_A_VECTOR = frozenset(
+    {
+        "path",
+        "file",
+        "filename",
+        "fname",
+        "dir",
+        "url",
+        "name",
+        "names",
+        "id",
+        "ids",
+        "idx",
+        "index",
+        "indices",
+        "key",
+        "keys",
+        "dim",
+        "dims",
+        "size",
+        "shape",
+        "len",
+        "length",
+        "count",
+        "num",
+        "n",
+        "distance",
+        "distances",
+        "dist",
+        "dists",
+        "loss",
+        "losses",
+        "error",
+        "score",
+        "scores",
+        "similarity",
+        "sim",
+        "weight",
+        "weights",
+        "lr",
+        "step",
+        "steps",
+        "config",
+        "cfg",
+        "json",
+        "str",
+        "text",
+        "msg",
+        "log",
+        "label",
+        "labels",
+        "vocab",
+        "vocabulary",
+        "token",
+        "tokens",
+        "hash",
+        "checksum",
+        "version",
+        "type",
+        "dtype",
+        "device",
+        "mask",
+        "stats",
+        "info",
+        "metrics",
+        "meta",
+        "metadata",
+        "data",
+        "norm",
+        "radius",
+        "threshold",
+        "tol",
+        "eps",
+        "fn",
+        "func",
+        "module",
+        "layer",
+        "proj",
+        "optimizer",
+        "optim",
+        "scheduler",
+        "dataset",
+        "loader",
+        "plot",
+        "fig",
+        "ax",
+        "save",
+        "load",
+        "set",
+        "update",
+        "sync",
+        "validate",
+        "check",
+        "compare",
+        "print",
+        "writer",
+        "reader",
+    }
+)
+_KEEP_METHODS = frozenset(
+    {
+        "detach",
+        "clone",
+        "cpu",
+        "cuda",
+        "to",
+        "numpy",
+        "tolist",
+        "float",
+        "double",
+        "half",
+        "squeeze",
+        "unsqueeze",
+        "view",
+        "reshape",
+        "flatten",
+        "ravel",
+        "contiguous",
+        "copy",
+        "astype",
+        "tobytes",
+        "requires_grad_",
+        "detach_",
+        "type_as",
+    }
+)
+_KEEP_ATTRS = frozenset({"data", "T", "mT", "real"})
+_WRAPPERS = frozenset(
+    {
+        "torch.tensor",
+        "torch.as_tensor",
+        "torch.from_numpy",
+        "torch.Tensor",
+        "torch.FloatTensor",
+        "torch.clone",
+        "torch.nn.functional.normalize",
+        "numpy.array",
+        "numpy.asarray",
+        "numpy.asanyarray",
+        "list",
+        "tuple",
+    }
+)
+_STACKS = frozenset({"torch.stack", "torch.vstack", "numpy.stack", "numpy.vstack", "numpy.array"})
+_DISTANCE_WORDS = frozenset({"distance", "dist", "proximity", "similarity"})
+
+
+class _Opaque:
+    """A binding whose value the flow does not follow (parameter, import, ``with``...)."""
+
+
+OPAQUE = _Opaque()
+PARAM_BASIN = _Opaque()  # a parameter of ``basin_distance(a, b)``-like functions
+
+
+@dataclass(frozen=True)
+class Element:
+    """The loop variable of ``for x in iterable`` (or a comprehension)."""
+
+    iterable: cst.BaseExpression
+
+
+Value = cst.BaseExpression | _Opaque | Element
+FlowTest = Callable[[Value], bool]
+
+
+@dataclass
+class Flow:
+    """The values bound to each local name of one function (or the module)."""
+
+    values: defaultdict[str, list[Value]] = field(default_factory=lambda: defaultdict(list))
+    mutated: set[str] = field(default_factory=set)
+
+
+class _FlowCollector(cst.CSTVisitor):
+    def __init__(self) -> None:
+        self.flow = Flow()
+
+    def visit_FunctionDef(self, node: cst.FunctionDef) -> bool:
+        self.flow.values[node.name.value].append(OPAQUE)
+        return False
+
+    def visit_ClassDef(self, node: cst.ClassDef) -> bool:
+        self.flow.values[node.name.value].append(OPAQUE)
+        return False
+
+    def visit_Lambda(self, node: cst.Lambda) -> bool:
+        return False
+
+    def _bind(self, target: cst.BaseExpression, value: Value) -> None:
+        if isinstance(target, cst.Name):
+            self.flow.values[target.value].append(value)
+        elif isinstance(target, (cst.Tuple, cst.List)):
+            elements = [e.value for e in target.elements]
+            values = _unpack(value, len(elements))
+            for element, item in zip(elements, values, strict=True):
+                self._bind(element, item)
+        elif isinstance(target, cst.StarredElement):
+            self._bind(target.value, OPAQUE)
+        elif isinstance(target, cst.Subscript) and isinstance(target.value, cst.Name):
+            self.flow.mutated.add(target.value.value)
+
+    def visit_Assign(self, node: cst.Assign) -> None:
+        for target in node.targets:
+            self._bind(target.target, node.value)
+
+    def visit_AnnAssign(self, node: cst.AnnAssign) -> None:
+        if node.value is not None:
+            self._bind(node.target, node.value)
+
+    def visit_AugAssign(self, node: cst.AugAssign) -> None:
+        self._bind(node.target, OPAQUE)
+
+    def visit_NamedExpr(self, node: cst.NamedExpr) -> None:
+        self._bind(node.target, node.value)
+
+    def visit_For(self, node: cst.For) -> None:
+        self._bind(node.target, Element(node.iter))
+
+    def visit_CompFor(self, node: cst.CompFor) -> None:
+        self._bind(node.target, Element(node.iter))
+
+    def visit_WithItem(self, node: cst.WithItem) -> None:
+        if node.asname is not None:
+            self._bind(node.asname.name, OPAQUE)
+
+    def visit_ExceptHandler(self, node: cst.ExceptHandler) -> None:
+        if node.name is not None:
+            self._bind(node.name.name, OPAQUE)
+
+    def visit_ImportAlias(self, node: cst.ImportAlias) -> None:
+        bound = node.asname.name if node.asname is not None else node.name
+        name = dotted_name(bound)
+        if name is not None:
+            self.flow.values[name.split(".")[0]].append(OPAQUE)
+
+    def visit_Call(self, node: cst.Call) -> None:
+        func = node.func
+        if (
+            isinstance(func, cst.Attribute)
+            and isinstance(func.value, cst.Name)
+            and func.attr.value in {"update", "setdefault", "pop", "__setitem__", "clear"}
+        ):
+            self.flow.mutated.add(func.value.value)
+
+
+def _unpack(value: Value, count: int) -> list[Value]:
+    """The items of ``a, b = x, y``; ``enumerate``/``zip``/``.items()`` loops; else opaque."""
+    if (
+        isinstance(value, (cst.Tuple, cst.List))
+        and len(value.elements) == count
+        and not any(isinstance(e, cst.StarredElement) for e in value.elements)
+    ):
+        return [e.value for e in value.elements]
+    if isinstance(value, Element) and isinstance(value.iterable, cst.Call):
+        call = value.iterable
+        func = call.func
+        args = [a.value for a in call.args if a.keyword is None and not a.star]
+        if isinstance(func, cst.Name) and func.value == "enumerate" and count == 2 and args:
+            return [OPAQUE, Element(args[0])]
+        if isinstance(func, cst.Name) and func.value == "zip" and len(args) == count:
+            return [Element(arg) for arg in args]
+        if isinstance(func, cst.Attribute) and func.attr.value == "items" and count == 2:
+            return [OPAQUE, Element(func.value)]
+    return [OPAQUE] * count
+
+
+def _params(function: cst.FunctionDef) -> list[cst.Param]:
+    p = function.params
+    return [*p.posonly_params, *p.params, *p.kwonly_params] + [
+        s for s in (p.star_arg, p.star_kwarg) if isinstance(s, cst.Param)
+    ]
+
+
+def call_args(call: cst.Call) -> tuple[list[cst.BaseExpression], dict[str, cst.BaseExpression]]:
+    """Plain positional arguments (up to the first starred one) and keyword arguments."""
+    positional: list[cst.BaseExpression] = []
+    keywords: dict[str, cst.BaseExpression] = {}
+    starred = False
+    for arg in call.args:
+        if arg.keyword is not None:
+            keywords[arg.keyword.value] = arg.value
+        elif arg.star:
+            starred = True
+        elif not starred:
+            positional.append(arg.value)
+    return positional, keywords
+
+
+def argument(call: cst.Call, index: int, *keywords: str) -> cst.BaseExpression | None:
+    """The argument at ``index`` or passed by one of ``keywords``."""
+    positional, named = call_args(call)
+    if index < len(positional):
+        return positional[index]
+    return next((named[k] for k in keywords if k in named), None)
+
+
+def string_value(node: cst.BaseExpression) -> str | None:
+    """The value of a plain (non-f, non-concatenated) string literal."""
+    if isinstance(node, cst.SimpleString):
+        value = node.evaluated_value
+        return value if isinstance(value, str) else None
+    return None
+
+
+def dict_entries(
+    node: cst.BaseExpression,
+) -> list[tuple[str | None, cst.BaseExpression | None]] | None:
+    """``(key, value)`` pairs of a dict display or ``dict(k=v)`` call; key ``None``
+    for a non-string key, value ``None`` for a ``**spread``; ``None`` if not a dict."""
+    if isinstance(node, cst.Dict):
+        entries: list[tuple[str | None, cst.BaseExpression | None]] = []
+        for element in node.elements:
+            if isinstance(element, cst.DictElement):
+                entries.append((string_value(element.key), element.value))
+            else:
+                entries.append((None, None))
+        return entries
+    if isinstance(node, cst.Call) and isinstance(node.func, cst.Name) and node.func.value == "dict":
+        if any(a.keyword is None and a.star != "**" for a in node.args):
+            return None
+        return [
+            (a.keyword.value if a.keyword else None, None if a.star else a.value) for a in node.args
+        ]
+    return None
+
+
+class BasinValues:
+    """Answers "is this a basin?" for one rule while it visits one file."""
+
+    def __init__(self, context: FileContext) -> None:
+        self.context = context
+        self.config = context.config
+        self._flows: dict[int, Flow] = {}
+        self._active: set[tuple[int, str]] = set()
+
+    # -- names -------------------------------------------------------------
+    def kind_of_name(self, identifier: str) -> Kind | None:
+        """The kind an identifier's name alone says (``None``: not a basin by name)."""
+        if NOT_A_VECTOR.intersection(words(identifier)):
+            return None
+        if matches_any(identifier, self.config.basin_owners):
+            return None
+        if matches_any(identifier, self.config.basin_tables):
+            return Kind.TABLE
+        if matches_any(identifier, self.config.basin_names):
+            return Kind.BASIN
+        return None
+
+    def key_kind(self, key: str) -> Kind | None:
+        """The kind a mapping key says: ``"basin_matcher.target_basin"`` is a basin."""
+        last = key.rsplit(".", 1)[-1]
+        return self.kind_of_name(last) if last.isidentifier() else None
+
+    # -- flow --------------------------------------------------------------
+    def flow(self) -> tuple[cst.CSTNode, Flow]:
+        """The innermost function's flow (the module's outside functions)."""
+        functions = self.context.scopes.functions
+        scope: cst.CSTNode = functions[-1] if functions else self.context.module
+        return scope, self._flow_for(scope)
+
+    def _flow_for(self, scope: cst.CSTNode) -> Flow:
+        flow = self._flows.get(id(scope))
+        if flow is None:
+            collector = _FlowCollector()
+            if isinstance(scope, cst.FunctionDef):
+                scope.body.visit(collector)
+                basin_params = self._compares_basins(scope.name.value)
+                positional = 0
+                for param in _params(scope):
+                    name = param.name.value
+                    is_basin = (
+                        basin_params
+                        and name not in {"self", "cls"}
+                        and param.default is None
+                        and positional < 2
+                    )
+                    if basin_params and name not in {"self", "cls"}:
+                        positional += 1
+                    collector.flow.values[name].append(PARAM_BASIN if is_basin else OPAQUE)
+            else:
+                for statement in self.context.module.body:
+                    statement.visit(collector)
+            flow = self._flows[id(scope)] = collector.flow
+        return flow
+
+    def _compares_basins(self, function_name: str) -> bool:
+        """``basin_distance(a, b)``: a function comparing two basins by its name."""
+        return matches_any(function_name, self.config.basin_names) and bool(
+            _DISTANCE_WORDS.intersection(words(function_name))
+        )
+
+    def bound_values(self, name: str) -> list[Value] | None:
+        """Every value bound to local ``name`` (module-level if not local), or ``None``."""
+        scope, flow = self.flow()
+        values = flow.values.get(name)
+        if values is None and isinstance(scope, cst.FunctionDef):
+            values = self._flow_for(self.context.module).values.get(name)
+        return values or None
+
+    def is_mutated(self, name: str) -> bool:
+        return name in self.flow()[1].mutated
+
+    def follow(self, name: str, test: FlowTest) -> bool:
+        """True when every value bound to ``name`` passes ``test`` (cycles fail)."""
+        values = self.bound_values(name)
+        key = (id(self.flow()[0]), name)
+        if values is None or key in self._active:
+            return False
+        self._active.add(key)
+        try:
+            return all(not isinstance(v, _Opaque) or v is PARAM_BASIN for v in values) and all(
+                test(v) for v in values
+            )
+        finally:
+            self._active.discard(key)
+
+    def bound_kinds(self, name: str) -> set[Kind | None] | None:
+        """The kinds of every value bound to ``name`` (``None`` if unbound or cyclic)."""
+        values = self.bound_values(name)
+        key = (id(self.flow()[0]), name)
+        if values is None or key in self._active:
+            return None
+        self._active.add(key)
+        try:
+            return {self.kind(v) for v in values}
+        finally:
+            self._active.discard(key)
+
+    def single_value(self, name: str) -> cst.BaseExpression | None:
+        """The one expression assigned to ``name``, if it is assigned exactly once."""
+        values = self.bound_values(name)
+        if values and len(values) == 1 and isinstance(values[0], cst.BaseExpression):
+            return values[0]
+        return None
+
+    # -- kinds -------------------------------------------------------------
+    def kind(self, node: Value) -> Kind | None:
+        """What ``node`` holds: a basin, a table of basins, or neither (``None``)."""
+        if node is PARAM_BASIN:
+            return Kind.BASIN
+        if isinstance(node, _Opaque):
+            return None
+        if isinstance(node, Element):
+            return Kind.BASIN if self.kind(node.iterable) is Kind.TABLE else None
+        if isinstance(node, cst.Name):
+            by_name = self.kind_of_name(node.value)
+            if by_name is not None:
+                return by_name
+            kinds = self.bound_kinds(node.value)
+            return kinds.pop() if kinds is not None and len(kinds) == 1 else None
+        if isinstance(node, cst.Attribute):
+            if node.attr.value in _KEEP_ATTRS:
+                return self.kind(node.value)
+            return self.kind_of_name(node.attr.value)
+        if isinstance(node, cst.Subscript):
+            return self._subscript_kind(node)
+        if isinstance(node, cst.Call):
+            return self._call_kind(node)
+        if isinstance(node, cst.BinaryOperation):
+            return self._binary_kind(node)
+        if isinstance(node, cst.UnaryOperation):
+            return self.kind(node.expression)
+        if isinstance(node, cst.IfExp):
+            body = self.kind(node.body)
+            return body if body is self.kind(node.orelse) else None
+        return None
+
+    def is_basin(self, node: Value) -> bool:
+        return self.kind(node) is Kind.BASIN
+
+    def is_basin_or_table(self, node: Value) -> bool:
+        return self.kind(node) is not None
+
+    def _subscript_kind(self, node: cst.Subscript) -> Kind | None:
+        if len(node.slice) != 1:
+            return None
+        index = node.slice[0].slice
+        if not isinstance(index, cst.Index):
+            return self.kind(node.value)
+        key = string_value(index.value)
+        if key is not None:
+            return self.key_kind(key)
+        return Kind.BASIN if self.kind(node.value) is Kind.TABLE else None
+
+    def _call_kind(self, node: cst.Call) -> Kind | None:
+        func = node.func
+        positional, _ = call_args(node)
+        if isinstance(func, cst.Attribute):
+            if func.attr.value in _KEEP_METHODS:
+                return self.kind(func.value)
+            if func.attr.value == "values" and self.kind(func.value) is Kind.TABLE:
+                return Kind.TABLE
+        qualified = self.context.qualified_name(func)
+        if qualified in _STACKS and positional:
+            first = positional[0]
+            if isinstance(first, (cst.List, cst.Tuple)) and first.elements:
+                if all(self.is_basin(e.value) for e in first.elements):
+                    return Kind.TABLE
+            elif self.kind(first) is Kind.TABLE:
+                return Kind.TABLE
+        if qualified in _WRAPPERS:
+            return self.kind(positional[0]) if positional else None
+        name = dotted_name(func)
+        return self.kind_of_name(name.rsplit(".", 1)[-1]) if name else None
+
+    def _binary_kind(self, node: cst.BinaryOperation) -> Kind | None:
+        if not isinstance(node.operator, (cst.Add, cst.Subtract, cst.Multiply, cst.Divide)):
+            return None
+        left, right = self.kind(node.left), self.kind(node.right)
+        if isinstance(node.operator, cst.Subtract) and left is Kind.BASIN and right is Kind.BASIN:
+            return None  # a difference of two basins is a displacement, not a basin
+        if Kind.TABLE in (left, right):
+            return Kind.TABLE
+        return Kind.BASIN if Kind.BASIN in (left, right) else None
+
+    # -- dicts -------------------------------------------------------------
+    def dict_of(
+        self, node: cst.BaseExpression
+    ) -> tuple[list[tuple[str | None, cst.BaseExpression | None]], bool] | None:
+        """A dict display (or a local name bound once to one) and whether it is
+        mutated afterwards (``d["k"] = v``, ``d.update(...)``)."""
+        entries = dict_entries(node)
+        if entries is not None:
+            return entries, False
+        if isinstance(node, cst.Name):
+            value = self.single_value(node.value)
+            entries = dict_entries(value) if value is not None else None
+            if entries is not None:
+                return entries, self.is_mutated(node.value)
+        return None
+
+    def holds_basin(self, entries: Sequence[tuple[str | None, cst.BaseExpression | None]]) -> bool:
+        """A dict whose ``"basin"`` key or one of whose values is a basin."""
+        return any(
+            (key is not None and self.key_kind(key) is Kind.BASIN)
+            or (value is not None and self.is_basin(value))
+            for key, value in entries
+        )

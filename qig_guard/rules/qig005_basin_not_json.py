@@ -1,0 +1,230 @@
+"""QIG005: a basin written in a binary or pickle format instead of JSON."""
+
+from __future__ import annotations
+
+import re
+from functools import lru_cache
+
+import libcst as cst
+
+from qig_guard.config import Config
+from qig_guard.names import text_pattern, words
+from qig_guard.rules._basin_values import BasinValues, Kind, argument, call_args
+from qig_guard.rules.base import FileContext, Invalid, Rule, compile_trigger
+
+# Writer -> (index of the payload argument, its keyword names).
+_SINGLE_PAYLOAD = {
+    "torch.save": (0, ("obj",)),
+    "pickle.dump": (0, ("obj",)),
+    "pickle.dumps": (0, ("obj",)),
+    "dill.dump": (0, ("obj",)),
+    "dill.dumps": (0, ("obj",)),
+    "cloudpickle.dump": (0, ("obj",)),
+    "cloudpickle.dumps": (0, ("obj",)),
+    "joblib.dump": (0, ("value",)),
+    "numpy.save": (1, ("arr",)),
+    "zlib.compress": (0, ("data",)),
+    "bz2.compress": (0, ("data",)),
+    "lzma.compress": (0, ("data",)),
+    "gzip.compress": (0, ("data",)),
+}
+_ARCHIVES = frozenset({"numpy.savez", "numpy.savez_compressed"})
+_PACKERS = frozenset({"struct.pack", "struct.pack_into"})
+_FIXABLE = frozenset({"torch.save", "numpy.save"})
+_SAVE_BASIN = frozenset({"qig_guard.basin.save_basin", "qig_guard.runtime.save_basin"})
+# Keys whose non-literal value is model or training state: the dict is a checkpoint.
+_STATE_WORDS = frozenset(
+    {"state", "optimizer", "optim", "scheduler", "model", "weights", "params", "parameters"}
+)
+_METADATA_WORDS = frozenset({"source", "name", "id", "path", "tag", "version", "type"})
+
+
+@lru_cache(maxsize=32)
+def _trigger(names: tuple[str, ...]) -> tuple[re.Pattern[str], re.Pattern[str]]:
+    writers = compile_trigger(
+        r"\b(?:save|savez|savez_compressed|dumps?|pack|pack_into|compress|tofile|tobytes)\b"
+    )
+    return writers, compile_trigger(text_pattern(names))
+
+
+class BasinNotJson(Rule):
+    """
+    ## What it does
+    Flags a basin (the identity vector itself) written in a binary or pickle
+    format: `torch.save(basin, ...)`, `pickle.dump`, `joblib.dump`, `np.save`,
+    `np.savez`/`np.savez_compressed` (positionally or by keyword),
+    `struct.pack(fmt, *basin)`, `zlib.compress(basin.tobytes())`,
+    `basin.tofile(...)`, or a `torch.save`/`pickle.dump` of a dict that holds a
+    basin and its metadata but no model state.
+
+    A basin is recognised by name (`basin-names`, e.g. `target_basin`,
+    `self.basin`, `ckpt["basin"]`), by indexing or iterating a table of basins
+    (`basin-tables`), and by flow within the function (`vec =
+    basin.detach().cpu()`). Not flagged: a full training checkpoint (state
+    dicts, optimizer) that carries a basin next to the weights, JSON writers,
+    tables of many basins and things about a basin (`basin_path`,
+    `basin_dim`, `basin_vocab`).
+
+    ## Why is this bad
+    The spec moves identity as a 2-4 KB human-readable JSON file with its
+    provenance. A pickled tensor is opaque, ties the file to the torch/numpy
+    versions that wrote it, runs code when loaded, and drops the metadata
+    that makes a basin reviewable.
+
+    ## Example
+    ```python
+    basin = model.basin_matcher.target_basin.detach().cpu()
+    torch.save(basin, "gary_a_basin.pt")
+    ```
+
+    ## Use instead
+    ```python
+    from qig_guard.basin import save_basin
+
+    save_basin("gary_a_basin.json", basin, source_model="Gary-A")
+    ```
+
+    ## Fix safety
+    When the file already imports `save_basin` from `qig_guard.basin`,
+    `torch.save(basin, path)` and `np.save(path, basin)` are rewritten to
+    `save_basin(path, basin)`. The fix is unsafe: the file's format changes
+    (readers of the old `.pt`/`.npy` path break) and `save_basin` may ask for
+    provenance the call does not pass.
+    """
+
+    code = "QIG005"
+    name = "basin-not-json"
+    summary = "basin written with pickle/torch.save/np.save or another binary format"
+    INVALID = (
+        Invalid("import torch\ntorch.save(target_basin, 'basin.pt')\n"),
+        Invalid(
+            "import pickle\n\n\ndef export(model, f):\n"
+            "    vec = model.basin_matcher.current_basin.detach().cpu()\n"
+            "    pickle.dump(vec, f)\n"
+        ),
+        Invalid("import numpy as np\nnp.savez_compressed(out, basin=basin.numpy(), step=step)\n"),
+        Invalid("import torch\ntorch.save({'basin': basin, 'source_model': 'Gary-A'}, path)\n"),
+        Invalid("import struct\npayload = struct.pack('64f', *ocean_basin.tolist())\n"),
+        Invalid(
+            "import torch\nfrom qig_guard.basin import save_basin\ntorch.save(basin, 'basin.pt')\n",
+            fixed="import torch\nfrom qig_guard.basin import save_basin\n"
+            "save_basin('basin.pt', basin)\n",
+            unsafe=True,
+        ),
+    )
+    VALID = (
+        "import torch\ntorch.save({'model_state_dict': model.state_dict(),"
+        " 'optimizer': opt.state_dict(), 'basin': basin}, path)\n",
+        "import json\njson.dump({'basin': basin.tolist()}, f)\n",
+        "import torch\ntorch.save(observer_basins, 'bank.pt')\n",
+        "import numpy as np\nnp.save('vocab.npy', basin_vocab)\n",
+        "import torch\ntorch.save(model.state_dict(), 'weights.pt')\n",
+    )
+
+    def __init__(self, context: FileContext) -> None:
+        super().__init__(context)
+        self.values = BasinValues(context)
+
+    @classmethod
+    def could_match(cls, source: str, config: Config) -> bool:
+        writers, basin = _trigger((*config.basin_names, *config.basin_tables))
+        return writers.search(source) is not None and basin.search(source) is not None
+
+    def visit_Call(self, node: cst.Call) -> None:
+        func = node.func
+        if isinstance(func, cst.Attribute) and func.attr.value == "tofile":
+            if self.values.is_basin(func.value):
+                self._flag(node, "`.tofile()`")
+            return
+        if isinstance(func, cst.Attribute) and func.attr.value in {"write", "write_bytes"}:
+            data = argument(node, 0, "data")
+            if self._is_basin_bytes(data):
+                self._flag(node, f"`.{func.attr.value}()` of its raw bytes")
+            return
+        qualified = self.context.qualified_name(func)
+        if qualified is None:
+            return
+        writer = f"`{qualified}`"
+        if qualified in _SINGLE_PAYLOAD:
+            index, keywords = _SINGLE_PAYLOAD[qualified]
+            payload = argument(node, index, *keywords)
+            if payload is None:
+                return
+            if self.values.is_basin(payload):
+                self._flag(node, writer, self._fix(node, qualified, payload))
+            elif self._is_basin_record(payload):
+                self._flag(node, f"{writer} of a basin record with no model state")
+        elif qualified in _ARCHIVES:
+            positional, keywords_ = call_args(node)
+            starred = [a.value for a in node.args if a.star == "*"]
+            named = [
+                v
+                for k, v in keywords_.items()
+                if k != "file"
+                and (
+                    self.values.is_basin(v)
+                    or (
+                        self.values.kind_of_name(k) is Kind.BASIN
+                        and self.values.kind(v) is not Kind.TABLE
+                    )
+                )
+            ]
+            if named or any(self.values.is_basin(v) for v in (*positional[1:], *starred)):
+                self._flag(node, writer)
+        elif qualified in _PACKERS and any(
+            a.star == "*" and self.values.is_basin(a.value) for a in node.args
+        ):
+            self._flag(node, writer)
+
+    def _is_basin_bytes(self, data: cst.BaseExpression | None) -> bool:
+        return (
+            isinstance(data, cst.Call)
+            and isinstance(data.func, cst.Attribute)
+            and data.func.attr.value == "tobytes"
+            and self.values.is_basin(data.func.value)
+        )
+
+    def _is_basin_record(self, payload: cst.BaseExpression) -> bool:
+        """A dict holding a basin and metadata only (no ``**`` spread, no model state)."""
+        found = self.values.dict_of(payload)
+        if found is None or found[1]:
+            return False
+        entries = found[0]
+        if any(value is None for _, value in entries):
+            return False
+        for key, value in entries:
+            if isinstance(value, cst.Call) and _calls_state_dict(value):
+                return False
+            key_words = set(words(key or ""))
+            if (
+                key_words & _STATE_WORDS
+                and not key_words & _METADATA_WORDS
+                and not isinstance(value, (cst.BaseString, cst.BaseNumber))
+            ):
+                return False
+        return self.values.holds_basin(entries)
+
+    def _fix(self, node: cst.Call, qualified: str, payload: cst.BaseExpression) -> cst.Call | None:
+        """``save_basin(path, basin)`` when ``save_basin`` is imported and the call is plain."""
+        if qualified not in _FIXABLE or self.context.scopes.lookup("save_basin") not in _SAVE_BASIN:
+            return None
+        positional, keywords = call_args(node)
+        if len(positional) != 2 or keywords or len(node.args) != 2:
+            return None
+        path = positional[1] if qualified == "torch.save" else positional[0]
+        return cst.Call(func=cst.Name("save_basin"), args=[cst.Arg(path), cst.Arg(payload)])
+
+    def _flag(self, node: cst.Call, writer: str, replacement: cst.Call | None = None) -> None:
+        self.report(
+            node,
+            f"basin written with {writer} (binary/pickle); save it as JSON with provenance "
+            "via `save_basin(path, basin, ...)`",
+            replacement=replacement,
+            fix_description="Write the basin with `save_basin(path, basin)` (JSON)",
+            safe=False,
+        )
+
+
+def _calls_state_dict(call: cst.Call) -> bool:
+    func = call.func
+    return isinstance(func, cst.Attribute) and func.attr.value == "state_dict"
