@@ -1,0 +1,139 @@
+"""Whole runs: the filtered, cached and parallel runs report what a plain run reports."""
+
+from __future__ import annotations
+
+import json
+import shutil
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+from qig_guard.config import Config
+from qig_guard.findings import Finding
+from qig_guard.rules import all_codes, load_rule
+from qig_guard.rules.base import Rule
+from qig_guard.runner import run
+
+ROOT = Path(__file__).resolve().parent.parent
+
+
+def _corpus(directory: Path) -> Path:
+    """Every rule's examples as files, plus the shipped violations example."""
+    for code in all_codes():
+        rule = load_rule(code)
+        for index, example in enumerate(rule.INVALID):
+            (directory / f"{code.lower()}_invalid_{index}.py").write_text(example.code)
+        for index, source in enumerate(rule.VALID):
+            (directory / f"{code.lower()}_valid_{index}.py").write_text(source)
+    shutil.copytree(ROOT / "examples", directory / "examples")
+    return directory
+
+
+def _keys(findings: list[Finding]) -> list[tuple[object, ...]]:
+    return [(*f.sort_key, f.end_line, f.end_column, f.fix) for f in findings]
+
+
+@pytest.fixture
+def corpus(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
+    monkeypatch.chdir(tmp_path)
+    (tmp_path / "corpus").mkdir()
+    return _corpus(tmp_path / "corpus")
+
+
+def test_cached_parallel_and_unfiltered_runs_agree(
+    corpus: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    config = Config()
+    plain = run([corpus], config, jobs=1, use_cache=False)
+    assert plain.findings, "the corpus must produce findings"
+    cold = run([corpus], config, jobs=2, use_cache=True)
+    warm = run([corpus], config, jobs=2, use_cache=True)
+    assert warm.stats.cached_files == warm.stats.files > 0
+    assert warm.stats.parsed_files == 0
+    monkeypatch.setattr(Rule, "could_match", classmethod(lambda cls, source, config: True))
+    for code in all_codes():
+        monkeypatch.delattr(load_rule(code), "could_match", raising=False)
+    unfiltered = run([corpus], config, jobs=1, use_cache=False)
+    expected = _keys(plain.findings)
+    assert _keys(cold.findings) == expected
+    assert _keys(warm.findings) == expected
+    # Without triggers every file is parsed, so syntax errors (QIG000) in files
+    # that no rule looks at appear only there; every rule finding must agree.
+    assert _keys([f for f in unfiltered.findings if f.code != "QIG000"]) == _keys(
+        [f for f in plain.findings if f.code != "QIG000"]
+    )
+
+
+def test_cache_misses_when_content_or_config_changes(corpus: Path) -> None:
+    target = corpus / "edited.py"
+    target.write_text("x = 1\n")
+    run([corpus], Config(), jobs=1)
+    target.write_text("student.load_state_dict(teacher.state_dict())\n")
+    again = run([corpus], Config(), jobs=1)
+    assert again.stats.files - again.stats.cached_files == 1
+    assert any(f.path.endswith("edited.py") for f in again.findings)
+    other = run([corpus], Config(frozen_models=("teacher",)), jobs=1)
+    assert other.stats.cached_files == 0
+
+
+def test_excludes_per_file_ignores_and_skipped_directories(corpus: Path) -> None:
+    (corpus / ".venv" / "lib").mkdir(parents=True)
+    (corpus / ".venv" / "lib" / "copy.py").write_text("a.load_state_dict(b.state_dict())\n")
+    (corpus / "generated").mkdir()
+    (corpus / "generated" / "copy.py").write_text("a.load_state_dict(b.state_dict())\n")
+    (corpus / "scripts").mkdir()
+    (corpus / "scripts" / "copy.py").write_text("a.load_state_dict(b.state_dict())\n")
+    config = Config(
+        exclude=("generated",), per_file_ignores=(("corpus/scripts/*.py", ("QIG001",)),)
+    )
+    paths = {f.path for f in run([corpus], config, use_cache=False).findings}
+    assert not any(
+        p.startswith(("corpus/.venv", "corpus/generated", "corpus/scripts")) for p in paths
+    )
+    assert paths
+
+
+def _cli(*args: str, cwd: Path) -> subprocess.CompletedProcess[str]:
+    return subprocess.run(
+        [sys.executable, "-m", "qig_guard", *args], cwd=cwd, capture_output=True, text=True
+    )
+
+
+def test_cli_exit_codes_and_formats(corpus: Path) -> None:
+    clean = corpus / "clean.py"
+    clean.write_text("x = 1\n")
+    assert _cli("check", "clean.py", "--isolated", cwd=corpus).returncode == 0
+    found = _cli("check", ".", "--isolated", "--format", "json", cwd=corpus)
+    assert found.returncode == 1
+    document = json.loads(found.stdout)
+    assert document["summary"]["findings"] == len(document["findings"]) > 0
+    zero = _cli("check", ".", "--isolated", "--exit-zero", cwd=corpus)
+    assert zero.returncode == 0 and zero.stdout
+    github = _cli("check", ".", "--isolated", "--format", "github", cwd=corpus)
+    assert github.stdout.startswith("::error file=")
+
+
+def test_cli_does_not_import_torch_or_libcst_for_version(tmp_path: Path) -> None:
+    probe = (
+        "import sys\n"
+        "from qig_guard.cli import main\n"
+        "try:\n    main(['--version'])\nexcept SystemExit:\n    pass\n"
+        "print('libcst' in sys.modules, 'torch' in sys.modules)\n"
+    )
+    out = subprocess.run(
+        [sys.executable, "-c", probe], capture_output=True, text=True, cwd=tmp_path
+    )
+    assert out.stdout.strip().endswith("False False")
+
+
+def test_check_never_imports_torch(corpus: Path) -> None:
+    probe = (
+        "import sys\n"
+        "from qig_guard.cli import main\n"
+        "code = main(['check', '.', '--isolated', '--no-cache', '-j', '1'])\n"
+        "print('RESULT', code, 'torch' in sys.modules)\n"
+    )
+    out = subprocess.run([sys.executable, "-c", probe], capture_output=True, text=True, cwd=corpus)
+    assert out.stdout.strip().splitlines()[-1] == "RESULT 1 False", out.stderr
