@@ -23,7 +23,8 @@ _KEEPS_VALUES = frozenset({"requires_grad_", "share_memory_", "detach_"})
 def _trigger(attribute: str) -> re.Pattern[str]:
     name = re.escape(attribute)
     return compile_trigger(
-        rf"\b{name}\b[\s\\)]*(?:\[|\.|:|,|[-+*/@%&|^<>]{{0,2}}=(?!=))",
+        rf"\.\s*{name}\b[\s\\)]*"
+        r"(?:\[|\.\s*(?:data\b|\w+_\s*\()|:|,|[-+*/@%&|^<>]{0,2}=(?!=))",
         rf"['\"]{name}['\"]",
     )
 

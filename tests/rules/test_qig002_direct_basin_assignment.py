@@ -9,9 +9,10 @@ import pytest
 from qig_guard.checker import check_source
 from qig_guard.config import Config
 from qig_guard.fixer import fix_source
+from qig_guard.rules.base import Rule
 from qig_guard.rules.qig002_direct_basin_assignment import DirectBasinAssignment
 
-RULES = [DirectBasinAssignment]
+RULES: list[type[Rule]] = [DirectBasinAssignment]
 
 
 def _lines(source: str, config: Config | None = None) -> list[int]:
@@ -247,5 +248,11 @@ def test_trigger() -> None:
     config = Config()
     assert not DirectBasinAssignment.could_match("b = model.basin_matcher.target_basin\n", config)
     assert not DirectBasinAssignment.could_match("x.target_basin_path = p\n", config)
+    for read in (
+        "d = fisher_distance(m.basin_matcher.target_basin.detach(), b)\n",
+        "def consolidate(model, target_basin: torch.Tensor, steps: int = 50): ...\n",
+        "model = QIGKernelRecursive(d_model=768, target_basin=target_basin_path)\n",
+    ):
+        assert not DirectBasinAssignment.could_match(read, config)
     for source in FLAGGED.values():
         assert DirectBasinAssignment.could_match(textwrap.dedent(source), config)
