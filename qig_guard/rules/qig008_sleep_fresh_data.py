@@ -1,0 +1,353 @@
+"""QIG008: new or random data fed to the model inside sleep code."""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Iterator
+from dataclasses import dataclass, field
+from functools import lru_cache
+
+import libcst as cst
+
+from qig_guard.config import Config
+from qig_guard.names import matches_any, text_pattern, words
+from qig_guard.resolve import dotted_name
+from qig_guard.rules._sleep import sleep_function
+from qig_guard.rules.base import FileContext, Invalid, Rule, compile_trigger
+
+_TORCH_RANDOM = frozenset(
+    f"torch.{name}"
+    for name in (
+        "rand",
+        "randn",
+        "rand_like",
+        "randn_like",
+        "randint",
+        "randint_like",
+        "normal",
+        "bernoulli",
+        "poisson",
+    )
+)
+# numpy.random functions that pick among given data or manage state, not new data.
+_NUMPY_SELECTION = frozenset(
+    {"choice", "permutation", "shuffle", "seed", "default_rng", "RandomState", "Generator"}
+    | {"get_state", "set_state", "SeedSequence"}
+)
+_NO_GRAD = frozenset({"torch.no_grad", "torch.inference_mode", "torch.autograd.no_grad"})
+_METADATA = frozenset({"shape", "dtype", "device", "ndim"})
+_SCALAR = frozenset({"len", "int", "float", "bool", "range", "round"})
+_MODEL_WORDS = frozenset({"model", "net", "network", "kernel", "transformer", "encoder"})
+_DATA_WORDS = frozenset({"loader", "dataloader", "dataset", "datasets"})
+_STORED_WORDS = frozenset({"replay", "buffer", "memory", "stored"})
+_WRAPPERS = frozenset({"enumerate", "iter", "zip", "list", "tqdm", "islice", "cycle", "tqdm.tqdm"})
+
+
+@lru_cache(maxsize=8)
+def _triggers(names: tuple[str, ...]) -> tuple[re.Pattern[str], re.Pattern[str]]:
+    return re.compile(text_pattern(names)), compile_trigger(
+        r"\brand", r"random", r"\bnormal\b", r"bernoulli", r"poisson", r"(?i:loader|dataset)"
+    )
+
+
+def _last(node: cst.BaseExpression) -> str | None:
+    dotted = dotted_name(node)
+    return dotted.rsplit(".", 1)[-1] if dotted is not None else None
+
+
+@dataclass
+class _Frame:
+    """One function being visited: is it sleep code, which names hold random data."""
+
+    name: str
+    sleep: bool
+    no_grad: int
+    random_names: set[str] = field(default_factory=set)
+
+
+class SleepFreshData(Rule):
+    """
+    ## What it does
+    Inside sleep/consolidation code (a function or method whose name, or an
+    enclosing function's or class's name, matches `sleep-functions`, by
+    default `sleep*`, `consolidat*`, `dream*`) it flags new data:
+
+    - random tensors (`torch.rand*`, `torch.randint*`, `torch.normal`,
+      `np.random.*`) fed to a model (`model(x)`, `self.net(x)`,
+      `model.forward(x)`), directly or through a local variable, or used as a
+      basin (`target_basin = torch.randn(64)`, `set_target_basin(...)`, a
+      `basin=` keyword);
+    - iterating a DataLoader or dataset (`for batch in loader`,
+      `enumerate(self.train_loader)`, `iter(dataset)`, comprehensions too).
+
+    Not flagged: a random index or choice among stored basins or a replay
+    buffer (`basins[torch.randint(...)]`, `np.random.choice(basin_bank)`,
+    `for x in replay_loader`), coin flips (`torch.rand(1).item() < p`), and
+    noise fed to the model under `torch.no_grad()` / `torch.inference_mode()`
+    for measurement only.
+
+    ## Why is this bad
+    Consolidation uses no new data, only basin alignment: sleep pulls the
+    model toward its identity basin. Fresh or random inputs turn sleep into
+    another round of training on unvetted data and drift the basin it is
+    meant to protect.
+
+    ## Example
+    ```python
+    def consolidate_toward_basin(model, target_basin, loader, optimizer):
+        model.eval()
+        for batch in loader:
+            loss = model(batch).loss + fisher_distance(model.current_basin, target_basin)
+            loss.backward()
+            optimizer.step()
+    ```
+
+    ## Use instead
+    ```python
+    def consolidate_toward_basin(model, target_basin, optimizer, steps=50):
+        model.eval()
+        for _ in range(steps):
+            loss = fisher_distance(model.basin_matcher.current_basin, target_basin)
+            loss.backward()
+            optimizer.step()
+    ```
+    """
+
+    code = "QIG008"
+    name = "sleep-fresh-data"
+    summary = "sleep/consolidation code feeds new or random data to the model"
+    INVALID = (
+        Invalid(
+            "import torch\n\n"
+            "def dream(model, steps):\n"
+            "    for _ in range(steps):\n"
+            "        model(torch.randn(8, 64))\n"
+        ),
+        Invalid(
+            "class SleepProtocol:\n"
+            "    def run(self):\n"
+            "        for batch in self.train_loader:\n"
+            "            self.model(batch).loss.backward()\n"
+        ),
+        Invalid(
+            "import numpy as np\n\n"
+            "def consolidate(model):\n"
+            "    target_basin = np.random.randn(64)\n"
+            "    return target_basin\n"
+        ),
+        Invalid("def sleep(model, loader):\n    return model(next(iter(loader)))\n"),
+    )
+    VALID = (
+        "import torch\n\n"
+        "def consolidate(model, stored_basins):\n"
+        "    index = torch.randint(len(stored_basins), ())\n"
+        "    target_basin = stored_basins[index]\n"
+        "    return model.basin_matcher.set_target_basin(target_basin)\n",
+        "import torch\n\n"
+        "def sleep(model):\n"
+        "    with torch.no_grad():\n"
+        "        probe = torch.randn(4, 64, generator=torch.Generator().manual_seed(0))\n"
+        "        return model(probe).norm()\n",
+        "import torch\n\n"
+        "def train_epoch(model, loader):\n"
+        "    for batch in loader:\n"
+        "        model(batch + torch.randn_like(batch))\n",
+    )
+
+    @classmethod
+    def could_match(cls, source: str, config: Config) -> bool:
+        names, api = _triggers(config.sleep_functions)
+        return api.search(source) is not None and names.search(source) is not None
+
+    def __init__(self, context: FileContext) -> None:
+        super().__init__(context)
+        self._frames: list[_Frame] = []
+        self._no_grad: list[int] = []
+        self._reported: set[int] = set()
+
+    # --- where we are -------------------------------------------------------
+
+    def visit_FunctionDef(self, node: cst.FunctionDef) -> None:
+        sleep = sleep_function(self.context.scopes, self.config) is not None
+        outer = self._frames[-1].no_grad if self._frames else 0
+        decorated = any(self._is_no_grad(d.decorator) for d in node.decorators)
+        self._frames.append(_Frame(node.name.value, sleep, outer + decorated))
+
+    def leave_FunctionDef(self, original_node: cst.FunctionDef) -> None:
+        self._frames.pop()
+
+    def visit_With(self, node: cst.With) -> None:
+        entered = sum(self._is_no_grad(item.item) for item in node.items)
+        self._no_grad.append(entered)
+        if self._frames:
+            self._frames[-1].no_grad += entered
+
+    def leave_With(self, original_node: cst.With) -> None:
+        entered = self._no_grad.pop()
+        if self._frames:
+            self._frames[-1].no_grad -= entered
+
+    def _is_no_grad(self, node: cst.BaseExpression) -> bool:
+        func = node.func if isinstance(node, cst.Call) else node
+        return self.context.qualified_name(func) in _NO_GRAD
+
+    def _frame(self) -> _Frame | None:
+        frame = self._frames[-1] if self._frames else None
+        return frame if frame is not None and frame.sleep else None
+
+    # --- random data ----------------------------------------------------------
+
+    def _is_random_call(self, node: cst.Call) -> bool:
+        name = self.context.qualified_name(node.func)
+        if name is None:
+            return False
+        if name in _TORCH_RANDOM:
+            return True
+        module, _, function = name.rpartition(".")
+        return module == "numpy.random" and function not in _NUMPY_SELECTION
+
+    def _random_parts(self, node: cst.CSTNode, frame: _Frame) -> Iterator[cst.CSTNode]:
+        """Random calls and random-holding names that make up ``node``'s value."""
+        if isinstance(node, (cst.SubscriptElement, cst.Comparison, cst.Lambda)):
+            return  # an index or a coin flip, not data
+        if isinstance(node, cst.Name) and node.value in frame.random_names:
+            yield node
+            return
+        if isinstance(node, cst.Call):
+            func = node.func
+            if self._is_random_call(node):
+                yield node
+                return
+            if dotted_name(func) in _SCALAR or (
+                isinstance(func, cst.Attribute) and func.attr.value in ("item", "tolist")
+            ):
+                return
+        if isinstance(node, cst.Arg):
+            yield from self._random_parts(node.value, frame)
+        elif isinstance(node, cst.Attribute):
+            if node.attr.value not in _METADATA:
+                yield from self._random_parts(node.value, frame)
+        elif not isinstance(node, cst.Name):
+            for child in node.children:
+                yield from self._random_parts(child, frame)
+
+    def _is_model(self, func: cst.BaseExpression) -> bool:
+        if isinstance(func, cst.Attribute) and func.attr.value == "forward":
+            return True
+        last = _last(func)
+        if last is None or last[:1].isupper():
+            return False
+        models = (*self.config.frozen_models, *self.config.active_models)
+        return last == "self" or bool(_MODEL_WORDS & set(words(last))) or matches_any(last, models)
+
+    def _is_basin(self, name: str | None) -> bool:
+        if name is None:
+            return False
+        if name.endswith(".data"):
+            name = name[: -len(".data")]
+        last = name.rsplit(".", 1)[-1]
+        return matches_any(last, self.config.basin_names) and not matches_any(
+            last, self.config.basin_tables
+        )
+
+    def visit_Call(self, node: cst.Call) -> None:
+        frame = self._frame()
+        if frame is None:
+            return
+        self._check_iter_call(node, frame)
+        to_model = self._is_model(node.func) and not frame.no_grad
+        setter = _last(node.func) == self.config.basin_setter
+        for index, arg in enumerate(node.args):
+            keyword = arg.keyword.value if arg.keyword is not None else None
+            as_basin = self._is_basin(keyword) or (setter and index == 0 and keyword is None)
+            if not (to_model or as_basin):
+                continue
+            for part in self._random_parts(arg.value, frame):
+                use = "as a basin" if as_basin else "to the model"
+                self._report_random(part, use, frame)
+
+    def _report_random(self, part: cst.CSTNode, use: str, frame: _Frame) -> None:
+        self.report(
+            part,
+            f"random data `{self.context.code_for(part)}` used {use} in sleep code "
+            f"`{frame.name}`; consolidation uses no new data, only alignment to the stored "
+            "basin",
+        )
+
+    def visit_Assign(self, node: cst.Assign) -> None:
+        self._assigned([t.target for t in node.targets], node.value)
+
+    def visit_AnnAssign(self, node: cst.AnnAssign) -> None:
+        if node.value is not None:
+            self._assigned([node.target], node.value)
+
+    def _assigned(self, targets: list[cst.BaseExpression], value: cst.BaseExpression) -> None:
+        frame = self._frame()
+        if frame is None:
+            return
+        parts = list(self._random_parts(value, frame))
+        basin = any(self._is_basin(dotted_name(t)) for t in targets)
+        if basin:
+            for part in parts:
+                self._report_random(part, "as a basin", frame)
+        for target in targets:
+            if isinstance(target, cst.Name):
+                if parts and not basin:
+                    frame.random_names.add(target.value)
+                else:
+                    frame.random_names.discard(target.value)
+
+    # --- data iteration -------------------------------------------------------
+
+    def _data_source(self, node: cst.BaseExpression) -> cst.BaseExpression | None:
+        """The DataLoader or dataset ``node`` iterates, looking through wrappers."""
+        if isinstance(node, cst.Call):
+            callee = self.context.qualified_name(node.func) or ""
+            if callee.rsplit(".", 1)[-1] in _WRAPPERS:
+                for arg in node.args:
+                    found = self._data_source(arg.value)
+                    if found is not None:
+                        return found
+                return None
+            if callee == "torch.utils.data.DataLoader":
+                return node
+            node = node.func
+        last = _last(node)
+        if last is None:
+            return None
+        have = words(last)
+        data = any(w in _DATA_WORDS or w.endswith(("loader", "dataset")) for w in have)
+        stored = not _STORED_WORDS.isdisjoint(have) or matches_any(
+            last, (*self.config.basin_names, *self.config.basin_tables)
+        )
+        return node if data and not stored else None
+
+    def _report_data(self, source: cst.BaseExpression, frame: _Frame) -> None:
+        if id(source) in self._reported:  # `for b in enumerate(iter(loader))`: once
+            return
+        self._reported.add(id(source))
+        self.report(
+            source,
+            f"sleep code `{frame.name}` iterates `{self.context.code_for(source)}`; "
+            "consolidation uses no new data, only alignment to the stored basin",
+        )
+
+    def _check_iter_call(self, node: cst.Call, frame: _Frame) -> None:
+        if self.context.qualified_name(node.func) == "iter" and node.args:
+            source = self._data_source(node.args[0].value)
+            if source is not None:
+                self._report_data(source, frame)
+
+    def _check_loop(self, iterable: cst.BaseExpression) -> None:
+        frame = self._frame()
+        if frame is None:
+            return
+        source = self._data_source(iterable)
+        if source is not None:
+            self._report_data(source, frame)
+
+    def visit_For(self, node: cst.For) -> None:
+        self._check_loop(node.iter)
+
+    def visit_CompFor(self, node: cst.CompFor) -> None:
+        self._check_loop(node.iter)

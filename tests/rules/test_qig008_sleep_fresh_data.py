@@ -1,0 +1,271 @@
+"""QIG008 sleep-fresh-data: new or random data fed to the model in sleep code."""
+
+from __future__ import annotations
+
+import textwrap
+from dataclasses import replace
+
+import pytest
+
+from qig_guard.checker import check_source
+from qig_guard.config import Config
+from qig_guard.rules.qig008_sleep_fresh_data import SleepFreshData
+
+
+def findings(source: str, config: Config | None = None) -> list[tuple[int, str]]:
+    result = check_source(
+        "sleep.py", textwrap.dedent(source).encode(), config or Config(), [SleepFreshData]
+    )
+    assert not result.internal_error
+    return [(f.line, f.message) for f in result.findings if f.code == "QIG008"]
+
+
+def lines(source: str, config: Config | None = None) -> list[int]:
+    return [line for line, _ in findings(source, config)]
+
+
+FLAGGED = {
+    "randn-as-model-input": (
+        """
+        import torch
+
+        def dream(model, steps=10):
+            for _ in range(steps):
+                out = model(torch.randn(8, 128))  # line 6
+        """,
+        [6],
+    ),
+    "aliased-random-through-variable": (
+        """
+        from torch import rand_like as noise_like
+
+        class SleepProtocol:
+            def consolidate(self, basin):
+                noise = noise_like(basin) * 0.1  # line 6
+                return self.model.forward(basin + noise)  # line 7
+        """,
+        [7],
+    ),
+    "numpy-random-basin": (
+        """
+        import numpy as np
+
+        def consolidate(model):
+            target_basin = np.random.normal(size=64)  # line 5
+            model.basin_matcher.set_target_basin(target_basin)
+        """,
+        [5],
+    ),
+    "random-into-setter-and-keyword": (
+        """
+        import torch
+
+        def sleep(model, matcher):
+            matcher.set_target_basin(torch.randn(64).to("cpu"))  # line 5
+            fisher_distance(model.current_basin, target_basin=torch.rand(64))  # line 6
+        """,
+        [5, 6],
+    ),
+    "random-basin-under-no-grad-still-a-basin": (
+        """
+        import torch
+
+        def dream(self):
+            with torch.no_grad():
+                self.basin_matcher.target_basin.data = torch.randn(64)  # line 6
+        """,
+        [6],
+    ),
+    "random-tokens-to-self-net": (
+        """
+        import torch as T
+
+        class DreamPhase:
+            def __call__(self, vocab_size):
+                ids = T.randint(0, vocab_size, (4, 32))
+                return self.net(input_ids=ids)  # line 7
+        """,
+        [7],
+    ),
+    "iterate-dataloader": (
+        """
+        def consolidation_epoch(model, train_loader, optimizer):
+            model.eval()
+            for step, batch in enumerate(train_loader):  # line 4
+                model(batch).loss.backward()
+        """,
+        [4],
+    ),
+    "iterate-dataset-in-comprehension": (
+        """
+        def sleep(self):
+            return [self.model(x) for x in self.dataset]  # line 3
+        """,
+        [3],
+    ),
+    "next-iter-loader": (
+        """
+        def dream(model, loader):
+            batch = next(iter(loader))  # line 3
+            return model(batch)
+        """,
+        [3],
+    ),
+    "construct-dataloader-in-loop": (
+        """
+        from torch.utils.data import DataLoader
+
+        def consolidate(model, ds):
+            for batch in DataLoader(ds, batch_size=8):  # line 5
+                model(batch)
+        """,
+        [5],
+    ),
+    "method-of-sleep-class-tqdm-loader": (
+        """
+        from tqdm import tqdm
+
+        class ConsolidationEngine:
+            def run(self):
+                for batch in tqdm(self.trainloader):  # line 6
+                    self.model(batch)
+        """,
+        [6],
+    ),
+}
+
+
+@pytest.mark.parametrize(("source", "expected"), FLAGGED.values(), ids=FLAGGED.keys())
+def test_flagged(source: str, expected: list[int]) -> None:
+    assert lines(source) == expected
+
+
+NOT_FLAGGED = {
+    "spec-template": """
+        def consolidate_toward_basin(model, target_basin, steps=50, lr=0.0001):
+            model.eval()
+            for step in range(steps):
+                current = model.basin_matcher.current_basin
+                loss = fisher_distance(current, target_basin, model.fisher_diag)
+                loss.backward()
+        """,
+    "random-index-into-stored-basins": """
+        import torch
+
+        def dream(model, stored_basins):
+            i = torch.randint(len(stored_basins), (1,)).item()
+            basin = stored_basins[i]
+            other_basin = stored_basins[torch.randint(0, len(stored_basins), ())]
+            return model.basin_matcher.set_target_basin(basin)
+        """,
+    "numpy-choice-among-basins": """
+        import numpy as np
+        import random
+
+        def sleep(model, basin_bank):
+            target_basin = np.random.choice(basin_bank)
+            basin = random.choice(basin_bank)
+            order = np.random.permutation(len(basin_bank))
+            return model(target_basin)
+        """,
+    "seeded-noise-for-measurement-under-no-grad": """
+        import torch
+
+        def consolidate(model, basin):
+            with torch.no_grad():
+                g = torch.Generator().manual_seed(0)
+                probe = torch.randn(16, 64, generator=g)
+                drift = model(probe).std()
+            return drift
+        """,
+    "decorated-no-grad-measurement": """
+        import torch
+
+        class SleepMonitor:
+            @torch.no_grad()
+            def measure(self):
+                return self.model(torch.randn(2, 64)).norm()
+        """,
+    "coin-flip": """
+        import torch
+
+        def dream(model, basin, p=0.5):
+            if torch.rand(1).item() < p:
+                return model(basin)
+            return model(basin * (torch.rand(()) < p))
+        """,
+    "replay-buffer-given": """
+        def sleep(model, replay_buffer, replay_loader, basin_history):
+            for experience in replay_buffer:
+                model(experience)
+            for batch in replay_loader:
+                model(batch)
+            for past_basin in basin_history:
+                model.basin_matcher.set_target_basin(past_basin)
+        """,
+    "random-not-fed-to-model": """
+        import torch
+
+        def consolidate(model, basin):
+            jitter = torch.randn(64)
+            stats = {"jitter": jitter.norm().item()}
+            return model(basin), model(torch.zeros(jitter.shape))
+        """,
+    "variable-reassigned-before-use": """
+        import torch
+
+        def sleep(model, basin):
+            x = torch.randn(64)
+            x = basin.clone()
+            return model(x)
+        """,
+    "fresh-data-outside-sleep-code": """
+        import torch
+
+        def train_epoch(model, loader):
+            for batch in loader:
+                model(batch + 0.01 * torch.randn_like(batch))
+        """,
+    "shadowed-torch": """
+        def dream(model, torch):
+            return model(torch.randn(3))
+        """,
+    "model-class-constructor": """
+        import torch
+
+        def consolidate_factory():
+            return QIGKernel(torch.randint(0, 10, (1,)).item())
+        """,
+}
+
+
+@pytest.mark.parametrize("source", NOT_FLAGGED.values(), ids=NOT_FLAGGED.keys())
+def test_not_flagged(source: str) -> None:
+    assert lines(source) == []
+
+
+def test_nested_wrappers_report_once() -> None:
+    source = """
+        def sleep(model, loader):
+            for i, b in enumerate(iter(loader)):
+                model(b)
+        """
+    assert lines(source) == [3]
+
+
+def test_messages_say_what_and_where() -> None:
+    source = "import torch\n\ndef dream(model):\n    model(torch.randn(2))\n"
+    ((_, message),) = findings(source)
+    assert "`torch.randn(2)`" in message and "`dream`" in message and "to the model" in message
+
+
+def test_sleep_names_come_from_config() -> None:
+    source = "def nap(model, loader):\n    for b in loader:\n        model(b)\n"
+    assert lines(source) == []
+    assert lines(source, replace(Config(), sleep_functions=("nap",))) == [2]
+
+
+def test_trigger_needs_sleep_code_and_a_data_api() -> None:
+    assert not SleepFreshData.could_match("def sleep(m, basin):\n    m(basin)\n", Config())
+    assert not SleepFreshData.could_match("x = torch.randn(3)\n", Config())
+    assert SleepFreshData.could_match("def dream(m):\n    m(torch.randn(3))\n", Config())
