@@ -1,0 +1,410 @@
+"""QIG006: a Euclidean or cosine proximity between basins instead of the Fisher distance."""
+
+from __future__ import annotations
+
+import re
+from functools import lru_cache
+
+import libcst as cst
+
+from qig_guard.config import Config
+from qig_guard.names import text_pattern, words
+from qig_guard.rules._basin_values import BasinValues, Value, argument
+from qig_guard.rules.base import FileContext, Invalid, Rule, compile_trigger
+
+_NORMS = frozenset(
+    {
+        "torch.norm",
+        "torch.functional.norm",
+        "torch.linalg.norm",
+        "torch.linalg.vector_norm",
+        "numpy.linalg.norm",
+        "scipy.linalg.norm",
+    }
+)
+# Functions of two operands; the value says whether a third ``p`` may make it non-Euclidean.
+_PAIRWISE = {
+    "torch.dist": True,
+    "torch.cdist": True,
+    "torch.nn.functional.pairwise_distance": True,
+    "torch.nn.functional.mse_loss": False,
+    "torch.nn.functional.cosine_similarity": False,
+    "scipy.spatial.distance.euclidean": False,
+    "scipy.spatial.distance.sqeuclidean": False,
+    "scipy.spatial.distance.cosine": False,
+    "sklearn.metrics.pairwise.cosine_similarity": False,
+    "sklearn.metrics.pairwise.euclidean_distances": False,
+}
+_COSINES = frozenset(
+    {
+        "torch.nn.functional.cosine_similarity",
+        "sklearn.metrics.pairwise.cosine_similarity",
+        "torch.dot",
+        "numpy.dot",
+        "torch.inner",
+        "numpy.inner",
+    }
+)
+_MODULES = frozenset({"torch.nn.MSELoss", "torch.nn.PairwiseDistance", "torch.nn.CosineSimilarity"})
+_SQRTS = frozenset({"torch.sqrt", "numpy.sqrt", "math.sqrt"})
+_REDUCTIONS = frozenset({"torch.sum", "torch.mean", "numpy.sum", "numpy.mean", "sum"})
+_SQUARES = frozenset({"torch.square", "numpy.square"})
+_ONES = frozenset({"torch.ones", "torch.ones_like", "numpy.ones", "numpy.ones_like"})
+_KEEP = frozenset({"detach", "clone", "cpu", "float", "double", "flatten", "view", "reshape"})
+_FISHER_IMPL = frozenset({"distance", "dist", "metric", "geodesic", "norm", "rao"})
+
+
+@lru_cache(maxsize=32)
+def _trigger(names: tuple[str, ...]) -> tuple[re.Pattern[str], re.Pattern[str]]:
+    calls = compile_trigger(
+        r"norm|dist|mse|MSE|[Cc]osine|sqrt|\*\*|\bsum\b|\bmean\b|pow|square|\bdot\b|inner|ones"
+    )
+    return calls, compile_trigger(text_pattern(names))
+
+
+def _number(node: cst.BaseExpression | None) -> float | None:
+    if isinstance(node, (cst.Integer, cst.Float)):
+        return float(node.evaluated_value)
+    return None
+
+
+def _euclidean_order(order: cst.BaseExpression | None) -> bool:
+    """No order, ``2`` or ``"fro"``: the Euclidean norm."""
+    if order is None or _number(order) == 2:
+        return True
+    return isinstance(order, cst.SimpleString) and order.evaluated_value == "fro"
+
+
+class _SelfAssignments(cst.CSTVisitor):
+    """``self.<attr> = value`` assignments in a class's methods."""
+
+    def __init__(self) -> None:
+        self.values: dict[str, list[cst.BaseExpression]] = {}
+
+    def visit_Assign(self, node: cst.Assign) -> None:
+        for target in node.targets:
+            t = target.target
+            if (
+                isinstance(t, cst.Attribute)
+                and isinstance(t.value, cst.Name)
+                and t.value.value == "self"
+            ):
+                self.values.setdefault(t.attr.value, []).append(node.value)
+
+
+class EuclideanBasinDistance(Rule):
+    """
+    ## What it does
+    Flags a Euclidean or cosine proximity between basins: `torch.norm(a - b)`,
+    `(a - b).norm()`, `torch.linalg.norm`/`vector_norm`, `np.linalg.norm(a - b)`,
+    `torch.dist`, `torch.cdist`, `F.pairwise_distance`, `F.mse_loss`,
+    `nn.MSELoss()(a, b)` (also through a name or `self.criterion`),
+    `F.cosine_similarity`, and the hand-rolled forms `sqrt(((a - b) ** 2).sum())`,
+    `((a - b) ** 2).mean()`, `torch.sqrt((d * d).sum())` where `d = a - b`, the
+    chordal `sqrt(2 * (1 - cos))`, and a Fisher-distance call whose Fisher
+    diagonal is `torch.ones_like(...)`/`np.ones(...)` (the identity metric).
+
+    At least one operand must be a basin: by name (`basin-names`), a table of
+    basins (`basin-tables`), or a value flowing from one within the function.
+    Not flagged: a weighted difference (`sqrt(F) * (a - b)`), one vector's
+    magnitude or normalisation (`basin / basin.norm()`), an explicit non-2
+    order (`p=1`), distances between things that are not basins, and the body
+    of a function or class implementing the Fisher distance itself.
+
+    ## Why is this bad
+    Basins live on a curved statistical manifold; the spec requires basin
+    proximity to be measured with the Fisher metric. A Euclidean or cosine
+    distance weighs every coordinate alike, so training and sync steps follow
+    the wrong geometry and distances are not comparable across models.
+
+    ## Example
+    ```python
+    loss = torch.norm(current_basin - target_basin)
+    ```
+
+    ## Use instead
+    ```python
+    from qig_guard.runtime import fisher_distance
+
+    loss = fisher_distance(current_basin, target_basin, model.fisher_diag)
+    ```
+    """
+
+    code = "QIG006"
+    name = "euclidean-basin-distance"
+    summary = "Euclidean or cosine distance between basins where the Fisher distance is required"
+    INVALID = (
+        Invalid("import torch\nloss = torch.norm(current_basin - target_basin)\n"),
+        Invalid("drift = (model.basin_matcher.current_basin - target_basin).norm()\n"),
+        Invalid(
+            "import torch.nn.functional as F\n\n\ndef step(model, target_basin):\n"
+            "    current = model.basin_matcher.current_basin\n"
+            "    return F.mse_loss(current, target_basin)\n"
+        ),
+        Invalid("import torch\nd = torch.sqrt(((basin_a - basin_b) ** 2).sum())\n"),
+        Invalid(
+            "import torch\nfrom qig_guard.runtime import fisher_distance\n"
+            "dist = fisher_distance(basin, target_basin, torch.ones_like(basin))\n"
+        ),
+    )
+    VALID = (
+        "from qig_guard.runtime import fisher_distance\n"
+        "loss = fisher_distance(current_basin, target_basin, model.fisher_diag)\n",
+        "import torch\nunit = basin / basin.norm()\n",
+        "import torch\nd = torch.norm(torch.sqrt(fisher) * (current_basin - target_basin))\n",
+        "import torch\nerr = torch.norm(logits - labels)\n",
+        "import torch\n\n\ndef fisher_distance(a_basin, b_basin, fisher_diag):\n"
+        "    return torch.sqrt((fisher_diag * (a_basin - b_basin) ** 2).sum())\n",
+    )
+
+    def __init__(self, context: FileContext) -> None:
+        super().__init__(context)
+        self.values = BasinValues(context)
+        self._covered: set[int] = set()
+        self._classes: dict[int, dict[str, list[cst.BaseExpression]]] = {}
+
+    @classmethod
+    def could_match(cls, source: str, config: Config) -> bool:
+        calls, basin = _trigger((*config.basin_names, *config.basin_tables))
+        return basin.search(source) is not None and calls.search(source) is not None
+
+    # -- visiting ------------------------------------------------------------
+    def visit_BinaryOperation(self, node: cst.BinaryOperation) -> None:
+        if isinstance(node.operator, cst.Power) and _number(node.right) == 0.5:
+            self._check_sqrt(node, node.left)
+
+    def visit_Call(self, node: cst.Call) -> None:
+        if id(node) in self._covered or self._in_fisher_implementation():
+            return
+        func = node.func
+        qualified = self.context.qualified_name(func)
+        if qualified in _SQRTS:
+            inner = argument(node, 0, "x", "input")
+            if inner is not None:
+                self._check_sqrt(node, inner)
+        elif isinstance(func, cst.Attribute) and func.attr.value == "sqrt" and not node.args:
+            self._check_sqrt(node, func.value)
+        if id(node) in self._covered:
+            return
+        if self._is_norm_of_difference(node, qualified):
+            self._flag(node, "the Euclidean norm of a basin difference")
+        elif self._is_pairwise(node, qualified):
+            self._flag(node, f"`{qualified}` between basins")
+        elif self._is_module_call(node):
+            self._flag(node, f"`{self.context.code_for(node.func)}` between basins")
+        elif self._is_sum_of_squares(node):
+            self._flag(node, "a hand-rolled squared Euclidean distance between basins")
+        elif self._is_identity_fisher(node):
+            self._flag(node, "a Fisher distance with the identity metric (`ones`), i.e. Euclidean")
+
+    def _check_sqrt(self, node: cst.BaseExpression, inner: cst.BaseExpression) -> None:
+        if self._in_fisher_implementation():
+            return
+        if self._is_sum_of_squares(inner):
+            self._cover(inner)
+            self._flag(node, "a hand-rolled Euclidean distance between basins")
+        elif self._is_chordal(inner):
+            self._cover(inner)
+            self._flag(node, "the chordal distance `sqrt(2 * (1 - cos))`, Euclidean on the sphere")
+
+    def _cover(self, node: cst.CSTNode) -> None:
+        """Mark ``node`` and the calls in it as reported by an enclosing finding."""
+        stack = [node]
+        while stack:
+            current = stack.pop()
+            if isinstance(current, cst.Call):
+                self._covered.add(id(current))
+            stack.extend(current.children)
+
+    def _flag(self, node: cst.CSTNode, what: str) -> None:
+        self.report(
+            node,
+            f"basin proximity measured with {what}; use the Fisher distance "
+            "`fisher_distance(a, b, fisher_diag)`",
+        )
+
+    def _in_fisher_implementation(self) -> bool:
+        scopes = [s.name.value for s in self.context.scopes.functions] + [
+            s.name.value for s in self.context.scopes.classes
+        ]
+        return any(
+            "fisher" in (found := set(words(name))) and found & _FISHER_IMPL for name in scopes
+        )
+
+    # -- shapes ------------------------------------------------------------
+    def _is_difference(self, node: Value) -> bool:
+        """``a - b`` with a basin (or table of basins) on one side; also via a local name."""
+        if isinstance(node, cst.BinaryOperation) and isinstance(node.operator, cst.Subtract):
+            return self.values.is_basin_or_table(node.left) or self.values.is_basin_or_table(
+                node.right
+            )
+        if isinstance(node, cst.Name):
+            return self.values.follow(node.value, self._is_difference)
+        if isinstance(node, cst.Call) and isinstance(node.func, cst.Attribute):
+            return node.func.attr.value in _KEEP and self._is_difference(node.func.value)
+        return False
+
+    def _is_square_of_difference(self, node: cst.BaseExpression) -> bool:
+        if isinstance(node, cst.BinaryOperation):
+            if isinstance(node.operator, cst.Power):
+                return _number(node.right) == 2 and self._is_difference(node.left)
+            if isinstance(node.operator, cst.Multiply):
+                same = self.context.code_for(node.left) == self.context.code_for(node.right)
+                return same and self._is_difference(node.left)
+            return False
+        if not isinstance(node, cst.Call):
+            return False
+        func = node.func
+        if isinstance(func, cst.Attribute) and func.attr.value in {"pow", "square"}:
+            exponent = argument(node, 0, "exponent")
+            squared = func.attr.value == "square" or _number(exponent) == 2
+            return squared and self._is_difference(func.value)
+        if self.context.qualified_name(func) in _SQUARES:
+            inner = argument(node, 0, "input", "x")
+            return inner is not None and self._is_difference(inner)
+        return False
+
+    def _is_sum_of_squares(self, node: cst.BaseExpression) -> bool:
+        """``((a - b) ** 2).sum()``, ``torch.mean(d * d)``, ``torch.dot(d, d)``."""
+        if not isinstance(node, cst.Call):
+            return False
+        func = node.func
+        if isinstance(func, cst.Attribute) and func.attr.value in {"sum", "mean"}:
+            return self._is_square_of_difference(func.value)
+        qualified = self.context.qualified_name(func)
+        if qualified in _REDUCTIONS:
+            inner = argument(node, 0, "input", "a")
+            return inner is not None and self._is_square_of_difference(inner)
+        if qualified in {"torch.dot", "numpy.dot"}:
+            left, right = argument(node, 0, "input"), argument(node, 1, "other", "tensor")
+            return (
+                left is not None
+                and right is not None
+                and self.context.code_for(left) == self.context.code_for(right)
+                and self._is_difference(left)
+            )
+        return False
+
+    def _is_cosine(self, node: Value) -> bool:
+        """A cosine or dot product between basins (directly or via a local name)."""
+        if isinstance(node, cst.Name):
+            return self.values.follow(node.value, self._is_cosine)
+        if isinstance(node, cst.BinaryOperation) and isinstance(node.operator, cst.MatrixMultiply):
+            return self._has_basin_operand(node.left, node.right)
+        if not isinstance(node, cst.Call):
+            return False
+        func = node.func
+        if isinstance(func, cst.Attribute):
+            if func.attr.value in {"clamp", "clip", "item", "squeeze", *_KEEP}:
+                return self._is_cosine(func.value)
+            if func.attr.value == "sum" and isinstance(func.value, cst.BinaryOperation):
+                product = func.value
+                return isinstance(product.operator, cst.Multiply) and self._has_basin_operand(
+                    product.left, product.right
+                )
+        if self.context.qualified_name(func) in _COSINES:
+            return self._has_basin_operand(
+                argument(node, 0, "x1", "input"), argument(node, 1, "x2")
+            )
+        return False
+
+    def _is_chordal(self, node: Value) -> bool:
+        """``2 * (1 - cos)``, ``(1 - cos) * 2`` or ``2 - 2 * cos`` with a basin cosine."""
+        if isinstance(node, cst.Name):
+            return self.values.follow(node.value, self._is_chordal)
+        if not isinstance(node, cst.BinaryOperation):
+            return False
+        if isinstance(node.operator, cst.Multiply):
+            for two, rest in ((node.left, node.right), (node.right, node.left)):
+                if (
+                    _number(two) == 2
+                    and isinstance(rest, cst.BinaryOperation)
+                    and isinstance(rest.operator, cst.Subtract)
+                    and _number(rest.left) == 1
+                    and self._is_cosine(rest.right)
+                ):
+                    return True
+        if isinstance(node.operator, cst.Subtract) and _number(node.left) == 2:
+            product = node.right
+            return (
+                isinstance(product, cst.BinaryOperation)
+                and isinstance(product.operator, cst.Multiply)
+                and _number(product.left) == 2
+                and self._is_cosine(product.right)
+            )
+        return False
+
+    def _has_basin_operand(self, *operands: cst.BaseExpression | None) -> bool:
+        return any(o is not None and self.values.is_basin_or_table(o) for o in operands)
+
+    def _is_norm_of_difference(self, node: cst.Call, qualified: str | None) -> bool:
+        func = node.func
+        if qualified in _NORMS:
+            inner = argument(node, 0, "input", "x", "A")
+            order = argument(node, 1, "p", "ord")
+        elif isinstance(func, cst.Attribute) and func.attr.value == "norm":
+            inner, order = func.value, argument(node, 0, "p")
+        else:
+            return False
+        return inner is not None and _euclidean_order(order) and self._is_difference(inner)
+
+    def _is_pairwise(self, node: cst.Call, qualified: str | None) -> bool:
+        func = node.func
+        if qualified in _PAIRWISE:
+            if _PAIRWISE[qualified] and not _euclidean_order(argument(node, 2, "p")):
+                return False
+            return self._has_basin_operand(
+                argument(node, 0, "input", "x1", "u", "X", "XA"),
+                argument(node, 1, "other", "target", "x2", "v", "Y", "XB"),
+            )
+        if isinstance(func, cst.Attribute) and func.attr.value == "dist" and node.args:
+            return _euclidean_order(argument(node, 1, "p")) and self.values.is_basin_or_table(
+                func.value
+            )
+        return False
+
+    def _is_module_call(self, node: cst.Call) -> bool:
+        """``nn.MSELoss()(a, b)``, or a name / ``self.attr`` bound to such a module."""
+        if not self._has_basin_operand(argument(node, 0, "input"), argument(node, 1, "target")):
+            return False
+        return self._is_module(node.func)
+
+    def _is_module(self, node: Value) -> bool:
+        if isinstance(node, cst.Call):
+            return self.context.qualified_name(node.func) in _MODULES
+        if isinstance(node, cst.Name):
+            return self.values.follow(node.value, self._is_module)
+        if (
+            isinstance(node, cst.Attribute)
+            and isinstance(node.value, cst.Name)
+            and node.value.value == "self"
+            and self.context.scopes.classes
+        ):
+            bound = self._self_assignments(self.context.scopes.classes[-1]).get(node.attr.value)
+            return bool(bound) and all(self._is_module(value) for value in bound or ())
+        return False
+
+    def _self_assignments(self, cls: cst.ClassDef) -> dict[str, list[cst.BaseExpression]]:
+        found = self._classes.get(id(cls))
+        if found is None:
+            collector = _SelfAssignments()
+            cls.body.visit(collector)
+            found = self._classes[id(cls)] = collector.values
+        return found
+
+    def _is_identity_fisher(self, node: cst.Call) -> bool:
+        """``fisher_distance(a, b, torch.ones_like(a))``: the identity metric."""
+        name = self.context.code_for(node.func).rsplit(".", 1)[-1]
+        called = set(words(name))
+        if "fisher" not in called or not called & {"distance", "dist"}:
+            return False
+        metric = argument(node, 2, "fisher_diag", "fisher", "metric", "diag", "weights")
+        operands = (argument(node, 0), argument(node, 1))
+        return metric is not None and self._is_ones(metric) and self._has_basin_operand(*operands)
+
+    def _is_ones(self, node: Value) -> bool:
+        if isinstance(node, cst.Call):
+            return self.context.qualified_name(node.func) in _ONES
+        if isinstance(node, cst.Name):
+            return self.values.follow(node.value, self._is_ones)
+        return False
