@@ -1,0 +1,243 @@
+"""QIG004 undetached-basin: realistic flagged and quiet shapes, fixes and the trigger."""
+
+from __future__ import annotations
+
+import textwrap
+
+import pytest
+
+from qig_guard.checker import check_source
+from qig_guard.config import Config
+from qig_guard.fixer import fix_source
+from qig_guard.rules.qig004_undetached_basin import UndetachedBasin
+
+
+def _findings(source: str, config: Config | None = None) -> list[tuple[int, str]]:
+    source = textwrap.dedent(source)
+    result = check_source("sync.py", source.encode(), config or Config(), [UndetachedBasin])
+    assert not any(f.code == "QIG000" for f in result.findings), result.findings
+    lines = source.splitlines()
+    return [
+        (f.line, lines[f.line - 1][f.column - 1 : f.end_column - 1])
+        for f in result.findings
+        if f.code == "QIG004"
+    ]
+
+
+def _expected(source: str) -> list[tuple[int, str]]:
+    """Lines marked ``# here: <read>`` with the read each must report."""
+    expected = []
+    for number, line in enumerate(textwrap.dedent(source).splitlines(), 1):
+        if "# here: " in line:
+            expected.extend((number, read) for read in line.split("# here: ")[1].split(", "))
+    return expected
+
+
+SPEC_TEMPLATE = """
+    def sync_constellation_basins(active_basin: torch.Tensor,
+                                  observer_basins: List[torch.Tensor],
+                                  ocean_basin: torch.Tensor,
+                                  sync_weight: float = 0.1) -> Tuple[Tensor, List[Tensor]]:
+        ocean_basin_updated = ocean_basin.detach().clone()  # FROZEN
+        observer_basins_updated = []
+        for obs_basin in observer_basins:
+            direction = active_basin.detach() - obs_basin  # Detach active!
+            obs_basin_new = obs_basin + sync_weight * direction
+            observer_basins_updated.append(obs_basin_new)
+        return ocean_basin_updated, observer_basins_updated
+"""
+
+FLAGGED = {
+    "spec-template-without-detach": """
+        def sync_constellation_basins(active_basin, observer_basins, ocean_basin, sync_weight=0.1):
+            ocean_basin_updated = ocean_basin.clone()
+            observer_basins_updated = []
+            for obs_basin in observer_basins:
+                direction = active_basin - obs_basin  # here: active_basin
+                obs_basin_new = obs_basin + sync_weight * direction
+                observer_basins_updated.append(obs_basin_new)
+            return ocean_basin_updated, observer_basins_updated
+    """,
+    "ocean-attribute-read": """
+        class Constellation:
+            def step(self):
+                ocean_basin = self.ocean.basin  # here: self.ocean.basin
+                r = ocean.basin_matcher.current_basin.cuda()  # here: ocean.basin_matcher.current_basin
+    """,
+    "fisher-loss": """
+        from qig.geometry import fisher_distance
+        def vicarious_loss(obs_basin, active_basin, fisher_diag):
+            loss = fisher_distance(obs_basin, active_basin, fisher_diag)  # here: active_basin
+            return loss
+    """,
+    "loss-helpers": """
+        import torch.nn.functional as F
+        l1 = F.mse_loss(observer.basin, active.basin)  # here: active.basin
+        l2 = geodesic_distance(obs_basins[i], active_gary.basin)  # here: active_gary.basin
+        l3 = basin_proximity_loss(model.current_basin, ocean_basin)  # here: ocean_basin
+    """,
+    "flows-through-local": """
+        def observe(self, observer):
+            target = self.active.basin
+            reference = target.clone()
+            observer.basin_loss = fisher_distance(observer.basin, reference)  # here: reference
+    """,
+    "aug-assign-and-inplace": """
+        def blend(obs_basin, active_basin, w):
+            obs_basin += w * active_basin  # here: active_basin
+            obs_basin.lerp_(active_basin, w)  # here: active_basin
+    """,
+    "ocean-in-arithmetic": """
+        def drift(active, ocean_basin):
+            return fisher_distance(active.basin, ocean_basin)  # here: ocean_basin
+    """,
+    "ocean-method-call": """
+        def loop(ocean, obs_basin, x):
+            ref = ocean.compute_basin(x)
+            return obs_basin - ref  # here: ref
+    """,
+    "no-grad-ends": """
+        import torch
+        def sync(active_basin, obs_basin):
+            with torch.no_grad():
+                snapshot = active_basin.norm()
+            return obs_basin + 0.1 * (active_basin - obs_basin)  # here: active_basin
+    """,
+    "closure-outside-no-grad": """
+        import torch
+        with torch.no_grad():
+            def later(active_basin, obs_basin):
+                return active_basin - obs_basin  # here: active_basin
+    """,
+}
+
+QUIET = {
+    "spec-template": SPEC_TEMPLATE,
+    "detached-reads": """
+        ocean_basin = ocean.basin.detach().clone()
+        target = active.basin.detach()
+        direction = target - obs_basin
+        direction = active_basin.data - obs_basin
+        loss = fisher_distance(obs_basin, active.basin.detach())
+    """,
+    "detached-local-keeps-its-name": """
+        def sync(active, obs_basin):
+            active_basin = active.basin.detach()
+            return obs_basin + 0.1 * (active_basin - obs_basin)
+    """,
+    "no-grad-block": """
+        import torch
+        with torch.no_grad():
+            ocean_basin = ocean.basin
+            direction = active_basin - obs_basin
+    """,
+    "inference-mode-decorator": """
+        from torch import inference_mode
+        class Sync:
+            @inference_mode()
+            def __call__(self, obs_basin):
+                return obs_basin - self.active.basin
+    """,
+    "bare-no-grad-decorator": """
+        import torch
+        @torch.no_grad
+        def sync(active_basin, obs_basin):
+            return active_basin - obs_basin
+    """,
+    "computed-under-no-grad-earlier": """
+        import torch
+        def observe(active, obs_basin):
+            with torch.no_grad():
+                target = active.basin
+                ocean_ref = ocean.basin
+            direction = target - obs_basin
+            return fisher_distance(obs_basin, ocean_ref) + direction.norm()
+    """,
+    "observer-own-basin": """
+        obs_basin_new = obs_basin + sync_weight * direction
+        loss = fisher_distance(observer.basin, obs_target)
+        obs_basin = observer.basin
+    """,
+    "active-own-training": """
+        def train_step(active, target_basin):
+            current = active.basin_matcher.current_basin
+            loss = fisher_distance(current, target_basin)
+            loss = loss + basin_proximity_loss(active_basin, target_basin)
+            loss.backward()
+    """,
+    "active-toward-ocean": """
+        loss = fisher_distance(active.basin, ocean.basin.detach())
+    """,
+    "not-basin-tensors": """
+        dim = ocean.basin_dim
+        path = ocean.basin_path
+        matcher = ocean.basin_matcher
+        n = ocean.basin_dim * 2
+    """,
+    "loaded-from-file": """
+        import json, torch
+        def load(path, obs_basin):
+            active_basin = torch.tensor(json.load(open(path))["basin"])
+            return active_basin - obs_basin
+    """,
+    "string-formatting": """
+        print("ocean basin: %s" % ocean_basin)
+    """,
+    "oceanography": """
+        x = oceanography.basin - obs_basin
+    """,
+}
+
+
+@pytest.mark.parametrize("source", FLAGGED.values(), ids=FLAGGED.keys())
+def test_flagged(source: str) -> None:
+    assert _findings(source) == _expected(source)
+
+
+@pytest.mark.parametrize("source", QUIET.values(), ids=QUIET.keys())
+def test_not_flagged(source: str) -> None:
+    assert _findings(source) == []
+
+
+def test_names_come_from_config() -> None:
+    config = Config(active_models=("teacher",), frozen_models=("anchor",), basin_names=("*ident*",))
+    source = "d = teacher_identity - student_identity\nr = anchor.identity\nx = ocean.basin\n"
+    assert _findings(source, config) == [(1, "teacher_identity"), (2, "anchor.identity")]
+
+
+def test_trigger() -> None:
+    assert not UndetachedBasin.could_match("d = basin - obs_basin\nactive = True\n", Config())
+    assert UndetachedBasin.could_match("d = self.active.basin_matcher.current_basin\n", Config())
+    assert UndetachedBasin.could_match("x = OceanBasin\n", Config())
+
+
+def _fix(source: str, unsafe: bool) -> str:
+    source = textwrap.dedent(source)
+    return fix_source("sync.py", source, Config(), [UndetachedBasin], unsafe=unsafe).source
+
+
+def test_frozen_fix_is_safe_active_fix_is_not() -> None:
+    source = """
+        ocean_basin = ocean.basin.clone()
+        direction = (active_basin) - obs_basin
+    """
+    safe = _fix(source, unsafe=False)
+    assert safe == textwrap.dedent(
+        """
+        ocean_basin = ocean.basin.detach().clone()
+        direction = (active_basin) - obs_basin
+        """
+    )
+    assert _fix(source, unsafe=True) == textwrap.dedent(
+        """
+        ocean_basin = ocean.basin.detach().clone()
+        direction = (active_basin.detach()) - obs_basin
+        """
+    )
+
+
+def test_fix_of_flow_through_local_detaches_the_use_once() -> None:
+    fixed = _fix(FLAGGED["flows-through-local"], unsafe=True)
+    assert "fisher_distance(observer.basin, reference)" not in fixed
+    assert fixed.count(".detach()") == 1
+    assert _findings(fixed) == []
