@@ -62,7 +62,7 @@ FLAGGED = {
         class Constellation:
             def step(self):
                 ocean_basin = self.ocean.basin  # here: self.ocean.basin
-                r = ocean.basin_matcher.current_basin.cuda()  # here: ocean.basin_matcher.current_basin
+                r = ocean.basin_matcher.current_basin  # here: ocean.basin_matcher.current_basin
     """,
     "fisher-loss": """
         from qig.geometry import fisher_distance
