@@ -1,0 +1,180 @@
+"""QIG009 sync-weight-out-of-range: literal sync weights outside the configured range."""
+
+from __future__ import annotations
+
+import textwrap
+from dataclasses import replace
+
+import pytest
+
+from qig_guard.checker import check_source
+from qig_guard.config import Config
+from qig_guard.rules.qig009_sync_weight_out_of_range import SyncWeightOutOfRange
+
+
+def findings(source: str, config: Config | None = None) -> list[tuple[int, str]]:
+    result = check_source(
+        "sync.py", textwrap.dedent(source).encode(), config or Config(), [SyncWeightOutOfRange]
+    )
+    assert not result.internal_error
+    return [(f.line, f.message) for f in result.findings if f.code == "QIG009"]
+
+
+def lines(source: str, config: Config | None = None) -> list[int]:
+    return [line for line, _ in findings(source, config)]
+
+
+FLAGGED = {
+    "keyword-argument": (
+        "coordinator.sync(active_basin, observer_basins, sync_weight=0.5)\n",
+        [1],
+    ),
+    "keyword-in-multiline-call": (
+        """
+        ocean_basin, observers = sync_constellation_basins(
+            active_basin,
+            observer_basins,
+            ocean_basin,
+            sync_weight=0.25,  # line 6
+        )
+        """,
+        [6],
+    ),
+    "parameter-default-in-method": (
+        """
+        class ConstellationCoordinator:
+            def sync_basins(self, active_basin, observers, *, sync_weight: float = 0.9):
+                ...
+        """,
+        [3],
+    ),
+    "negative-and-integer-literals": (
+        """
+        def sync(active_basin, observers, sync_weight=-0.1):
+            return sync_all(active_basin, observers, observer_sync_weight=1)
+        """,
+        [2, 3],
+    ),
+    "below-the-range": ("SYNC_WEIGHT = 0.01\n", [1]),
+    "dataclass-field-and-attribute": (
+        """
+        from dataclasses import dataclass
+
+        @dataclass
+        class SyncConfig:
+            sync_weight: float = 0.3  # line 6
+
+        def setup(self):
+            self.sync_weight = 0.5  # line 9
+        """,
+        [6, 9],
+    ),
+    "config-dict": ('config = {"sync_weight": 0.2, "lr": 0.5}\n', [1]),
+    "torch-lerp-alias": (
+        """
+        from torch import lerp as interpolate
+
+        new_basin = interpolate(obs_basin, active_basin.detach(), 0.9)
+        """,
+        [4],
+    ),
+    "lerp-method-and-keyword": (
+        """
+        for obs_basin in observer_basins:
+            obs_basin.lerp_(active_basin.detach(), 0.5)  # line 3
+            obs_basin.lerp(end=active_basin, weight=1.5)  # line 4
+        """,
+        [3, 4],
+    ),
+    "hand-written-interpolation": (
+        """
+        for obs_basin in observer_basins:
+            new = obs_basin + 0.5 * (active_basin - obs_basin)  # line 3
+            new = obs_basin + (active_basin - obs_basin) * 0.75  # line 4
+        """,
+        [3, 4],
+    ),
+}
+
+
+@pytest.mark.parametrize(("source", "expected"), FLAGGED.values(), ids=FLAGGED.keys())
+def test_flagged(source: str, expected: list[int]) -> None:
+    assert lines(textwrap.dedent(source)) == expected
+
+
+NOT_FLAGGED = {
+    "spec-template": """
+        def sync_constellation_basins(active_basin, observer_basins, ocean_basin,
+                                      sync_weight: float = 0.1):
+            for obs_basin in observer_basins:
+                direction = active_basin.detach() - obs_basin
+                obs_basin_new = obs_basin + sync_weight * direction
+        """,
+    "range-ends-inclusive": """
+        sync(a_basin, sync_weight=0.05)
+        sync(a_basin, sync_weight=0.1)
+        sync(a_basin, sync_weight=(0.075))
+        """,
+    "non-literals": """
+        sync(active_basin, sync_weight=args.sync_weight)
+        sync(active_basin, sync_weight=cfg["sync_weight"] * 2)
+        SYNC_WEIGHT = float(os.environ.get("SYNC_WEIGHT", "0.5"))
+        def sync(active_basin, sync_weight=DEFAULT_SYNC):
+            ...
+        """,
+    "other-weights": """
+        loss = criterion(x, y, weight=0.5)
+        ema_weight = 0.99
+        sync_every = 100
+        def sync(active_basin, momentum=0.9, lr=0.5):
+            ...
+        config = {"weight": 0.5, "sync": 1}
+        """,
+    "lerp-not-on-basins": """
+        import torch
+
+        ema = torch.lerp(ema_params, params, 0.9)
+        weights.lerp_(target_weights, 0.5)
+        """,
+    "lerp-on-basins-with-tensor-weight": """
+        import torch
+
+        new_basin = torch.lerp(obs_basin, active_basin, torch.tensor(0.9))
+        """,
+    "interpolation-not-on-basins": """
+        x = start + 0.5 * (end - start)
+        y = obs_basin + 0.5 * (active_basin - other_basin)
+        """,
+}
+
+
+@pytest.mark.parametrize("source", NOT_FLAGGED.values(), ids=NOT_FLAGGED.keys())
+def test_not_flagged(source: str) -> None:
+    assert lines(textwrap.dedent(source)) == []
+
+
+def test_range_comes_from_config() -> None:
+    source = "sync(active_basin, sync_weight=0.3)\n"
+    assert lines(source) == [1]
+    assert lines(source, replace(Config(), sync_weight_range=(0.2, 0.5))) == []
+    assert lines("sync(b, sync_weight=0.1)\n", replace(Config(), sync_weight_range=(0.2, 0.5)))
+
+
+def test_message_gives_value_and_range_and_no_fix() -> None:
+    result = check_source("s.py", b"sync(b, sync_weight=0.5)\n", Config(), [SyncWeightOutOfRange])
+    (finding,) = result.findings
+    assert "0.5" in finding.message and "[0.05, 0.1]" in finding.message
+    assert finding.fix is None
+    assert (finding.line, finding.column) == (1, 21)
+
+
+def test_trigger() -> None:
+    assert not SyncWeightOutOfRange.could_match("weight = 0.5\n", Config())
+    assert SyncWeightOutOfRange.could_match("f(syncWeight=0.5)\n", Config())
+    assert SyncWeightOutOfRange.could_match("b.lerp_(a, 0.5)\n", Config())
+
+
+def test_interpolation_trigger_needs_basins() -> None:
+    hand_written = "new = obs_basin + 0.5 * (active_basin - obs_basin)\n"
+    assert SyncWeightOutOfRange.could_match(hand_written, Config())
+    assert not SyncWeightOutOfRange.could_match("x = a + 0.5 * (b - a)\n", Config())
