@@ -1,0 +1,145 @@
+"""``BasinMatcher``: the map from a model's hidden states to its basin, and its target.
+
+Each token's final hidden state ``x_t`` is normalised (layer norm without affine
+parameters) and projected by a fixed matrix ``P`` with orthonormal rows:
+``z_t = P layer_norm(x_t)``. The basin is the mean of ``z_t`` over the fixed probe
+inputs the matcher owns, so it is a differentiable function of every parameter
+that shapes the hidden states. ``P`` is a buffer, not a parameter: a learned
+projection (or an affine norm) could reach any target by itself without the
+model's representation changing at all, and the basin would say nothing about it.
+"""
+
+from __future__ import annotations
+
+import os
+from typing import Any
+
+import torch
+import torch.nn.functional as F
+from torch import Tensor, nn
+
+from qig_guard.runtime.geometry import fisher_distance, validate_fisher_diag
+
+BasinSource = Tensor | str | os.PathLike[str]
+
+
+def _orthonormal_projection(d_model: int, basin_dim: int, seed: int) -> Tensor:
+    generator = torch.Generator().manual_seed(seed)
+    gaussian = torch.randn(max(d_model, basin_dim), min(d_model, basin_dim), generator=generator)
+    q: Tensor = torch.linalg.qr(gaussian).Q
+    return q.T.contiguous() if d_model >= basin_dim else q.contiguous()
+
+
+class BasinMatcher(nn.Module):
+    """Projects hidden states to basin coordinates and holds the target basin.
+
+    Buffers (all in ``state_dict``): ``projection`` (``basin_dim x d_model``),
+    ``probe_ids`` (``n_probes x probe_len`` token ids, seeded), ``target_basin``,
+    ``has_target`` and ``fisher_diag`` (the basin metric, ones until estimated).
+    ``set_target_basin`` is the only way to change the target; assigning the
+    attribute raises ``AttributeError``.
+    """
+
+    projection: Tensor
+    probe_ids: Tensor
+    target_basin: Tensor
+    has_target: Tensor
+    fisher_diag: Tensor
+
+    def __init__(
+        self,
+        d_model: int,
+        vocab_size: int,
+        basin_dim: int = 64,
+        target_basin: BasinSource | None = None,
+        *,
+        n_probes: int = 8,
+        probe_len: int = 16,
+        seed: int = 0,
+    ) -> None:
+        super().__init__()
+        for name, value in (
+            ("d_model", d_model),
+            ("vocab_size", vocab_size),
+            ("basin_dim", basin_dim),
+            ("n_probes", n_probes),
+            ("probe_len", probe_len),
+        ):
+            if value <= 0:
+                raise ValueError(f"{name} must be positive, got {value}")
+        self.d_model = d_model
+        self.basin_dim = basin_dim
+        generator = torch.Generator().manual_seed(seed + 1)
+        probes = torch.randint(0, vocab_size, (n_probes, probe_len), generator=generator)
+        self.register_buffer("projection", _orthonormal_projection(d_model, basin_dim, seed))
+        self.register_buffer("probe_ids", probes)
+        self.register_buffer("target_basin", torch.zeros(basin_dim))
+        self.register_buffer("has_target", torch.tensor(False))
+        self.register_buffer("fisher_diag", torch.ones(basin_dim))
+        if target_basin is not None:
+            self.set_target_basin(target_basin)
+
+    def __setattr__(self, name: str, value: Any) -> None:
+        if name == "target_basin" and "target_basin" in self.__dict__.get("_buffers", {}):
+            raise AttributeError(
+                "assign the target with set_target_basin(basin_or_path), which validates it"
+            )
+        super().__setattr__(name, value)
+
+    def set_target_basin(self, basin_or_path: BasinSource) -> None:
+        """Validate and set the target from a tensor or a standard basin file.
+
+        A tensor must be real floating point, finite, of shape ``(basin_dim,)``. A
+        path is read with ``qig_guard.basin.load_basin`` (schema-validated, never
+        unpickled); its ``fisher_diag``, when present, becomes the basin metric.
+        """
+        fisher: Tensor | None = None
+        if isinstance(basin_or_path, Tensor):
+            basin = basin_or_path
+            if not basin.dtype.is_floating_point:
+                raise ValueError(f"target basin must be floating point, got {basin.dtype}")
+        else:
+            from qig_guard.basin import load_basin
+
+            loaded = load_basin(basin_or_path)
+            basin = torch.tensor(loaded.basin, dtype=torch.float64)
+            if loaded.fisher_diag is not None:
+                fisher = torch.tensor(loaded.fisher_diag, dtype=torch.float64)
+        if tuple(basin.shape) != (self.basin_dim,):
+            raise ValueError(
+                f"target basin must have shape ({self.basin_dim},), got {tuple(basin.shape)}"
+            )
+        if not bool(torch.all(torch.isfinite(basin))):
+            raise ValueError("target basin must be finite")
+        if fisher is not None:
+            self.set_fisher_diag(fisher)
+        with torch.no_grad():
+            self.target_basin.copy_(basin.detach())
+            self.has_target.fill_(True)
+
+    def set_fisher_diag(self, fisher_diag: Tensor) -> None:
+        """Set the diagonal basin metric (strictly positive, shape ``(basin_dim,)``)."""
+        if tuple(fisher_diag.shape) != (self.basin_dim,):
+            raise ValueError(
+                f"fisher_diag must have shape ({self.basin_dim},), got {tuple(fisher_diag.shape)}"
+            )
+        validate_fisher_diag(fisher_diag)
+        with torch.no_grad():
+            self.fisher_diag.copy_(fisher_diag.detach())
+
+    def coordinates(self, hidden: Tensor) -> Tensor:
+        """Per-token basin coordinates ``P layer_norm(x_t)`` of hidden states ``(..., d_model)``."""
+        return F.layer_norm(hidden, (self.d_model,)) @ self.projection.T
+
+    def pool(self, hidden: Tensor) -> Tensor:
+        """The basin of a batch of hidden states ``(..., d_model)``: mean coordinates."""
+        return self.coordinates(hidden).reshape(-1, self.basin_dim).mean(dim=0)
+
+    def basin_distance(self, basin: Tensor) -> Tensor:
+        """Fisher distance from ``basin`` (batched over leading dims) to the target."""
+        if not bool(self.has_target):
+            raise RuntimeError("no target basin set; call set_target_basin first")
+        return fisher_distance(basin, self.target_basin, self.fisher_diag)
+
+    def extra_repr(self) -> str:
+        return f"d_model={self.d_model}, basin_dim={self.basin_dim}"
