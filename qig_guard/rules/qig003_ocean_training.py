@@ -25,6 +25,8 @@ _PARAMETER_ITERATORS = frozenset({"parameters", "named_parameters"})
 # Calls that pass parameters through: `list(ocean.parameters())`, `chain(a, b)`.
 _PASS_THROUGH = frozenset({"list", "tuple", "chain", "filter", "from_iterable"})
 _PARAMS_KEYWORDS = frozenset({"params", "parameters", "model", "module"})
+# Values that are settings, never parameters.
+_SETTINGS = (cst.BaseNumber, cst.BaseString, cst.BinaryOperation, cst.UnaryOperation, cst.Dict)
 
 
 @lru_cache(maxsize=32)
@@ -154,6 +156,8 @@ class OceanTraining(Rule):
         super().__init__(context)
         # Names bound by enclosing `for` loops over the frozen model's parameters.
         self._loops: list[frozenset[str]] = []
+        # Per function (module: 0): whether each local holds the frozen model's parameters.
+        self._parameter_locals: dict[int, dict[str, bool]] = {}
 
     # -- what expressions denote ---------------------------------------------
 
@@ -174,6 +178,8 @@ class OceanTraining(Rule):
 
     def _frozen_parameters(self, node: cst.BaseExpression) -> bool:
         """Whether ``node`` holds (some of) the frozen model's parameters."""
+        if isinstance(node, cst.Name) and node.value in self._locals():
+            return self._locals()[node.value]
         if isinstance(node, (cst.Name, cst.Attribute)):
             return self._frozen(node)
         if isinstance(node, cst.Call):
@@ -201,6 +207,10 @@ class OceanTraining(Rule):
         if isinstance(node, (cst.GeneratorExp, cst.ListComp)):
             return self._frozen_parameters(node.for_in.iter)
         return False
+
+    def _locals(self) -> dict[str, bool]:
+        functions = self.context.scopes.functions
+        return self._parameter_locals.setdefault(id(functions[-1]) if functions else 0, {})
 
     def _optimizer_class(self, node: cst.Call) -> str | None:
         """``"torch"`` for a torch.optim-like class, ``"factory"`` for ``*optimizer(...)``."""
@@ -353,6 +363,16 @@ class OceanTraining(Rule):
         )
 
     def visit_Assign(self, node: cst.Assign) -> None:
+        for target in node.targets:  # `groups = [{"params": ocean.parameters()}]`
+            if not isinstance(target.target, cst.Name):
+                continue
+            name = target.target.value
+            if self._frozen_parameters(node.value):
+                self._locals()[name] = True
+            elif isinstance(node.value, _SETTINGS):  # `ocean_lr = 1e-5` holds no parameters
+                self._locals()[name] = False
+            else:
+                self._locals().pop(name, None)
         if not _is_true(node.value):
             return
         for target in node.targets:

@@ -41,6 +41,13 @@ FLAGGED = {
             {"params": ocean_model.parameters(), "lr": 1e-5},
         ])
     """,
+    "parameters-through-locals": """
+        import torch
+        def configure(active, ocean, lr):
+            frozen = list(ocean.parameters())
+            groups = [{"params": active.parameters()}, {"params": frozen, "lr": lr * 0.1}]
+            return torch.optim.AdamW(groups)  # here
+    """,
     "chained-parameters": """
         import itertools, torch
         opt = torch.optim.Adam(  # here
@@ -54,6 +61,9 @@ FLAGGED = {
     "optimizer-factory": """
         def build(ocean_kernel):
             return make_optimizer(ocean_kernel, lr=1e-4)  # here
+        def build_local(config):
+            ocean_model = OceanKernel(config)
+            return create_optimizer(model=ocean_model)  # here
     """,
     "generator-over-parameters": """
         from torch import optim
@@ -170,6 +180,18 @@ QUIET = {
     "scheduler-over-ocean-optimizer": """
         from torch.optim.lr_scheduler import CosineAnnealingLR
         sched = CosineAnnealingLR(ocean_optimizer, T_max=100)
+    """,
+    "rebound-local": """
+        import torch
+        def configure(active, ocean):
+            params = list(ocean.parameters())
+            params = list(active.parameters())
+            return torch.optim.AdamW(params)
+    """,
+    "factory-with-ocean-named-setting": """
+        def configure(active):
+            ocean_lr = 1e-5
+            return build_optimizer(active, ocean_lr)
     """,
     "train-false": """
         ocean.train(False)
