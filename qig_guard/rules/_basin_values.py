@@ -29,6 +29,7 @@ class Kind(enum.Enum):
 
     BASIN = "basin"
     TABLE = "table"
+    PENDING = "pending"  # internal: a name whose kind is being resolved (a cycle)
 
 
 # Words that make a basin-ish identifier name something about a basin, not the vector.
@@ -366,7 +367,8 @@ class BasinValues:
         self.context = context
         self.config = context.config
         self._flows: dict[int, Flow] = {}
-        self._active: set[tuple[int, str]] = set()
+        self._resolving: set[tuple[int, str]] = set()
+        self._following: set[tuple[int, str, str]] = set()
 
     # -- names -------------------------------------------------------------
     def kind_of_name(self, identifier: str) -> Kind | None:
@@ -436,30 +438,39 @@ class BasinValues:
         return name in self.flow()[1].mutated
 
     def follow(self, name: str, test: FlowTest) -> bool:
-        """True when every value bound to ``name`` passes ``test`` (cycles fail)."""
+        """True when every value bound to ``name`` passes ``test``; a value that leads
+        back to ``name`` itself (``x = x.cpu()``) neither passes nor fails."""
         values = self.bound_values(name)
-        key = (id(self.flow()[0]), name)
-        if values is None or key in self._active:
+        key = (id(self.flow()[0]), name, getattr(test, "__name__", ""))
+        if values is None:
             return False
-        self._active.add(key)
+        if key in self._following:
+            return True
+        if any(isinstance(v, _Opaque) and v is not PARAM_BASIN for v in values):
+            return False
+        self._following.add(key)
         try:
-            return all(not isinstance(v, _Opaque) or v is PARAM_BASIN for v in values) and all(
-                test(v) for v in values
-            )
+            return all(test(v) for v in values)
         finally:
-            self._active.discard(key)
+            self._following.discard(key)
 
-    def bound_kinds(self, name: str) -> set[Kind | None] | None:
-        """The kinds of every value bound to ``name`` (``None`` if unbound or cyclic)."""
+    def _bound_kind(self, name: str) -> Kind | None:
+        """The one kind of every value bound to ``name`` (``PENDING`` inside a cycle)."""
         values = self.bound_values(name)
         key = (id(self.flow()[0]), name)
-        if values is None or key in self._active:
+        if values is None:
             return None
-        self._active.add(key)
+        if key in self._resolving:
+            return Kind.PENDING
+        self._resolving.add(key)
         try:
-            return {self.kind(v) for v in values}
+            kinds = {self.kind(v) for v in values}
         finally:
-            self._active.discard(key)
+            self._resolving.discard(key)
+        if kinds == {Kind.PENDING}:
+            return Kind.PENDING if self._resolving else None
+        kinds.discard(Kind.PENDING)
+        return kinds.pop() if len(kinds) == 1 else None
 
     def single_value(self, name: str) -> cst.BaseExpression | None:
         """The one expression assigned to ``name``, if it is assigned exactly once."""
@@ -481,8 +492,7 @@ class BasinValues:
             by_name = self.kind_of_name(node.value)
             if by_name is not None:
                 return by_name
-            kinds = self.bound_kinds(node.value)
-            return kinds.pop() if kinds is not None and len(kinds) == 1 else None
+            return self._bound_kind(node.value)
         if isinstance(node, cst.Attribute):
             if node.attr.value in _KEEP_ATTRS:
                 return self.kind(node.value)
@@ -504,7 +514,7 @@ class BasinValues:
         return self.kind(node) is Kind.BASIN
 
     def is_basin_or_table(self, node: Value) -> bool:
-        return self.kind(node) is not None
+        return self.kind(node) in (Kind.BASIN, Kind.TABLE)
 
     def _subscript_kind(self, node: cst.Subscript) -> Kind | None:
         if len(node.slice) != 1:

@@ -1,0 +1,299 @@
+"""QIG005 basin-not-json on realistic research code."""
+
+from __future__ import annotations
+
+import textwrap
+from dataclasses import replace
+
+import pytest
+
+from qig_guard.checker import check_source
+from qig_guard.config import Config
+from qig_guard.fixer import fix_source
+from qig_guard.rules.qig005_basin_not_json import BasinNotJson
+
+
+def flagged_lines(source: str, config: Config | None = None) -> list[int]:
+    text = textwrap.dedent(source)
+    result = check_source("train.py", text.encode(), config or Config(), [BasinNotJson])
+    assert not result.internal_error, result.findings
+    return [f.line for f in result.findings if f.code == "QIG005"]
+
+
+FLAGGED = {
+    "torch_save_attribute_chain": """
+        import torch
+
+        def export(model, path):
+            torch.save(model.basin_matcher.target_basin, path)
+    """,
+    "aliased_save": """
+        from torch import save as s
+
+        def export(ocean, path):
+            s(ocean.basin.detach().cpu(), path)
+    """,
+    "flow_through_local": """
+        import torch
+
+        class Exporter:
+            def run(self, model, out_dir):
+                vec = model.basin_matcher.current_basin.detach()
+                vec = vec.cpu()
+                torch.save(vec, f"{out_dir}/identity.pt")
+    """,
+    "pickle_keyword": """
+        import pickle
+
+        with open("basin.pkl", "wb") as handle:
+            pickle.dump(obj=active_basin, file=handle)
+    """,
+    "pickle_dumps": """
+        import pickle as pkl
+
+        blob = pkl.dumps(target_basin.numpy())
+    """,
+    "joblib": """
+        import joblib
+
+        def checkpoint_identity(gary):
+            joblib.dump(gary.basin_matcher.target_basin.numpy(), "gary.joblib")
+    """,
+    "np_save_keyword": """
+        import numpy as np
+
+        np.save(file="b.npy", arr=basin.cpu().numpy())
+    """,
+    "np_savez_positional": """
+        import numpy as np
+
+        np.savez("basins.npz", ocean_basin, active_basin)
+    """,
+    "np_savez_keyword_name": """
+        from numpy import savez_compressed
+
+        def dump(current, out):
+            savez_compressed(out, basin=current, steps=100)
+    """,
+    "table_element_in_loop": """
+        import torch
+
+        for i, b in enumerate(observer_basins):
+            torch.save(b, f"observer_{i}.pt")
+    """,
+    "checkpoint_key": """
+        import torch
+
+        def extract(checkpoint_path, out):
+            state = torch.load(checkpoint_path)["model_state_dict"]
+            torch.save(state["basin_matcher.target_basin"], out)
+    """,
+    "basin_only_record_literal": """
+        import torch
+        from datetime import datetime
+
+        def save_identity(basin, path):
+            torch.save({"basin": basin, "dim": 64, "timestamp": datetime.now().isoformat()}, path)
+    """,
+    "basin_only_record_via_name": """
+        import torch
+
+        def extract_basin_from_checkpoint(checkpoint_path, output_path):
+            basin = compute_basin(checkpoint_path)
+            basin_data = {"basin": basin, "extracted_from": checkpoint_path}
+            torch.save(basin_data, output_path)
+    """,
+    "dict_call_record": """
+        import pickle
+
+        pickle.dump(dict(basin=target_basin, source_model="Gary-A"), open("b.pkl", "wb"))
+    """,
+    "struct_pack": """
+        import struct
+
+        def encode(model):
+            current = model.basin_matcher.current_basin
+            return struct.pack("<64f", *current.tolist())
+    """,
+    "zlib_bytes": """
+        import zlib
+
+        packed = zlib.compress(ocean_basin.cpu().numpy().tobytes())
+    """,
+    "tofile": """
+        target_basin.numpy().tofile("basin.bin")
+    """,
+    "write_raw_bytes": """
+        def store(basin, path):
+            with open(path, "wb") as f:
+                f.write(basin.numpy().tobytes())
+    """,
+    "getter_function": """
+        import torch
+
+        torch.save(extract_basin(teacher_model), "teacher_basin.pt")
+    """,
+}
+
+
+@pytest.mark.parametrize("source", FLAGGED.values(), ids=FLAGGED.keys())
+def test_flagged(source: str) -> None:
+    assert len(flagged_lines(source)) == 1
+
+
+NOT_FLAGGED = {
+    "full_checkpoint": """
+        import torch
+
+        def save_checkpoint(model, optimizer, step, path):
+            torch.save(
+                {
+                    "model_state_dict": model.state_dict(),
+                    "optimizer_state_dict": optimizer.state_dict(),
+                    "step": step,
+                    "basin": model.basin_matcher.target_basin,
+                },
+                path,
+            )
+    """,
+    "checkpoint_built_then_filled": """
+        import torch
+
+        def save(model, basin, path):
+            ckpt = {"basin": basin}
+            ckpt["model"] = model.state_dict()
+            torch.save(ckpt, path)
+    """,
+    "checkpoint_with_module": """
+        import torch
+
+        torch.save({"model": model, "basin": basin}, "full.pt")
+    """,
+    "spread_checkpoint": """
+        import torch
+
+        torch.save({**state, "basin": basin}, "full.pt")
+    """,
+    "json_writer": """
+        import json
+
+        with open("basin.json", "w") as f:
+            json.dump({"basin": basin.tolist(), "source_model": "Gary-A"}, f)
+    """,
+    "table_of_basins": """
+        import torch
+
+        torch.save(observer_basins, "observers.pt")
+        torch.save(basin_bank, "bank.pt")
+    """,
+    "stacked_table": """
+        import torch
+
+        history = torch.stack([ocean_basin, active_basin])
+        torch.save(history, "history.pt")
+    """,
+    "basin_vocab_and_ids": """
+        import numpy as np
+
+        np.save("vocab.npy", basin_vocab)
+        np.save("ids.npy", basin_ids)
+        np.save("dist.npy", basin_distances)
+    """,
+    "weights_only": """
+        import torch
+
+        torch.save(model.state_dict(), "weights.pt")
+    """,
+    "shadowed_torch": """
+        class FakeTorch:
+            def save(self, obj, path):
+                pass
+
+        torch = FakeTorch()
+        torch.save(basin, "basin.pt")
+    """,
+    "local_save_function": """
+        def save(obj, path):
+            ...
+
+        save(basin, "basin.json")
+    """,
+    "basin_matcher_module": """
+        import torch
+
+        torch.save(model.basin_matcher, "matcher.pt")
+    """,
+    "elementwise_pack": """
+        import struct
+
+        header = struct.pack("<i", basin_dim)
+    """,
+    "loop_over_non_basins": """
+        import torch
+
+        for i, layer in enumerate(model.layers):
+            torch.save(layer, f"layer_{i}.pt")
+    """,
+    "compress_json": """
+        import json
+        import zlib
+
+        blob = zlib.compress(json.dumps({"basin": basin.tolist()}).encode())
+    """,
+    "reassigned_to_non_basin": """
+        import torch
+
+        def run(model):
+            x = model.basin_matcher.target_basin
+            x = model.state_dict()
+            torch.save(x, "weights.pt")
+    """,
+}
+
+
+@pytest.mark.parametrize("source", NOT_FLAGGED.values(), ids=NOT_FLAGGED.keys())
+def test_not_flagged(source: str) -> None:
+    assert flagged_lines(source) == []
+
+
+def test_points_at_the_writing_call() -> None:
+    source = """
+        import torch
+        basin = torch.randn(64)
+        torch.save(basin, "b.pt")
+    """
+    assert flagged_lines(source) == [4]
+
+
+def test_configured_basin_names_and_tables() -> None:
+    config = replace(Config(), basin_names=("identity",), basin_tables=("identity_bank",))
+    source = """
+        import torch
+        torch.save(identity_vector, "a.pt")
+        torch.save(identity_bank, "b.pt")
+        torch.save(target_basin, "c.pt")
+    """
+    assert flagged_lines(source, config) == [3]
+
+
+def test_trigger_skips_files_without_a_binary_writer() -> None:
+    source = "import json\njson.load(open('basin.json'))\n"
+    assert not BasinNotJson.could_match(source, Config())
+    assert BasinNotJson.could_match("from torch import save as s\ns(basin, p)\n", Config())
+
+
+def test_unsafe_fix_only_when_save_basin_is_imported() -> None:
+    source = textwrap.dedent(
+        """
+        import numpy as np
+        from qig_guard.basin import save_basin
+
+        np.save("basin.npy", target_basin)
+        """
+    )
+    assert fix_source("t.py", source, Config(), [BasinNotJson], unsafe=False).applied == 0
+    fixed = fix_source("t.py", source, Config(), [BasinNotJson], unsafe=True)
+    assert 'save_basin("basin.npy", target_basin)' in fixed.source
+    without_import = "import torch\ntorch.save(basin, 'b.pt')\n"
+    outcome = fix_source("t.py", without_import, Config(), [BasinNotJson], unsafe=True)
+    assert outcome.applied == 0
