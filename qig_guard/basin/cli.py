@@ -1,0 +1,159 @@
+"""``qig-guard basin validate`` and ``qig-guard basin convert``.
+
+The lead's ``qig_guard.cli`` calls :func:`register` with its sub-parsers and then
+``args.func(args)``. Exit codes: 0 valid, 1 findings, 2 usage, configuration or
+internal error.
+"""
+
+from __future__ import annotations
+
+import argparse
+import hashlib
+import math
+import sys
+from pathlib import Path
+from typing import Any
+
+from qig_guard.basin.codes import BASIN_RULES
+from qig_guard.basin.files import encode, write_atomically
+from qig_guard.basin.legacy import SUPPLIABLE, Conversion, convert, describe, normalise_timestamp
+from qig_guard.basin.schema import document_problems
+from qig_guard.basin.settings import BasinSettings, basin_settings
+from qig_guard.basin.strictjson import JsonReadError, read_json
+from qig_guard.basin.validate import PARSE_LIMIT, basin_files, validate_basin_file
+from qig_guard.config import discover, load_pyproject
+from qig_guard.report import FORMATS, render
+
+
+def _assignment(text: str) -> tuple[str, Any]:
+    name, sep, value = text.partition("=")
+    if not sep or not value:
+        raise argparse.ArgumentTypeError(f"expected FIELD=VALUE, got {text!r}")
+    if name.startswith("physics_constants.") and name.count(".") == 1:
+        try:
+            number = float(value)
+        except ValueError:
+            number = math.nan
+        if not math.isfinite(number):
+            raise argparse.ArgumentTypeError(f"{name}: expected a finite number, got {value!r}")
+        return name, number
+    if name == "timestamp":
+        if normalise_timestamp(value) is None:
+            raise argparse.ArgumentTypeError(f"timestamp: {value!r} is not an ISO 8601 date")
+        return name, normalise_timestamp(value)
+    if name in ("source_model", "extracted_from"):
+        return name, value
+    raise argparse.ArgumentTypeError(f"cannot set {name!r}; settable: {', '.join(SUPPLIABLE)}")
+
+
+def register(subparsers: Any) -> None:
+    """Add the ``basin`` command (``validate``, ``convert``) to an argparse sub-parser set."""
+    basin = subparsers.add_parser("basin", help="validate and convert basin JSON files")
+    commands = basin.add_subparsers(dest="basin_command", metavar="COMMAND", required=True)
+
+    validate = commands.add_parser("validate", help="validate basin files (files or folders)")
+    validate.add_argument("paths", nargs="+", metavar="PATH")
+    validate.add_argument("--format", choices=FORMATS, default="text")
+    validate.add_argument("--statistics", action="store_true", help="count findings per code")
+    validate.add_argument("--config", type=Path, metavar="PYPROJECT")
+    validate.add_argument("-o", "--output", type=Path, help="write the report to this file")
+    validate.set_defaults(func=run_validate)
+
+    conversion = commands.add_parser("convert", help="convert a legacy basin file to version 1")
+    conversion.add_argument("source", type=Path, metavar="OLD.json")
+    conversion.add_argument("-o", "--output", type=Path, required=True, metavar="NEW.json")
+    conversion.add_argument(
+        "--set",
+        dest="supplied",
+        type=_assignment,
+        action="append",
+        default=[],
+        metavar="FIELD=VALUE",
+        help=f"supply a field the old file lacks ({', '.join(SUPPLIABLE)})",
+    )
+    conversion.add_argument("--force", action="store_true", help="overwrite NEW.json")
+    conversion.add_argument("--config", type=Path, metavar="PYPROJECT")
+    conversion.set_defaults(func=run_convert)
+
+
+def _settings(args: argparse.Namespace) -> BasinSettings:
+    return basin_settings(load_pyproject(args.config) if args.config else discover())
+
+
+def _error(message: str) -> int:
+    print(f"qig-guard: error: {message}", file=sys.stderr)
+    return 2
+
+
+def run_validate(args: argparse.Namespace) -> int:
+    """``qig-guard basin validate PATH...``."""
+    settings = _settings(args)
+    missing = [path for path in args.paths if not Path(path).exists()]
+    if missing:
+        return _error(f"{missing[0]}: no such file or folder")
+    files = basin_files(args.paths, settings)
+    findings = [finding for path in files for finding in validate_basin_file(path, settings)]
+    report = render(
+        findings, args.format, BASIN_RULES, files_checked=len(files), statistics=args.statistics
+    )
+    if args.output:
+        args.output.write_text(report, encoding="utf-8")
+    else:
+        sys.stdout.write(report)
+    return 1 if findings else 0
+
+
+def _summary(source: Path, conversion: Conversion) -> str:
+    lines = [f"{source}: {describe(conversion.kind)}"]
+    for label, names in (
+        ("kept", conversion.kept),
+        ("dropped", conversion.dropped),
+        ("not in the file (optional)", conversion.absent),
+    ):
+        if names:
+            lines.append(f"  {label}: {', '.join(names)}")
+    return "\n".join(lines) + "\n"
+
+
+def run_convert(args: argparse.Namespace) -> int:
+    """``qig-guard basin convert OLD.json -o NEW.json``."""
+    settings = _settings(args)
+    source: Path = args.source
+    output: Path = args.output
+    if not source.is_file():
+        return _error(f"{source}: no such file")
+    if output.exists() and not args.force:
+        return _error(f"{output} exists; pass --force to overwrite it")
+    try:
+        parsed = read_json(source, PARSE_LIMIT)
+    except JsonReadError as error:
+        print(f"{source}:{error}")
+        return 1
+    if not document_problems(parsed.value):
+        print(f"{source}: already a version 1 basin file; nothing to convert")
+        return 0
+    try:
+        conversion = convert(
+            parsed.value,
+            path=source.as_posix(),
+            sha256=hashlib.sha256(parsed.text.encode("utf-8")).hexdigest(),
+            supplied=dict(args.supplied),
+        )
+    except ValueError as error:
+        print(f"{source}: {error}")
+        return 1
+    sys.stdout.write(_summary(source, conversion))
+    if conversion.error or conversion.document is None:
+        print(f"{source}: {conversion.error}")
+        return 1
+    problems = document_problems(conversion.document)
+    if problems:
+        print(f"{source}: not converted, the result would not be a valid basin file:")
+        sys.stdout.write("".join(f"  {problem}\n" for problem in problems))
+        return 1
+    data = encode(conversion.document).encode("utf-8")
+    write_atomically(output, data)
+    print(f"wrote {output} ({len(data)} bytes)")
+    findings = validate_basin_file(output, settings)
+    sys.stdout.write(render(findings, "text", BASIN_RULES, files_checked=1))
+    return 1 if findings else 0
