@@ -125,7 +125,7 @@ class Constellation:
                     matcher.target_basin.double().tolist(),
                     source_model=name,
                     extracted_from=checkpoint.name,
-                    fisher_diag=matcher.fisher_diag.double().tolist(),
+                    **matcher.fisher_fields(),
                 )
             entries.append(
                 {"name": name, "config": model.config, "has_target": bool(matcher.has_target)}

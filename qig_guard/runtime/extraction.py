@@ -22,6 +22,7 @@ from typing import Any
 import torch
 from torch import Tensor
 
+from qig_guard.runtime.matcher import fisher_fields
 from qig_guard.runtime.model import QIGKernelRecursive
 
 MAX_BYTES = 4 * 1024**3
@@ -29,7 +30,9 @@ MAX_TENSORS = 100_000
 MAX_HEADER_BYTES = 100 * 1024**2
 TARGET_KEY = "basin_matcher.target_basin"
 HAS_TARGET_KEY = "basin_matcher.has_target"
-FISHER_KEY = "basin_matcher.fisher_diag"
+FISHER_KEYS = tuple(
+    f"basin_matcher.{name}" for name in ("fisher_diag", "fisher_estimator", "fisher_samples")
+)
 _SAFETENSORS_DTYPES = {
     "F64": torch.float64,
     "F32": torch.float32,
@@ -198,7 +201,8 @@ def extract_basin_from_checkpoint(
     Uses the stored target basin when the checkpoint has one; otherwise loads
     the weights into ``model`` (which is modified) and computes the basin on its
     probes under ``torch.no_grad()`` in eval mode. ``metadata`` goes to
-    ``qig_guard.basin.save_basin`` (``source_model`` defaults to the file stem);
+    ``qig_guard.basin.save_basin`` (``source_model`` defaults to the file stem; an
+    estimated metric stored in the checkpoint is written as ``fisher_diag``);
     the provenance records the checkpoint path and sha256. Returns the file path.
     """
     from qig_guard.basin import save_basin
@@ -210,12 +214,10 @@ def extract_basin_from_checkpoint(
         basin = _computed_basin(state, model)
     if basin.dim() != 1 or not basin.dtype.is_floating_point:
         raise CheckpointError(f"{path}: the basin must be a 1-d float tensor")
-    fisher = state.get(FISHER_KEY)
-    if fisher is not None and bool(torch.all(fisher == 1)):
-        fisher = None
-    options: dict[str, Any] = {"source_model": path.stem, **metadata}
-    if fisher is not None and "fisher_diag" not in options:
-        options["fisher_diag"] = fisher.double().tolist()
+    options: dict[str, Any] = {"source_model": path.stem}
+    if all(key in state for key in FISHER_KEYS):
+        options.update(fisher_fields(*(state[key] for key in FISHER_KEYS)))
+    options.update(metadata)
     return save_basin(
         output_path,
         basin.detach().double().cpu().tolist(),

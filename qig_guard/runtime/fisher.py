@@ -8,7 +8,7 @@ respect to ``delta`` at 0 has diagonal ``F_i = E[(p_i . g_t)^2]`` with
 
 - ``"empirical"``: ``y_t`` is the observed next token (``inputs[:, t + 1]``). Cheap,
   but biased where the model is wrong (it is the gradient outer product, not the Fisher).
-- ``"true"``: ``y_t`` is drawn from the model's own predictive distribution, one
+- ``"true_mc"``: ``y_t`` is drawn from the model's own predictive distribution, one
   sample per position (an unbiased Monte Carlo estimate of the Fisher information).
 
 Logits at position ``t`` depend on ``x_t`` only through the output head, so a
@@ -24,9 +24,10 @@ from typing import Literal
 import torch
 from torch import Tensor
 
+from qig_guard.runtime.matcher import FISHER_ESTIMATORS
 from qig_guard.runtime.model import QIGKernelRecursive
 
-Estimator = Literal["empirical", "true"]
+Estimator = Literal["empirical", "true_mc"]
 
 
 def estimate_fisher_diag(
@@ -36,15 +37,17 @@ def estimate_fisher_diag(
     estimator: Estimator = "empirical",
     floor: float = 1e-6,
     generator: torch.Generator | None = None,
+    install: bool = False,
 ) -> Tensor:
     """Diagonal Fisher over basin coordinates, float64 of shape ``(basin_dim,)``.
 
     ``inputs`` are token ids ``(B, T)`` with ``T >= 2`` (default: the matcher's
     probes). Entries are floored at ``floor`` so the result is a valid metric for
-    ``fisher_distance``. The model's mode and parameters are left untouched.
+    ``fisher_distance``. The model's parameters are left untouched; with
+    ``install=True`` the result becomes the matcher's metric (with its provenance).
     """
-    if estimator not in ("empirical", "true"):
-        raise ValueError(f"estimator must be 'empirical' or 'true', got {estimator!r}")
+    if estimator not in FISHER_ESTIMATORS:
+        raise ValueError(f"estimator must be one of {FISHER_ESTIMATORS}, got {estimator!r}")
     ids = model.basin_matcher.probe_ids if inputs is None else inputs
     if ids.dim() != 2 or ids.shape[1] < 2:
         raise ValueError("inputs must be token ids of shape (batch, length >= 2)")
@@ -61,4 +64,7 @@ def estimate_fisher_diag(
     (grad_hidden,) = torch.autograd.grad(log_likelihood, hidden)
     along_basin = grad_hidden.double() @ model.basin_matcher.projection.double().T
     fisher = along_basin.pow(2).reshape(-1, along_basin.shape[-1]).mean(dim=0)
-    return fisher.clamp_min(floor)
+    fisher = fisher.clamp_min(floor)
+    if install:
+        model.basin_matcher.set_fisher_diag(fisher, estimator, labels.numel())
+    return fisher

@@ -21,6 +21,19 @@ from torch import Tensor, nn
 from qig_guard.runtime.geometry import fisher_distance, validate_fisher_diag
 
 BasinSource = Tensor | str | os.PathLike[str]
+FISHER_ESTIMATORS = ("empirical", "true_mc")
+
+
+def fisher_fields(fisher_diag: Tensor, estimator: Tensor, samples: Tensor) -> dict[str, Any]:
+    """Basin-file fields for a metric held in buffers; empty while it is the default."""
+    count = int(samples)
+    if count <= 0:
+        return {}
+    return {
+        "fisher_diag": fisher_diag.detach().double().cpu().tolist(),
+        "fisher_estimator": FISHER_ESTIMATORS[int(estimator)],
+        "fisher_samples": count,
+    }
 
 
 def _orthonormal_projection(d_model: int, basin_dim: int, seed: int) -> Tensor:
@@ -35,7 +48,9 @@ class BasinMatcher(nn.Module):
 
     Buffers (all in ``state_dict``): ``projection`` (``basin_dim x d_model``),
     ``probe_ids`` (``n_probes x probe_len`` token ids, seeded), ``target_basin``,
-    ``has_target`` and ``fisher_diag`` (the basin metric, ones until estimated).
+    ``has_target``, ``fisher_diag`` (the basin metric, ones until estimated) and
+    its provenance ``fisher_estimator`` (index into ``FISHER_ESTIMATORS``) and
+    ``fisher_samples`` (0 while the metric is the default).
     ``set_target_basin`` is the only way to change the target; assigning the
     attribute raises ``AttributeError``.
     """
@@ -45,6 +60,8 @@ class BasinMatcher(nn.Module):
     target_basin: Tensor
     has_target: Tensor
     fisher_diag: Tensor
+    fisher_estimator: Tensor
+    fisher_samples: Tensor
 
     def __init__(
         self,
@@ -76,6 +93,8 @@ class BasinMatcher(nn.Module):
         self.register_buffer("target_basin", torch.zeros(basin_dim))
         self.register_buffer("has_target", torch.tensor(False))
         self.register_buffer("fisher_diag", torch.ones(basin_dim))
+        self.register_buffer("fisher_estimator", torch.tensor(0))
+        self.register_buffer("fisher_samples", torch.tensor(0))
         if target_basin is not None:
             self.set_target_basin(target_basin)
 
@@ -93,7 +112,7 @@ class BasinMatcher(nn.Module):
         path is read with ``qig_guard.basin.load_basin`` (schema-validated, never
         unpickled); its ``fisher_diag``, when present, becomes the basin metric.
         """
-        fisher: Tensor | None = None
+        fisher: tuple[Tensor, str, int] | None = None
         if isinstance(basin_or_path, Tensor):
             basin = basin_or_path
             if not basin.dtype.is_floating_point:
@@ -104,7 +123,11 @@ class BasinMatcher(nn.Module):
             loaded = load_basin(basin_or_path)
             basin = torch.tensor(loaded.basin, dtype=torch.float64)
             if loaded.fisher_diag is not None:
-                fisher = torch.tensor(loaded.fisher_diag, dtype=torch.float64)
+                fisher = (
+                    torch.tensor(loaded.fisher_diag, dtype=torch.float64),
+                    str(loaded.metadata["fisher_estimator"]),
+                    int(loaded.metadata["fisher_samples"]),
+                )
         if tuple(basin.shape) != (self.basin_dim,):
             raise ValueError(
                 f"target basin must have shape ({self.basin_dim},), got {tuple(basin.shape)}"
@@ -112,13 +135,19 @@ class BasinMatcher(nn.Module):
         if not bool(torch.all(torch.isfinite(basin))):
             raise ValueError("target basin must be finite")
         if fisher is not None:
-            self.set_fisher_diag(fisher)
+            self.set_fisher_diag(*fisher)
         with torch.no_grad():
             self.target_basin.copy_(basin.detach())
             self.has_target.fill_(True)
 
-    def set_fisher_diag(self, fisher_diag: Tensor) -> None:
-        """Set the diagonal basin metric (strictly positive, shape ``(basin_dim,)``)."""
+    def set_fisher_diag(self, fisher_diag: Tensor, estimator: str, samples: int) -> None:
+        """Set the diagonal basin metric (strictly positive, shape ``(basin_dim,)``)
+        with the estimator that produced it and its sample count."""
+        if estimator not in FISHER_ESTIMATORS or samples < 1:
+            raise ValueError(
+                f"estimator must be one of {FISHER_ESTIMATORS} and samples >= 1, "
+                f"got {estimator!r} and {samples}"
+            )
         if tuple(fisher_diag.shape) != (self.basin_dim,):
             raise ValueError(
                 f"fisher_diag must have shape ({self.basin_dim},), got {tuple(fisher_diag.shape)}"
@@ -126,6 +155,12 @@ class BasinMatcher(nn.Module):
         validate_fisher_diag(fisher_diag)
         with torch.no_grad():
             self.fisher_diag.copy_(fisher_diag.detach())
+            self.fisher_estimator.fill_(FISHER_ESTIMATORS.index(estimator))
+            self.fisher_samples.fill_(samples)
+
+    def fisher_fields(self) -> dict[str, Any]:
+        """``fisher_diag``/``fisher_estimator``/``fisher_samples`` for a basin file, if set."""
+        return fisher_fields(self.fisher_diag, self.fisher_estimator, self.fisher_samples)
 
     def coordinates(self, hidden: Tensor) -> Tensor:
         """Per-token basin coordinates ``P layer_norm(x_t)`` of hidden states ``(..., d_model)``."""
