@@ -172,6 +172,7 @@ _WRAPPERS = frozenset(
         "numpy.array",
         "numpy.asarray",
         "numpy.asanyarray",
+        "numpy.copy",
         "list",
         "tuple",
     }
@@ -530,12 +531,12 @@ class BasinValues:
     def _call_kind(self, node: cst.Call) -> Kind | None:
         func = node.func
         positional, _ = call_args(node)
-        if isinstance(func, cst.Attribute):
+        qualified = self.context.qualified_name(func)
+        if isinstance(func, cst.Attribute) and qualified not in _WRAPPERS | _STACKS:
             if func.attr.value in _KEEP_METHODS:
                 return self.kind(func.value)
             if func.attr.value == "values" and self.kind(func.value) is Kind.TABLE:
                 return Kind.TABLE
-        qualified = self.context.qualified_name(func)
         if qualified in _STACKS and positional:
             first = positional[0]
             if isinstance(first, (cst.List, cst.Tuple)) and first.elements:

@@ -48,7 +48,7 @@ _COSINES = frozenset(
 _MODULES = frozenset({"torch.nn.MSELoss", "torch.nn.PairwiseDistance", "torch.nn.CosineSimilarity"})
 _SQRTS = frozenset({"torch.sqrt", "numpy.sqrt", "math.sqrt"})
 _REDUCTIONS = frozenset({"torch.sum", "torch.mean", "numpy.sum", "numpy.mean", "sum"})
-_SQUARES = frozenset({"torch.square", "numpy.square"})
+_SQUARES = frozenset({"torch.square", "numpy.square", "torch.pow", "numpy.power"})
 _ONES = frozenset({"torch.ones", "torch.ones_like", "numpy.ones", "numpy.ones_like"})
 _KEEP = frozenset({"detach", "clone", "cpu", "float", "double", "flatten", "view", "reshape"})
 _FISHER_IMPL = frozenset({"distance", "dist", "metric", "geodesic", "norm", "rao"})
@@ -255,13 +255,15 @@ class EuclideanBasinDistance(Rule):
         if not isinstance(node, cst.Call):
             return False
         func = node.func
+        qualified = self.context.qualified_name(func)
+        if qualified in _SQUARES:
+            inner = argument(node, 0, "input", "x", "x1")
+            squared = qualified.endswith("square") or _number(argument(node, 1, "exponent")) == 2
+            return squared and inner is not None and self._is_difference(inner)
         if isinstance(func, cst.Attribute) and func.attr.value in {"pow", "square"}:
             exponent = argument(node, 0, "exponent")
             squared = func.attr.value == "square" or _number(exponent) == 2
             return squared and self._is_difference(func.value)
-        if self.context.qualified_name(func) in _SQUARES:
-            inner = argument(node, 0, "input", "x")
-            return inner is not None and self._is_difference(inner)
         return False
 
     def _is_sum_of_squares(self, node: cst.BaseExpression) -> bool:
@@ -269,12 +271,12 @@ class EuclideanBasinDistance(Rule):
         if not isinstance(node, cst.Call):
             return False
         func = node.func
-        if isinstance(func, cst.Attribute) and func.attr.value in {"sum", "mean"}:
-            return self._is_square_of_difference(func.value)
         qualified = self.context.qualified_name(func)
         if qualified in _REDUCTIONS:
             inner = argument(node, 0, "input", "a")
             return inner is not None and self._is_square_of_difference(inner)
+        if isinstance(func, cst.Attribute) and func.attr.value in {"sum", "mean"}:
+            return self._is_square_of_difference(func.value)
         if qualified in {"torch.dot", "numpy.dot"}:
             left, right = argument(node, 0, "input"), argument(node, 1, "other", "tensor")
             return (
@@ -294,6 +296,9 @@ class EuclideanBasinDistance(Rule):
         if not isinstance(node, cst.Call):
             return False
         func = node.func
+        if self.context.qualified_name(func) in _COSINES:
+            first, second = argument(node, 0, "x1", "input"), argument(node, 1, "x2", "other")
+            return self._has_basin_operand(first, second)
         if isinstance(func, cst.Attribute):
             if func.attr.value in {"clamp", "clip", "item", "squeeze", *_KEEP}:
                 return self._is_cosine(func.value)
@@ -302,10 +307,6 @@ class EuclideanBasinDistance(Rule):
                 return isinstance(product.operator, cst.Multiply) and self._has_basin_operand(
                     product.left, product.right
                 )
-        if self.context.qualified_name(func) in _COSINES:
-            return self._has_basin_operand(
-                argument(node, 0, "x1", "input"), argument(node, 1, "x2")
-            )
         return False
 
     def _is_chordal(self, node: Value) -> bool:
