@@ -1,0 +1,214 @@
+"""QIG011 basin-missing-provenance on realistic research code."""
+
+from __future__ import annotations
+
+import textwrap
+
+import pytest
+
+from qig_guard.checker import check_source
+from qig_guard.config import Config
+from qig_guard.fixer import fix_source
+from qig_guard.rules.qig011_basin_missing_provenance import BasinMissingProvenance
+
+
+def messages(source: str) -> list[tuple[int, str]]:
+    text = textwrap.dedent(source)
+    result = check_source("export.py", text.encode(), Config(), [BasinMissingProvenance])
+    assert not result.internal_error, result.findings
+    return [(f.line, f.message) for f in result.findings if f.code == "QIG011"]
+
+
+def kinds(source: str) -> list[str]:
+    found = []
+    for _, message in messages(source):
+        found.append("nan" if "allow_nan" in message else "provenance")
+    return sorted(found)
+
+
+MISSING_PROVENANCE = {
+    "spec_template_without_source_model": """
+        import json
+        from datetime import datetime
+
+        def extract_basin_from_checkpoint(checkpoint_path, output_path):
+            basin = load(checkpoint_path)
+            basin_data = {
+                "basin": basin.cpu().numpy().tolist(),
+                "dim": basin.shape[0],
+                "extracted_from": checkpoint_path,
+                "timestamp": datetime.now().isoformat(),
+            }
+            with open(output_path, "w") as f:
+                json.dump(basin_data, f, indent=2, allow_nan=False)
+    """,
+    "dict_call": """
+        import json
+
+        json.dump(dict(basin=target_basin.tolist(), source_model="Gary-A"), f, allow_nan=False)
+    """,
+    "value_is_basin_under_another_key": """
+        import json
+
+        class Exporter:
+            def save(self, model, f):
+                vec = model.basin_matcher.target_basin.detach().cpu().tolist()
+                json.dump({"vector": vec, "timestamp": now()}, f, allow_nan=False)
+    """,
+    "bare_vector": """
+        import json
+
+        json.dump(ocean_basin.tolist(), open("ocean.json", "w"), allow_nan=False)
+    """,
+    "write_dumps_encoded": """
+        import json
+        from pathlib import Path
+
+        Path("b.json").write_bytes(json.dumps({"basin": basin.tolist()}, allow_nan=False).encode())
+    """,
+    "aliased_dump": """
+        from json import dump as write_json
+
+        write_json({"basin": active_basin.tolist(), "source_model": "A"}, fh, allow_nan=False)
+    """,
+}
+
+
+@pytest.mark.parametrize("source", MISSING_PROVENANCE.values(), ids=MISSING_PROVENANCE.keys())
+def test_missing_provenance(source: str) -> None:
+    assert kinds(source) == ["provenance"]
+
+
+ALLOW_NAN = {
+    "default_allow_nan": """
+        import json
+
+        record = {"basin": basin.tolist(), "source_model": "Gary-A", "timestamp": ts}
+        with open("basin.json", "w") as f:
+            json.dump(record, f, indent=2)
+    """,
+    "explicit_true": """
+        import json
+
+        json.dump(
+            {"basin": target_basin.tolist(), "source_model": m, "timestamp": t, "dim": 64},
+            f,
+            allow_nan=True,
+        )
+    """,
+    "spread_metadata": """
+        import json
+
+        json.dump({**provenance, "basin": target_basin.tolist()}, f)
+    """,
+    "filled_in_later": """
+        import json
+
+        def export(basin, f, name):
+            record = {"basin": basin.tolist()}
+            record["source_model"] = name
+            record.update(timestamp=now())
+            json.dump(record, f)
+    """,
+}
+
+
+@pytest.mark.parametrize("source", ALLOW_NAN.values(), ids=ALLOW_NAN.keys())
+def test_allow_nan_left_on(source: str) -> None:
+    assert kinds(source) == ["nan"]
+
+
+def test_both_problems_are_reported() -> None:
+    assert kinds("import json\njson.dump({'basin': basin.tolist()}, f)\n") == ["nan", "provenance"]
+
+
+def test_missing_keys_are_named() -> None:
+    [(line, message)] = messages(
+        "import json\njson.dump({'basin': basin, 'timestamp': t}, f, allow_nan=False)\n"
+    )
+    assert line == 2
+    assert "`source_model`" in message and "`timestamp`" not in message
+
+
+NOT_FLAGGED = {
+    "complete_record": """
+        import json
+
+        def save(basin, path, model_name):
+            record = {
+                "basin": basin.tolist(),
+                "dim": 64,
+                "source_model": model_name,
+                "timestamp": datetime.now().isoformat(),
+            }
+            with open(path, "w") as f:
+                json.dump(record, f, indent=2, allow_nan=False)
+    """,
+    "not_a_basin": """
+        import json
+
+        json.dump({"loss": loss, "basin_dim": 64, "basin_path": path}, f)
+        json.dump(basin_path, f)
+    """,
+    "table_of_basins": """
+        import json
+
+        json.dump({"observer_basins": [b.tolist() for b in observer_basins]}, f)
+    """,
+    "dumps_for_size_only": """
+        import json
+
+        print(f"Basin extracted: {len(json.dumps({'basin': basin.tolist()}))} bytes")
+    """,
+    "not_json": """
+        import yaml
+
+        yaml.dump({"basin": basin.tolist()}, f)
+    """,
+    "shadowed_json": """
+        class Store:
+            def dump(self, obj, f):
+                pass
+
+        json = Store()
+        json.dump({"basin": basin.tolist()}, f)
+    """,
+    "kwargs_passthrough_and_spread": """
+        import json
+
+        def write(payload, f, **kwargs):
+            json.dump({**payload, "basin": basin.tolist()}, f, **kwargs)
+    """,
+    "json_load": """
+        import json
+
+        basin = json.load(open("basin.json"))["basin"]
+    """,
+}
+
+
+@pytest.mark.parametrize("source", NOT_FLAGGED.values(), ids=NOT_FLAGGED.keys())
+def test_not_flagged(source: str) -> None:
+    assert messages(source) == []
+
+
+def test_allow_nan_fix_is_unsafe_and_keeps_the_call() -> None:
+    source = (
+        "import json\n"
+        "json.dump(\n"
+        "    {'basin': basin.tolist(), 'source_model': 'A', 'timestamp': t},\n"
+        "    f,\n"
+        "    allow_nan=True,\n"
+        ")\n"
+    )
+    rules = [BasinMissingProvenance]
+    assert fix_source("e.py", source, Config(), rules, unsafe=False).applied == 0
+    fixed = fix_source("e.py", source, Config(), rules, unsafe=True)
+    assert fixed.source == source.replace("allow_nan=True", "allow_nan=False")
+    assert fixed.remaining == []
+
+
+def test_trigger() -> None:
+    assert not BasinMissingProvenance.could_match("json.load(basin_file)\n", Config())
+    assert not BasinMissingProvenance.could_match("json.dump(record, f)\n", Config())
+    assert BasinMissingProvenance.could_match("json.dump({'basin': b}, f)\n", Config())
