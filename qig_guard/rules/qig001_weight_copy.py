@@ -11,8 +11,7 @@ from qig_guard.names import matches_any
 from qig_guard.resolve import dotted_name
 from qig_guard.rules.base import FileContext, Invalid, Rule, compile_trigger
 
-_TRIGGER = compile_trigger(r"\bload_state_dict\b", r"\bvector_to_parameters\b")
-_PARAMETERS = compile_trigger(r"parameters\s*\(")
+_API_TOKENS = ("load_state_dict", "vector_to_parameters")
 _PARAM_COPY = compile_trigger(r"\b(?:copy_|set_)\s*\(", r"\.data\s*=(?!=)", r"\]\s*=(?!=)")
 
 # Objects with a state dict that are not models: copying their state is not a weight copy.
@@ -21,6 +20,8 @@ _NOT_MODELS = ("optim*", "opt", "sched*", "scaler")
 _WRAPPERS = ("module", "_orig_mod")
 # Methods that keep a tensor's values: `q.data.detach().clone()` still is `q`.
 _SAME_VALUES = frozenset({"data", "detach", "clone", "cpu", "cuda", "to", "contiguous"})
+# Calls that return a copy of their argument's mapping.
+_COPIES = frozenset({"copy.deepcopy", "copy.copy", "dict", "collections.OrderedDict"})
 _PARAMETER_ITERATORS = frozenset({"parameters", "named_parameters"})
 
 # What a local name holds: ("state", model) for a state dict, ("vector", model) for
@@ -126,9 +127,9 @@ class WeightCopy(Rule):
 
     @classmethod
     def could_match(cls, source: str, config: Config) -> bool:
-        if _TRIGGER.search(source):
+        if any(token in source for token in _API_TOKENS):
             return True
-        return bool(_PARAMETERS.search(source) and _PARAM_COPY.search(source))
+        return "zip" in source and "parameters" in source and bool(_PARAM_COPY.search(source))
 
     def __init__(self, context: FileContext) -> None:
         super().__init__(context)
@@ -172,13 +173,15 @@ class WeightCopy(Rule):
         args = _call_args(node)
         if not args:
             return None
-        qualified = self.context.qualified_name(node.func)
-        if qualified in {"copy.deepcopy", "copy.copy", "dict", "collections.OrderedDict"}:
-            return self._origin(args[0])
-        if self._is_function(node.func, "parameters_to_vector"):
-            receiver = _method(args[0], ("parameters",))
-            model = self._model(receiver) if receiver is not None else None
-            return ("vector", model) if model is not None else None
+        if (receiver := _method(args[0], ("parameters",))) is not None:
+            model = self._model(receiver)
+            if model is not None and self._is_function(node.func, "parameters_to_vector"):
+                return ("vector", model)
+            return None
+        # Resolve the function only when its argument is known: most calls are not.
+        inner = self._origin(args[0])
+        if inner is not None and self.context.qualified_name(node.func) in _COPIES:
+            return inner
         return None
 
     def _comprehension_origin(self, node: cst.DictComp) -> _Origin | None:
@@ -224,13 +227,14 @@ class WeightCopy(Rule):
 
     def _parameter_source(self, node: cst.BaseExpression) -> tuple[str, bool] | None:
         """``(model, named)`` for ``model.parameters()``, possibly inside list()/tuple()."""
-        if isinstance(node, cst.Call) and self.context.qualified_name(node.func) in {
-            "list",
-            "tuple",
-        }:
-            args = _call_args(node)
-            if len(args) == 1:
-                node = args[0]
+        if (
+            isinstance(node, cst.Call)
+            and isinstance(node.func, cst.Name)
+            and node.func.value in {"list", "tuple"}
+            and len(args := _call_args(node)) == 1
+            and self.context.qualified_name(node.func) in {"list", "tuple"}
+        ):
+            node = args[0]
         receiver = _method(node, _PARAMETER_ITERATORS)
         if receiver is None or not isinstance(node, cst.Call):
             return None
@@ -244,8 +248,10 @@ class WeightCopy(Rule):
         frame: dict[str, str] = {}
         if (
             isinstance(node.iter, cst.Call)
-            and self.context.qualified_name(node.iter.func) == "zip"
+            and isinstance(node.iter.func, cst.Name)
+            and node.iter.func.value == "zip"
             and isinstance(node.target, (cst.Tuple, cst.List))
+            and self.context.qualified_name(node.iter.func) == "zip"
         ):
             sources = [self._parameter_source(arg) for arg in _call_args(node.iter)]
             models = {source[0] for source in sources if source is not None}
@@ -308,7 +314,7 @@ class WeightCopy(Rule):
             args = _call_args(node)
             if args:
                 self._check_parameter_copy(node, destination, args[0])
-        elif self._is_function(node.func, "vector_to_parameters"):
+        else:
             self._check_vector(node)
 
     def _check_load(self, node: cst.Call, receiver: cst.BaseExpression) -> None:
@@ -324,15 +330,24 @@ class WeightCopy(Rule):
             )
 
     def _check_vector(self, node: cst.Call) -> None:
+        """``vector_to_parameters(<other model's vector>, model.parameters())``."""
         args = _call_args(node)
         vector = args[0] if args else _keyword(node, "vec")
         parameters = args[1] if len(args) > 1 else _keyword(node, "parameters")
         if vector is None or parameters is None:
             return
-        origin = self._origin(vector)
         receiver = _method(parameters, ("parameters",))
-        into = self._model(receiver) if receiver is not None else None
-        if origin is not None and origin[0] == "vector" and into is not None and into != origin[1]:
+        if receiver is None:
+            return
+        origin = self._origin(vector)
+        into = self._model(receiver)
+        if (
+            origin is not None
+            and origin[0] == "vector"
+            and into is not None
+            and into != origin[1]
+            and self._is_function(node.func, "vector_to_parameters")
+        ):
             self.report(
                 node,
                 f"parameters of `{origin[1]}` copied into `{into}` as a flat vector; "

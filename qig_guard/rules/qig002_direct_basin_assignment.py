@@ -119,9 +119,9 @@ class DirectBasinAssignment(Rule):
     @classmethod
     def could_match(cls, source: str, config: Config) -> bool:
         attribute = config.protected_attribute
-        if _trigger(attribute).search(source):
-            return True
-        return attribute in source and bool(_INIT.search(source))
+        if attribute not in source:
+            return False
+        return bool(_trigger(attribute).search(source) or _INIT.search(source))
 
     # -- what is written -------------------------------------------------------
 
@@ -226,31 +226,28 @@ class DirectBasinAssignment(Rule):
                     self._flag(node, attribute)
                     return
         args = [arg.value for arg in node.args if arg.keyword is None and arg.star == ""]
-        if not args:
-            return
-        qualified = self.context.qualified_name(func)
-        if qualified in _SETATTR and len(args) == 3:
-            self._check_setattr(node, *args)
-        elif (
-            qualified is not None
-            and qualified.startswith("torch.nn.init.")
-            and qualified.endswith("_")
-            and (attribute := self._protected(args[0])) is not None
-        ):
-            self._flag(node, attribute)
+        if len(args) == 3 and self._names_protected(args[1]):
+            if self.context.qualified_name(func) in _SETATTR:
+                self._check_setattr(node, args[0], args[2])
+        elif args and (attribute := self._protected(args[0])) is not None:
+            qualified = self.context.qualified_name(func) or ""
+            if qualified.startswith("torch.nn.init.") and qualified.endswith("_"):
+                self._flag(node, attribute)
+
+    def _names_protected(self, node: cst.BaseExpression) -> bool:
+        """True for the string literal ``"target_basin"``."""
+        return (
+            isinstance(node, cst.SimpleString)
+            and node.evaluated_value == self.config.protected_attribute
+        )
 
     def _check_setattr(
         self,
         node: cst.Call,
         receiver: cst.BaseExpression,
-        name: cst.BaseExpression,
         value: cst.BaseExpression,
     ) -> None:
-        if not (
-            isinstance(name, cst.SimpleString)
-            and name.evaluated_value == self.config.protected_attribute
-        ):
-            return
+        """``setattr(receiver, "target_basin", value)``."""
         attribute = cst.Attribute(value=receiver, attr=cst.Name(self.config.protected_attribute))
         fixable = isinstance(receiver, (cst.Name, cst.Attribute, cst.Subscript, cst.Call))
         self._flag(node, attribute, value if fixable else None)
