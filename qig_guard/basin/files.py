@@ -62,7 +62,7 @@ def load_basin(path: str | os.PathLike[str], *, max_bytes: int = LOAD_LIMIT) -> 
     fisher = document.get("fisher_diag")
     return BasinFile(
         basin=tuple(float(value) for value in document["basin"]),
-        dim=document["dim"],
+        dim=int(document["dim"]),
         fisher_diag=None if fisher is None else tuple(float(value) for value in fisher),
         source_model=document["source_model"],
         physics_constants=MappingProxyType(

@@ -102,13 +102,13 @@ def _schema_problems(document: Any) -> Iterator[Problem]:
 
 def _semantic_problems(document: dict[str, Any], reported: set[JsonPath]) -> Iterator[Problem]:
     dim = document.get("dim")
-    if isinstance(dim, int) and not isinstance(dim, bool):
+    if isinstance(dim, (int, float)) and not isinstance(dim, bool) and ("dim",) not in reported:
         for key in ("basin", "fisher_diag"):
             values = document.get(key)
             if (key,) in reported:
                 continue
             if isinstance(values, list) and values and len(values) != dim:
-                yield Problem(codes.SCHEMA, (key,), f"has {len(values)} entries but dim is {dim}")
+                yield Problem(codes.SCHEMA, (key,), f"has {len(values)} entries but dim is {dim:g}")
     timestamp = document.get("timestamp")
     if isinstance(timestamp, str) and ("timestamp",) not in reported:
         try:

@@ -95,7 +95,8 @@ def parse_json(data: bytes) -> JsonDocument:
     try:
         value = json.loads(text, object_pairs_hook=_no_duplicates)
     except json.JSONDecodeError as error:
-        early = " (the file ends early: truncated?)" if error.pos >= len(text.rstrip()) else ""
+        ends_early = error.pos >= len(text.rstrip()) or error.msg.startswith("Unterminated")
+        early = " (the file ends early: truncated?)" if ends_early else ""
         raise JsonReadError(
             f"not valid JSON: {error.msg}{early}", error.lineno, error.colno
         ) from None
