@@ -578,7 +578,20 @@ class BasinValues:
     def holds_basin(self, entries: Sequence[tuple[str | None, cst.BaseExpression | None]]) -> bool:
         """A dict whose ``"basin"`` key or one of whose values is a basin."""
         return any(
-            (key is not None and self.key_kind(key) is Kind.BASIN)
-            or (value is not None and self.is_basin(value))
+            value is not None
+            and (
+                self.is_basin(value)
+                or (key is not None and self.key_kind(key) is Kind.BASIN and _may_be_vector(value))
+            )
             for key, value in entries
         )
+
+
+def _may_be_vector(value: cst.BaseExpression) -> bool:
+    """False for literals and names about a basin: ``{"basin": "b.json"}``, ``args.basin_path``."""
+    if isinstance(value, (cst.BaseString, cst.BaseNumber)):
+        return False
+    name = dotted_name(value)
+    if name is None:
+        return True
+    return name not in {"None", "True", "False"} and not NOT_A_VECTOR.intersection(words(name))

@@ -51,6 +51,7 @@ _REDUCTIONS = frozenset({"torch.sum", "torch.mean", "numpy.sum", "numpy.mean", "
 _SQUARES = frozenset({"torch.square", "numpy.square", "torch.pow", "numpy.power"})
 _ONES = frozenset({"torch.ones", "torch.ones_like", "numpy.ones", "numpy.ones_like"})
 _KEEP = frozenset({"detach", "clone", "cpu", "float", "double", "flatten", "view", "reshape"})
+_SCALARS = frozenset({"mean", "sum", "max", "min", "median", "std", "var", "norm", "item"})
 _FISHER_IMPL = frozenset({"distance", "dist", "metric", "geodesic", "norm", "rao"})
 
 
@@ -73,6 +74,19 @@ def _euclidean_order(order: cst.BaseExpression | None) -> bool:
     if order is None or _number(order) == 2:
         return True
     return isinstance(order, cst.SimpleString) and order.evaluated_value == "fro"
+
+
+def _is_scalar(node: cst.BaseExpression) -> bool:
+    """A number or a reduction of a tensor (``x.mean()``, ``torch.max(x)``)."""
+    if isinstance(node, (cst.Integer, cst.Float)):
+        return True
+    if isinstance(node, cst.UnaryOperation):
+        return _is_scalar(node.expression)
+    return (
+        isinstance(node, cst.Call)
+        and isinstance(node.func, cst.Attribute)
+        and node.func.attr.value in _SCALARS
+    )
 
 
 class _SelfAssignments(cst.CSTVisitor):
@@ -235,6 +249,8 @@ class EuclideanBasinDistance(Rule):
     def _is_difference(self, node: Value) -> bool:
         """``a - b`` with a basin (or table of basins) on one side; also via a local name."""
         if isinstance(node, cst.BinaryOperation) and isinstance(node.operator, cst.Subtract):
+            if _is_scalar(node.left) or _is_scalar(node.right):
+                return False  # centring or shifting one vector: ``basin - basin.mean()``
             return self.values.is_basin_or_table(node.left) or self.values.is_basin_or_table(
                 node.right
             )

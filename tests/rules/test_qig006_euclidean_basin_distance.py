@@ -268,6 +268,12 @@ NOT_FLAGGED = {
             d = weights * d
             return torch.norm(d)
     """,
+    "centred_single_vector": """
+        import torch
+
+        spread = torch.norm(basin - basin.mean())
+        shifted = (target_basin - 1.0).norm()
+    """,
     "sqrt_of_non_chordal": """
         import math
 

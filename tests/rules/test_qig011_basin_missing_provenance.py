@@ -179,6 +179,12 @@ NOT_FLAGGED = {
         def write(payload, f, **kwargs):
             json.dump({**payload, "basin": basin.tolist()}, f, **kwargs)
     """,
+    "experiment_config_with_basin_path": """
+        import json
+
+        json.dump({"basin": "runs/gary_a/basin.json", "lr": 1e-4}, f)
+        json.dump({"basin": args.basin_path, "target_basin": None}, f)
+    """,
     "json_load": """
         import json
 
