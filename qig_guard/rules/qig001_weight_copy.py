@@ -244,23 +244,44 @@ class WeightCopy(Rule):
         assert isinstance(node.func, cst.Attribute)
         return model, node.func.attr.value == "named_parameters"
 
-    def visit_For(self, node: cst.For) -> None:
+    def _zip_frame(
+        self, iterator: cst.BaseExpression, target: cst.BaseAssignTargetExpression
+    ) -> dict[str, str]:
+        """Loop variables bound to different models' parameters by ``zip(a.parameters(), ...)``."""
         frame: dict[str, str] = {}
         if (
-            isinstance(node.iter, cst.Call)
-            and isinstance(node.iter.func, cst.Name)
-            and node.iter.func.value == "zip"
-            and isinstance(node.target, (cst.Tuple, cst.List))
-            and self.context.qualified_name(node.iter.func) == "zip"
+            isinstance(iterator, cst.Call)
+            and isinstance(iterator.func, cst.Name)
+            and iterator.func.value == "zip"
+            and isinstance(target, (cst.Tuple, cst.List))
+            and self.context.qualified_name(iterator.func) == "zip"
         ):
-            sources = [self._parameter_source(arg) for arg in _call_args(node.iter)]
+            sources = [self._parameter_source(arg) for arg in _call_args(iterator)]
             models = {source[0] for source in sources if source is not None}
             if len(models) > 1:
-                for source, element in zip(sources, node.target.elements, strict=False):
+                for source, element in zip(sources, target.elements, strict=False):
                     name = self._loop_variable(element.value, source)
                     if name is not None and source is not None:
                         frame[name] = source[0]
-        self._loops.append(frame)
+        return frame
+
+    def visit_For(self, node: cst.For) -> None:
+        self._loops.append(self._zip_frame(node.iter, node.target))
+
+    def leave_For(self, original_node: cst.For) -> None:
+        self._loops.pop()
+
+    def visit_ListComp(self, node: cst.ListComp) -> None:
+        self._loops.append(self._zip_frame(node.for_in.iter, node.for_in.target))
+
+    def leave_ListComp(self, original_node: cst.ListComp) -> None:
+        self._loops.pop()
+
+    def visit_GeneratorExp(self, node: cst.GeneratorExp) -> None:
+        self._loops.append(self._zip_frame(node.for_in.iter, node.for_in.target))
+
+    def leave_GeneratorExp(self, original_node: cst.GeneratorExp) -> None:
+        self._loops.pop()
 
     @staticmethod
     def _loop_variable(target: cst.BaseExpression, source: tuple[str, bool] | None) -> str | None:
@@ -269,9 +290,6 @@ class WeightCopy(Rule):
         if source[1] and isinstance(target, (cst.Tuple, cst.List)) and len(target.elements) == 2:
             target = target.elements[1].value
         return target.value if isinstance(target, cst.Name) else None
-
-    def leave_For(self, original_node: cst.For) -> None:
-        self._loops.pop()
 
     def _parameter_of(self, node: cst.BaseExpression) -> str | None:
         """The model whose parameter ``node`` (a loop variable, maybe ``.data``) is."""

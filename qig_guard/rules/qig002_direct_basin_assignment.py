@@ -15,6 +15,8 @@ from qig_guard.rules.base import Invalid, Rule, compile_trigger
 
 _INIT = re.compile(r"\binit\b")
 _SETATTR = frozenset({"setattr", "builtins.setattr", "object.__setattr__"})
+# nn.Module methods that (re)bind an attribute named by their first argument.
+_REGISTERS = frozenset({"register_buffer", "register_parameter"})
 # In-place tensor methods that leave the values alone.
 _KEEPS_VALUES = frozenset({"requires_grad_", "share_memory_", "detach_"})
 
@@ -54,7 +56,8 @@ class DirectBasinAssignment(Rule):
     `model.basin_matcher.target_basin = new_basin`, augmented and annotated
     assignment, `.target_basin.data = ...`, in-place tensor methods such as
     `.target_basin.copy_(...)` (also `torch.nn.init.*_` on it), item assignment
-    into it, and `setattr(obj, "target_basin", ...)`. Reads are not flagged,
+    into it, `setattr(obj, "target_basin", ...)` and
+    `obj.register_buffer("target_basin", ...)`. Reads are not flagged,
     nor is the owning class writing its own attribute: `self.target_basin`
     inside a class that defines the setter or is named like a basin owner
     (`BasinMatcher`), or inside any class's `__init__`.
@@ -226,7 +229,17 @@ class DirectBasinAssignment(Rule):
                     self._flag(node, attribute)
                     return
         args = [arg.value for arg in node.args if arg.keyword is None and arg.star == ""]
-        if len(args) == 3 and self._names_protected(args[1]):
+        if (
+            isinstance(func, cst.Attribute)
+            and func.attr.value in _REGISTERS
+            and args
+            and self._names_protected(args[0])
+        ):
+            attribute = cst.Attribute(
+                value=func.value, attr=cst.Name(self.config.protected_attribute)
+            )
+            self._flag(node, attribute)
+        elif len(args) == 3 and self._names_protected(args[1]):
             if self.context.qualified_name(func) in _SETATTR:
                 self._check_setattr(node, args[0], args[2])
         elif args and (attribute := self._protected(args[0])) is not None:

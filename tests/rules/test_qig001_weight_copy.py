@@ -86,6 +86,13 @@ FLAGGED = {
         for (name, p), (_, q) in zip(a.named_parameters(), b.named_parameters()):
             p.data[:] = q.data  # 3
     """,
+    "list-comprehension-copy": """
+        import torch
+
+        with torch.no_grad():
+            [p.data.copy_(q.data) for p, q in zip(student.parameters(), teacher.parameters())]  # 5
+            torch._foreach_add_(list(student.parameters()), 1.0)
+    """,
     "vector-to-parameters-imported-alias": """
         from torch.nn.utils import parameters_to_vector as p2v, vector_to_parameters as v2p
 
@@ -167,6 +174,10 @@ QUIET = {
         backup = [p.detach().clone() for p in model.parameters()]
         for p, saved in zip(model.parameters(), backup):
             p.data.copy_(saved)
+    """,
+    "comprehension-over-unrelated-zip": """
+        norms = [p.norm() - q.norm() for p, q in zip(a.parameters(), b.parameters())]
+        copies = [x.copy_(y) for x, y in zip(buffers, saved)]
     """,
     "zip-same-model": """
         for p, q in zip(model.parameters(), model.parameters()):

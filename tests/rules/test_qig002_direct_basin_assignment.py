@@ -61,6 +61,10 @@ FLAGGED = {
         setattr(model.basin_matcher, "target_basin", new_basin)  # 2
         object.__setattr__(matcher, 'target_basin', new_basin)  # 3
     """,
+    "register-buffer-from-outside": """
+        gary_b.basin_matcher.register_buffer("target_basin", gary_a_basin)  # 2
+        gary_b.basin_matcher.register_parameter("target_basin", nn.Parameter(b))  # 3
+    """,
     "nn-init-in-place": """
         import torch.nn as nn
 
@@ -108,6 +112,13 @@ QUIET = {
                     self.target_basin.copy_(self.target_basin / self.target_basin.norm())
                     self.target_basin[0] = 0.0
                 setattr(self, "target_basin", self.target_basin)
+    """,
+    "init-registers-own-buffer": """
+        class QIGKernelRecursive(nn.Module):
+            def __init__(self, target_basin):
+                super().__init__()
+                self.register_buffer("target_basin", target_basin)
+                self.register_buffer("current_basin", torch.zeros(64))
     """,
     "owner-subclass-of-basin-matcher": """
         class FisherMatcher(matching.BasinMatcher):
