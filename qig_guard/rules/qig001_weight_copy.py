@@ -19,7 +19,7 @@ _NOT_MODELS = ("optim*", "opt", "sched*", "scaler")
 # Attributes that wrap the same model (DataParallel/DDP, torch.compile).
 _WRAPPERS = ("module", "_orig_mod")
 # Methods that keep a tensor's values: `q.data.detach().clone()` still is `q`.
-_SAME_VALUES = frozenset({"data", "detach", "clone", "cpu", "cuda", "to", "contiguous"})
+_SAME_VALUES = frozenset({"detach", "clone", "cpu", "cuda", "to", "contiguous"})
 # Calls that return a copy of their argument's mapping.
 _COPIES = frozenset({"copy.deepcopy", "copy.copy", "dict", "collections.OrderedDict"})
 _PARAMETER_ITERATORS = frozenset({"parameters", "named_parameters"})
@@ -204,24 +204,23 @@ class WeightCopy(Rule):
 
     # -- local variables -------------------------------------------------------
 
+    def _bind(self, target: cst.BaseExpression, value: cst.BaseExpression) -> None:
+        """Remember (or forget) what a local name holds after ``target = value``."""
+        if isinstance(target, cst.Name):
+            origin = self._origin(value)
+            if origin is None:
+                self._scope_locals().pop(target.value, None)
+            else:
+                self._scope_locals()[target.value] = origin
+
     def visit_Assign(self, node: cst.Assign) -> None:
         self._check_parameter_assignment(node)
-        origin = self._origin(node.value)
-        scope = self._scope_locals()
         for target in node.targets:
-            if isinstance(target.target, cst.Name):
-                if origin is None:
-                    scope.pop(target.target.value, None)
-                else:
-                    scope[target.target.value] = origin
+            self._bind(target.target, node.value)
 
     def visit_AnnAssign(self, node: cst.AnnAssign) -> None:
-        if isinstance(node.target, cst.Name) and node.value is not None:
-            origin = self._origin(node.value)
-            if origin is None:
-                self._scope_locals().pop(node.target.value, None)
-            else:
-                self._scope_locals()[node.target.value] = origin
+        if node.value is not None:
+            self._bind(node.target, node.value)
 
     # -- parameter-wise loops --------------------------------------------------
 
