@@ -23,7 +23,7 @@ else:  # pragma: no cover - exercised on Python 3.10 only
 
 BASIN_KEY = f"{SECTION}.basin"
 FACTS_KEY = f"{SECTION}.frozen-facts"
-DEFAULT_FILES = ("**/*basin*.json", "**/basins/**/*.json")
+DEFAULT_FILES = ("**/*basin*.json", "**/basin/*.json", "**/basins/*.json")
 
 
 @dataclass(frozen=True)

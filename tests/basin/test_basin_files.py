@@ -246,9 +246,9 @@ class _Boom:
 
 
 def test_load_names_legacy_shapes(tmp_path: Path) -> None:
-    with pytest.raises(BasinFileError, match="sync packet.*qig-guard basin convert"):
+    with pytest.raises(BasinFileError, match=r"sync packet.*qig-guard basin convert"):
         load_basin(DATA / "sync_packet.json")
-    with pytest.raises(BasinFileError, match="identity descriptor.*no basin coordinate vector"):
+    with pytest.raises(BasinFileError, match=r"identity descriptor.*no basin coordinate vector"):
         load_basin(DATA / "identity_descriptor.json")
 
 

@@ -7,7 +7,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from jsonschema import Draft202012Validator
+from jsonschema import Draft202012Validator  # type: ignore[import-untyped]
 
 from qig_guard.basin import load_basin, validate_basin_file
 from qig_guard.basin.schema import document_problems, schema
