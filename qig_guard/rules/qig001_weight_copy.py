@@ -25,7 +25,8 @@ _COPIES = frozenset({"copy.deepcopy", "copy.copy", "dict", "collections.OrderedD
 _PARAMETER_ITERATORS = frozenset({"parameters", "named_parameters"})
 
 # What a local name holds: ("state", model) for a state dict, ("vector", model) for
-# parameters_to_vector(model.parameters()).
+# parameters_to_vector(model.parameters()), ("parameters" or "named", model) for
+# model.parameters() or model.named_parameters(), possibly in a list.
 _Origin = tuple[str, str]
 
 
@@ -165,6 +166,8 @@ class WeightCopy(Rule):
             return self._comprehension_origin(node)
         if not isinstance(node, cst.Call):
             return None
+        if (parameters := self._parameter_source(node)) is not None:
+            return ("named" if parameters[1] else "parameters", parameters[0])
         if (receiver := _method(node, ("state_dict",))) is not None:
             model = self._model(receiver)
             return ("state", model) if model is not None else None
@@ -185,21 +188,26 @@ class WeightCopy(Rule):
         return None
 
     def _comprehension_origin(self, node: cst.DictComp) -> _Origin | None:
-        """``{k: v.clone() for k, v in sd.items()}`` holds what ``sd`` holds."""
-        loop = node.for_in
-        items = _method(loop.iter, ("items",))
-        source = self._origin(items if items is not None else loop.iter)
-        if source is None or source[0] != "state":
-            return None
+        """``{k: v.clone() for k, v in sd.items()}`` or ``{k: sd[k] ...}`` hold ``sd``'s weights."""
         value = _strip_same_values(node.value)
         if isinstance(value, cst.Subscript):
-            return source if self._origin(value.value) == source else None
-        if isinstance(value, cst.Name) and items is not None:
-            target = loop.target
-            if isinstance(target, cst.Tuple) and len(target.elements) == 2:
-                bound = target.elements[1].value
-                if isinstance(bound, cst.Name) and bound.value == value.value:
-                    return source
+            origin = self._origin(value.value)
+            return origin if origin is not None and origin[0] == "state" else None
+        loop = node.for_in
+        items = _method(loop.iter, ("items",))
+        if items is None or not isinstance(value, cst.Name):
+            return None
+        origin = self._origin(items)
+        target = loop.target
+        if (
+            origin is not None
+            and origin[0] == "state"
+            and isinstance(target, cst.Tuple)
+            and len(target.elements) == 2
+            and isinstance(bound := target.elements[1].value, cst.Name)
+            and bound.value == value.value
+        ):
+            return origin
         return None
 
     # -- local variables -------------------------------------------------------
@@ -226,6 +234,11 @@ class WeightCopy(Rule):
 
     def _parameter_source(self, node: cst.BaseExpression) -> tuple[str, bool] | None:
         """``(model, named)`` for ``model.parameters()``, possibly inside list()/tuple()."""
+        if isinstance(node, cst.Name):
+            origin = self._scope_locals().get(node.value)
+            if origin is None or origin[0] not in {"parameters", "named"}:
+                return None
+            return origin[1], origin[0] == "named"
         if (
             isinstance(node, cst.Call)
             and isinstance(node.func, cst.Name)

@@ -77,6 +77,19 @@ FLAGGED = {
         for p_s, p_t in zip(list(student.parameters()), list(teacher.parameters())):
             p_t.copy_(p_s.detach())  # 3
     """,
+    "zip-over-local-parameter-lists": """
+        def hard_sync(gary_a, gary_b):
+            src = list(gary_a.parameters())
+            dst = list(gary_b.parameters())
+            for target, source in zip(dst, src):
+                target.data.copy_(source.data)  # 6
+    """,
+    "inline-deepcopy-and-comprehension": """
+        import copy
+
+        student.load_state_dict(copy.deepcopy(teacher.state_dict()))  # 4
+        student.load_state_dict({k: teacher.state_dict()[k] for k in keys})  # 5
+    """,
     "zip-parameters-data-assignment": """
         def clone_weights(dst, src):
             for a, b in zip(dst.parameters(), src.parameters()):
@@ -178,6 +191,15 @@ QUIET = {
     "comprehension-over-unrelated-zip": """
         norms = [p.norm() - q.norm() for p, q in zip(a.parameters(), b.parameters())]
         copies = [x.copy_(y) for x, y in zip(buffers, saved)]
+    """,
+    "local-parameter-lists-of-one-model": """
+        params = list(model.parameters())
+        snapshot = [p.detach().clone() for p in params]
+        for p, saved in zip(params, snapshot):
+            p.data.copy_(saved)
+        params = [w for w in other.parameters()]
+        for p, q in zip(params, list(other.parameters())):
+            p.copy_(q)
     """,
     "zip-same-model": """
         for p, q in zip(model.parameters(), model.parameters()):
