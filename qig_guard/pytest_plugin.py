@@ -121,7 +121,11 @@ def pytest_addoption(parser: pytest.Parser) -> None:
 
 
 def pytest_configure(config: pytest.Config) -> None:
-    config.stash[_OPTIONS] = _Options(config)
+    options = config.stash[_OPTIONS] = _Options(config)
+    if options.basins:
+        options.basin_settings  # noqa: B018 - a bad configuration is a usage error, now
+    elif options.guard:
+        options.project  # noqa: B018
     config.addinivalue_line(
         "markers",
         f"{MARKER}(ocean=..., frozen=...): fixture names of models that must not train "
