@@ -26,6 +26,7 @@ from torch.nn.utils import parameters_to_vector, vector_to_parameters
 
 from qig_guard.runtime.geometry import fisher_distance
 from qig_guard.runtime.model import QIGKernelRecursive
+from qig_guard.runtime.modes import evaluation
 
 
 class ConsolidationStats(TypedDict):
@@ -36,15 +37,6 @@ class ConsolidationStats(TypedDict):
     consolidation_improvement: float
     steps: int
     distance_history: list[float]
-
-
-def _modes(model: nn.Module) -> list[tuple[nn.Module, bool]]:
-    return [(module, module.training) for module in model.modules()]
-
-
-def _restore(modes: list[tuple[nn.Module, bool]]) -> None:
-    for module, training in modes:
-        module.training = training
 
 
 def basin_jacobian(basin: Tensor, params: list[nn.Parameter]) -> Tensor:
@@ -106,9 +98,7 @@ def consolidate_toward_basin(
         with torch.no_grad():
             return float(fisher_distance(model.compute_basin(), target, fisher))
 
-    modes = _modes(model)
-    model.eval()
-    try:
+    with evaluation(model):
         history = [distance()]
         for _ in range(steps if params else 0):
             basin = model.compute_basin()
@@ -128,8 +118,6 @@ def consolidate_toward_basin(
                 with torch.no_grad():
                     vector_to_parameters(start, params)
                 break
-    finally:
-        _restore(modes)
     return {
         "basin_distance_before": history[0],
         "basin_distance_after": history[-1],

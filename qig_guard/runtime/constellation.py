@@ -23,6 +23,7 @@ from torch import Tensor
 
 from qig_guard.runtime.extraction import load_checkpoint_state
 from qig_guard.runtime.model import QIGKernelRecursive
+from qig_guard.runtime.modes import evaluation
 from qig_guard.runtime.sync import sync_constellation_basins
 
 MANIFEST = "constellation.json"
@@ -31,14 +32,8 @@ _MANIFEST_LIMIT = 1024 * 1024
 
 
 def _basin(model: QIGKernelRecursive) -> Tensor:
-    modes = [(module, module.training) for module in model.modules()]
-    model.eval()
-    try:
-        with torch.no_grad():
-            return model.compute_basin()
-    finally:
-        for module, training in modes:
-            module.training = training
+    with evaluation(model), torch.no_grad():
+        return model.compute_basin()
 
 
 class Constellation:

@@ -24,6 +24,7 @@ from torch import Tensor
 
 from qig_guard.runtime.matcher import fisher_fields
 from qig_guard.runtime.model import QIGKernelRecursive
+from qig_guard.runtime.modes import evaluation
 
 MAX_BYTES = 4 * 1024**3
 MAX_TENSORS = 100_000
@@ -180,14 +181,8 @@ def _computed_basin(state: Mapping[str, Tensor], model: QIGKernelRecursive | Non
         raise CheckpointError(
             f"the checkpoint does not match {type(model).__name__}: {error}"
         ) from None
-    modes = [(module, module.training) for module in model.modules()]
-    model.eval()
-    try:
-        with torch.no_grad():
-            return model.compute_basin()
-    finally:
-        for module, training in modes:
-            module.training = training
+    with evaluation(model), torch.no_grad():
+        return model.compute_basin()
 
 
 def extract_basin_from_checkpoint(

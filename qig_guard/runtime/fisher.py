@@ -26,6 +26,7 @@ from torch import Tensor
 
 from qig_guard.runtime.matcher import FISHER_ESTIMATORS
 from qig_guard.runtime.model import QIGKernelRecursive
+from qig_guard.runtime.modes import evaluation
 
 Estimator = Literal["empirical", "true_mc"]
 
@@ -43,7 +44,7 @@ def estimate_fisher_diag(
 
     ``inputs`` are token ids ``(B, T)`` with ``T >= 2`` (default: the matcher's
     probes). Entries are floored at ``floor`` so the result is a valid metric for
-    ``fisher_distance``. The model's parameters are left untouched; with
+    ``fisher_distance``. Runs in eval mode (modes restored); parameters are untouched. With
     ``install=True`` the result becomes the matcher's metric (with its provenance).
     """
     if estimator not in FISHER_ESTIMATORS:
@@ -51,10 +52,11 @@ def estimate_fisher_diag(
     ids = model.basin_matcher.probe_ids if inputs is None else inputs
     if ids.dim() != 2 or ids.shape[1] < 2:
         raise ValueError("inputs must be token ids of shape (batch, length >= 2)")
-    with torch.no_grad():
-        hidden = model.features(ids).hidden
-    hidden = hidden[:, :-1].detach().requires_grad_(True)
-    log_probs = torch.log_softmax(model.lm_head(model.norm(hidden)), dim=-1)
+    with evaluation(model):
+        with torch.no_grad():
+            hidden = model.features(ids).hidden
+        hidden = hidden[:, :-1].detach().requires_grad_(True)
+        log_probs = torch.log_softmax(model.lm_head(model.norm(hidden)), dim=-1)
     if estimator == "empirical":
         labels = ids[:, 1:]
     else:

@@ -15,6 +15,7 @@ import torch
 from qig_guard.runtime.geometry import fisher_distance
 from qig_guard.runtime.matcher import BasinSource
 from qig_guard.runtime.model import QIGKernelRecursive
+from qig_guard.runtime.modes import evaluation
 
 
 class TransferStats(TypedDict):
@@ -44,9 +45,7 @@ def transfer_basin(
     matcher.set_target_basin(basin_or_path)
     params = [p for p in student.parameters() if p.requires_grad]
     optimizer = torch.optim.Adam(params, lr=lr)
-    modes = [(module, module.training) for module in student.modules()]
-    student.eval()
-    try:
+    with evaluation(student):
         with torch.no_grad():
             before = float(matcher.basin_distance(student.compute_basin()))
         for _ in range(steps):
@@ -58,7 +57,4 @@ def transfer_basin(
             optimizer.step()
         with torch.no_grad():
             after = float(matcher.basin_distance(student.compute_basin()))
-    finally:
-        for module, training in modes:
-            module.training = training
     return {"basin_distance_before": before, "basin_distance_after": after, "steps": steps}

@@ -11,6 +11,8 @@ torch = pytest.importorskip("torch")
 
 from qig_guard.runtime import QIGKernelRecursive  # noqa: E402
 
+torch.set_num_threads(1)  # tiny models: threads only add contention on shared CPUs
+
 SMALL = {
     "d_model": 32,
     "vocab_size": 40,
