@@ -91,6 +91,8 @@ def run_validate(args: argparse.Namespace) -> int:
     missing = [path for path in args.paths if not Path(path).exists()]
     if missing:
         return _error(f"{missing[0]}: no such file or folder")
+    if args.output and not args.output.parent.is_dir():
+        return _error(f"{args.output.parent}: no such folder")
     files = basin_files(args.paths, settings)
     findings = [finding for path in files for finding in validate_basin_file(path, settings)]
     report = render(
@@ -124,6 +126,8 @@ def run_convert(args: argparse.Namespace) -> int:
         return _error(f"{source}: no such file")
     if output.exists() and not args.force:
         return _error(f"{output} exists; pass --force to overwrite it")
+    if not output.parent.is_dir():
+        return _error(f"{output.parent}: no such folder")
     try:
         parsed = read_json(source, PARSE_LIMIT)
     except JsonReadError as error:

@@ -95,6 +95,9 @@ def test_configuration_applies(project: Path) -> None:
 def test_missing_path_is_a_usage_error(project: Path, capsys: pytest.CaptureFixture[str]) -> None:
     assert _run("validate", "nowhere.json") == 2
     assert "nowhere.json: no such file or folder" in capsys.readouterr().err
+    assert _run("validate", "basins", "-o", "no/such/dir/report.txt") == 2
+    assert _run("convert", str(DATA / "sync_packet.json"), "-o", "no/such/dir/new.json") == 2
+    assert "no/such/dir: no such folder" in capsys.readouterr().err
 
 
 def test_convert_of_a_version_1_file_is_a_no_op(
