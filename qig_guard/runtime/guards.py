@@ -15,6 +15,7 @@ from typing import Any
 
 import torch
 from torch import Tensor, nn
+from torch.optim.optimizer import register_optimizer_step_pre_hook
 from torch.utils.hooks import RemovableHandle
 
 
@@ -42,7 +43,7 @@ class frozen(ContextDecorator):
 
     def __enter__(self) -> frozen:
         names = self._parameters()
-        handles = [torch.optim.optimizer.register_optimizer_step_pre_hook(self._step_hook(names))]
+        handles = [register_optimizer_step_pre_hook(self._step_hook(names))]
         for module in self._modules:
             for name, param in module.named_parameters():
                 if param.requires_grad:

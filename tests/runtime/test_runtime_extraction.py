@@ -1,0 +1,143 @@
+"""Checkpoint basin extraction: safe by content, capped, with provenance."""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import pickle
+import struct
+
+import pytest
+
+torch = pytest.importorskip("torch")
+
+from qig_guard.basin import load_basin  # noqa: E402
+from qig_guard.runtime import (  # noqa: E402
+    CheckpointError,
+    extract_basin_from_checkpoint,
+    load_checkpoint_state,
+)
+
+MARKER_NAME = "payload-ran"
+
+
+class Payload:
+    """Unpickling this creates a marker file: proof that the payload ran."""
+
+    def __init__(self, marker: str) -> None:
+        self.marker = marker
+
+    def __reduce__(self):  # type: ignore[no-untyped-def]
+        return (open, (self.marker, "w"))
+
+
+def _write_safetensors(path, tensors):
+    header, blobs, offset = {}, [], 0
+    for name, tensor in tensors.items():
+        data = bytes(tensor.contiguous().reshape(-1).view(torch.uint8).tolist())
+        header[name] = {
+            "dtype": "F32",
+            "shape": list(tensor.shape),
+            "data_offsets": [offset, offset + len(data)],
+        }
+        blobs.append(data)
+        offset += len(data)
+    raw = json.dumps(header).encode()
+    path.write_bytes(struct.pack("<Q", len(raw)) + raw + b"".join(blobs))
+    return path
+
+
+def test_stored_target_is_extracted_with_provenance(tmp_path, make_model):
+    model = make_model()
+    target = torch.randn(64)
+    model.basin_matcher.set_target_basin(target)
+    checkpoint = tmp_path / "gary.pt"
+    torch.save({"model_state_dict": model.state_dict(), "step": 12}, checkpoint)
+    out = extract_basin_from_checkpoint(checkpoint, tmp_path / "gary.json", training_steps=12)
+    loaded = load_basin(out)
+    assert loaded.basin == pytest.approx(target.tolist())
+    assert loaded.source_model == "gary" and loaded.metadata["training_steps"] == 12
+    provenance = loaded.metadata["provenance"]
+    assert provenance["checkpoint_sha256"] == hashlib.sha256(checkpoint.read_bytes()).hexdigest()
+    assert out.stat().st_size < 4096
+
+
+def test_basin_is_computed_from_weights_in_eval_mode(tmp_path, make_model):
+    trained = make_model(seed=3, dropout=0.5)
+    checkpoint = tmp_path / "weights.bin"
+    torch.save(trained.state_dict(), checkpoint)
+    with pytest.raises(CheckpointError, match="model="):
+        extract_basin_from_checkpoint(checkpoint, tmp_path / "x.json")
+    fresh = make_model(seed=4, dropout=0.5)
+    fresh.train()
+    out = extract_basin_from_checkpoint(checkpoint, tmp_path / "b.json", model=fresh)
+    assert fresh.training
+    trained.eval()
+    with torch.no_grad():
+        expected = trained.compute_basin()
+    assert load_basin(out).basin == pytest.approx(expected.tolist(), abs=1e-6)
+
+
+def test_a_model_of_the_wrong_architecture_is_a_clear_error(tmp_path, make_model):
+    checkpoint = tmp_path / "small.pt"
+    torch.save(make_model().state_dict(), checkpoint)
+    with pytest.raises(CheckpointError, match="does not match"):
+        extract_basin_from_checkpoint(checkpoint, tmp_path / "b.json", model=make_model(d_model=48))
+
+
+def test_safetensors_is_read_by_content_whatever_its_name(tmp_path):
+    target = torch.linspace(-1, 1, 64)
+    path = _write_safetensors(
+        tmp_path / "model.pt",
+        {"basin_matcher.target_basin": target, "layer.weight": torch.ones(2, 3)},
+    )
+    state = load_checkpoint_state(path)
+    assert torch.equal(state["layer.weight"], torch.ones(2, 3))
+    out = extract_basin_from_checkpoint(path, tmp_path / "b.json")
+    assert load_basin(out).basin == pytest.approx(target.tolist())
+
+
+def _assert_refused_without_running(path, tmp_path, monkeypatch):
+    monkeypatch.chdir(tmp_path)
+    with pytest.raises(CheckpointError):
+        extract_basin_from_checkpoint(path, tmp_path / "b.json")
+    assert not (tmp_path / MARKER_NAME).exists()
+    assert not (tmp_path / "b.json").exists()
+
+
+def test_malicious_torch_checkpoint_is_refused_and_never_runs(tmp_path, monkeypatch):
+    path = tmp_path / "evil.pt"
+    torch.save({"model_state_dict": {"w": torch.ones(1)}, "x": Payload(MARKER_NAME)}, path)
+    _assert_refused_without_running(path, tmp_path, monkeypatch)
+    # The payload is real: plain unpickling would run it.
+    monkeypatch.chdir(tmp_path)
+    torch.load(path, weights_only=False)
+    assert (tmp_path / MARKER_NAME).exists()
+
+
+def test_renamed_legacy_pickle_is_refused_and_never_runs(tmp_path, monkeypatch):
+    path = tmp_path / "weights.safetensors"
+    path.write_bytes(pickle.dumps({"w": Payload(MARKER_NAME)}, protocol=2))
+    _assert_refused_without_running(path, tmp_path, monkeypatch)
+
+
+@pytest.mark.parametrize("kind", ["zip", "safetensors"])
+def test_truncated_checkpoints_are_refused(tmp_path, make_model, kind):
+    path = tmp_path / "ck"
+    if kind == "zip":
+        torch.save(make_model().state_dict(), path)
+    else:
+        _write_safetensors(path, {"basin_matcher.target_basin": torch.zeros(64)})
+    data = path.read_bytes()
+    path.write_bytes(data[: len(data) - 40])
+    with pytest.raises(CheckpointError, match=r"truncated|corrupt"):
+        load_checkpoint_state(path)
+
+
+def test_size_and_tensor_caps_apply_before_loading(tmp_path, make_model):
+    path = tmp_path / "ck.pt"
+    torch.save(make_model().state_dict(), path)
+    with pytest.raises(CheckpointError, match="cap"):
+        load_checkpoint_state(path, max_tensors=3)
+    with pytest.raises(CheckpointError, match="cap"):
+        load_checkpoint_state(path, max_bytes=1000)
