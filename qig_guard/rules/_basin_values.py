@@ -13,6 +13,7 @@ it in the function is one.
 from __future__ import annotations
 
 import enum
+import re
 from collections import defaultdict
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
@@ -21,7 +22,7 @@ import libcst as cst
 
 from qig_guard.names import matches_any, words
 from qig_guard.resolve import dotted_name
-from qig_guard.rules.base import FileContext
+from qig_guard.rules.base import FileContext, Rule
 
 
 class Kind(enum.Enum):
@@ -178,6 +179,7 @@ _WRAPPERS = frozenset(
     }
 )
 _STACKS = frozenset({"torch.stack", "torch.vstack", "numpy.stack", "numpy.vstack", "numpy.array"})
+_CONSTRUCTOR_NAMES = frozenset(q.rsplit(".", 1)[-1] for q in _WRAPPERS | _STACKS)
 _DISTANCE_WORDS = frozenset({"distance", "dist", "proximity", "similarity"})
 
 
@@ -198,6 +200,16 @@ class Element:
 
 Value = cst.BaseExpression | _Opaque | Element
 FlowTest = Callable[[Value], bool]
+_Comprehension = cst.ListComp | cst.SetComp | cst.GeneratorExp | cst.DictComp
+_BRANCHES = (
+    cst.BaseCompoundStatement,
+    cst.Else,
+    cst.Finally,
+    cst.ExceptHandler,
+    cst.ExceptStarHandler,
+    cst.MatchCase,
+)
+_AS_NAME = re.compile(r"\bas\s+([A-Za-z_]\w*)")
 
 
 @dataclass
@@ -208,20 +220,68 @@ class Flow:
     mutated: set[str] = field(default_factory=set)
 
 
-class _FlowCollector(cst.CSTVisitor):
+class _FlowCollector:
+    """Collects a scope's bindings statement by statement, without walking expressions
+    (comprehension variables are tracked during the traversal instead)."""
+
     def __init__(self) -> None:
         self.flow = Flow()
 
-    def visit_FunctionDef(self, node: cst.FunctionDef) -> bool:
-        self.flow.values[node.name.value].append(OPAQUE)
-        return False
+    def block(self, statements: Sequence[cst.CSTNode]) -> None:
+        for statement in statements:
+            if isinstance(statement, cst.SimpleStatementLine):
+                for small in statement.body:
+                    self._small(small)
+            elif isinstance(statement, (cst.FunctionDef, cst.ClassDef)):
+                self.flow.values[statement.name.value].append(OPAQUE)
+            else:
+                self._compound(statement)
 
-    def visit_ClassDef(self, node: cst.ClassDef) -> bool:
-        self.flow.values[node.name.value].append(OPAQUE)
-        return False
+    def suite(self, node: cst.BaseSuite) -> None:
+        if isinstance(node, cst.IndentedBlock):
+            self.block(node.body)
+        elif isinstance(node, cst.SimpleStatementSuite):
+            for small in node.body:
+                self._small(small)
 
-    def visit_Lambda(self, node: cst.Lambda) -> bool:
-        return False
+    def _compound(self, node: cst.CSTNode) -> None:
+        if isinstance(node, cst.For):
+            self._bind(node.target, Element(node.iter))
+        elif isinstance(node, cst.With):
+            for item in node.items:
+                if item.asname is not None:
+                    self._bind(item.asname.name, OPAQUE)
+        elif isinstance(node, (cst.ExceptHandler, cst.ExceptStarHandler)) and node.name:
+            self._bind(node.name.name, OPAQUE)
+        for child in node.children:
+            if isinstance(child, cst.BaseSuite):
+                self.suite(child)
+            elif isinstance(child, _BRANCHES):
+                self._compound(child)
+
+    def _small(self, node: cst.BaseSmallStatement) -> None:
+        if isinstance(node, cst.Assign):
+            for target in node.targets:
+                self._bind(target.target, node.value)
+        elif isinstance(node, cst.AnnAssign) and node.value is not None:
+            self._bind(node.target, node.value)
+        elif isinstance(node, cst.AugAssign):
+            self._bind(node.target, OPAQUE)
+        elif isinstance(node, (cst.Import, cst.ImportFrom)) and not isinstance(
+            node.names, cst.ImportStar
+        ):
+            for alias in node.names:
+                bound = dotted_name(alias.asname.name if alias.asname else alias.name)
+                if bound is not None:
+                    self.flow.values[bound.split(".")[0]].append(OPAQUE)
+        elif isinstance(node, cst.Expr) and isinstance(node.value, cst.Call):
+            func = node.value.func
+            if (
+                isinstance(func, cst.Attribute)
+                and isinstance(func.value, cst.Name)
+                and func.attr.value in {"update", "setdefault", "pop", "__setitem__", "clear"}
+            ):
+                self.flow.mutated.add(func.value.value)
 
     def _bind(self, target: cst.BaseExpression, value: Value) -> None:
         if isinstance(target, cst.Name):
@@ -235,49 +295,6 @@ class _FlowCollector(cst.CSTVisitor):
             self._bind(target.value, OPAQUE)
         elif isinstance(target, cst.Subscript) and isinstance(target.value, cst.Name):
             self.flow.mutated.add(target.value.value)
-
-    def visit_Assign(self, node: cst.Assign) -> None:
-        for target in node.targets:
-            self._bind(target.target, node.value)
-
-    def visit_AnnAssign(self, node: cst.AnnAssign) -> None:
-        if node.value is not None:
-            self._bind(node.target, node.value)
-
-    def visit_AugAssign(self, node: cst.AugAssign) -> None:
-        self._bind(node.target, OPAQUE)
-
-    def visit_NamedExpr(self, node: cst.NamedExpr) -> None:
-        self._bind(node.target, node.value)
-
-    def visit_For(self, node: cst.For) -> None:
-        self._bind(node.target, Element(node.iter))
-
-    def visit_CompFor(self, node: cst.CompFor) -> None:
-        self._bind(node.target, Element(node.iter))
-
-    def visit_WithItem(self, node: cst.WithItem) -> None:
-        if node.asname is not None:
-            self._bind(node.asname.name, OPAQUE)
-
-    def visit_ExceptHandler(self, node: cst.ExceptHandler) -> None:
-        if node.name is not None:
-            self._bind(node.name.name, OPAQUE)
-
-    def visit_ImportAlias(self, node: cst.ImportAlias) -> None:
-        bound = node.asname.name if node.asname is not None else node.name
-        name = dotted_name(bound)
-        if name is not None:
-            self.flow.values[name.split(".")[0]].append(OPAQUE)
-
-    def visit_Call(self, node: cst.Call) -> None:
-        func = node.func
-        if (
-            isinstance(func, cst.Attribute)
-            and isinstance(func.value, cst.Name)
-            and func.attr.value in {"update", "setdefault", "pop", "__setitem__", "clear"}
-        ):
-            self.flow.mutated.add(func.value.value)
 
 
 def _unpack(value: Value, count: int) -> list[Value]:
@@ -368,6 +385,8 @@ class BasinValues:
         self.context = context
         self.config = context.config
         self._flows: dict[int, Flow] = {}
+        self._comprehensions: list[dict[str, list[Value]]] = []
+        self._aliases: frozenset[str] | None = None
         self._resolving: set[tuple[int, str]] = set()
         self._following: set[tuple[int, str, str]] = set()
 
@@ -389,7 +408,38 @@ class BasinValues:
         last = key.rsplit(".", 1)[-1]
         return self.kind_of_name(last) if last.isidentifier() else None
 
+    # -- calls -------------------------------------------------------------
+    def call_name(self, func: cst.BaseExpression, last_names: frozenset[str]) -> str | None:
+        """The qualified name of a callee whose last name is in ``last_names`` or that is
+        an import alias (``vn`` after ``from torch.linalg import vector_norm as vn``);
+        other callees are not resolved, which keeps the common case cheap."""
+        if isinstance(func, cst.Name):
+            if func.value not in last_names and func.value not in self.aliases:
+                return None
+        elif not isinstance(func, cst.Attribute) or func.attr.value not in last_names:
+            return None
+        return self.context.qualified_name(func)
+
+    @property
+    def aliases(self) -> frozenset[str]:
+        """Names bound with ``as`` anywhere in the file (a cheap superset of import aliases)."""
+        if self._aliases is None:
+            self._aliases = frozenset(_AS_NAME.findall(self.context.source))
+        return self._aliases
+
     # -- flow --------------------------------------------------------------
+    def enter_comprehension(self, node: _Comprehension) -> None:
+        """Bind a comprehension's loop variables while its body is visited."""
+        bound = _FlowCollector()
+        clause: cst.CompFor | None = node.for_in
+        while clause is not None:
+            bound._bind(clause.target, Element(clause.iter))
+            clause = clause.inner_for_in
+        self._comprehensions.append(dict(bound.flow.values))
+
+    def leave_comprehension(self) -> None:
+        self._comprehensions.pop()
+
     def flow(self) -> tuple[cst.CSTNode, Flow]:
         """The innermost function's flow (the module's outside functions)."""
         functions = self.context.scopes.functions
@@ -401,7 +451,7 @@ class BasinValues:
         if flow is None:
             collector = _FlowCollector()
             if isinstance(scope, cst.FunctionDef):
-                scope.body.visit(collector)
+                collector.suite(scope.body)
                 basin_params = self._compares_basins(scope.name.value)
                 positional = 0
                 for param in _params(scope):
@@ -416,8 +466,7 @@ class BasinValues:
                         positional += 1
                     collector.flow.values[name].append(PARAM_BASIN if is_basin else OPAQUE)
             else:
-                for statement in self.context.module.body:
-                    statement.visit(collector)
+                collector.block(self.context.module.body)
             flow = self._flows[id(scope)] = collector.flow
         return flow
 
@@ -429,6 +478,9 @@ class BasinValues:
 
     def bound_values(self, name: str) -> list[Value] | None:
         """Every value bound to local ``name`` (module-level if not local), or ``None``."""
+        for bound in reversed(self._comprehensions):
+            if name in bound:
+                return bound[name]
         scope, flow = self.flow()
         values = flow.values.get(name)
         if values is None and isinstance(scope, cst.FunctionDef):
@@ -531,7 +583,7 @@ class BasinValues:
     def _call_kind(self, node: cst.Call) -> Kind | None:
         func = node.func
         positional, _ = call_args(node)
-        qualified = self.context.qualified_name(func)
+        qualified = self.call_name(func, _CONSTRUCTOR_NAMES)
         if isinstance(func, cst.Attribute) and qualified not in _WRAPPERS | _STACKS:
             if func.attr.value in _KEEP_METHODS:
                 return self.kind(func.value)
@@ -595,3 +647,35 @@ def _may_be_vector(value: cst.BaseExpression) -> bool:
     if name is None:
         return True
     return name not in {"None", "True", "False"} and not NOT_A_VECTOR.intersection(words(name))
+
+
+class BasinRule(Rule):
+    """A rule that asks :class:`BasinValues`; tracks comprehension variables for it."""
+
+    def __init__(self, context: FileContext) -> None:
+        super().__init__(context)
+        self.values = BasinValues(context)
+
+    def visit_ListComp(self, node: cst.ListComp) -> None:
+        self.values.enter_comprehension(node)
+
+    def leave_ListComp(self, original_node: cst.ListComp) -> None:
+        self.values.leave_comprehension()
+
+    def visit_SetComp(self, node: cst.SetComp) -> None:
+        self.values.enter_comprehension(node)
+
+    def leave_SetComp(self, original_node: cst.SetComp) -> None:
+        self.values.leave_comprehension()
+
+    def visit_GeneratorExp(self, node: cst.GeneratorExp) -> None:
+        self.values.enter_comprehension(node)
+
+    def leave_GeneratorExp(self, original_node: cst.GeneratorExp) -> None:
+        self.values.leave_comprehension()
+
+    def visit_DictComp(self, node: cst.DictComp) -> None:
+        self.values.enter_comprehension(node)
+
+    def leave_DictComp(self, original_node: cst.DictComp) -> None:
+        self.values.leave_comprehension()

@@ -9,8 +9,8 @@ import libcst as cst
 
 from qig_guard.config import Config
 from qig_guard.names import text_pattern, words
-from qig_guard.rules._basin_values import BasinValues, Kind, argument, call_args
-from qig_guard.rules.base import FileContext, Invalid, Rule, compile_trigger
+from qig_guard.rules._basin_values import BasinRule, Kind, argument, call_args
+from qig_guard.rules.base import Invalid, compile_trigger
 
 # Writer -> (index of the payload argument, its keyword names).
 _SINGLE_PAYLOAD = {
@@ -30,6 +30,7 @@ _SINGLE_PAYLOAD = {
 }
 _ARCHIVES = frozenset({"numpy.savez", "numpy.savez_compressed"})
 _PACKERS = frozenset({"struct.pack", "struct.pack_into"})
+_NAMES = frozenset(q.rsplit(".", 1)[-1] for q in (*_SINGLE_PAYLOAD, *_ARCHIVES, *_PACKERS))
 _FIXABLE = frozenset({"torch.save", "numpy.save"})
 _SAVE_BASIN = frozenset({"qig_guard.basin.save_basin", "qig_guard.runtime.save_basin"})
 # Keys whose non-literal value is model or training state: the dict is a checkpoint.
@@ -47,7 +48,7 @@ def _trigger(names: tuple[str, ...]) -> tuple[re.Pattern[str], re.Pattern[str]]:
     return writers, compile_trigger(text_pattern(names))
 
 
-class BasinNotJson(Rule):
+class BasinNotJson(BasinRule):
     """
     ## What it does
     Flags a basin (the identity vector itself) written in a binary or pickle
@@ -121,10 +122,6 @@ class BasinNotJson(Rule):
         "import torch\ntorch.save(model.state_dict(), 'weights.pt')\n",
     )
 
-    def __init__(self, context: FileContext) -> None:
-        super().__init__(context)
-        self.values = BasinValues(context)
-
     @classmethod
     def could_match(cls, source: str, config: Config) -> bool:
         writers, basin = _trigger((*config.basin_names, *config.basin_tables))
@@ -141,7 +138,7 @@ class BasinNotJson(Rule):
             if self._is_basin_bytes(data):
                 self._flag(node, f"`.{func.attr.value}()` of its raw bytes")
             return
-        qualified = self.context.qualified_name(func)
+        qualified = self.values.call_name(func, _NAMES)
         if qualified is None:
             return
         writer = f"`{qualified}`"

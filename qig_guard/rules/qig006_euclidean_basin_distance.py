@@ -9,8 +9,8 @@ import libcst as cst
 
 from qig_guard.config import Config
 from qig_guard.names import text_pattern, words
-from qig_guard.rules._basin_values import BasinValues, Value, argument
-from qig_guard.rules.base import FileContext, Invalid, Rule, compile_trigger
+from qig_guard.rules._basin_values import BasinRule, Value, argument
+from qig_guard.rules.base import FileContext, Invalid, compile_trigger
 
 _NORMS = frozenset(
     {
@@ -52,6 +52,11 @@ _SQUARES = frozenset({"torch.square", "numpy.square", "torch.pow", "numpy.power"
 _ONES = frozenset({"torch.ones", "torch.ones_like", "numpy.ones", "numpy.ones_like"})
 _KEEP = frozenset({"detach", "clone", "cpu", "float", "double", "flatten", "view", "reshape"})
 _SCALARS = frozenset({"mean", "sum", "max", "min", "median", "std", "var", "norm", "item"})
+_NAMES = frozenset(
+    q.rsplit(".", 1)[-1]
+    for q in (*_NORMS, *_PAIRWISE, *_COSINES, *_MODULES, *_SQRTS, *_REDUCTIONS, *_SQUARES, *_ONES)
+)
+_MODULE_TEXT = re.compile(r"MSELoss|PairwiseDistance|CosineSimilarity")
 _FISHER_IMPL = frozenset({"distance", "dist", "metric", "geodesic", "norm", "rao"})
 
 
@@ -106,7 +111,7 @@ class _SelfAssignments(cst.CSTVisitor):
                 self.values.setdefault(t.attr.value, []).append(node.value)
 
 
-class EuclideanBasinDistance(Rule):
+class EuclideanBasinDistance(BasinRule):
     """
     ## What it does
     Flags a Euclidean or cosine proximity between basins: `torch.norm(a - b)`,
@@ -173,9 +178,9 @@ class EuclideanBasinDistance(Rule):
 
     def __init__(self, context: FileContext) -> None:
         super().__init__(context)
-        self.values = BasinValues(context)
         self._covered: set[int] = set()
         self._classes: dict[int, dict[str, list[cst.BaseExpression]]] = {}
+        self._mentions_modules = _MODULE_TEXT.search(context.source) is not None
 
     @classmethod
     def could_match(cls, source: str, config: Config) -> bool:
@@ -188,10 +193,14 @@ class EuclideanBasinDistance(Rule):
             self._check_sqrt(node, node.left)
 
     def visit_Call(self, node: cst.Call) -> None:
-        if id(node) in self._covered or self._in_fisher_implementation():
-            return
         func = node.func
-        qualified = self.context.qualified_name(func)
+        if (
+            id(node) in self._covered
+            or not self._may_flag(func)
+            or self._in_fisher_implementation()
+        ):
+            return
+        qualified = self._resolve(func)
         if qualified in _SQRTS:
             inner = argument(node, 0, "x", "input")
             if inner is not None:
@@ -210,6 +219,21 @@ class EuclideanBasinDistance(Rule):
             self._flag(node, "a hand-rolled squared Euclidean distance between basins")
         elif self._is_identity_fisher(node):
             self._flag(node, "a Fisher distance with the identity metric (`ones`), i.e. Euclidean")
+
+    def _may_flag(self, func: cst.BaseExpression) -> bool:
+        """A cheap look at the callee before anything is resolved."""
+        if self._mentions_modules:
+            return True  # ``criterion(a, b)`` may be an ``nn.MSELoss()``
+        if isinstance(func, cst.Attribute):
+            last = func.attr.value
+        elif isinstance(func, cst.Name):
+            last = func.value
+        else:
+            return False
+        return last in _NAMES or last in self.values.aliases or "fisher" in words(last)
+
+    def _resolve(self, func: cst.BaseExpression) -> str | None:
+        return self.values.call_name(func, _NAMES)
 
     def _check_sqrt(self, node: cst.BaseExpression, inner: cst.BaseExpression) -> None:
         if self._in_fisher_implementation():
@@ -271,7 +295,7 @@ class EuclideanBasinDistance(Rule):
         if not isinstance(node, cst.Call):
             return False
         func = node.func
-        qualified = self.context.qualified_name(func)
+        qualified = self._resolve(func)
         if qualified in _SQUARES:
             inner = argument(node, 0, "input", "x", "x1")
             squared = qualified.endswith("square") or _number(argument(node, 1, "exponent")) == 2
@@ -287,7 +311,7 @@ class EuclideanBasinDistance(Rule):
         if not isinstance(node, cst.Call):
             return False
         func = node.func
-        qualified = self.context.qualified_name(func)
+        qualified = self._resolve(func)
         if qualified in _REDUCTIONS:
             inner = argument(node, 0, "input", "a")
             return inner is not None and self._is_square_of_difference(inner)
@@ -312,7 +336,7 @@ class EuclideanBasinDistance(Rule):
         if not isinstance(node, cst.Call):
             return False
         func = node.func
-        if self.context.qualified_name(func) in _COSINES:
+        if self._resolve(func) in _COSINES:
             first, second = argument(node, 0, "x1", "input"), argument(node, 1, "x2", "other")
             return self._has_basin_operand(first, second)
         if isinstance(func, cst.Attribute):
@@ -388,7 +412,7 @@ class EuclideanBasinDistance(Rule):
 
     def _is_module(self, node: Value) -> bool:
         if isinstance(node, cst.Call):
-            return self.context.qualified_name(node.func) in _MODULES
+            return self._resolve(node.func) in _MODULES
         if isinstance(node, cst.Name):
             return self.values.follow(node.value, self._is_module)
         if (
@@ -421,7 +445,7 @@ class EuclideanBasinDistance(Rule):
 
     def _is_ones(self, node: Value) -> bool:
         if isinstance(node, cst.Call):
-            return self.context.qualified_name(node.func) in _ONES
+            return self._resolve(node.func) in _ONES
         if isinstance(node, cst.Name):
             return self.values.follow(node.value, self._is_ones)
         return False

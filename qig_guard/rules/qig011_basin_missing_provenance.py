@@ -9,11 +9,12 @@ import libcst as cst
 
 from qig_guard.config import Config
 from qig_guard.names import text_pattern
-from qig_guard.rules._basin_values import BasinValues, argument
-from qig_guard.rules.base import FileContext, Invalid, Rule, compile_trigger
+from qig_guard.rules._basin_values import BasinRule, argument
+from qig_guard.rules.base import Invalid, compile_trigger
 
 # The provenance keys the basin file format (basin-v1 schema) requires at the top level.
 PROVENANCE_KEYS = ("source_model", "timestamp")
+_DUMPS = frozenset({"dump", "dumps"})
 _WRITES = frozenset({"write", "write_text", "write_bytes"})
 
 
@@ -22,7 +23,7 @@ def _trigger(names: tuple[str, ...]) -> tuple[re.Pattern[str], re.Pattern[str]]:
     return compile_trigger(r"\bdumps?\b"), compile_trigger(text_pattern(names))
 
 
-class BasinMissingProvenance(Rule):
+class BasinMissingProvenance(BasinRule):
     """
     ## What it does
     Flags a basin written to JSON (`json.dump(...)`, or `f.write(json.dumps(...))`)
@@ -92,17 +93,13 @@ class BasinMissingProvenance(Rule):
         "import json\njson.dump({**provenance, 'basin': basin.tolist()}, f, allow_nan=False)\n",
     )
 
-    def __init__(self, context: FileContext) -> None:
-        super().__init__(context)
-        self.values = BasinValues(context)
-
     @classmethod
     def could_match(cls, source: str, config: Config) -> bool:
         dump, basin = _trigger((*config.basin_names, *config.basin_tables))
         return dump.search(source) is not None and basin.search(source) is not None
 
     def visit_Call(self, node: cst.Call) -> None:
-        qualified = self.context.qualified_name(node.func)
+        qualified = self.values.call_name(node.func, _DUMPS)
         if qualified == "json.dump":
             self._check(node)
         elif isinstance(node.func, cst.Attribute) and node.func.attr.value in _WRITES:
@@ -115,7 +112,7 @@ class BasinMissingProvenance(Rule):
                 written = written.func.value
             if (
                 isinstance(written, cst.Call)
-                and self.context.qualified_name(written.func) == "json.dumps"
+                and self.values.call_name(written.func, _DUMPS) == "json.dumps"
             ):
                 self._check(written)
 
