@@ -334,23 +334,29 @@ def basin_constellation(
 # The basin_invariants marker ------------------------------------------------------------------
 
 
+class MarkerError(Exception):
+    """A ``basin_invariants`` marker that cannot be honoured; fails the test that has it."""
+
+
 def _marker_fixtures(marker: pytest.Mark) -> list[str]:
     if marker.args:
-        raise pytest.UsageError(
+        raise MarkerError(
             f"{MARKER} takes keyword arguments only: {MARKER}(ocean='ocean', frozen=[...])"
         )
     unknown = sorted(set(marker.kwargs) - set(_MARKER_KEYS))
     if unknown:
-        raise pytest.UsageError(
+        raise MarkerError(
             f"{MARKER}: unknown argument {unknown[0]!r} (known: {', '.join(_MARKER_KEYS)}); "
             "observers learn vicariously, so name a model in frozen= only if it must not train"
         )
     names: list[str] = []
     for key in _MARKER_KEYS:
         value = marker.kwargs.get(key, ())
-        values = [value] if isinstance(value, str) else list(value)
-        if not all(isinstance(name, str) and name for name in values):
-            raise pytest.UsageError(f"{MARKER}({key}=...) takes fixture names, got {value!r}")
+        values = [value] if isinstance(value, str) else value
+        if not isinstance(values, (list, tuple)) or not all(
+            isinstance(name, str) and name for name in values
+        ):
+            raise MarkerError(f"{MARKER}({key}=...) takes fixture names, got {value!r}")
         names.extend(values)
     return names
 
@@ -359,10 +365,13 @@ def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
     """Make the fixtures that a ``basin_invariants`` marker names part of the test."""
     for item in items:
         marker = item.get_closest_marker(MARKER)
-        if marker is not None and isinstance(item, pytest.Function):
-            for name in _marker_fixtures(marker):
-                if name not in item.fixturenames:
-                    item.fixturenames.append(name)
+        if marker is None or not isinstance(item, pytest.Function):
+            continue
+        try:
+            names = _marker_fixtures(marker)
+        except MarkerError:
+            continue  # reported when the test runs
+        item.fixturenames.extend(name for name in names if name not in item.fixturenames)
 
 
 def _modules(name: str, value: Any) -> list[Any]:
@@ -372,7 +381,7 @@ def _modules(name: str, value: Any) -> list[Any]:
     if not isinstance(candidates, (list, tuple)) or not all(
         isinstance(c, nn.Module) for c in candidates
     ):
-        raise TypeError(f"{MARKER}: fixture {name!r} must give a torch module or a list of them")
+        raise MarkerError(f"{MARKER}: fixture {name!r} must give a torch module or a list of them")
     return list(candidates)
 
 
