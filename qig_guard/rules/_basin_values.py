@@ -133,6 +133,8 @@ NOT_A_VECTOR = frozenset(
         "reader",
     }
 )
+# Words that make a basin-ish identifier a collection of basins: ``basin_list``.
+_COLLECTION_WORDS = frozenset({"list", "lists", "buffer", "queue", "cache", "pool", "memory"})
 _KEEP_METHODS = frozenset(
     {
         "detach",
@@ -400,7 +402,7 @@ class BasinValues:
         if matches_any(identifier, self.config.basin_tables):
             return Kind.TABLE
         if matches_any(identifier, self.config.basin_names):
-            return Kind.BASIN
+            return Kind.TABLE if _COLLECTION_WORDS.intersection(words(identifier)) else Kind.BASIN
         return None
 
     def key_kind(self, key: str) -> Kind | None:
@@ -599,7 +601,10 @@ class BasinValues:
         if qualified in _WRAPPERS:
             return self.kind(positional[0]) if positional else None
         name = dotted_name(func)
-        return self.kind_of_name(name.rsplit(".", 1)[-1]) if name else None
+        last = name.rsplit(".", 1)[-1] if name else ""
+        if not last or last[0].isupper():
+            return None  # ``BasinHead(d)`` constructs a module, not a vector
+        return self.kind_of_name(last)
 
     def _binary_kind(self, node: cst.BinaryOperation) -> Kind | None:
         if not isinstance(node.operator, (cst.Add, cst.Subtract, cst.Multiply, cst.Divide)):

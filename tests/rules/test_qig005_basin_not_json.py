@@ -240,6 +240,14 @@ NOT_FLAGGED = {
 
         blob = zlib.compress(json.dumps({"basin": basin.tolist()}).encode())
     """,
+    "collections_and_modules": """
+        import torch
+
+        torch.save(basin_list, "basins.pt")
+        torch.save(self.basin_buffer, "replay.pt")
+        torch.save(BasinHead(64), "head.pt")
+        torch.save(basin_stats, "stats.pt")
+    """,
     "reassigned_to_non_basin": """
         import torch
 
