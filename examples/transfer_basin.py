@@ -14,6 +14,7 @@ import sys
 import tempfile
 import time
 from pathlib import Path
+from typing import Any
 
 import torch
 
@@ -25,8 +26,13 @@ from qig_guard.runtime import (
 )
 
 VOCAB = 64
-SHARED = {"n_heads": 4, "min_recursion_depth": 2, "max_recursion_depth": 2, "dropout": 0.0}
-TEACHER = {"d_model": 96, "vocab_size": VOCAB, **SHARED}
+SHARED: dict[str, Any] = {
+    "n_heads": 4,
+    "min_recursion_depth": 2,
+    "max_recursion_depth": 2,
+    "dropout": 0.0,
+}
+TEACHER: dict[str, Any] = {"d_model": 96, "vocab_size": VOCAB, **SHARED}
 
 
 def counting_batch(batch: int = 16, length: int = 24) -> torch.Tensor:
@@ -43,7 +49,7 @@ def train_teacher(steps: int) -> QIGKernelRecursive:
         logits, _ = teacher(ids[:, :-1])
         loss = torch.nn.functional.cross_entropy(logits.reshape(-1, VOCAB), ids[:, 1:].reshape(-1))
         optimizer.zero_grad(set_to_none=True)
-        loss.backward()
+        torch.autograd.backward(loss)
         optimizer.step()
         if step % 20 == 0 or step == steps - 1:
             print(f"teacher step {step:3d}  loss {loss.item():.3f}")
