@@ -263,13 +263,15 @@ class SleepFreshData(Rule):
             if not (to_model or as_basin):
                 continue
             for part in self._random_parts(arg.value, frame):
-                use = "as a basin" if as_basin else "to the model"
-                self._report_random(part, use, frame)
+                self._report_random(
+                    part, "used as a basin" if as_basin else "fed to the model", frame
+                )
+                return  # one finding per call
 
     def _report_random(self, part: cst.CSTNode, use: str, frame: _Frame) -> None:
         self.report(
             part,
-            f"random data `{self.context.code_for(part)}` used {use} in sleep code "
+            f"random data `{self.context.code_for(part)}` {use} in sleep code "
             f"`{frame.name}`; consolidation uses no new data, only alignment to the stored "
             "basin",
         )
@@ -289,7 +291,7 @@ class SleepFreshData(Rule):
         basin = any(self._is_basin(dotted_name(t)) for t in targets)
         if basin:
             for part in parts:
-                self._report_random(part, "as a basin", frame)
+                self._report_random(part, "used as a basin", frame)
         for target in targets:
             if isinstance(target, cst.Name):
                 if parts and not basin:

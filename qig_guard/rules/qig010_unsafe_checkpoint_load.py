@@ -16,8 +16,13 @@ _PICKLE_LOAD = frozenset(
     for function in ("load", "loads")
 )
 _CHECKPOINT_WORDS = frozenset({"checkpoint", "checkpoints", "ckpt", "ckpts", "pt", "pth"})
-_TRIGGER = compile_trigger(r"\bloads?\b")
-_MODULES = compile_trigger(r"torch|pickle|dill")
+_MODULE = r"\b(?:torch|_?pickle|cPickle|dill|cloudpickle)"
+_TRIGGER = compile_trigger(
+    rf"{_MODULE}(?:\.serialization)?\s*\.\s*loads?\s*\(",  # torch.load(
+    rf"\bfrom\s+{_MODULE}(?:\.serialization)?\s+import\b[\w\s,\\(]*?\bloads?\b",  # import load
+)
+_MODULE_ALIAS = compile_trigger(rf"\bimport\s+{_MODULE}\b[\w.]*\s+as\b")  # import torch as T
+_ATTRIBUTE_LOAD = compile_trigger(r"\.\s*loads?\s*\(")
 _WEIGHTS_ONLY = "weights_only"
 
 
@@ -118,7 +123,11 @@ class UnsafeCheckpointLoad(Rule):
 
     @classmethod
     def could_match(cls, source: str, config: Config) -> bool:
-        return _TRIGGER.search(source) is not None and _MODULES.search(source) is not None
+        if _TRIGGER.search(source) is not None:
+            return True
+        return _MODULE_ALIAS.search(source) is not None and (
+            _ATTRIBUTE_LOAD.search(source) is not None
+        )
 
     def __init__(self, context: FileContext) -> None:
         super().__init__(context)

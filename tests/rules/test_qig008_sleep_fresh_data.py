@@ -244,6 +244,18 @@ def test_not_flagged(source: str) -> None:
     assert lines(source) == []
 
 
+def test_one_finding_per_model_call() -> None:
+    source = """
+        import torch
+
+        def dream(model, vocab):
+            ids = torch.randint(0, vocab, (4, 64))
+            labels = ids.clone()
+            return model(input_ids=ids, labels=labels)
+        """
+    assert lines(source) == [7]
+
+
 def test_nested_wrappers_report_once() -> None:
     source = """
         def sleep(model, loader):
@@ -256,7 +268,7 @@ def test_nested_wrappers_report_once() -> None:
 def test_messages_say_what_and_where() -> None:
     source = "import torch\n\ndef dream(model):\n    model(torch.randn(2))\n"
     ((_, message),) = findings(source)
-    assert "`torch.randn(2)`" in message and "`dream`" in message and "to the model" in message
+    assert "`torch.randn(2)`" in message and "`dream`" in message and "fed to the model" in message
 
 
 def test_sleep_names_come_from_config() -> None:

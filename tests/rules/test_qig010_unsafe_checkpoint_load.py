@@ -170,7 +170,29 @@ def test_explicit_false_is_left_alone_by_fix() -> None:
     assert "explicitly" in result.findings[0].message
 
 
-def test_trigger() -> None:
-    assert not UnsafeCheckpointLoad.could_match("import torch\ntorch.save(x, p)\n", Config())
-    assert not UnsafeCheckpointLoad.could_match("json.load(f)\n", Config())
-    assert UnsafeCheckpointLoad.could_match("from torch import load as L\n", Config())
+@pytest.mark.parametrize(
+    "source",
+    [
+        "import torch\nx = torch.load(p)\n",
+        "import torch.serialization\nx = torch.serialization.load(p)\n",
+        "from torch import (\n    save,\n    load as tload,\n)\n",
+        "import torch as T\nx = T.load(p)\n",
+        "import pickle as pk\nx = pk.loads(b)\n",
+        "from _pickle import loads\n",
+    ],
+)
+def test_trigger_accepts_every_spelling(source: str) -> None:
+    assert UnsafeCheckpointLoad.could_match(source, Config())
+
+
+@pytest.mark.parametrize(
+    "source",
+    [
+        "import torch\ntorch.save(x, p)\n",
+        "import json\njson.load(f)\n",
+        "import torch\nmodel.load_state_dict(sd)\n",
+        "import torch\nimport json as j\nj.load(f)\nx = torch.zeros(3)\n",
+    ],
+)
+def test_trigger_skips_files_without_a_load(source: str) -> None:
+    assert not UnsafeCheckpointLoad.could_match(source, Config())
