@@ -158,6 +158,32 @@ FLAGGED = {
         def basin_distance(a, b):
             return torch.norm(a - b)
     """,
+    "method_chain_sqrt": """
+        d = (current_basin - target_basin).pow(2).sum().sqrt()
+    """,
+    "square_sum_sqrt_method": """
+        import torch as T
+
+        d = T.sum(T.square(basin_a - basin_b), dim=-1).sqrt()
+    """,
+    "constellation_monitor": """
+        import torch
+
+        class ConstellationMonitor:
+            def __init__(self, ocean, garys):
+                self.ocean = ocean
+                self.garys = garys
+
+            @torch.no_grad()
+            def spread(self):
+                reference = self.ocean.basin.detach()
+                gaps = {}
+                for name, gary in self.garys.items():
+                    current = gary.basin_matcher.current_basin
+                    delta = current - reference
+                    gaps[name] = torch.linalg.norm(delta).item()
+                return gaps
+    """,
     "tensor_dist_method": """
         gap = ocean_basin.dist(active_basin)
     """,

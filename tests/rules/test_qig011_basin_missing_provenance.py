@@ -9,6 +9,7 @@ import pytest
 from qig_guard.checker import check_source
 from qig_guard.config import Config
 from qig_guard.fixer import fix_source
+from qig_guard.rules.base import Rule
 from qig_guard.rules.qig011_basin_missing_provenance import BasinMissingProvenance
 
 
@@ -207,7 +208,7 @@ def test_allow_nan_fix_is_unsafe_and_keeps_the_call() -> None:
         "    allow_nan=True,\n"
         ")\n"
     )
-    rules = [BasinMissingProvenance]
+    rules: list[type[Rule]] = [BasinMissingProvenance]
     assert fix_source("e.py", source, Config(), rules, unsafe=False).applied == 0
     fixed = fix_source("e.py", source, Config(), rules, unsafe=True)
     assert fixed.source == source.replace("allow_nan=True", "allow_nan=False")
