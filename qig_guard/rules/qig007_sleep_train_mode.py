@@ -93,8 +93,8 @@ class SleepTrainMode(Rule):
 
     - a call that puts a model in training mode (`model.train()`,
       `model.train(True)`) when training follows it: a gradient step
-      (`loss.backward()`, `optimizer.step()`), a forward call of that model or
-      a call that is passed the model, later in the function or anywhere in
+      (`loss.backward()`, `optimizer.step()`) or a forward call of that model
+      (`model(x)`, `model.forward(x)`), later in the function or anywhere in
       the same loop;
     - the first gradient step of a function with no `eval()` before it, unless
       the function is called by code that calls `eval()` or is a method of a
@@ -251,10 +251,7 @@ class SleepTrainMode(Rule):
         elif self._is_gradient_step(node):
             self._stepped(frame, node)
         else:
-            used = {callee} if callee is not None else set()
-            if callee is not None and callee.endswith(".forward"):
-                used.add(callee[: -len(".forward")])
-            used.update(d for a in node.args if (d := dotted_name(a.value)) is not None)
+            used = {callee, callee.removesuffix(".forward")} if callee is not None else set()
             for each in self._frames:
                 for loop in each.loops:
                     loop.used |= used

@@ -52,11 +52,11 @@ FLAGGED = {
         """,
         [3],
     ),
-    "train-then-helper-given-model": (
+    "train-then-forward-method": (
         """
-        def sleep_phase(self, model):
+        def sleep_phase(self, model, basin):
             model.train()  # line 3
-            return self._align(model)
+            return self._align(model.forward(basin))
         """,
         [3],
     ),
@@ -172,6 +172,15 @@ NOT_FLAGGED = {
             except RuntimeError:
                 model.train()
                 raise
+        """,
+    "restore-then-save-and-log": """
+        def consolidate(model, basin, optimizer, path):
+            model.eval()
+            fisher_distance(model.current_basin, basin).backward()
+            optimizer.step()
+            model.train()
+            save_checkpoint(model, path)
+            logger.info("consolidated %s", model)
         """,
     "train-then-eval-same-model": """
         def sleep(model, basin, optimizer):
