@@ -164,6 +164,15 @@ def command_check(args: argparse.Namespace) -> int:
         args.output_file.write_text(text, encoding="utf-8")
     else:
         sys.stdout.write(text)
+    if args.statistics:
+        stats = result.stats
+        print(
+            f"files: {stats.files} ({stats.lines} lines); from cache: {stats.cached_files} "
+            f"({stats.cached_lines} lines); parsed: {stats.parsed_files} ({stats.parsed_lines} "
+            f"lines); skipped by triggers: "
+            f"{stats.files - stats.cached_files - stats.parsed_files} files",
+            file=sys.stderr,
+        )
     if args.format == "text" and findings and not args.output_file:
         fixable = sum(1 for f in findings if f.fix is not None and f.fix.safe)
         hint = f" ({fixable} fixable with --fix)" if fixable else ""

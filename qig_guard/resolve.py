@@ -20,6 +20,8 @@ from collections.abc import Iterator, Sequence
 
 import libcst as cst
 
+from qig_guard.batching import FastBatchableVisitor
+
 ScopeNode = cst.Module | cst.ClassDef | cst.FunctionDef | cst.Lambda
 
 _LOCAL = object()  # marks a non-import binding while collecting
@@ -52,94 +54,101 @@ def _target_names(target: cst.BaseExpression) -> Iterator[str]:
         yield from _target_names(target.value)
 
 
-class _BindingCollector(cst.CSTVisitor):
-    """Collect the names one scope binds, without entering nested scopes."""
+class _BindingCollector:
+    """Collect the names one scope binds, walking statements only.
+
+    Expressions are not entered (a walrus target does not shadow an import
+    here), nor nested functions, classes, lambdas or comprehensions: walking
+    statements alone keeps this far cheaper than a libcst visit.
+    """
 
     def __init__(self) -> None:
         self.bindings: dict[str, str | object] = {}
         self.deferred: set[str] = set()
 
-    def _bind(self, name: str, value: str | object = _LOCAL) -> None:
-        self.bindings[name] = value
+    def _bind_target(self, target: cst.BaseExpression) -> None:
+        for name in _target_names(target):
+            self.bindings[name] = _LOCAL
 
-    def visit_FunctionDef(self, node: cst.FunctionDef) -> bool:
-        self._bind(node.name.value)
-        for decorator in node.decorators:
-            decorator.visit(self)
-        return False
+    def statements(self, body: Sequence[cst.CSTNode]) -> None:
+        for statement in body:
+            self.statement(statement)
 
-    def visit_ClassDef(self, node: cst.ClassDef) -> bool:
-        self._bind(node.name.value)
-        return False
+    def block(self, block: cst.BaseSuite | None) -> None:
+        if block is not None:
+            self.statements(block.body)
 
-    def visit_Lambda(self, node: cst.Lambda) -> bool:
-        return False
+    def statement(self, node: cst.CSTNode) -> None:
+        if isinstance(node, cst.SimpleStatementLine):
+            for small in node.body:
+                self.small_statement(small)
+        elif isinstance(node, (cst.FunctionDef, cst.ClassDef)):
+            self.bindings[node.name.value] = _LOCAL
+        elif isinstance(node, cst.For):
+            self._bind_target(node.target)
+            self.block(node.body)
+            self.block(node.orelse.body if node.orelse else None)
+        elif isinstance(node, cst.While):
+            self.block(node.body)
+            self.block(node.orelse.body if node.orelse else None)
+        elif isinstance(node, cst.If):
+            self.block(node.body)
+            if isinstance(node.orelse, cst.If):
+                self.statement(node.orelse)
+            elif node.orelse is not None:
+                self.block(node.orelse.body)
+        elif isinstance(node, cst.With):
+            for item in node.items:
+                if item.asname is not None:
+                    self._bind_target(item.asname.name)
+            self.block(node.body)
+        elif isinstance(node, (cst.Try, cst.TryStar)):
+            self.block(node.body)
+            for handler in node.handlers:
+                if handler.name is not None:
+                    self._bind_target(handler.name.name)
+                self.block(handler.body)
+            self.block(node.orelse.body if node.orelse else None)
+            self.block(node.finalbody.body if node.finalbody else None)
+        elif isinstance(node, cst.Match):
+            for case in node.cases:
+                self.block(case.body)
 
-    def visit_CompFor(self, node: cst.CompFor) -> bool:
-        return False
+    def small_statement(self, node: cst.BaseSmallStatement) -> None:
+        if isinstance(node, cst.Assign):
+            for target in node.targets:
+                self._bind_target(target.target)
+        elif isinstance(node, cst.AnnAssign):
+            if node.value is not None:
+                self._bind_target(node.target)
+        elif isinstance(node, cst.AugAssign):
+            self._bind_target(node.target)
+        elif isinstance(node, cst.Import):
+            for alias in node.names:
+                full = dotted_name(alias.name) or ""
+                if alias.asname is not None:
+                    for name in _target_names(alias.asname.name):
+                        self.bindings[name] = full
+                else:
+                    root = full.split(".")[0]
+                    self.bindings[root] = root
+        elif isinstance(node, cst.ImportFrom):
+            self.import_from(node)
+        elif isinstance(node, (cst.Global, cst.Nonlocal)):
+            self.deferred.update(item.name.value for item in node.names)
 
-    def visit_Assign(self, node: cst.Assign) -> None:
-        for target in node.targets:
-            for name in _target_names(target.target):
-                self._bind(name)
-
-    def visit_AnnAssign(self, node: cst.AnnAssign) -> None:
-        if node.value is not None:
-            for name in _target_names(node.target):
-                self._bind(name)
-
-    def visit_AugAssign(self, node: cst.AugAssign) -> None:
-        for name in _target_names(node.target):
-            self._bind(name)
-
-    def visit_NamedExpr(self, node: cst.NamedExpr) -> None:
-        for name in _target_names(node.target):
-            self._bind(name)
-
-    def visit_For(self, node: cst.For) -> None:
-        for name in _target_names(node.target):
-            self._bind(name)
-
-    def visit_WithItem(self, node: cst.WithItem) -> None:
-        if node.asname is not None:
-            for name in _target_names(node.asname.name):
-                self._bind(name)
-
-    def visit_ExceptHandler(self, node: cst.ExceptHandler) -> None:
-        if node.name is not None:
-            for name in _target_names(node.name.name):
-                self._bind(name)
-
-    def visit_Import(self, node: cst.Import) -> None:
-        for alias in node.names:
-            full = dotted_name(alias.name) or ""
-            if alias.asname is not None:
-                for name in _target_names(alias.asname.name):
-                    self._bind(name, full)
-            else:
-                root = full.split(".")[0]
-                self._bind(root, root)
-
-    def visit_ImportFrom(self, node: cst.ImportFrom) -> None:
+    def import_from(self, node: cst.ImportFrom) -> None:
         if isinstance(node.names, cst.ImportStar):
             return
         module = _module_name(node.module, len(node.relative))
         for alias in node.names:
             imported = dotted_name(alias.name) or ""
             qualified = (
-                f"{module}.{imported}"
-                if module and not module.endswith(".")
-                else (module + imported)
+                f"{module}.{imported}" if module and not module.endswith(".") else module + imported
             )
             bound = alias.asname.name if alias.asname is not None else alias.name
             for name in _target_names(bound):  # type: ignore[arg-type]
-                self._bind(name, qualified)
-
-    def visit_Global(self, node: cst.Global) -> None:
-        self.deferred.update(item.name.value for item in node.names)
-
-    def visit_Nonlocal(self, node: cst.Nonlocal) -> None:
-        self.deferred.update(item.name.value for item in node.names)
+                self.bindings[name] = qualified
 
 
 def _params(parameters: cst.Parameters) -> Iterator[str]:
@@ -163,10 +172,9 @@ class Scope:
             collector = _BindingCollector()
             node = self.node
             if isinstance(node, cst.Module):
-                for statement in node.body:
-                    statement.visit(collector)
+                collector.statements(node.body)
             elif isinstance(node, (cst.FunctionDef, cst.ClassDef)):
-                node.body.visit(collector)
+                collector.block(node.body)
             if isinstance(node, (cst.FunctionDef, cst.Lambda)):
                 for name in _params(node.params):
                     collector.bindings[name] = _LOCAL
@@ -176,7 +184,7 @@ class Scope:
         return self._bindings
 
 
-class ScopeTracker(cst.BatchableCSTVisitor):
+class ScopeTracker(FastBatchableVisitor):
     """Keeps the scope stack during a batched traversal and resolves names."""
 
     def __init__(self) -> None:

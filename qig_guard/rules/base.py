@@ -21,6 +21,7 @@ from typing import ClassVar
 import libcst as cst
 from libcst.metadata import CodeRange, MetadataWrapper, PositionProvider
 
+from qig_guard.batching import visitor_names
 from qig_guard.config import Config
 from qig_guard.findings import Edit, Finding, Fix
 from qig_guard.resolve import ScopeTracker, dotted_name
@@ -85,7 +86,7 @@ class Rule(cst.BatchableCSTVisitor):
     def get_visitors(self) -> Mapping[str, Callable[[cst.CSTNode], object]]:
         """The batched visitor functions, each guarded so that a crash disables
         only this rule on this file (the engine reports it) and keeps the rest."""
-        return {name: self._guard(fn) for name, fn in super().get_visitors().items()}
+        return {name: self._guard(getattr(self, name)) for name in visitor_names(type(self))}
 
     def _guard(self, function: Callable[[cst.CSTNode], object]) -> Callable[[cst.CSTNode], object]:
         def guarded(node: cst.CSTNode) -> object:
