@@ -99,7 +99,7 @@ def naive_jacobian(model: QIGKernelRecursive, params: list[torch.nn.Parameter]) 
             torch.cat(
                 [
                     (g if g is not None else torch.zeros_like(p)).reshape(-1)
-                    for g, p in zip(grads, params)
+                    for g, p in zip(grads, params, strict=True)
                 ]
             )
         )
