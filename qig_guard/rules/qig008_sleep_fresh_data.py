@@ -317,8 +317,8 @@ class SleepFreshData(Rule):
         last = _last(node)
         if last is None:
             return None
-        have = words(last)
-        data = any(w in _DATA_WORDS or w.endswith(("loader", "dataset")) for w in have)
+        have = words(last)  # the last word names the thing: `val_loader`, not `dataset_names`
+        data = bool(have) and (have[-1] in _DATA_WORDS or have[-1].endswith(("loader", "dataset")))
         stored = not _STORED_WORDS.isdisjoint(have) or matches_any(
             last, (*self.config.basin_names, *self.config.basin_tables)
         )

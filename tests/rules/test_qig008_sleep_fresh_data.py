@@ -121,6 +121,16 @@ FLAGGED = {
         """,
         [5],
     ),
+    "hf-load-dataset": (
+        """
+        from datasets import load_dataset
+
+        def dream(model):
+            for row in load_dataset("wikitext", split="train"):  # line 5
+                model(row["text"])
+        """,
+        [5],
+    ),
     "method-of-sleep-class-tqdm-loader": (
         """
         from tqdm import tqdm
@@ -225,6 +235,13 @@ NOT_FLAGGED = {
         def train_epoch(model, loader):
             for batch in loader:
                 model(batch + 0.01 * torch.randn_like(batch))
+        """,
+    "names-about-datasets-are-not-datasets": """
+        def consolidate(model, dataset_names, loader_kwargs):
+            for name in dataset_names:
+                model.basin_matcher.log(name)
+            for key in loader_kwargs:
+                print(key)
         """,
     "shadowed-torch": """
         def dream(model, torch):
