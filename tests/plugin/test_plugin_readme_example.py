@@ -1,0 +1,31 @@
+"""The "Use with pytest" README section's example runs exactly as shown."""
+
+from __future__ import annotations
+
+import re
+import shlex
+from pathlib import Path
+
+import pytest
+
+SECTION = Path(__file__).parents[2] / ".notes" / "pytest-readme.md"
+
+
+def blocks(language: str) -> list[str]:
+    return re.findall(rf"```{language}\n(.*?)```", SECTION.read_text(), flags=re.DOTALL)
+
+
+@pytest.mark.skipif(not SECTION.is_file(), reason="the README section is not in this checkout")
+def test_the_example_runs_as_shown(pytester: pytest.Pytester) -> None:
+    pytest.importorskip("torch")
+    pytest.importorskip("qig_guard.runtime")
+    (example,) = blocks("python")
+    (console,) = blocks("console")
+    command, *shown = console.splitlines()
+    name = re.search(r"Save this as `([\w.]+)`", SECTION.read_text())
+    assert name is not None and command.startswith("$ pytest ")
+    pytester.path.joinpath(name.group(1)).write_text(example)
+    result = pytester.runpytest(*shlex.split(command)[2:])
+    expected = [re.sub(r" in [0-9.]+s$", " in *s", line) for line in shown]
+    result.stdout.fnmatch_lines([line.replace("[", "[[]") for line in expected], consecutive=True)
+    assert result.ret == pytest.ExitCode.OK
