@@ -133,6 +133,11 @@ FLAGGED = {
 
         torch.save(extract_basin(teacher_model), "teacher_basin.pt")
     """,
+    "loader_function": """
+        import pickle
+
+        pickle.dump(load_basin("teacher.json"), open("teacher.pkl", "wb"))
+    """,
 }
 
 
