@@ -10,6 +10,7 @@ import pytest
 from qig_guard.checker import check_source
 from qig_guard.config import Config
 from qig_guard.fixer import fix_source
+from qig_guard.rules.base import Rule
 from qig_guard.rules.qig005_basin_not_json import BasinNotJson
 
 
@@ -310,3 +311,63 @@ def test_unsafe_fix_only_when_save_basin_is_imported() -> None:
     without_import = "import torch\ntorch.save(basin, 'b.pt')\n"
     outcome = fix_source("t.py", without_import, Config(), [BasinNotJson], unsafe=True)
     assert outcome.applied == 0
+
+
+ODD_SHAPES = """
+import json, pickle, struct, zlib
+import numpy as np
+import torch
+import torch.nn.functional as F
+from torch import save as s
+
+torch.save()
+s(*args)
+pickle.dump(**kwargs)
+np.savez()
+np.savez(*basins_to_save)
+struct.pack("f")
+json.dump(*payload)
+json.dump({"basin": target_basin, **{}}, **opts)
+f.write()
+(lambda basin: torch.save(basin, "x.pt"))
+a_basin = b_basin = c = target_basin
+x, *rest = observer_basins
+for (i, (k, v)) in enumerate(basin_bank.items()):
+    pass
+match target_basin:
+    case [first, *_]:
+        torch.norm(first - target_basin)
+    case _:
+        pass
+try:
+    pass
+except* ValueError as err:
+    pass
+if (n := torch.norm(target_basin - ocean_basin)) > 1:
+    pass
+x = x.cpu() if x is not None else x
+y = z
+z = y
+torch.save(y, "y.pt")
+F.mse_loss(*pair)
+basin_distance = lambda a, b: torch.norm(a - b)
+[[torch.norm(b - c) for b in row] for row in basin_table]
+{k: torch.norm(v - ocean_basin) for k, v in basin_bank.items()}
+"""
+
+
+def test_basin_rules_survive_odd_shapes() -> None:
+    from qig_guard.rules.qig006_euclidean_basin_distance import EuclideanBasinDistance
+    from qig_guard.rules.qig011_basin_missing_provenance import BasinMissingProvenance
+
+    rules: list[type[Rule]] = [BasinNotJson, EuclideanBasinDistance, BasinMissingProvenance]
+    result = check_source("odd.py", ODD_SHAPES.encode(), Config(), rules)
+    assert not result.internal_error, [f.message for f in result.findings]
+    found = [(f.code, f.line) for f in result.findings]
+    assert found == [
+        ("QIG005", 17),  # the lambda's parameter is named basin
+        ("QIG006", 24),
+        ("QIG006", 31),
+        ("QIG006", 39),  # c is target_basin
+        ("QIG006", 40),
+    ]
