@@ -192,7 +192,7 @@ def command_rules(args: argparse.Namespace) -> int:
         print(json.dumps(table, indent=2))
     else:
         for row in table:
-            print(f"{row['code']}  {row['name']:<32} {row['fix']:<7} {row['summary']}")
+            print(f"{row['code']}  {row['name']:<26} {row['fix']:<11} {row['summary']}")
     return EXIT_CLEAN
 
 

@@ -20,11 +20,14 @@ def anchor(rule: type[Rule]) -> str:
 
 
 def fix_kind(rule: type[Rule]) -> str:
-    """``safe``, ``unsafe`` or ``none``, from the rule's documented fix examples."""
+    """``safe``, ``unsafe``, ``safe/unsafe`` (depends on the case) or ``none``,
+    from the rule's documented fix examples."""
     kinds = {example.unsafe for example in rule.INVALID if example.fixed is not None}
     if not kinds:
         return "none"
-    return "safe" if False in kinds else "unsafe"
+    if len(kinds) == 2:
+        return "safe/unsafe"
+    return "unsafe" if True in kinds else "safe"
 
 
 @lru_cache(maxsize=1)
