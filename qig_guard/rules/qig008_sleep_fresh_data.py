@@ -55,6 +55,15 @@ def _last(node: cst.BaseExpression) -> str | None:
     return dotted.rsplit(".", 1)[-1] if dotted is not None else None
 
 
+def _names(target: cst.BaseExpression) -> Iterator[str]:
+    """The plain names a loop target binds (``x``, ``(i, x)``)."""
+    if isinstance(target, cst.Name):
+        yield target.value
+    elif isinstance(target, (cst.Tuple, cst.List)):
+        for element in target.elements:
+            yield from _names(element.value)
+
+
 @dataclass
 class _Frame:
     """One function being visited: is it sleep code, which names hold random data."""
@@ -340,6 +349,12 @@ class SleepFreshData(Rule):
             if source is not None:
                 self._report_data(source, frame)
 
+    def _bind_loop(self, target: cst.BaseExpression, iterable: cst.BaseExpression) -> None:
+        """``for probe in noise``: the loop variable holds random data too."""
+        frame = self._frame()
+        if frame is not None and any(True for _ in self._random_parts(iterable, frame)):
+            frame.random_names.update(_names(target))
+
     def _check_loop(self, iterable: cst.BaseExpression) -> None:
         frame = self._frame()
         if frame is None:
@@ -349,7 +364,27 @@ class SleepFreshData(Rule):
             self._report_data(source, frame)
 
     def visit_For(self, node: cst.For) -> None:
+        self._bind_loop(node.target, node.iter)
         self._check_loop(node.iter)
 
     def visit_CompFor(self, node: cst.CompFor) -> None:
         self._check_loop(node.iter)
+
+    def _comprehension(self, node: cst.BaseSimpleComp | cst.DictComp) -> None:
+        """Bind the loop variables before the element, which libcst visits first."""
+        clause: cst.CompFor | None = node.for_in
+        while clause is not None:
+            self._bind_loop(clause.target, clause.iter)
+            clause = clause.inner_for_in
+
+    def visit_ListComp(self, node: cst.ListComp) -> None:
+        self._comprehension(node)
+
+    def visit_SetComp(self, node: cst.SetComp) -> None:
+        self._comprehension(node)
+
+    def visit_GeneratorExp(self, node: cst.GeneratorExp) -> None:
+        self._comprehension(node)
+
+    def visit_DictComp(self, node: cst.DictComp) -> None:
+        self._comprehension(node)

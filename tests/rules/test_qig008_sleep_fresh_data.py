@@ -87,6 +87,19 @@ FLAGGED = {
         """,
         [7],
     ),
+    "loop-over-random-probes": (
+        """
+        import torch
+
+        class DreamPhase:
+            def run(self, basin):
+                probes = torch.randn(4, 64)
+                outs = [self.model(p) for p in probes]  # line 7
+                for i, probe in enumerate(probes):
+                    self.model.forward(probe)  # line 9
+        """,
+        [7, 9],
+    ),
     "iterate-dataloader": (
         """
         def consolidation_epoch(model, train_loader, optimizer):
