@@ -38,9 +38,8 @@ def best_of(repeats: int, work: Callable[[], object]) -> float:
 
 
 def report(name: str, fast: float, naive: float, note: str) -> None:
-    print(
-        f"{name:<34} vectorised {fast:9.4f} s   naive {naive:9.4f} s   x{naive / fast:8.1f}  {note}"
-    )
+    line = f"{name:<34} vectorised {fast * 1e3:10.3f} ms   naive {naive * 1e3:10.3f} ms"
+    print(f"{line}   x{naive / fast:8.1f}  {note}")
 
 
 def bench_fisher_distance(pairs: int, naive_pairs: int) -> None:
