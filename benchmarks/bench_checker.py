@@ -16,6 +16,7 @@ from __future__ import annotations
 
 import argparse
 import ast
+import contextlib
 import os
 import re
 import shutil
@@ -38,10 +39,8 @@ def python_files(root: Path) -> list[Path]:
 def floor_seconds(files: list[Path]) -> float:
     start = time.perf_counter()
     for path in files:
-        try:
+        with contextlib.suppress(SyntaxError, ValueError):
             ast.parse(path.read_bytes())
-        except (SyntaxError, ValueError):
-            pass
     return time.perf_counter() - start
 
 

@@ -133,13 +133,14 @@ def consolidate_{name}(model, target_basin, steps: int = 50, lr: float = 1e-4) -
     was_training = model.training
     model.eval()
     optimizer = torch.optim.SGD(model.basin_matcher.parameters(), lr=lr)
-    before = float(fisher_distance(model.basin_matcher.current_basin, target_basin, model.fisher_diag))
+    matcher = model.basin_matcher
+    before = float(fisher_distance(matcher.current_basin, target_basin, model.fisher_diag))
     for _ in range(steps):
         loss = fisher_distance(model.basin_matcher.current_basin, target_basin, model.fisher_diag)
         optimizer.zero_grad()
         loss.backward()
         optimizer.step()
-    after = float(fisher_distance(model.basin_matcher.current_basin, target_basin, model.fisher_diag))
+    after = float(fisher_distance(matcher.current_basin, target_basin, model.fisher_diag))
     model.train(was_training)
     return {{"basin_distance_before": before, "basin_distance_after": after}}
 ''',

@@ -7,12 +7,12 @@ of a class's visitor methods never change, so they are found once per class.
 
 from __future__ import annotations
 
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from functools import cache
 
 import libcst as cst
 
-VisitorFunction = Callable[[cst.CSTNode], object]
+VisitorFunction = Callable[[cst.CSTNode], None]
 
 
 @cache
@@ -30,5 +30,5 @@ def visitor_names(cls: type) -> tuple[str, ...]:
 class FastBatchableVisitor(cst.BatchableCSTVisitor):
     """A BatchableCSTVisitor whose ``get_visitors`` is cached per class."""
 
-    def get_visitors(self) -> dict[str, VisitorFunction]:
+    def get_visitors(self) -> Mapping[str, VisitorFunction]:
         return {name: getattr(self, name) for name in visitor_names(type(self))}

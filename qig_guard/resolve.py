@@ -147,7 +147,7 @@ class _BindingCollector:
                 f"{module}.{imported}" if module and not module.endswith(".") else module + imported
             )
             bound = alias.asname.name if alias.asname is not None else alias.name
-            for name in _target_names(bound):  # type: ignore[arg-type]
+            for name in _target_names(bound):
                 self.bindings[name] = qualified
 
 

@@ -66,8 +66,8 @@ def _examples(rule: type[Rule]) -> str:
             parts.append(
                 f"After `--{label.replace(' ', '-')}`:\n```python\n{example.fixed.rstrip()}\n```\n"
             )
-    for example in rule.VALID:
-        parts.append(f"Not flagged:\n```python\n{example.rstrip()}\n```\n")
+    for valid in rule.VALID:
+        parts.append(f"Not flagged:\n```python\n{valid.rstrip()}\n```\n")
     return "\n".join(parts)
 
 

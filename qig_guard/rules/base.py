@@ -21,7 +21,7 @@ from typing import ClassVar
 import libcst as cst
 from libcst.metadata import CodeRange, MetadataWrapper, PositionProvider
 
-from qig_guard.batching import visitor_names
+from qig_guard.batching import VisitorFunction, visitor_names
 from qig_guard.config import Config
 from qig_guard.findings import Edit, Finding, Fix
 from qig_guard.resolve import ScopeTracker, dotted_name
@@ -83,20 +83,19 @@ class Rule(cst.BatchableCSTVisitor):
         self.config = context.config
         self.error: Exception | None = None
 
-    def get_visitors(self) -> Mapping[str, Callable[[cst.CSTNode], object]]:
+    def get_visitors(self) -> Mapping[str, VisitorFunction]:
         """The batched visitor functions, each guarded so that a crash disables
         only this rule on this file (the engine reports it) and keeps the rest."""
         return {name: self._guard(getattr(self, name)) for name in visitor_names(type(self))}
 
-    def _guard(self, function: Callable[[cst.CSTNode], object]) -> Callable[[cst.CSTNode], object]:
-        def guarded(node: cst.CSTNode) -> object:
+    def _guard(self, function: VisitorFunction) -> VisitorFunction:
+        def guarded(node: cst.CSTNode) -> None:
             if self.error is not None:
-                return None
+                return
             try:
-                return function(node)
+                function(node)
             except Exception as error:  # reported by the engine
                 self.error = error
-                return None
 
         return guarded
 
