@@ -14,7 +14,7 @@ from qig_guard.resolve import dotted_name
 from qig_guard.rules.base import Invalid, Rule, compile_trigger
 
 _SYNC_WEIGHT = "sync_weight*"
-_TRIGGER = compile_trigger(r"(?i:sync_?weight)", r"\blerp_?\b")
+_TRIGGER = compile_trigger(r"(?i:sync[_-]?weight)", r"\blerp_?\b")
 # `w * (b - a)` or `(b - a) * w` with a literal `w`: a hand-written lerp.
 _INTERPOLATION = compile_trigger(r"\d\s*\)?\s*\*\s*\(", r"\)\s*\*\s*[-+(\s]*\.?\d")
 
@@ -47,7 +47,8 @@ class SyncWeightOutOfRange(Rule):
     Flags a literal sync weight outside `sync-weight-range` (default
     `[0.05, 0.1]`, inclusive): a `sync_weight=0.5` keyword argument, a
     `sync_weight: float = 0.5` parameter default or dataclass field, an
-    assignment `SYNC_WEIGHT = 0.5`, a `{"sync_weight": 0.5}` config entry,
+    assignment `SYNC_WEIGHT = 0.5`, a `{"sync_weight": 0.5}` config entry, the
+    default of an `add_argument("--sync-weight", default=0.5)` option,
     and the interpolation weight of `torch.lerp(obs_basin, active_basin, 0.9)`,
     `obs_basin.lerp_(active_basin, 0.9)` or `obs_basin + 0.9 * (active_basin -
     obs_basin)` on basins. Weights that are not literals are not flagged.
@@ -146,6 +147,13 @@ class SyncWeightOutOfRange(Rule):
         func = node.func
         positional = [a.value for a in node.args if a.keyword is None and not a.star]
         keywords = {a.keyword.value: a.value for a in node.args if a.keyword is not None}
+        if isinstance(func, cst.Attribute) and func.attr.value == "add_argument":
+            flags = [a.raw_value for a in positional if isinstance(a, cst.SimpleString)]
+            for flag in flags:
+                if _is_sync_weight(flag.lstrip("-")):
+                    self._check(keywords.get("default"), f"default of `{flag}`")
+                    break
+            return
         if self.context.qualified_name(func) == "torch.lerp":
             ends = positional[:2] + [keywords[k] for k in ("input", "end") if k in keywords]
             weight = positional[2] if len(positional) > 2 else keywords.get("weight")

@@ -70,6 +70,13 @@ FLAGGED = {
         [6, 9],
     ),
     "config-dict": ('config = {"sync_weight": 0.2, "lr": 0.5}\n', [1]),
+    "argparse-default": (
+        """
+        parser.add_argument("--sync-weight", type=float, default=0.5)  # line 2
+        parser.add_argument("-s", "--observer_sync_weight", default=1.0)  # line 3
+        """,
+        [2, 3],
+    ),
     "torch-lerp-alias": (
         """
         from torch import lerp as interpolate
@@ -121,6 +128,11 @@ NOT_FLAGGED = {
         SYNC_WEIGHT = float(os.environ.get("SYNC_WEIGHT", "0.5"))
         def sync(active_basin, sync_weight=DEFAULT_SYNC):
             ...
+        """,
+    "argparse-in-range-or-other-option": """
+        parser.add_argument("--sync-weight", type=float, default=0.08)
+        parser.add_argument("--weight-decay", type=float, default=0.5)
+        parser.add_argument("--sync-weight", type=float, default=DEFAULT_SYNC)
         """,
     "other-weights": """
         loss = criterion(x, y, weight=0.5)
