@@ -8,10 +8,13 @@ inside ``dream``).
 
 from __future__ import annotations
 
+import re
+from functools import lru_cache
+
 import libcst as cst
 
 from qig_guard.config import Config
-from qig_guard.names import matches_any
+from qig_guard.names import matches_any, text_pattern
 from qig_guard.resolve import ScopeTracker
 
 
@@ -26,3 +29,16 @@ def sleep_function(scopes: ScopeTracker, config: Config) -> cst.FunctionDef | No
     ):
         return functions[-1]
     return None
+
+
+@lru_cache(maxsize=8)
+def _definition(names: tuple[str, ...]) -> re.Pattern[str]:
+    return re.compile(rf"\b(?:def|class)\s+\w*?{text_pattern(names)}")
+
+
+def defines_sleep_code(source: str, config: Config) -> bool:
+    """Cheap text test: does ``source`` define a function or class named like sleep code?
+
+    Looser than :func:`sleep_function` (it matches inside words), never stricter.
+    """
+    return _definition(config.sleep_functions).search(source) is not None

@@ -2,17 +2,15 @@
 
 from __future__ import annotations
 
-import re
 from collections.abc import Iterator
 from dataclasses import dataclass, field
-from functools import lru_cache
 
 import libcst as cst
 
 from qig_guard.config import Config
-from qig_guard.names import matches_any, text_pattern, words
+from qig_guard.names import matches_any, words
 from qig_guard.resolve import dotted_name
-from qig_guard.rules._sleep import sleep_function
+from qig_guard.rules._sleep import defines_sleep_code, sleep_function
 from qig_guard.rules.base import FileContext, Invalid, Rule, compile_trigger
 
 _TORCH_RANDOM = frozenset(
@@ -43,11 +41,9 @@ _STORED_WORDS = frozenset({"replay", "buffer", "memory", "stored"})
 _WRAPPERS = frozenset({"enumerate", "iter", "zip", "list", "tqdm", "islice", "cycle", "tqdm.tqdm"})
 
 
-@lru_cache(maxsize=8)
-def _triggers(names: tuple[str, ...]) -> tuple[re.Pattern[str], re.Pattern[str]]:
-    return re.compile(text_pattern(names)), compile_trigger(
-        r"\brand", r"random", r"\bnormal\b", r"bernoulli", r"poisson", r"(?i:loader|dataset)"
-    )
+_TRIGGER = compile_trigger(
+    r"\brand", r"random", r"\bnormal\b", r"bernoulli", r"poisson", r"(?i:loader|dataset)"
+)
 
 
 def _last(node: cst.BaseExpression) -> str | None:
@@ -165,8 +161,7 @@ class SleepFreshData(Rule):
 
     @classmethod
     def could_match(cls, source: str, config: Config) -> bool:
-        names, api = _triggers(config.sleep_functions)
-        return api.search(source) is not None and names.search(source) is not None
+        return _TRIGGER.search(source) is not None and defines_sleep_code(source, config)
 
     def __init__(self, context: FileContext) -> None:
         super().__init__(context)

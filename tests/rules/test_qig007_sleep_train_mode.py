@@ -291,3 +291,8 @@ def test_trigger_skips_files_without_sleep_code_or_training_api() -> None:
     assert not SleepTrainMode.could_match("def train(m):\n    m.train()\n", Config())
     assert not SleepTrainMode.could_match("def sleep(m):\n    m.eval()\n", Config())
     assert SleepTrainMode.could_match("def sleep(m):\n    m.train()\n", Config())
+    calls_time_sleep = "import time\ndef fit(m):\n    time.sleep(1)\n    m.train()\n"
+    assert not SleepTrainMode.could_match(calls_time_sleep, Config())
+    assert SleepTrainMode.could_match(
+        "class LightSleep:\n    def f(self):\n        x.backward()\n", Config()
+    )
