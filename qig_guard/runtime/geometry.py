@@ -74,8 +74,9 @@ def fisher_geodesic(a: Tensor, b: Tensor, t: float | Tensor) -> Tensor:
     """Point at fraction ``t`` of the geodesic from ``a`` to ``b`` under a constant
     diagonal metric: the straight line ``a + t (b - a)``, whatever ``F`` is."""
     _check_last_dim("a", a, "b", b)
-    weight = t if isinstance(t, Tensor) else torch.tensor(t, dtype=_result_dtype(a, b))
-    return torch.lerp(a, b, weight.to(a.dtype))
+    dtype = _result_dtype(a, b)
+    weight = t.to(dtype) if isinstance(t, Tensor) else torch.tensor(t, dtype=dtype)
+    return torch.lerp(a.to(dtype), b.to(dtype), weight)
 
 
 def _sqrt_probabilities(name: str, p: Tensor) -> Tensor:
