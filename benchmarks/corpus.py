@@ -171,6 +171,30 @@ def basin_gap_{name}(basin_a, basin_b):
 WORDS = ["gary", "ocean", "basin", "geodesic", "kernel", "phi", "regime", "fisher", "sleep"]
 
 
+def sample(count: int, seed: int = 1) -> list[str]:
+    """``count`` corpus files as text, for tests."""
+    rng = random.Random(seed)
+    return [_module(rng, index) for index in range(count)]
+
+
+def _module(rng: random.Random, index: int) -> str:
+    name = f"{rng.choice(WORDS)}_{index}"
+    parts = [HEADER.format(title=f"{name.replace('_', ' ').title()} experiments")]
+    for block in rng.sample(BLOCKS, k=rng.randint(3, 6)):
+        parts.append(
+            block.format(
+                name=name, Name=name.title().replace("_", ""), index=index,
+                d=rng.choice([256, 512, 768]), h=rng.choice([4, 8]),
+                steps=rng.randint(100, 5000), total=rng.randint(10_000, 90_000),
+                lr=rng.choice(["1e-4", "3e-4", "5e-5"]), w=rng.choice(["0.1", "0.05"]),
+                sw=rng.choice(["0.05", "0.1"]),
+            )
+        )  # fmt: skip
+    if rng.random() < 0.05:
+        parts.append(rng.choice(VIOLATIONS).format(name=name))
+    return "".join(parts)
+
+
 def build(directory: Path, target_lines: int = 320_000, seed: int = 0) -> Path:
     """Write the corpus under ``directory`` (reused when it is already complete)."""
     marker = directory / ".complete"
@@ -183,21 +207,8 @@ def build(directory: Path, target_lines: int = 320_000, seed: int = 0) -> Path:
     while lines < target_lines:
         package = directory / f"project_{index // 200:02d}" / f"module_{index // 20 % 10}"
         package.mkdir(parents=True, exist_ok=True)
-        name = f"{rng.choice(WORDS)}_{index}"
-        parts = [HEADER.format(title=f"{name.replace('_', ' ').title()} experiments")]
-        for block in rng.sample(BLOCKS, k=rng.randint(3, 6)):
-            parts.append(
-                block.format(
-                    name=name, Name=name.title().replace("_", ""), index=index,
-                    d=rng.choice([256, 512, 768]), h=rng.choice([4, 8]),
-                    steps=rng.randint(100, 5000), total=rng.randint(10_000, 90_000),
-                    lr=rng.choice(["1e-4", "3e-4", "5e-5"]), w=rng.choice(["0.1", "0.05"]),
-                    sw=rng.choice(["0.05", "0.1"]),
-                )
-            )  # fmt: skip
-        if rng.random() < 0.05:
-            parts.append(rng.choice(VIOLATIONS).format(name=name))
-        text = "".join(parts)
+        text = _module(rng, index)
+        name = f"{WORDS[index % len(WORDS)]}_{index}"
         (package / f"{name}.py").write_text(text, encoding="utf-8")
         lines += text.count("\n")
         index += 1

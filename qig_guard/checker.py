@@ -70,6 +70,7 @@ def check_text(path: str, source: str, config: Config, rules: list[type[Rule]]) 
 
     from qig_guard.resolve import ScopeTracker
     from qig_guard.rules.base import FileContext
+    from qig_guard.walk import walk_batched
 
     result = FileResult(parsed=True)
     try:
@@ -85,7 +86,7 @@ def check_text(path: str, source: str, config: Config, rules: list[type[Rule]]) 
     context = FileContext(path, source, wrapper, config, scopes)
     instances = [rule(context) for rule in rules]
     try:
-        wrapper.visit_batched([scopes, *instances])
+        walk_batched(wrapper, [scopes, *instances])
     except RecursionError:
         result.findings.append(_file_error(path, "file nests too deeply to check"))
         return result

@@ -1,0 +1,52 @@
+"""The fast traversal finds exactly what libcst's own batched traversal finds."""
+
+from __future__ import annotations
+
+import sys
+from collections.abc import Sequence
+from pathlib import Path
+
+import libcst as cst
+import pytest
+from libcst.metadata import MetadataWrapper
+
+from qig_guard import walk
+from qig_guard.checker import check_text
+from qig_guard.config import Config
+from qig_guard.rules import all_codes, load_rules
+
+ROOT = Path(__file__).resolve().parent.parent
+RULES = load_rules(all_codes())
+
+
+def _sources() -> list[tuple[str, str]]:
+    sources = [
+        (f"{rule.code}-{index}.py", example.code)
+        for rule in RULES
+        for index, example in enumerate(rule.INVALID)
+    ]
+    sources += [
+        (f"{rule.code}-valid-{i}.py", code) for rule in RULES for i, code in enumerate(rule.VALID)
+    ]
+    for path in sorted((ROOT / "examples").rglob("*.py")):
+        sources.append((path.name, path.read_text(encoding="utf-8")))
+    sys.path.insert(0, str(ROOT / "benchmarks"))
+    try:
+        import corpus
+    finally:
+        sys.path.pop(0)
+    return sources + [(f"corpus-{i}.py", text) for i, text in enumerate(corpus.sample(40))]
+
+
+def _libcst_walk(wrapper: MetadataWrapper, visitors: Sequence[cst.BatchableCSTVisitor]) -> None:
+    wrapper.visit_batched(visitors)
+
+
+def test_fast_walk_matches_libcst_visit(monkeypatch: pytest.MonkeyPatch) -> None:
+    sources = _sources()
+    fast = [check_text(name, text, Config(), RULES).findings for name, text in sources]
+    monkeypatch.setattr(walk, "walk_batched", _libcst_walk)
+    slow = [check_text(name, text, Config(), RULES).findings for name, text in sources]
+    assert sum(map(len, fast)) > 20
+    for (name, _), found, expected in zip(sources, fast, slow, strict=True):
+        assert [f.to_dict() for f in found] == [f.to_dict() for f in expected], name
