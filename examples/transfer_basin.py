@@ -59,7 +59,7 @@ def train_teacher(steps: int) -> QIGKernelRecursive:
 def run(directory: Path) -> None:
     torch.manual_seed(0)
     started = time.perf_counter()
-    steps = 50
+    steps = 40
     teacher = train_teacher(steps)
     checkpoint = directory / "teacher.pt"
     torch.save({"model_state_dict": teacher.state_dict(), "step": steps}, checkpoint)
@@ -75,7 +75,7 @@ def run(directory: Path) -> None:
     )
 
     student = initialize_with_basin(VOCAB, basin_file, d_model=64, **SHARED)
-    stats = transfer_basin(basin_file, student, steps=120, lr=1e-2)
+    stats = transfer_basin(basin_file, student, steps=100, lr=1e-2)
 
     weights = checkpoint.stat().st_size
     transferred = basin_file.stat().st_size
