@@ -160,7 +160,8 @@ class UnsafeCheckpointLoad(Rule):
         keywords = {a.keyword.value: a.value for a in node.args if a.keyword is not None}
         chosen = keywords.get(_WEIGHTS_ONLY)
         if chosen is None:
-            if "pickle_module" in keywords:
+            positional = [a for a in node.args if a.keyword is None]
+            if "pickle_module" in keywords or len(positional) > 2:  # load(f, map_location, pickle)
                 self.report(
                     node,
                     "`torch.load` with a custom `pickle_module` unpickles arbitrary objects; "

@@ -6,6 +6,8 @@ import textwrap
 from dataclasses import replace
 
 import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
 from qig_guard.checker import check_source
 from qig_guard.config import Config
@@ -190,3 +192,10 @@ def test_interpolation_trigger_needs_basins() -> None:
     hand_written = "new = obs_basin + 0.5 * (active_basin - obs_basin)\n"
     assert SyncWeightOutOfRange.could_match(hand_written, Config())
     assert not SyncWeightOutOfRange.could_match("x = a + 0.5 * (b - a)\n", Config())
+
+
+@settings(max_examples=60, deadline=None)
+@given(st.floats(min_value=-2, max_value=2, allow_nan=False).map(lambda x: round(x, 4)))
+def test_flagged_exactly_when_outside_the_range(weight: float) -> None:
+    source = f"sync(active_basin, sync_weight={weight!r})\n"
+    assert bool(lines(source)) == (not 0.05 <= weight <= 0.1)

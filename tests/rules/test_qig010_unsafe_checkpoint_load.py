@@ -61,6 +61,10 @@ FLAGGED = {
         "import torch, dill\nck = torch.load(path, pickle_module=dill)\n",
         [(2, False)],
     ),
+    "positional-pickle-module-no-fix": (
+        "import torch, pickle\nck = torch.load(path, 'cpu', pickle)\n",
+        [(2, False)],
+    ),
     "pickle-with-open-checkpoint": (
         """
         import pickle
