@@ -57,6 +57,8 @@ class _Pending:
 
 @dataclass
 class _Loop:
+    """An open loop: did it take a gradient step, which callees did it call."""
+
     node: cst.CSTNode
     stepped: bool = False
     used: set[str] = field(default_factory=set)
@@ -228,7 +230,9 @@ class SleepTrainMode(Rule):
         loop = frame.loops.pop()
         self._confirm(
             frame,
-            lambda p: loop.node in p.loops and (loop.stepped or p.receiver in loop.used),
+            lambda p: (
+                any(n is loop.node for n in p.loops) and (loop.stepped or p.receiver in loop.used)
+            ),
         )
 
     def visit_Call(self, node: cst.Call) -> None:
@@ -300,13 +304,13 @@ class SleepTrainMode(Rule):
         guarded = {id(f.cls) for f in self._all if f.has_eval and f.cls is not None}
         reached: set[str] = set()
         todo = [f for f in self._all if f.has_eval]
-        callers: dict[str, list[_Frame]] = {}
+        defined: dict[str, list[_Frame]] = {}
         for frame in self._all:
-            callers.setdefault(frame.name, []).append(frame)
-        while todo:
+            defined.setdefault(frame.name, []).append(frame)
+        while todo:  # functions called, directly or not, by code that calls eval()
             for callee in todo.pop().calls - reached:
                 reached.add(callee)
-                todo.extend(callers.get(callee, ()))
+                todo.extend(defined.get(callee, ()))
         for node, frame in self._steps:
             if frame.trains or frame.name in reached or id(frame.cls) in guarded:
                 continue  # reported at its train(), or eval() is set by its caller or class
