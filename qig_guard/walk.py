@@ -13,7 +13,7 @@ Tests prove rule findings are identical to libcst's traversal.
 from __future__ import annotations
 
 import dataclasses
-from collections.abc import Callable, Sequence
+from collections.abc import Sequence
 from contextlib import ExitStack
 
 import libcst as cst
@@ -100,6 +100,3 @@ def walk_batched(wrapper: MetadataWrapper, visitors: Sequence[cst.BatchableCSTVi
         for visitor in visitors:
             stack.enter_context(visitor.resolve(wrapper))
         walk(wrapper.module)
-
-
-Walker = Callable[[MetadataWrapper, Sequence[cst.BatchableCSTVisitor]], None]
