@@ -79,11 +79,12 @@ class SleepFreshData(Rule):
 
     - random tensors (`torch.rand*`, `torch.randint*`, `torch.normal`,
       `np.random.*`) fed to a model (`model(x)`, `self.net(x)`,
-      `model.forward(x)`), directly or through a local variable, or used as a
-      basin (`target_basin = torch.randn(64)`, `set_target_basin(...)`, a
-      `basin=` keyword);
+      `model.forward(x)`), directly or through a local variable or a loop
+      over random data, or used as a basin (`target_basin = torch.randn(64)`,
+      `set_target_basin(...)`, a `basin=` keyword);
     - iterating a DataLoader or dataset (`for batch in loader`,
-      `enumerate(self.train_loader)`, `iter(dataset)`, comprehensions too).
+      `enumerate(self.train_loader)`, `next(iter(dataset))`,
+      `load_dataset(...)`, comprehensions too).
 
     Not flagged: a random index or choice among stored basins or a replay
     buffer (`basins[torch.randint(...)]`, `np.random.choice(basin_bank)`,

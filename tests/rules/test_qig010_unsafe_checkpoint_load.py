@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import subprocess
+import sys
 import textwrap
 
 import pytest
@@ -200,3 +202,20 @@ def test_trigger_accepts_every_spelling(source: str) -> None:
 )
 def test_trigger_skips_files_without_a_load(source: str) -> None:
     assert not UnsafeCheckpointLoad.could_match(source, Config())
+
+
+def test_checking_with_these_rules_never_imports_torch() -> None:
+    script = (
+        "import sys\n"
+        "from qig_guard.checker import check_source\n"
+        "from qig_guard.config import Config\n"
+        "from qig_guard.rules import load_rules\n"
+        "rules = load_rules(['QIG007', 'QIG008', 'QIG009', 'QIG010'])\n"
+        "source = b'import torch\\ndef dream(model, opt):\\n    model.train()\\n"
+        "    model(torch.randn(2))\\n    opt.step()\\n    torch.load(p)\\n"
+        "    sync(b, sync_weight=0.5)\\n'\n"
+        "codes = {f.code for f in check_source('x.py', source, Config(), rules).findings}\n"
+        "assert codes == {'QIG007', 'QIG008', 'QIG009', 'QIG010'}, codes\n"
+        "assert 'torch' not in sys.modules\n"
+    )
+    subprocess.run([sys.executable, "-c", script], check=True)
