@@ -4,12 +4,16 @@ The basin directions are the rows ``p_i`` of the matcher's projection. Displacin
 token ``t``'s final hidden state along them, ``x_t -> x_t + P^T delta``, changes the
 model's next-token distribution; the Fisher information of that distribution with
 respect to ``delta`` at 0 has diagonal ``F_i = E[(p_i . g_t)^2]`` with
-``g_t = d log p(y_t | x_{<=t}) / d x_t``. Two estimators are offered:
+``g_t = d log p(y_t | x_{<=t}) / d x_t``. Three estimators are offered:
 
 - ``"empirical"``: ``y_t`` is the observed next token (``inputs[:, t + 1]``). Cheap,
   but biased where the model is wrong (it is the gradient outer product, not the Fisher).
 - ``"true_mc"``: ``y_t`` is drawn from the model's own predictive distribution, one
   sample per position (an unbiased Monte Carlo estimate of the Fisher information).
+- ``"true"``: the exact expectation over ``y_t``. With ``J = d logits / d delta``
+  (``vocab x basin_dim``, from ``basin_dim`` forward-mode JVPs through the output
+  head), ``F_i = sum_v p_v J_vi^2 - (sum_v p_v J_vi)^2``. Costs memory
+  ``basin_dim x vocab`` per token, so tokens are processed in chunks.
 
 Logits at position ``t`` depend on ``x_t`` only through the output head, so a
 single backward pass of the summed log-likelihood with respect to the hidden
@@ -19,6 +23,7 @@ gradient is ever materialised.
 
 from __future__ import annotations
 
+import warnings
 from typing import Literal
 
 import torch
@@ -28,7 +33,35 @@ from qig_guard.runtime.matcher import FISHER_ESTIMATORS
 from qig_guard.runtime.model import QIGKernelRecursive
 from qig_guard.runtime.modes import evaluation
 
-Estimator = Literal["empirical", "true_mc"]
+Estimator = Literal["empirical", "true", "true_mc"]
+_TRUE_CHUNK_ELEMENTS = 1 << 24
+
+
+def _exact_fisher(model: QIGKernelRecursive, hidden: Tensor) -> Tensor:
+    """Per-token exact Fisher diagonals ``(N, basin_dim)`` for hidden states ``(N, d)``."""
+
+    def logits(h: Tensor) -> Tensor:
+        out: Tensor = model.lm_head(model.norm(h))
+        return out
+
+    projection = model.basin_matcher.projection
+    vocab = model.lm_head.out_features
+    chunk = max(1, _TRUE_CHUNK_ELEMENTS // (projection.shape[0] * vocab))
+    parts = []
+    for block in torch.split(hidden, chunk):
+
+        def directional(direction: Tensor, block: Tensor = block) -> Tensor:
+            tangent = direction.expand_as(block)
+            derivative: Tensor = torch.func.jvp(logits, (block,), (tangent,))[1]
+            return derivative
+
+        with warnings.catch_warnings():  # torch.func's own internals use torch.jit.script
+            warnings.filterwarnings("ignore", r"`torch\.jit\.script` is deprecated")
+            jacobian = torch.func.vmap(directional)(projection).double()  # (basin_dim, n, vocab)
+        probs = torch.softmax(logits(block).double(), dim=-1)
+        mean = (jacobian * probs).sum(dim=-1)
+        parts.append(((jacobian**2 * probs).sum(dim=-1) - mean**2).T)
+    return torch.cat(parts)
 
 
 def estimate_fisher_diag(
@@ -52,9 +85,13 @@ def estimate_fisher_diag(
     ids = model.basin_matcher.probe_ids if inputs is None else inputs
     if ids.dim() != 2 or ids.shape[1] < 2:
         raise ValueError("inputs must be token ids of shape (batch, length >= 2)")
+    samples = ids[:, 1:].numel()
     with evaluation(model):
         with torch.no_grad():
             hidden = model.features(ids).hidden
+            if estimator == "true":
+                per_token = _exact_fisher(model, hidden[:, :-1].reshape(-1, hidden.shape[-1]))
+                return _finish(model, per_token.mean(dim=0), floor, estimator, samples, install)
         hidden = hidden[:, :-1].detach().requires_grad_(True)
         log_probs = torch.log_softmax(model.lm_head(model.norm(hidden)), dim=-1)
     if estimator == "empirical":
@@ -66,7 +103,18 @@ def estimate_fisher_diag(
     (grad_hidden,) = torch.autograd.grad(log_likelihood, hidden)
     along_basin = grad_hidden.double() @ model.basin_matcher.projection.double().T
     fisher = along_basin.pow(2).reshape(-1, along_basin.shape[-1]).mean(dim=0)
-    fisher = fisher.clamp_min(floor)
+    return _finish(model, fisher, floor, estimator, samples, install)
+
+
+def _finish(
+    model: QIGKernelRecursive,
+    fisher: Tensor,
+    floor: float,
+    estimator: str,
+    samples: int,
+    install: bool,
+) -> Tensor:
+    floored = fisher.clamp_min(floor)
     if install:
-        model.basin_matcher.set_fisher_diag(fisher, estimator, labels.numel())
-    return fisher
+        model.basin_matcher.set_fisher_diag(floored, estimator, samples)
+    return floored

@@ -21,7 +21,7 @@ from torch import Tensor, nn
 from qig_guard.runtime.geometry import fisher_distance, validate_fisher_diag
 
 BasinSource = Tensor | str | os.PathLike[str]
-FISHER_ESTIMATORS = ("empirical", "true_mc")
+FISHER_ESTIMATORS = ("empirical", "true", "true_mc")
 
 
 def fisher_fields(fisher_diag: Tensor, estimator: Tensor, samples: Tensor) -> dict[str, Any]:

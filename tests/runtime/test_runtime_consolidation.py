@@ -97,6 +97,24 @@ def test_fisher_estimate_matches_per_sample_gradients(make_model, estimator):
     assert torch.allclose(fisher, squares / 15, rtol=1e-4, atol=1e-12)
 
 
+def test_exact_true_fisher_is_the_expectation_over_every_label(make_model, monkeypatch):
+    monkeypatch.setattr("qig_guard.runtime.fisher._TRUE_CHUNK_ELEMENTS", 64 * 40 * 2)
+    model = make_model()
+    model.eval()
+    ids = torch.randint(0, 40, (2, 4))
+    fisher = estimate_fisher_diag(model, ids, estimator="true", floor=1e-30)
+    hidden = model.features(ids).hidden.detach()[:, :-1].reshape(-1, 32)
+    projection = model.basin_matcher.projection
+    expected = torch.zeros(64, dtype=torch.float64)
+    for token in hidden:
+        delta = torch.zeros(64, requires_grad=True)
+        log_p = torch.log_softmax(model.lm_head(model.norm(token + delta @ projection)), dim=-1)
+        for label in range(40):
+            (grad,) = torch.autograd.grad(log_p[label], delta, retain_graph=True)
+            expected += log_p[label].exp().item() * grad.double() ** 2
+    assert torch.allclose(fisher, expected / len(hidden), rtol=1e-4, atol=1e-12)
+
+
 def test_fisher_estimate_can_become_the_metric(make_model):
     model = make_model()
     fisher = estimate_fisher_diag(model, install=True)
@@ -107,4 +125,4 @@ def test_fisher_estimate_can_become_the_metric(make_model):
 
 def test_fisher_estimator_name_is_checked(make_model):
     with pytest.raises(ValueError, match="estimator"):
-        estimate_fisher_diag(make_model(), estimator="true")  # type: ignore[arg-type]
+        estimate_fisher_diag(make_model(), estimator="fisher")  # type: ignore[arg-type]
