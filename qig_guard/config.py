@@ -123,6 +123,13 @@ class Config:
     basin_owners: tuple[str, ...] = ("basin_matcher",)
     basin_tables: tuple[str, ...] = ("*basins", "basin_table*", "basin_bank", "basin_history")
     sleep_functions: tuple[str, ...] = ("sleep*", "consolidat*", "dream*")
+    weight_copy_allowed: tuple[str, ...] = (
+        "ema",
+        "swa",
+        "averaged",
+        "target_net",
+        "target_network",
+    )
     sync_weight_range: tuple[float, float] = (0.05, 0.1)
     # Owned by qig_guard.basin: kept raw here, validated there.
     basin: Mapping[str, Any] = field(default_factory=dict, hash=False, compare=False)
@@ -162,6 +169,7 @@ _PARSERS: dict[str, Callable[[str, Any], Any]] = {
     "basin-owners": _str_list,
     "basin-tables": _str_list,
     "sleep-functions": _str_list,
+    "weight-copy-allowed": _str_list,
     "sync-weight-range": _range,
     "basin": _table,
     "frozen-facts": _table_or_path,

@@ -75,7 +75,11 @@ class WeightCopy(Rule):
     `vector_to_parameters(parameters_to_vector(b.parameters()), a.parameters())`.
 
     Restoring a model from a checkpoint, a model reloading its own state,
-    optimizer and scheduler state, and EMA updates are not flagged.
+    optimizer and scheduler state, and EMA updates are not flagged; nor are
+    copies into a model named by `weight-copy-allowed` (default: `ema`, `swa`,
+    `averaged`, `target_net`, `target_network`): an EMA shadow or an RL target
+    network initialised from its own online model is the same model's average,
+    not a transfer between models.
 
     ## Why is this bad
     Basin transfer moves a model's identity, a 64-number basin of 2-4 KB,
@@ -124,6 +128,7 @@ class WeightCopy(Rule):
         "for p_ema, p in zip(ema.parameters(), model.parameters()):\n"
         "    p_ema.mul_(d).add_(p, alpha=1 - d)\n",
         "new_optimizer.load_state_dict(optimizer.state_dict())\n",
+        "ema_model.load_state_dict(model.state_dict())\n",
     )
 
     @classmethod
@@ -148,6 +153,10 @@ class WeightCopy(Rule):
         if matches_any(parts[-1], _NOT_MODELS):
             return None
         return ".".join(parts)
+
+    def _allowed(self, into: str) -> bool:
+        """Copies into an EMA shadow or target network (``weight-copy-allowed``) are fine."""
+        return matches_any(into, self.config.weight_copy_allowed)
 
     def _scope_locals(self) -> dict[str, _Origin]:
         return self._locals.setdefault(id(self.context.scopes.scopes[-1].node), {})
@@ -318,7 +327,7 @@ class WeightCopy(Rule):
     ) -> None:
         into = self._parameter_of(destination)
         origin = self._parameter_of(source)
-        if into is not None and origin is not None and into != origin:
+        if into is not None and origin is not None and into != origin and not self._allowed(into):
             self.report(
                 node,
                 f"parameters of `{origin}` copied one by one into `{into}`; "
@@ -352,7 +361,13 @@ class WeightCopy(Rule):
         state = args[0] if args else _keyword(node, "state_dict")
         origin = self._origin(state) if state is not None else None
         into = self._model(receiver)
-        if origin is not None and origin[0] == "state" and into is not None and into != origin[1]:
+        if (
+            origin is not None
+            and origin[0] == "state"
+            and into is not None
+            and into != origin[1]
+            and not self._allowed(into)
+        ):
             self.report(
                 node,
                 f"weights of `{origin[1]}` copied into `{into}` with load_state_dict; "
@@ -376,6 +391,7 @@ class WeightCopy(Rule):
             and origin[0] == "vector"
             and into is not None
             and into != origin[1]
+            and not self._allowed(into)
             and self._is_function(node.func, "vector_to_parameters")
         ):
             self.report(

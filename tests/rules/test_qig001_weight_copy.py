@@ -230,6 +230,13 @@ QUIET = {
     "own-state-reload": """
         model.load_state_dict(model.state_dict())
     """,
+    "ema-and-target-network-initialisation": """
+        ema_model.load_state_dict(model.state_dict())
+        self.model_ema.load_state_dict(self.model.state_dict())
+        target_net.load_state_dict(policy_net.state_dict())
+        for p_swa, p in zip(swa_model.parameters(), model.parameters()):
+            p_swa.data.copy_(p.data)
+    """,
 }
 
 
@@ -261,3 +268,9 @@ def test_trigger_skips_files_without_copy_apis() -> None:
     assert not WeightCopy.could_match("for p in model.parameters():\n    p.grad = None\n", Config())
     for source in FLAGGED.values():
         assert WeightCopy.could_match(textwrap.dedent(source), Config())
+
+
+def test_weight_copy_allowed_is_configurable() -> None:
+    source = b"ema_model.load_state_dict(model.state_dict())\n"
+    flagged = check_source("m.py", source, Config(weight_copy_allowed=()), [WeightCopy])
+    assert [f.code for f in flagged.findings] == ["QIG001"]
