@@ -27,7 +27,7 @@ _WEIGHTS_ONLY = "weights_only"
 
 
 def _with_weights_only(call: cst.Call) -> cst.Call:
-    """``call`` with ``weights_only=True`` appended, keeping a trailing comma's layout."""
+    """``call`` with ``weights_only=True`` appended, in the layout of its arguments."""
     no_space = cst.SimpleWhitespace("")
     added = cst.Arg(
         value=cst.Name("True"),
@@ -37,18 +37,26 @@ def _with_weights_only(call: cst.Call) -> cst.Call:
     args = list(call.args)
     if not args:
         return call.with_changes(args=[added])
-    if not isinstance(args[-1].comma, cst.Comma):  # the space before `)` stays last
-        last = args[-1].with_changes(whitespace_after_arg=no_space)
+    last, comma = args[-1], args[-1].comma
+    if not isinstance(comma, cst.Comma):  # the space before `)` stays last
+        last = last.with_changes(whitespace_after_arg=no_space)
         added = added.with_changes(whitespace_after_arg=args[-1].whitespace_after_arg)
         return call.with_changes(args=[*args[:-1], last, added])
+    between = call.whitespace_before_args
     if len(args) > 1 and isinstance(args[-2].comma, cst.Comma):
-        separator = args[-2].comma
+        between = args[-2].comma.whitespace_after
+    closing = comma.whitespace_after
+    if isinstance(between, cst.ParenthesizedWhitespace) and isinstance(
+        closing, cst.ParenthesizedWhitespace
+    ):  # one argument per line: the new one goes on its own line, comments stay put
+        line = between.with_changes(first_line=closing.first_line, empty_lines=closing.empty_lines)
+        last = last.with_changes(comma=comma.with_changes(whitespace_after=line))
+        closing = closing.with_changes(first_line=cst.TrailingWhitespace(), empty_lines=[])
+        added = added.with_changes(comma=comma.with_changes(whitespace_after=closing))
     else:
-        separator = cst.Comma(whitespace_after=call.whitespace_before_args)
-        if isinstance(call.whitespace_before_args, cst.SimpleWhitespace):
-            separator = cst.Comma(whitespace_after=cst.SimpleWhitespace(" "))
-    last = args[-1].with_changes(comma=separator)
-    return call.with_changes(args=[*args[:-1], last, added.with_changes(comma=args[-1].comma)])
+        last = last.with_changes(comma=cst.Comma(whitespace_after=cst.SimpleWhitespace(" ")))
+        added = added.with_changes(comma=comma)
+    return call.with_changes(args=[*args[:-1], last, added])
 
 
 class UnsafeCheckpointLoad(Rule):

@@ -151,6 +151,16 @@ FIXES = {
         "import torch\nsd = torch.load(\n    p,\n    map_location='cpu',\n"
         "    weights_only=True,\n)\n",
     ),
+    "multiline-with-comments": (
+        "import torch\nsd = torch.load(\n    p,  # path\n    map_location='cpu',  # cpu\n)\n",
+        "import torch\nsd = torch.load(\n    p,  # path\n    map_location='cpu',  # cpu\n"
+        "    weights_only=True,\n)\n",
+    ),
+    "single-argument-trailing-comma": (
+        "import torch\nsd = torch.load(p,)\nck = torch.load(\n    p,\n)\n",
+        "import torch\nsd = torch.load(p, weights_only=True,)\n"
+        "ck = torch.load(\n    p,\n    weights_only=True,\n)\n",
+    ),
     "nested-in-expression": (
         "import torch\nbasin = torch.load(p)['basin_matcher.target_basin']\n",
         "import torch\nbasin = torch.load(p, weights_only=True)['basin_matcher.target_basin']\n",
