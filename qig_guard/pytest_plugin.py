@@ -390,16 +390,16 @@ def pytest_runtest_call(item: pytest.Item) -> Generator[None, None, None]:
     marker = item.get_closest_marker(MARKER)
     if marker is None or not isinstance(item, pytest.Function):
         return (yield)
-    _require_torch(MARKER)
+    try:
+        names = _marker_fixtures(marker)
+        _require_torch(MARKER)
+        models = [module for name in names for module in _modules(name, item.funcargs[name])]
+    except MarkerError as error:
+        pytest.fail(str(error), pytrace=False)
     import torch
 
     from qig_guard.runtime import frozen
 
-    models = [
-        module
-        for name in _marker_fixtures(marker)
-        for module in _modules(name, item.funcargs[name])
-    ]
     before = {
         (index, name): param.detach().clone()
         for index, model in enumerate(models)

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import importlib.util
+
 import pytest
 
 USE_FACTORY = """
@@ -120,19 +122,12 @@ def test_rng_untouched(request):
 """
 
 
-@pytest.fixture
-def torch_loaded() -> None:
-    """Import torch and the runtime once, outside pytester's module snapshots."""
-    pytest.importorskip("torch")
-    pytest.importorskip("qig_guard.runtime")
-
-
-@pytest.mark.usefixtures("torch_loaded")
+@pytest.mark.skipif(importlib.util.find_spec("torch") is None, reason="needs torch")
 def test_reference_model_and_constellation(pytester: pytest.Pytester) -> None:
     pytester.makepyfile(test_models=MODELS, test_rng=RNG)
-    first = pytester.runpytest("-s")
+    first = pytester.runpytest_subprocess("-s")
     first.assert_outcomes(passed=3)
-    second = pytester.runpytest("-s", "-k", "reference_model")
+    second = pytester.runpytest_subprocess("-s", "-k", "reference_model")
     weights = [
         line
         for result in (first, second)

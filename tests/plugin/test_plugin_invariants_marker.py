@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import importlib.util
+
 import pytest
 
 MODELS = """
@@ -82,17 +84,16 @@ def test_ocean_edited_in_place(ocean):
 """
 
 
-@pytest.fixture(autouse=True)
-def torch_loaded() -> None:
-    """Import torch outside pytester's module snapshots (it cannot be imported twice)."""
-    pytest.importorskip("torch")
-    pytest.importorskip("qig_guard.runtime")
+needs_torch = pytest.mark.skipif(
+    importlib.util.find_spec("torch") is None, reason="the marker's guard needs torch"
+)
 
 
+@needs_torch
 def test_frozen_models_fail_the_test_when_they_train(pytester: pytest.Pytester) -> None:
     pytester.makeconftest(MODELS)
     pytester.makepyfile(test_invariants=TESTS)
-    result = pytester.runpytest("-rA")
+    result = pytester.runpytest_subprocess("-rA")
     result.assert_outcomes(passed=2, failed=2)
     result.stdout.fnmatch_lines_random(
         [
@@ -106,9 +107,10 @@ def test_frozen_models_fail_the_test_when_they_train(pytester: pytest.Pytester) 
     )
 
 
+@needs_torch
 def test_in_place_edits_during_the_test_fail_it(pytester: pytest.Pytester) -> None:
     pytester.makepyfile(test_edit=EDIT_IN_PLACE)
-    result = pytester.runpytest()
+    result = pytester.runpytest_subprocess()
     result.assert_outcomes(failed=1)
     result.stdout.fnmatch_lines(
         ["*basin_invariants: frozen model parameters changed during the test: bias"]

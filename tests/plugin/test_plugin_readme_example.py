@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import importlib.util
 import re
 import shlex
 from pathlib import Path
@@ -16,16 +17,16 @@ def blocks(language: str) -> list[str]:
 
 
 @pytest.mark.skipif(not SECTION.is_file(), reason="the README section is not in this checkout")
+@pytest.mark.skipif(importlib.util.find_spec("torch") is None, reason="the example uses torch")
 def test_the_example_runs_as_shown(pytester: pytest.Pytester) -> None:
-    pytest.importorskip("torch")
-    pytest.importorskip("qig_guard.runtime")
     (example,) = blocks("python")
     (console,) = blocks("console")
     command, *shown = console.splitlines()
     name = re.search(r"Save this as `([\w.]+)`", SECTION.read_text())
     assert name is not None and command.startswith("$ pytest ")
     pytester.path.joinpath(name.group(1)).write_text(example)
-    result = pytester.runpytest(*shlex.split(command)[2:])
-    expected = [re.sub(r" in [0-9.]+s$", " in *s", line) for line in shown]
-    result.stdout.fnmatch_lines([line.replace("[", "[[]") for line in expected], consecutive=True)
+    result = pytester.runpytest_subprocess(*shlex.split(command)[2:])
+    # Timings vary, and so may environment warnings (torch warns when numpy is missing).
+    expected = [re.sub(r"^(\d+ passed) in [0-9.]+s$", r"\1* in *s", line) for line in shown]
+    result.stdout.fnmatch_lines([line.replace("[", "[[]") for line in expected])
     assert result.ret == pytest.ExitCode.OK
