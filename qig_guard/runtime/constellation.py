@@ -21,6 +21,7 @@ from typing import Any
 import torch
 from torch import Tensor
 
+from qig_guard.basin import load_basin, save_basin
 from qig_guard.runtime.extraction import load_checkpoint_state
 from qig_guard.runtime.model import QIGKernelRecursive
 from qig_guard.runtime.modes import evaluation
@@ -99,8 +100,6 @@ class Constellation:
 
     def save(self, directory: str | os.PathLike[str]) -> Path:
         """Write each member's checkpoint and basin files plus a manifest; returns the manifest."""
-        from qig_guard.basin import save_basin
-
         root = Path(directory)
         root.mkdir(parents=True, exist_ok=True)
         entries: list[dict[str, Any]] = []
@@ -144,8 +143,6 @@ class Constellation:
         Raises ``ValueError`` when a member's recomputed basin differs from its
         saved basin file by more than ``atol`` (a checkpoint and basin out of step).
         """
-        from qig_guard.basin import load_basin
-
         root = Path(directory)
         raw = (root / MANIFEST).read_bytes()
         if len(raw) > _MANIFEST_LIMIT:

@@ -22,6 +22,7 @@ from typing import Any
 import torch
 from torch import Tensor
 
+from qig_guard.basin import save_basin
 from qig_guard.runtime.matcher import fisher_fields
 from qig_guard.runtime.model import QIGKernelRecursive
 from qig_guard.runtime.modes import evaluation
@@ -200,8 +201,6 @@ def extract_basin_from_checkpoint(
     estimated metric stored in the checkpoint is written as ``fisher_diag``);
     the provenance records the checkpoint path and sha256. Returns the file path.
     """
-    from qig_guard.basin import save_basin
-
     path = Path(checkpoint_path)
     state = load_checkpoint_state(path)
     basin = _stored_target(state)

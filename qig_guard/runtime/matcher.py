@@ -18,6 +18,7 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor, nn
 
+from qig_guard.basin import load_basin
 from qig_guard.runtime.geometry import fisher_distance, validate_fisher_diag
 
 BasinSource = Tensor | str | os.PathLike[str]
@@ -118,8 +119,6 @@ class BasinMatcher(nn.Module):
             if not basin.dtype.is_floating_point:
                 raise ValueError(f"target basin must be floating point, got {basin.dtype}")
         else:
-            from qig_guard.basin import load_basin
-
             loaded = load_basin(basin_or_path)
             basin = torch.tensor(loaded.basin, dtype=torch.float64)
             if loaded.fisher_diag is not None:
