@@ -13,6 +13,7 @@ basin validator and torch are imported by the hooks and fixtures that use them.
 
 from __future__ import annotations
 
+import re
 from collections.abc import Callable, Generator, Iterator, Sequence
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
@@ -43,6 +44,7 @@ class _Options:
         self.guard = bool(config.getoption("qig_guard"))
         self._project: Config | None = None
         self._basin_settings: BasinSettings | None = None
+        self._project_globs: list[re.Pattern[str]] | None = None
 
     @property
     def project(self) -> Config:
@@ -70,25 +72,27 @@ class _Options:
         return self._basin_settings
 
     def is_basin_file(self, path: Path, explicit: bool) -> bool:
-        """Whether ``path`` is a basin file this run collects."""
-        from qig_guard.basin.validate import _glob_regex
+        """Whether ``path`` (a JSON file) is a basin file this run collects: not excluded,
+        and named on the command line, or selected by the ini options if any are set,
+        or else by the project's ``[tool.qig-guard.basin] files`` globs."""
         from qig_guard.discovery import is_excluded, matches_glob, relative_posix
 
         if is_excluded(path, self.project):
             return False
         if explicit:
             return True
-        resolved = path.resolve()
-        if self.basin_paths and not any(resolved.is_relative_to(p) for p in self.basin_paths):
-            return False
-        relative = relative_posix(path, self.rootpath)
-        if self.basin_globs:
-            return any(matches_glob(relative, glob) for glob in self.basin_globs)
-        if self.basin_paths:
-            return True
-        settings = self.basin_settings
-        relative = relative_posix(path, settings.root)
-        return any(_glob_regex(glob).match(relative) for glob in settings.files)
+        if self.basin_paths or self.basin_globs:
+            resolved = path.resolve()
+            relative = relative_posix(path, self.rootpath)
+            return (
+                not self.basin_paths or any(resolved.is_relative_to(p) for p in self.basin_paths)
+            ) and (not self.basin_globs or any(matches_glob(relative, g) for g in self.basin_globs))
+        if self._project_globs is None:
+            from qig_guard.basin.validate import _glob_regex  # TODO(basin): a public matcher
+
+            self._project_globs = [_glob_regex(glob) for glob in self.basin_settings.files]
+        relative = relative_posix(path, self.basin_settings.root)
+        return any(pattern.match(relative) for pattern in self._project_globs)
 
 
 _OPTIONS = pytest.StashKey[_Options]()
@@ -116,7 +120,8 @@ def pytest_addoption(parser: pytest.Parser) -> None:
     parser.addini(
         "qig_basin_glob",
         type="args",
-        help="collect JSON files matching these globs as basin files (turns basins on)",
+        help="collect JSON files matching these globs (relative to rootdir; a glob without "
+        "'/' matches a file or folder name) as basin files (turns basins on)",
     )
 
 
