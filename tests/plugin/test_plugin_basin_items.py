@@ -70,6 +70,22 @@ def test_schema_errors_name_the_json_path(pytester: pytest.Pytester) -> None:
     result.stdout.fnmatch_lines(["gary.basin.json:*: QIG100 *source_model*"])
 
 
+def test_every_finding_is_one_line_size_and_provenance_included(
+    pytester: pytest.Pytester,
+) -> None:
+    path = write_basin(pytester.path / "basins" / "big.json")
+    text = path.read_text().replace('"extracted_from": "gary-a.pt"', '"extracted_from": ""')
+    path.write_text(text.replace("{", "{" + " " * 5000, 1))
+    result = pytester.runpytest("--qig-basins")
+    result.assert_outcomes(failed=1)
+    result.stdout.fnmatch_lines_random(
+        [
+            "basins/big.json:*: QIG103 *extracted_from*",
+            "basins/big.json:1:1: QIG101 file is * bytes; basin files are at most 4096 bytes*",
+        ]
+    )
+
+
 def test_keyword_and_node_id_select_basin_files(project: pytest.Pytester) -> None:
     by_keyword = project.runpytest("--qig-basins", "-k", "gary-a or gary_b", "-v")
     by_keyword.assert_outcomes(passed=1)
