@@ -29,6 +29,14 @@ def test_factory(basin_factory, basin_frozen_facts, tmp_path):
 """
 
 USE_TORCH_FIXTURES = """
+import pytest
+
+
+@pytest.fixture
+def ocean():
+    return None
+
+
 def test_model(basin_reference_model):
     pass
 
@@ -39,6 +47,11 @@ def test_constellation(basin_constellation):
 
 def test_factory_needs_no_torch(basin_factory):
     basin_factory()
+
+
+@pytest.mark.basin_invariants(ocean="ocean")
+def test_marker(ocean):
+    pass
 """
 
 BLOCK_TORCH = """
@@ -67,11 +80,12 @@ def test_torch_fixtures_skip_with_a_reason_without_torch(pytester: pytest.Pytest
     pytester.makeconftest(BLOCK_TORCH)
     pytester.makepyfile(test_uses=USE_TORCH_FIXTURES)
     result = pytester.runpytest_subprocess("-rs")
-    result.assert_outcomes(passed=1, skipped=2)
+    result.assert_outcomes(passed=1, skipped=3)
     result.stdout.fnmatch_lines(
         [
             "SKIPPED * basin_reference_model needs torch (pip install 'qig-guard?runtime?'): *",
             "SKIPPED * basin_constellation needs torch (pip install 'qig-guard?runtime?'): *",
+            "SKIPPED * basin_invariants needs torch (pip install 'qig-guard?runtime?'): *",
         ]
     )
 
