@@ -122,7 +122,7 @@ class Config:
     protected_attribute: str = "target_basin"
     basin_owners: tuple[str, ...] = ("basin_matcher",)
     basin_tables: tuple[str, ...] = ("*basins", "basin_table*", "basin_bank", "basin_history")
-    sleep_functions: tuple[str, ...] = ("sleep*", "consolidat*", "dream*")
+    sleep_functions: tuple[str, ...] = ("sleep*", "consolidat*", "dream", "dreams", "dreaming")
     weight_copy_allowed: tuple[str, ...] = (
         "ema",
         "swa",
