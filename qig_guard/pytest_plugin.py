@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import re
 from collections.abc import Callable, Generator, Iterator, Sequence
+from dataclasses import replace
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
@@ -202,7 +203,7 @@ class BasinItem(_FindingsItem):
 
         settings = self.config.stash[_OPTIONS].basin_settings
         display = relative_posix(self.path, self.config.rootpath)
-        return [_renamed(f, display) for f in validate_basin_file(self.path, settings)]
+        return [replace(f, path=display) for f in validate_basin_file(self.path, settings)]
 
 
 class BasinFile(pytest.File):
@@ -233,12 +234,6 @@ class CheckedFile(pytest.File):
         item = CheckItem.from_parent(self, name="qig-guard")
         item.add_marker("qig_guard")
         yield item
-
-
-def _renamed(finding: Finding, path: str) -> Finding:
-    from dataclasses import replace
-
-    return replace(finding, path=path)
 
 
 # Fixtures -------------------------------------------------------------------------------------
@@ -282,7 +277,7 @@ def basin_factory(tmp_path: Path, basin_frozen_facts: dict[str, FrozenFact]) -> 
             "basin": _standard_basin(dim, seed),
             "source_model": "Gary-A",
             "extracted_from": "checkpoints/gary-a.pt",
-            "physics_constants": {name: fact.value for name, fact in basin_frozen_facts.items()},
+            "physics_constants": {key: fact.value for key, fact in basin_frozen_facts.items()},
         }
         arguments.update(fields)
         return save_basin(path, **arguments)
