@@ -14,12 +14,13 @@ from collections.abc import Iterator
 from dataclasses import dataclass
 from datetime import datetime
 from importlib import resources
-from typing import Any
-
-from jsonschema import Draft202012Validator  # type: ignore[import-untyped]
+from typing import TYPE_CHECKING, Any
 
 from qig_guard.basin import codes
 from qig_guard.basin.strictjson import JsonPath, json_path
+
+if TYPE_CHECKING:
+    from jsonschema import Draft202012Validator  # type: ignore[import-untyped]
 
 SCHEMA_FILE = "basin-v1.schema.json"
 SCHEMA_VERSION = 1
@@ -48,6 +49,9 @@ def schema() -> dict[str, Any]:
 
 @functools.cache
 def _validator() -> Draft202012Validator:
+    # imported here: `qig-guard check` and `--version` never pay for jsonschema
+    from jsonschema import Draft202012Validator
+
     return Draft202012Validator(schema())
 
 
