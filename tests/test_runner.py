@@ -115,7 +115,7 @@ def test_cli_exit_codes_and_formats(corpus: Path) -> None:
     assert github.stdout.startswith("::error file=")
 
 
-def test_cli_does_not_import_torch_or_libcst_for_version(tmp_path: Path) -> None:
+def test_version_imports_neither_torch_libcst_nor_jsonschema(tmp_path: Path) -> None:
     probe = (
         "import sys\n"
         "from qig_guard.cli import main\n"
