@@ -153,10 +153,12 @@ def command_check(args: argparse.Namespace) -> int:
         findings = outcome.findings
         if outcome.fixed:
             print(f"qig-guard: fixed {outcome.fixed} finding(s)", file=sys.stderr)
+    # Rule metadata imports every rule (and libcst): only the formats that show it pay.
+    needs_rules = args.format in ("sarif", "github") or args.statistics
     text = render(
         findings,
         args.format,
-        check_rule_info(),
+        check_rule_info() if needs_rules else {},
         files_checked=result.stats.files,
         statistics=args.statistics,
     )

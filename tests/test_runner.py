@@ -137,3 +137,17 @@ def test_check_never_imports_torch(corpus: Path) -> None:
     )
     out = subprocess.run([sys.executable, "-c", probe], capture_output=True, text=True, cwd=corpus)
     assert out.stdout.strip().splitlines()[-1] == "RESULT 1 False", out.stderr
+
+
+def test_warm_run_reads_the_cache_without_importing_libcst(corpus: Path) -> None:
+    probe = (
+        "import sys\n"
+        "from qig_guard.cli import main\n"
+        "code = main(['check', '.', '--isolated', '-j', '1'])\n"
+        "print('RESULT', code, 'libcst' in sys.modules)\n"
+    )
+    cold = subprocess.run([sys.executable, "-c", probe], capture_output=True, text=True, cwd=corpus)
+    warm = subprocess.run([sys.executable, "-c", probe], capture_output=True, text=True, cwd=corpus)
+    assert cold.stdout.strip().splitlines()[-1] == "RESULT 1 True"
+    assert warm.stdout.strip().splitlines()[-1] == "RESULT 1 False"
+    assert warm.stdout.splitlines()[:-1] == cold.stdout.splitlines()[:-1]
