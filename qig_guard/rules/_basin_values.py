@@ -15,7 +15,7 @@ from __future__ import annotations
 import enum
 import re
 from collections import defaultdict
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass, field
 
 import libcst as cst
@@ -579,3 +579,176 @@ class BasinRule(Rule):
 
     def leave_DictComp(self, original_node: cst.DictComp) -> None:
         self.values.leave_comprehension()
+
+
+# -- text level: a cheap over-approximation of the above, for rule triggers --------------
+_CLOSERS = {"(": ")", "[": "]", "{": "}"}
+_OPENERS = {")": "(", "]": "[", "}": "{"}
+_SCAN_LIMIT = 4000  # characters scanned for one call's arguments or receiver
+_IDENTIFIER = re.compile(r"(?<![\w.])[A-Za-z_]\w*")
+# After a name: the rest of an assignment target up to its ``=`` (``x =``, ``x: T =``,
+# ``x, y =``, ``x) =``); a call's ``(`` ends it.
+_REST_OF_TARGET = re.compile(r"(?:[\w.,*\[\] \t)]|(?<!\w)\()*(?::[^=\n]*)?=(?!=)|\s*:=")
+_ALIAS = re.compile(r"as[ \t\\]+([A-Za-z_]\w*)")
+_DEF = re.compile(r"\bdef\s+(\w+)")
+_NEVER_BASIN = frozenset({"self", "cls", "None", "True", "False", "lambda", "not", "and", "or"})
+
+
+def arguments_text(source: str, open_index: int) -> str | None:
+    """The text inside the bracket at ``open_index`` up to its closer (strings and
+    comments skipped), or ``None`` when it is not closed within the scan limit."""
+    stack = [_CLOSERS[source[open_index]]]
+    index = open_index + 1
+    end = min(len(source), open_index + _SCAN_LIMIT)
+    while index < end:
+        char = source[index]
+        if char in "'\"":
+            quote = source[index : index + 3] if source[index : index + 3] == char * 3 else char
+            close = source.find(quote, index + len(quote))
+            while close > 0 and source[close - 1] == "\\" and len(quote) == 1:
+                close = source.find(quote, close + 1)
+            if close < 0:
+                return None
+            index = close + len(quote)
+            continue
+        if char == "#":
+            index = source.find("\n", index)
+            if index < 0:
+                return None
+        elif char in _CLOSERS:
+            stack.append(_CLOSERS[char])
+        elif char in _OPENERS:
+            if char != stack.pop():
+                return None
+            if not stack:
+                return source[open_index + 1 : index]
+        index += 1
+    return None
+
+
+def receiver_text(source: str, dot_index: int) -> str:
+    """The postfix chain (``(a - b).detach()``, ``x``) ending just before ``dot_index``;
+    brackets are matched naively, so a chain with brackets in strings comes out longer."""
+    index = dot_index
+    start = max(0, dot_index - _SCAN_LIMIT)
+    while True:
+        while index > start and source[index - 1] in " \t\\\n":
+            index -= 1
+        if index <= start:
+            break
+        char = source[index - 1]
+        if char in _OPENERS:
+            depth = 0
+            while index > start:
+                index -= 1
+                if source[index] in _OPENERS:
+                    depth += 1
+                elif source[index] in _CLOSERS:
+                    depth -= 1
+                    if depth == 0:
+                        break
+            continue
+        if char.isalnum() or char == "_":
+            while index > start and (source[index - 1].isalnum() or source[index - 1] == "_"):
+                index -= 1
+            back = index
+            while back > start and source[back - 1] in " \t\\\n":
+                back -= 1
+            if back > start and source[back - 1] == ".":
+                index = back - 1
+                continue
+        break
+    return source[index:dot_index]
+
+
+def split_arguments(text: str) -> list[str]:
+    """``text`` split at its top-level commas (brackets matched, strings skipped)."""
+    parts: list[str] = []
+    depth = 0
+    start = 0
+    quote = ""
+    for index, char in enumerate(text):
+        if quote:
+            if char == quote and text[index - 1] != "\\":
+                quote = ""
+        elif char in "'\"":
+            quote = char
+        elif char in _CLOSERS:
+            depth += 1
+        elif char in _OPENERS:
+            depth -= 1
+        elif char == "," and depth == 0:
+            parts.append(text[start:index])
+            start = index + 1
+    parts.append(text[start:])
+    return parts
+
+
+class BasinText:
+    """What a file's text allows :class:`BasinValues` to call a basin, over-approximated.
+
+    An expression can only be a basin (or table) when its text matches the basin
+    names, or when it mentions a local name the flow may bind to one: a name
+    that may be assigned (``x = ...``, ``x := ...``) or bound by a ``for`` in the file,
+    or any name at all when the file defines a basin-comparing function (whose
+    parameters are basins).
+    """
+
+    def __init__(self, source: str, basin: re.Pattern[str], config_names: Sequence[str]) -> None:
+        self.source = source
+        self.basin = basin
+        self._config_names = config_names
+        self._bound: dict[str, bool] = {}
+        self._any_name: bool | None = None
+
+    def is_bound(self, name: str) -> bool:
+        """True when ``name`` may be bound by an assignment, a walrus or a ``for``."""
+        found = self._bound.get(name)
+        if found is None:
+            found = False
+            for match in re.finditer(rf"{re.escape(name)}\b", self.source):
+                start, end = match.span()
+                if start and (self.source[start - 1].isalnum() or self.source[start - 1] in "_."):
+                    continue
+                line = self.source.rfind("\n", 0, start) + 1
+                before = self.source[line:start]
+                if _REST_OF_TARGET.match(self.source, end) or (
+                    "for" in before and re.search(r"\bfor\b", before)
+                ):
+                    found = True
+                    break
+            self._bound[name] = found
+        return found
+
+    @property
+    def any_name(self) -> bool:
+        """True when a ``basin_distance(a, b)``-like function makes parameters basins."""
+        if self._any_name is None:
+            self._any_name = any(
+                matches_any(name, self._config_names)
+                and bool(_DISTANCE_WORDS.intersection(words(name)))
+                for name in _DEF.findall(self.source)
+                if self.basin.search(name)
+            )
+        return self._any_name
+
+    def may_hold_basin(self, text: str) -> bool:
+        """False only when no expression in ``text`` can be a basin or a table."""
+        if self.basin.search(text):
+            return True
+        names = set(_IDENTIFIER.findall(text)) - _NEVER_BASIN
+        if not names:
+            return False
+        return self.any_name or any(self.is_bound(name) for name in names)
+
+
+def import_aliases(source: str) -> Iterator[tuple[str, str]]:
+    """``(imported, alias)`` for each ``... imported as alias`` (``imported`` is the last
+    part of a dotted name); a superset: ``with open(p) as f`` gives ``("open", "f")``."""
+    for match in _ALIAS.finditer(source):
+        start = match.start()
+        if not start or source[start - 1] not in " \t\\\n":
+            continue
+        before = source[max(0, start - 100) : start].rstrip(" \t\\\n")
+        head = re.search(r"\w+$", before)
+        yield (head.group(0) if head else "", match.group(1))

@@ -3,13 +3,23 @@
 from __future__ import annotations
 
 import re
+from collections.abc import Iterator
 from functools import lru_cache
 
 import libcst as cst
 
 from qig_guard.config import Config
 from qig_guard.names import text_pattern, words
-from qig_guard.rules._basin_values import BasinRule, Kind, argument, call_args
+from qig_guard.rules._basin_values import (
+    BasinRule,
+    BasinText,
+    Kind,
+    argument,
+    arguments_text,
+    call_args,
+    import_aliases,
+    split_arguments,
+)
 from qig_guard.rules.base import Invalid, compile_trigger
 
 # Writer -> (index of the payload argument, its keyword names).
@@ -40,12 +50,94 @@ _STATE_WORDS = frozenset(
 _METADATA_WORDS = frozenset({"source", "name", "id", "path", "tag", "version", "type"})
 
 
+_WRITER_MODULES = (
+    "torch", "pickle", "dill", "cloudpickle", "joblib", "numpy",
+    "zlib", "bz2", "lzma", "gzip", "struct",
+)  # fmt: skip
+_KEYWORD = re.compile(r"\s*([A-Za-z_]\w*)\s*=(?!=)")
+_DICT_ENTRY = re.compile(r"\s*[uUrR]?(['\"])([^'\"\\]*)\1\s*:\s*(.*)", re.DOTALL)
+_NON_LITERAL = re.compile(r"[A-Za-z_]\w*(?![\w'\"])")
+_STATE_DICT_CALL = re.compile(r"[A-Za-z_][\w.\s]*\.\s*state_dict\s*\([^()]*\)\s*")
+
+
 @lru_cache(maxsize=32)
-def _trigger(names: tuple[str, ...]) -> tuple[re.Pattern[str], re.Pattern[str]]:
-    writers = compile_trigger(
-        r"\b(?:save|savez|savez_compressed|dumps?|pack|pack_into|compress|tofile|tobytes)\b"
-    )
-    return writers, compile_trigger(text_pattern(names))
+def _basin_text(names: tuple[str, ...]) -> re.Pattern[str]:
+    return compile_trigger(text_pattern(names))
+
+
+def _writer_calls(source: str, aliases: dict[str, str]) -> Iterator[tuple[str | None, int]]:
+    """``(qualified writer or None when unknown, index of its "(")`` for each call of a
+    writer by module (``torch.save``, ``np.save``), imported name or alias."""
+    for stem in ("save", "dump", "pack", "compress"):
+        if stem not in source:
+            continue
+        for match in re.finditer(stem + r"\w*[\s\\)]*\(", source):
+            start = match.start()
+            name = re.match(r"\w+", source[start : match.end()])
+            if name is None or name.group(0) not in _NAMES:
+                continue
+            if start and (source[start - 1].isalnum() or source[start - 1] == "_"):
+                continue
+            before = source[max(0, start - 100) : start].rstrip(" \t\\\n")
+            if not before.endswith("."):
+                yield None, match.end() - 1  # ``save(...)`` after ``from torch import save``
+                continue
+            root = re.search(r"(?<![\w.])[A-Za-z_]\w*$", before[:-1].rstrip(" \t\\\n"))
+            module = root and aliases.get(root.group(0), root.group(0))
+            if module in _WRITER_MODULES:
+                yield f"{module}.{name.group(0)}", match.end() - 1
+    for alias, imported in aliases.items():
+        if imported in _NAMES:
+            for match in re.finditer(rf"(?<![\w.]){re.escape(alias)}[\s\\)]*\(", source):
+                yield None, match.end() - 1
+
+
+def _payload(arguments: list[str], qualified: str | None) -> list[str]:
+    """The arguments that may make the call a finding: the payload of a single-payload
+    writer (positionally or by keyword), else all of them."""
+    if qualified not in _SINGLE_PAYLOAD:
+        return arguments
+    index, keywords = _SINGLE_PAYLOAD[qualified]
+    positional = []
+    for given in arguments:
+        if given.lstrip().startswith("*"):
+            break
+        if _KEYWORD.match(given) is None:
+            positional.append(given)
+    if index < len(positional):
+        return [positional[index]]
+    named = [a for a in arguments if (k := _KEYWORD.match(a)) and k.group(1) in keywords]
+    return named[:1]
+
+
+def _is_checkpoint(argument: str) -> bool:
+    """A dict display with a model-state entry: the rule never calls it a basin record."""
+    text = argument.strip()
+    if not (text.startswith("{") and text.endswith("}")):
+        return False
+    for entry in split_arguments(text[1:-1]):
+        if _STATE_DICT_CALL.fullmatch(entry.partition(":")[2]):
+            return True
+        found = _DICT_ENTRY.fullmatch(entry)
+        if found is None or not _NON_LITERAL.match(found.group(3)):
+            continue
+        key_words = set(words(found.group(2)))
+        if key_words & _STATE_WORDS and not key_words & _METADATA_WORDS:
+            return True
+    return False
+
+
+def _may_write_basin(arguments: list[str], text: BasinText) -> bool:
+    """False when no argument of a writer call can be (or name) a basin or basin record."""
+    for given in arguments:
+        keyword = _KEYWORD.match(given)
+        if keyword is not None:
+            if text.basin.search(keyword.group(1)):
+                return True  # ``np.savez(f, basin=...)``
+            given = given[keyword.end() :]
+        if not _is_checkpoint(given) and text.may_hold_basin(given):
+            return True
+    return False
 
 
 class BasinNotJson(BasinRule):
@@ -124,8 +216,24 @@ class BasinNotJson(BasinRule):
 
     @classmethod
     def could_match(cls, source: str, config: Config) -> bool:
-        writers, basin = _trigger((*config.basin_names, *config.basin_tables))
-        return writers.search(source) is not None and basin.search(source) is not None
+        """A basin name, then ``.tofile``/``.tobytes`` or a call of a writer (by module,
+        alias or imported name) whose arguments may hold a basin and are not all
+        checkpoint dicts with model state."""
+        names = (*config.basin_names, *config.basin_tables)
+        basin = _basin_text(names)
+        if basin.search(source) is None:
+            return False
+        if "tofile" in source or ("tobytes" in source and "write" in source):
+            return True
+        aliases = {alias: imported for imported, alias in import_aliases(source)}
+        text = BasinText(source, basin, names)
+        for qualified, start in _writer_calls(source, aliases):
+            arguments = arguments_text(source, start)
+            if arguments is None:
+                return True
+            if _may_write_basin(_payload(split_arguments(arguments), qualified), text):
+                return True
+        return False
 
     def visit_Call(self, node: cst.Call) -> None:
         func = node.func

@@ -7,7 +7,7 @@ from dataclasses import replace
 
 import pytest
 
-from qig_guard.checker import check_source
+from qig_guard.checker import check_source, check_text
 from qig_guard.config import Config
 from qig_guard.fixer import fix_source
 from qig_guard.rules.base import Rule
@@ -294,6 +294,55 @@ def test_trigger_skips_files_without_a_binary_writer() -> None:
     source = "import json\njson.load(open('basin.json'))\n"
     assert not BasinNotJson.could_match(source, Config())
     assert BasinNotJson.could_match("from torch import save as s\ns(basin, p)\n", Config())
+
+
+TRIGGER_FLAGGED = {
+    "chained_assignment": "import torch\nv = w = target_basin\ntorch.save(w, p)\n",
+    "numpy_alias_function": (
+        "from numpy import save as sv\n\ndef f(model):\n"
+        "    vec = model.basin_matcher.target_basin.numpy()\n    sv(path, vec)\n"
+    ),
+    "numpy_module_alias": "import numpy as numerical\nnumerical.save(path, arr=ocean_basin)\n",
+    "multi_line_call": (
+        "import torch\ntorch.save(\n    # the identity\n    model.basin_matcher.current_basin,\n"
+        "    path,\n)\n"
+    ),
+    "loop_over_table": "import pickle\nfor b in observer_basins:\n    pickle.dump(b, f)\n",
+    "savez_keyword": "import numpy as np\nnp.savez(out, basin=vec, step=1)\n",
+    "basin_distance_parameter": (
+        "import torch\n\ndef basin_distance(a, b):\n    torch.save(a, 'x.pt')\n    return 0\n"
+    ),
+    "record_name": (
+        "import torch\nrecord = {'basin': basin, 'source_model': 'Gary-A'}\n"
+        "torch.save(record, path)\n"
+    ),
+}
+
+
+@pytest.mark.parametrize("source", TRIGGER_FLAGGED.values(), ids=TRIGGER_FLAGGED.keys())
+def test_trigger_passes_every_flagged_shape(source: str) -> None:
+    for case in (source, *FLAGGED.values()):
+        assert BasinNotJson.could_match(textwrap.dedent(case), Config())
+    assert len(flagged_lines(source)) == 1
+
+
+TRIGGER_REJECTED = {
+    "full_checkpoint": (
+        "import torch\ntorch.save(\n    {\n        'model_state_dict': model.state_dict(),\n"
+        "        'basin': model.basin_matcher.target_basin,\n        'step': step,\n    },\n"
+        "    path,\n)\n"
+    ),
+    "json_log": "import json\njson.dump({'basin_drift': drift}, handle)\n",
+    "weights_only": "import torch\n# basin kept in the json\ntorch.save(model.state_dict(), p)\n",
+    "unbound_payload_name": "import torch\n# basin\ndef f(state, p):\n    torch.save(state, p)\n",
+}
+
+
+@pytest.mark.parametrize("source", TRIGGER_REJECTED.values(), ids=TRIGGER_REJECTED.keys())
+def test_trigger_rejects_clean_look_alikes(source: str) -> None:
+    """Speed: files of training code that mention basins and writers are not parsed."""
+    assert not BasinNotJson.could_match(source, Config())
+    assert not check_text("train.py", source, Config(), [BasinNotJson]).findings
 
 
 def test_unsafe_fix_only_when_save_basin_is_imported() -> None:
