@@ -13,7 +13,6 @@ basin validator and torch are imported by the hooks and fixtures that use them.
 
 from __future__ import annotations
 
-import re
 from collections.abc import Callable, Generator, Iterator, Sequence
 from dataclasses import replace
 from pathlib import Path
@@ -45,7 +44,6 @@ class _Options:
         self.guard = bool(config.getoption("qig_guard"))
         self._project: Config | None = None
         self._basin_settings: BasinSettings | None = None
-        self._project_globs: list[re.Pattern[str]] | None = None
 
     @property
     def project(self) -> Config:
@@ -88,12 +86,9 @@ class _Options:
             return (
                 not self.basin_paths or any(resolved.is_relative_to(p) for p in self.basin_paths)
             ) and (not self.basin_globs or any(matches_glob(relative, g) for g in self.basin_globs))
-        if self._project_globs is None:
-            from qig_guard.basin.validate import _glob_regex  # TODO(basin): a public matcher
+        from qig_guard.basin import is_basin_file
 
-            self._project_globs = [_glob_regex(glob) for glob in self.basin_settings.files]
-        relative = relative_posix(path, self.basin_settings.root)
-        return any(pattern.match(relative) for pattern in self._project_globs)
+        return is_basin_file(path, self.basin_settings)
 
 
 _OPTIONS = pytest.StashKey[_Options]()

@@ -6,7 +6,7 @@ Torch-free and libcst-free: this package runs in a bare pre-commit environment.
 from qig_guard.basin.codes import BASIN_RULES
 from qig_guard.basin.files import BasinFile, BasinFileError, load_basin, save_basin
 from qig_guard.basin.settings import BasinSettings, basin_settings
-from qig_guard.basin.validate import basin_files, validate_basin_file
+from qig_guard.basin.validate import basin_files, is_basin_file, validate_basin_file
 
 __all__ = [
     "BASIN_RULES",
@@ -15,6 +15,7 @@ __all__ = [
     "BasinSettings",
     "basin_files",
     "basin_settings",
+    "is_basin_file",
     "load_basin",
     "save_basin",
     "validate_basin_file",

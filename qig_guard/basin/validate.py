@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import functools
 import math
 import os
 import re
@@ -94,6 +95,7 @@ def validate_basin_file(
     return findings + ([size_finding] if size_finding else [])
 
 
+@functools.lru_cache(maxsize=256)
 def _glob_regex(glob: str) -> re.Pattern[str]:
     parts = []
     for token in re.split(r"(\*\*/|\*\*|\*|\?)", glob):
@@ -126,8 +128,6 @@ def basin_files(paths: Iterable[str | os.PathLike[str]], settings: BasinSettings
 
     Globs match paths relative to the configuration's root; hidden folders are skipped.
     """
-    include = [_glob_regex(glob) for glob in settings.files]
-    exclude = [_glob_regex(glob) for glob in settings.exclude]
     found: list[Path] = []
     for entry in map(Path, paths):
         if not entry.is_dir():
@@ -136,7 +136,15 @@ def basin_files(paths: Iterable[str | os.PathLike[str]], settings: BasinSettings
         for file in sorted(entry.rglob("*.json")):
             if any(part.startswith(".") for part in file.relative_to(entry).parts):
                 continue
-            relative = _relative(file, settings.root)
-            if _matches(relative, include) and not _matches(relative, exclude):
+            if is_basin_file(file, settings):
                 found.append(file)
     return found
+
+
+def is_basin_file(path: Path, settings: BasinSettings) -> bool:
+    """Whether a folder walk validates ``path``: it matches a ``files`` glob and no
+    ``exclude`` glob, relative to the configuration's root."""
+    relative = _relative(path, settings.root)
+    include = [_glob_regex(glob) for glob in settings.files]
+    exclude = [_glob_regex(glob) for glob in settings.exclude]
+    return _matches(relative, include) and not _matches(relative, exclude)

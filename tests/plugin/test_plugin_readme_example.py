@@ -9,11 +9,19 @@ from pathlib import Path
 
 import pytest
 
-SECTION = Path(__file__).parents[2] / ".notes" / "pytest-readme.md"
+SECTION = Path(__file__).parents[2] / "README.md"
+
+
+def section() -> str:
+    """The README's "Use with pytest" section."""
+    text = SECTION.read_text()
+    start = text.index("## Use with pytest")
+    end = text.find("\n## ", start + 1)
+    return text[start : end if end != -1 else None]
 
 
 def blocks(language: str) -> list[str]:
-    return re.findall(rf"```{language}\n(.*?)```", SECTION.read_text(), flags=re.DOTALL)
+    return re.findall(rf"```{language}\n(.*?)```", section(), flags=re.DOTALL)
 
 
 @pytest.mark.skipif(not SECTION.is_file(), reason="the README section is not in this checkout")
@@ -22,7 +30,7 @@ def test_the_example_runs_as_shown(pytester: pytest.Pytester) -> None:
     (example,) = blocks("python")
     (console,) = blocks("console")
     command, *shown = console.splitlines()
-    name = re.search(r"Save this as `([\w.]+)`", SECTION.read_text())
+    name = re.search(r"Save this as `([\w.]+)`", section())
     assert name is not None and command.startswith("$ pytest ")
     pytester.path.joinpath(name.group(1)).write_text(example)
     result = pytester.runpytest_subprocess(*shlex.split(command)[2:])
