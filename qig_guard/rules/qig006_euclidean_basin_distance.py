@@ -3,13 +3,22 @@
 from __future__ import annotations
 
 import re
+from collections.abc import Iterator
 from functools import lru_cache
 
 import libcst as cst
 
 from qig_guard.config import Config
 from qig_guard.names import text_pattern, words
-from qig_guard.rules._basin_values import BasinRule, Value, argument
+from qig_guard.rules._basin_values import (
+    BasinRule,
+    BasinText,
+    Value,
+    argument,
+    arguments_text,
+    import_aliases,
+    receiver_text,
+)
 from qig_guard.rules.base import FileContext, Invalid, compile_trigger
 
 _NORMS = frozenset(
@@ -60,12 +69,60 @@ _MODULE_TEXT = re.compile(r"MSELoss|PairwiseDistance|CosineSimilarity")
 _FISHER_IMPL = frozenset({"distance", "dist", "metric", "geodesic", "norm", "rao"})
 
 
+# Callees whose call the rule reports, by last name; what the operands' text must show.
+_REPORTED = frozenset(
+    q.rsplit(".", 1)[-1] for q in (*_NORMS, *_PAIRWISE, *_SQRTS, *_REDUCTIONS, "torch.dot")
+) | {"dist"}
+_SQUARED = frozenset({"sum", "mean"})  # reported only around a square: ``*``, pow, square
+_STEMS = ("norm", "sqrt", "sum", "mean", "dist", "mse", "cosine", "euclidean", "dot")
+_HALF_POWER = re.compile(r"\*\*[\s\\(]*(\d*\.?\d*(?:[eE][-+]?\d+)?)")
+
+
 @lru_cache(maxsize=32)
-def _trigger(names: tuple[str, ...]) -> tuple[re.Pattern[str], re.Pattern[str]]:
-    calls = compile_trigger(
-        r"norm|dist|mse|MSE|[Cc]osine|sqrt|\*\*|\bsum\b|\bmean\b|pow|square|\bdot\b|inner|ones"
-    )
-    return calls, compile_trigger(text_pattern(names))
+def _basin_text(names: tuple[str, ...]) -> re.Pattern[str]:
+    return compile_trigger(text_pattern(names))
+
+
+def _reported_calls(source: str, aliases: dict[str, str]) -> Iterator[tuple[str, int, int]]:
+    """``(last name, index of the name, index of "(")`` for calls the rule may report."""
+    for stem in _STEMS:
+        if stem not in source:
+            continue
+        for match in re.finditer(stem + r"\w*[\s\\)]*\(", source):
+            start = match.start()
+            while start and (source[start - 1].isalnum() or source[start - 1] == "_"):
+                start -= 1
+            name = re.match(r"\w+", source[start:])
+            last = name.group(0) if name else ""
+            if last not in _REPORTED:
+                continue
+            yield last, start, match.end() - 1
+    for alias, imported in aliases.items():
+        if imported in _REPORTED:
+            for match in re.finditer(rf"(?<![\w.]){re.escape(alias)}[\s\\)]*\(", source):
+                yield imported, match.start(), match.end() - 1
+
+
+def _squared(text: str) -> bool:
+    return "*" in text or "pow" in text or "square" in text
+
+
+def _may_report(source: str, text: BasinText, last: str, start: int, paren: int) -> bool:
+    """Whether the call can be a reported shape: its operands (arguments for the
+    function form, receiver for the method form) may hold a basin; reductions
+    must also show a square."""
+    arguments = arguments_text(source, paren)
+    if arguments is None:
+        return True
+    before = source[:start].rstrip(" \t\\\n")
+    receiver = receiver_text(source, len(before) - 1).strip() if before.endswith(".") else ""
+    root = re.match(r"\w+", receiver)
+    function_form = root is None or root.group(0) not in {"self", "cls"}
+    if last in _SQUARED:
+        return (function_form and _squared(arguments) and text.may_hold_basin(arguments)) or (
+            _squared(receiver) and text.may_hold_basin(receiver)
+        )
+    return (function_form and text.may_hold_basin(arguments)) or text.may_hold_basin(receiver)
 
 
 def _number(node: cst.BaseExpression | None) -> float | None:
@@ -184,8 +241,28 @@ class EuclideanBasinDistance(BasinRule):
 
     @classmethod
     def could_match(cls, source: str, config: Config) -> bool:
-        calls, basin = _trigger((*config.basin_names, *config.basin_tables))
-        return basin.search(source) is not None and calls.search(source) is not None
+        """A basin name, then an ``nn`` distance module, an identity Fisher metric
+        (``ones`` and ``fisher``), ``** 0.5``, or a call of a norm, sqrt, pairwise
+        distance, cosine, dot or squared reduction whose operands may hold a basin."""
+        names = (*config.basin_names, *config.basin_tables)
+        basin = _basin_text(names)
+        if basin.search(source) is None:
+            return False
+        if _MODULE_TEXT.search(source) or ("ones" in source and "fisher" in source.lower()):
+            return True
+        if "**" in source:
+            for power in _HALF_POWER.findall(source):
+                try:
+                    if float(power) == 0.5:
+                        return True
+                except ValueError:
+                    continue
+        aliases = {alias: imported for imported, alias in import_aliases(source)}
+        text = BasinText(source, basin, names)
+        return any(
+            _may_report(source, text, last, start, paren)
+            for last, start, paren in _reported_calls(source, aliases)
+        )
 
     # -- visiting ------------------------------------------------------------
     def visit_BinaryOperation(self, node: cst.BinaryOperation) -> None:

@@ -7,7 +7,7 @@ from dataclasses import replace
 
 import pytest
 
-from qig_guard.checker import check_source
+from qig_guard.checker import check_source, check_text
 from qig_guard.config import Config
 from qig_guard.rules.qig006_euclidean_basin_distance import EuclideanBasinDistance
 
@@ -337,3 +337,59 @@ def test_trigger() -> None:
     assert not EuclideanBasinDistance.could_match("basin = load()\nprint(basin)\n", Config())
     assert not EuclideanBasinDistance.could_match("torch.norm(a - b)\n", Config())
     assert EuclideanBasinDistance.could_match("torch.norm(basin - b)\n", Config())
+
+
+TRIGGER_FLAGGED = {
+    "flow_through_locals": (
+        "import torch\n\ndef gap(model, target_basin):\n"
+        "    cur = model.basin_matcher.current_basin\n    d = cur - target_basin\n"
+        "    return d.norm()\n"
+    ),
+    "aliased_vector_norm": (
+        "from torch.linalg import vector_norm as vn\nx = vn(current_basin - target_basin)\n"
+    ),
+    "half_power": "s = ((basin_a - basin_b) ** 2).sum() ** 0.5\n",
+    "multi_line_norm": (
+        "import torch\ngap = torch.norm(\n    current_basin\n    - target_basin,\n)\n"
+    ),
+    "chordal_through_name": (
+        "import torch\nimport torch.nn.functional as F\n"
+        "cos = F.cosine_similarity(basin_a, basin_b, dim=0)\nd = torch.sqrt(2 * (1 - cos))\n"
+    ),
+    "module_through_attribute": (
+        "import torch.nn as nn\n\nclass Loss:\n    def __init__(self):\n"
+        "        self.crit = nn.MSELoss()\n\n    def __call__(self, basin, target_basin):\n"
+        "        return self.crit(basin, target_basin)\n"
+    ),
+    "distance_parameters": (
+        "import torch\n\ndef basin_distance(a, b):\n    return torch.dist(a, b)\n"
+    ),
+}
+
+
+@pytest.mark.parametrize("source", TRIGGER_FLAGGED.values(), ids=TRIGGER_FLAGGED.keys())
+def test_trigger_passes_every_flagged_shape(source: str) -> None:
+    for case in (source, *FLAGGED.values()):
+        assert EuclideanBasinDistance.could_match(textwrap.dedent(case), Config())
+    assert flagged_lines(source)
+
+
+TRIGGER_REJECTED = {
+    "layer_norm_module": (
+        "class Block:\n    def forward(self, hidden):\n"
+        "        hidden = self.norm(hidden + mixed)\n        basin = self.basin_proj(hidden)\n"
+        "        return hidden.mean(dim=1), basin\n"
+    ),
+    "fisher_distance_training": (
+        "basin_loss = fisher_distance(telemetry['basin'], ocean_basin, model.fisher_diag)\n"
+        "loss = ocean(batch)[0].mean()\n"
+    ),
+    "unrelated_norm": "import torch\n# basin drift is logged elsewhere\nerr = torch.norm(w)\n",
+}
+
+
+@pytest.mark.parametrize("source", TRIGGER_REJECTED.values(), ids=TRIGGER_REJECTED.keys())
+def test_trigger_rejects_clean_look_alikes(source: str) -> None:
+    """Speed: training code that mentions basins, norms and means is not parsed."""
+    assert not EuclideanBasinDistance.could_match(source, Config())
+    assert not check_text("geo.py", source, Config(), [EuclideanBasinDistance]).findings
