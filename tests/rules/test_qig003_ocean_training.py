@@ -257,6 +257,70 @@ def test_trigger_needs_a_frozen_name() -> None:
     assert OceanTraining.could_match("ocean_optimizer.step()\n", Config())
 
 
+# Shapes the trigger must keep although the frozen name is not next to the call.
+TRIGGER_KEEPS = {
+    **FLAGGED,
+    "multi-line-receiver": "x = (ocean_loss\n     / steps).backward()\n",
+    "continued-chain": "(self.ocean\n .optimizer.step())\n",
+    "dot-ends-previous-line": "(self.ocean.\n optimizer.step())\n",
+    "module-alias": "import torch.optim as O\nopt = O.Adam(ocean.parameters())\n",
+    "parenthesized-import": "from torch.optim import (\n    Adam as A,\n)\nA(ocean.parameters())\n",
+    "local-chain": "a = list(ocean.parameters())\nb = a\nopt = torch.optim.Adam(b)\n",
+    "multi-line-call": "torch.optim.Adam(\n    [{'params': ocean.parameters()}],\n)\n",
+    "loop-variable": "params = list(ocean.parameters())\nfor p in params:\n    p.requires_grad_()\n",
+}
+
+
+@pytest.mark.parametrize("source", TRIGGER_KEEPS.values(), ids=TRIGGER_KEEPS.keys())
+def test_trigger_keeps_every_flagged_shape(source: str) -> None:
+    assert _lines(source)  # the rule flags it, so the trigger must let it through
+    assert OceanTraining.could_match(textwrap.dedent(source), Config())
+
+
+# Files that mention the Ocean everywhere but cannot train it: the trigger skips their
+# parse (speed), because no receiver or optimizer argument names the frozen model.
+TRIGGER_SKIPS = {
+    "training-active-beside-ocean": """
+        import torch
+        def train(model, ocean, loader, lr):
+            optimizer = torch.optim.AdamW(model.parameters(), lr=lr)
+            ocean.eval()
+            for batch in loader:
+                with torch.no_grad():
+                    ocean_basin = ocean(batch).detach()
+                loss = fisher_distance(model(batch), ocean_basin)
+                (loss + 0.1 * loss).backward()
+                optimizer.step()
+                optimizer.zero_grad()
+            model.train(True)
+    """,
+    "checkpoint-restore": """
+        def restore(model, optimizer, ocean, path):
+            checkpoint = torch.load(path, weights_only=True)
+            model.load_state_dict(checkpoint["model_state_dict"])
+            optimizer.load_state_dict(checkpoint["optimizer_state_dict"])
+            ocean.requires_grad_(False)
+            ocean.train(False)
+    """,
+    "scheduler-over-ocean-optimizer": QUIET["scheduler-over-ocean-optimizer"],
+    "ocean-class-without-training": """
+        class OceanMonitor:
+            def record(self, model):
+                return fisher_distance(model.basin, self.ocean.basin.detach())
+        def train(model, optimizer, loss):
+            loss.backward()
+            optimizer.step()
+    """,
+}
+
+
+@pytest.mark.parametrize("source", TRIGGER_SKIPS.values(), ids=TRIGGER_SKIPS.keys())
+def test_trigger_skips_look_alikes(source: str) -> None:
+    source = textwrap.dedent(source)
+    assert _lines(source) == []
+    assert not OceanTraining.could_match(source, Config())
+
+
 def _fix(source: str, unsafe: bool) -> str:
     return fix_source("train.py", source, Config(), [OceanTraining], unsafe=unsafe).source
 
