@@ -267,7 +267,7 @@ TRIGGER_KEEPS = {
     "parenthesized-import": "from torch.optim import (\n    Adam as A,\n)\nA(ocean.parameters())\n",
     "local-chain": "a = list(ocean.parameters())\nb = a\nopt = torch.optim.Adam(b)\n",
     "multi-line-call": "torch.optim.Adam(\n    [{'params': ocean.parameters()}],\n)\n",
-    "loop-variable": "params = list(ocean.parameters())\nfor p in params:\n    p.requires_grad_()\n",
+    "loop-variable": "ps = list(ocean.parameters())\nfor p in ps:\n    p.requires_grad_()\n",
 }
 
 
