@@ -41,15 +41,17 @@ class ConsolidationStats(TypedDict):
 
 def basin_jacobian(basin: Tensor, params: list[nn.Parameter]) -> Tensor:
     """``d basin / d params`` as a ``(basin_dim, P)`` matrix, one batched backward pass."""
-    eye = torch.eye(basin.shape[0], dtype=basin.dtype)
+    eye = torch.eye(basin.shape[0], dtype=basin.dtype, device=basin.device)
     grads = torch.autograd.grad(
         basin, params, grad_outputs=eye, is_grads_batched=True, allow_unused=True
     )
     return torch.cat(
         [
-            (g if g is not None else torch.zeros(eye.shape[0], *p.shape, dtype=p.dtype)).reshape(
-                eye.shape[0], -1
-            )
+            (
+                g
+                if g is not None
+                else torch.zeros(eye.shape[0], *p.shape, dtype=p.dtype, device=p.device)
+            ).reshape(eye.shape[0], -1)
             for g, p in zip(grads, params, strict=True)
         ],
         dim=1,
@@ -63,7 +65,7 @@ def gauss_newton_direction(
     gram = (jacobian @ jacobian.T).double()
     system = fisher.double().unsqueeze(1) * gram
     lam = damping * float(system.diagonal().mean().clamp_min(1e-12))
-    system = system + lam * torch.eye(system.shape[0], dtype=torch.float64)
+    system = system + lam * torch.eye(system.shape[0], dtype=torch.float64, device=system.device)
     solution: Tensor = torch.linalg.solve(system, fisher.double() * residual.double())
     return -(jacobian.T @ solution.to(jacobian.dtype))
 
