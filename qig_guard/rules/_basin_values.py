@@ -17,10 +17,11 @@ import re
 from collections import defaultdict
 from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass, field
+from functools import lru_cache
 
 import libcst as cst
 
-from qig_guard.names import matches_any, words
+from qig_guard.names import matches_any, name_words, words
 from qig_guard.resolve import dotted_name
 from qig_guard.rules.base import FileContext, Rule
 
@@ -584,6 +585,8 @@ class BasinRule(Rule):
 # -- text level: a cheap over-approximation of the above, for rule triggers --------------
 _CLOSERS = {"(": ")", "[": "]", "{": "}"}
 _OPENERS = {")": "(", "]": "[", "}": "{"}
+_SPECIAL = re.compile(r"[()\[\]{}'\"#]")
+_SPLIT_SPECIAL = re.compile(r"[()\[\]{}'\",]")
 _SCAN_LIMIT = 4000  # characters scanned for one call's arguments or receiver
 _IDENTIFIER = re.compile(r"(?<![\w.])[A-Za-z_]\w*")
 # After a name: the rest of an assignment target up to its ``=`` (``x =``, ``x: T =``,
@@ -600,10 +603,14 @@ def arguments_text(source: str, open_index: int) -> str | None:
     stack = [_CLOSERS[source[open_index]]]
     index = open_index + 1
     end = min(len(source), open_index + _SCAN_LIMIT)
-    while index < end:
+    while True:
+        found = _SPECIAL.search(source, index, end)
+        if found is None:
+            return None
+        index = found.start()
         char = source[index]
         if char in "'\"":
-            quote = source[index : index + 3] if source[index : index + 3] == char * 3 else char
+            quote = char * 3 if source.startswith(char * 3, index) else char
             close = source.find(quote, index + len(quote))
             while close > 0 and source[close - 1] == "\\" and len(quote) == 1:
                 close = source.find(quote, close + 1)
@@ -617,13 +624,11 @@ def arguments_text(source: str, open_index: int) -> str | None:
                 return None
         elif char in _CLOSERS:
             stack.append(_CLOSERS[char])
-        elif char in _OPENERS:
-            if char != stack.pop():
-                return None
-            if not stack:
-                return source[open_index + 1 : index]
+        elif char != stack.pop():
+            return None
+        elif not stack:
+            return source[open_index + 1 : index]
         index += 1
-    return None
 
 
 def receiver_text(source: str, dot_index: int) -> str:
@@ -667,9 +672,10 @@ def split_arguments(text: str) -> list[str]:
     depth = 0
     start = 0
     quote = ""
-    for index, char in enumerate(text):
+    for found in _SPLIT_SPECIAL.finditer(text):
+        char = found.group(0)
         if quote:
-            if char == quote and text[index - 1] != "\\":
+            if char == quote and text[found.start() - 1] != "\\":
                 quote = ""
         elif char in "'\"":
             quote = char
@@ -677,9 +683,9 @@ def split_arguments(text: str) -> list[str]:
             depth += 1
         elif char in _OPENERS:
             depth -= 1
-        elif char == "," and depth == 0:
-            parts.append(text[start:index])
-            start = index + 1
+        elif depth == 0:
+            parts.append(text[start : found.start()])
+            start = found.end()
     parts.append(text[start:])
     return parts
 
@@ -749,6 +755,38 @@ def import_aliases(source: str) -> Iterator[tuple[str, str]]:
         start = match.start()
         if not start or source[start - 1] not in " \t\\\n":
             continue
-        before = source[max(0, start - 100) : start].rstrip(" \t\\\n")
-        head = re.search(r"\w+$", before)
-        yield (head.group(0) if head else "", match.group(1))
+        yield word_before(source, start)[0], match.group(1)
+
+
+def word_before(source: str, end: int) -> tuple[str, int]:
+    """The identifier (or ``""``) ending at ``end``, spaces and line continuations
+    before ``end`` skipped, and the index where it starts."""
+    stop = end
+    while stop and source[stop - 1] in " \t\\\n":
+        stop -= 1
+    start = stop
+    while start and (source[start - 1].isalnum() or source[start - 1] == "_"):
+        start -= 1
+    return source[start:stop], start
+
+
+@lru_cache(maxsize=32)
+def _basin_literals(names: tuple[str, ...]) -> tuple[str, ...] | None:
+    """Text one of which any identifier matching ``names`` contains: the first literal
+    piece of each name, lower-case, Capitalized or UPPER (the only cases of a word)."""
+    found: dict[str, None] = {}
+    for name in names:
+        pieces = [p for w in name_words(name) for p in w.split("*") if p.isalnum()]
+        if not pieces:
+            return None
+        found.update(dict.fromkeys((pieces[0], pieces[0].capitalize(), pieces[0].upper())))
+    return tuple(found)
+
+
+def mentions_basin(source: str, names: tuple[str, ...], pattern: re.Pattern[str]) -> bool:
+    """``pattern`` (the basin names' text pattern) found in ``source``, tried only
+    after a cheap substring test of the names' literal pieces."""
+    literals = _basin_literals(names)
+    if literals is not None and not any(piece in source for piece in literals):
+        return False
+    return pattern.search(source) is not None

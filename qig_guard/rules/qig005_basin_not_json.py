@@ -18,7 +18,9 @@ from qig_guard.rules._basin_values import (
     arguments_text,
     call_args,
     import_aliases,
+    mentions_basin,
     split_arguments,
+    word_before,
 )
 from qig_guard.rules.base import Invalid, compile_trigger
 
@@ -78,12 +80,16 @@ def _writer_calls(source: str, aliases: dict[str, str]) -> Iterator[tuple[str | 
                 continue
             if start and (source[start - 1].isalnum() or source[start - 1] == "_"):
                 continue
-            before = source[max(0, start - 100) : start].rstrip(" \t\\\n")
-            if not before.endswith("."):
+            dot = start
+            while dot and source[dot - 1] in " \t\\\n":
+                dot -= 1
+            if source[dot - 1 : dot] != ".":
                 yield None, match.end() - 1  # ``save(...)`` after ``from torch import save``
                 continue
-            root = re.search(r"(?<![\w.])[A-Za-z_]\w*$", before[:-1].rstrip(" \t\\\n"))
-            module = root and aliases.get(root.group(0), root.group(0))
+            root, root_start = word_before(source, dot - 1)
+            if source[root_start - 1 : root_start] == ".":
+                continue  # ``a.torch.save``: not a module's writer
+            module = aliases.get(root, root)
             if module in _WRITER_MODULES:
                 yield f"{module}.{name.group(0)}", match.end() - 1
     for alias, imported in aliases.items():
@@ -221,7 +227,7 @@ class BasinNotJson(BasinRule):
         checkpoint dicts with model state."""
         names = (*config.basin_names, *config.basin_tables)
         basin = _basin_text(names)
-        if basin.search(source) is None:
+        if not mentions_basin(source, names, basin):
             return False
         if "tofile" in source or ("tobytes" in source and "write" in source):
             return True

@@ -17,6 +17,7 @@ from qig_guard.rules._basin_values import (
     argument,
     arguments_text,
     import_aliases,
+    mentions_basin,
     receiver_text,
 )
 from qig_guard.rules.base import FileContext, Invalid, compile_trigger
@@ -75,6 +76,7 @@ _REPORTED = frozenset(
 ) | {"dist"}
 _SQUARED = frozenset({"sum", "mean"})  # reported only around a square: ``*``, pow, square
 _STEMS = ("norm", "sqrt", "sum", "mean", "dist", "mse", "cosine", "euclidean", "dot")
+_WORD = re.compile(r"\w+")
 _HALF_POWER = re.compile(r"\*\*[\s\\(]*(\d*\.?\d*(?:[eE][-+]?\d+)?)")
 
 
@@ -92,7 +94,7 @@ def _reported_calls(source: str, aliases: dict[str, str]) -> Iterator[tuple[str,
             start = match.start()
             while start and (source[start - 1].isalnum() or source[start - 1] == "_"):
                 start -= 1
-            name = re.match(r"\w+", source[start:])
+            name = _WORD.match(source, start)
             last = name.group(0) if name else ""
             if last not in _REPORTED:
                 continue
@@ -114,8 +116,10 @@ def _may_report(source: str, text: BasinText, last: str, start: int, paren: int)
     arguments = arguments_text(source, paren)
     if arguments is None:
         return True
-    before = source[:start].rstrip(" \t\\\n")
-    receiver = receiver_text(source, len(before) - 1).strip() if before.endswith(".") else ""
+    dot = start
+    while dot and source[dot - 1] in " \t\\\n":
+        dot -= 1
+    receiver = receiver_text(source, dot - 1).strip() if source[dot - 1 : dot] == "." else ""
     root = re.match(r"\w+", receiver)
     function_form = root is None or root.group(0) not in {"self", "cls"}
     if last in _SQUARED:
@@ -246,9 +250,13 @@ class EuclideanBasinDistance(BasinRule):
         distance, cosine, dot or squared reduction whose operands may hold a basin."""
         names = (*config.basin_names, *config.basin_tables)
         basin = _basin_text(names)
-        if basin.search(source) is None:
+        if not mentions_basin(source, names, basin):
             return False
-        if _MODULE_TEXT.search(source) or ("ones" in source and "fisher" in source.lower()):
+        if any(m in source for m in ("Loss", "Distance", "Similarity")) and _MODULE_TEXT.search(
+            source
+        ):
+            return True
+        if "ones" in source and "fisher" in source.lower():
             return True
         if "**" in source:
             for power in _HALF_POWER.findall(source):
