@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import re
 from collections.abc import Collection
 
 import libcst as cst
@@ -11,8 +12,7 @@ from qig_guard.names import matches_any
 from qig_guard.resolve import dotted_name
 from qig_guard.rules.base import FileContext, Invalid, Rule, compile_trigger
 
-_API_TOKENS = ("load_state_dict", "vector_to_parameters")
-_PARAM_COPY = compile_trigger(r"\b(?:copy_|set_)\s*\(", r"\.data\s*=(?!=)", r"\]\s*=(?!=)")
+_PARAM_COPY = compile_trigger(r"(?:copy_|set_)\s*\(", r"\.data\s*=(?!=)", r"\]\s*=(?!=)")
 
 # Objects with a state dict that are not models: copying their state is not a weight copy.
 _NOT_MODELS = ("optim*", "opt", "sched*", "scaler")
@@ -23,6 +23,84 @@ _SAME_VALUES = frozenset({"detach", "clone", "cpu", "cuda", "to", "contiguous"})
 # Calls that return a copy of their argument's mapping.
 _COPIES = frozenset({"copy.deepcopy", "copy.copy", "dict", "collections.OrderedDict"})
 _PARAMETER_ITERATORS = frozenset({"parameters", "named_parameters"})
+_LOAD = re.compile(r"\.[\s\\]*load_state_dict[\s\\)]*\(")
+_STATE_DICT = re.compile(r"\.[\s\\]*state_dict\b")
+
+# -- text trigger -------------------------------------------------------------
+# Text-level helpers for precise triggers (also used by QIG010 and QIG011). A string
+# literal on one line, any character but brackets, quotes, comments and backslashes, and
+# bracketed groups nested up to four deep: what these cannot match is answered
+# conservatively (the trigger passes the file).
+_STRING = r"""(?:"(?:[^"\\\n]|\\.)*"|'(?:[^'\\\n]|\\.)*')"""
+
+
+def _balanced(atom: str, depth: int = 4) -> str:
+    inner = rf"(?:[^()\[\]{{}}'\"#\\]|{_STRING})"
+    group = ""
+    for _ in range(depth):
+        group = rf"(?:\({inner}*\)|\[{inner}*\]|\{{{inner}*\}})"
+        inner = rf"(?:[^()\[\]{{}}'\"#\\]|{_STRING}|{group})"
+    return rf"(?:{atom}|{_STRING}|{group})*"
+
+
+_ARGUMENTS = re.compile(_balanced(r"[^()\[\]{}'\"#\\]") + r"\)")
+_REST_OF_LINE = re.compile(_balanced(r"[^()\[\]{}'\"#\\\n]"))
+_STRING_RE = re.compile(_STRING)
+_NAMES = re.compile(r"[A-Za-z_][\w.]*")
+
+
+def call_arguments(source: str, start: int) -> str | None:
+    """The argument text of the call whose ``(`` ends at ``start``; ``None`` when unsure."""
+    found = _ARGUMENTS.match(source, start)
+    if found is None or '"""' in found.group() or "'''" in found.group():
+        return None
+    return found.group()[:-1]
+
+
+def rest_of_line(source: str, start: int) -> str | None:
+    """The expression text from ``start`` to the end of its logical line; ``None`` when unsure."""
+    found = _REST_OF_LINE.match(source, start)
+    end = found.end() if found is not None else start
+    text = source[start:end]
+    if (end < len(source) and source[end] not in "\n#)]}") or '"""' in text or "'''" in text:
+        return None
+    return text
+
+
+def bare_names(text: str) -> set[str]:
+    """Identifiers in ``text`` outside strings that are not attributes (``sd``, ``m``
+    in ``f(sd, m.x)``)."""
+    return {name.split(".", 1)[0] for name in _NAMES.findall(_STRING_RE.sub('""', text))}
+
+
+_EQUALS = re.compile(r"=(?!=)")
+
+
+def flows_from(source: str, names: set[str], origin: re.Pattern[str]) -> bool:
+    """Whether any of ``names`` may be assigned, directly or through other names, text
+    that ``origin`` finds. Over-approximated: a name is assigned what follows every ``=``
+    (not ``==``, ``+=``...) that has the name before it on its line (``a, b = ...``,
+    ``x: T = ...``, keyword arguments); scopes and order are ignored."""
+    lines = [
+        (source[source.rfind("\n", 0, equals.start()) + 1 : equals.start()], equals.end())
+        for equals in _EQUALS.finditer(source)
+        if source[equals.start() - 1] not in "=!<>+-*/%&|^@:"
+    ]
+    pending, seen = list(names), set(names)
+    while pending:
+        name = pending.pop()
+        word = re.compile(rf"\b{re.escape(name)}\b")
+        for before, start in lines:
+            if name not in before or not word.search(before):
+                continue
+            value = rest_of_line(source, start)
+            if value is None or origin.search(value):
+                return True
+            new = bare_names(value) - seen
+            seen |= new
+            pending.extend(new)
+    return False
+
 
 # What a local name holds: ("state", model) for a state dict, ("vector", model) for
 # parameters_to_vector(model.parameters()), ("parameters" or "named", model) for
@@ -133,7 +211,19 @@ class WeightCopy(Rule):
 
     @classmethod
     def could_match(cls, source: str, config: Config) -> bool:
-        if any(token in source for token in _API_TOKENS):
+        """A ``.load_state_dict(`` whose argument text mentions ``.state_dict`` or a name
+        that may be assigned one; a copy in a ``zip(...parameters...)`` loop; or both
+        ``parameters_to_vector`` and ``vector_to_parameters``."""
+        if "load_state_dict" in source:
+            names: set[str] = set()
+            for call in _LOAD.finditer(source):
+                arguments = call_arguments(source, call.end())
+                if arguments is None or _STATE_DICT.search(arguments):
+                    return True
+                names |= bare_names(arguments)
+            if names and flows_from(source, names, _STATE_DICT):
+                return True
+        if "vector_to_parameters" in source and "parameters_to_vector" in source:
             return True
         return "zip" in source and "parameters" in source and bool(_PARAM_COPY.search(source))
 
