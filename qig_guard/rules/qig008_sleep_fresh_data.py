@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import re
 from collections.abc import Iterator
 from dataclasses import dataclass, field
 
@@ -10,8 +11,8 @@ import libcst as cst
 from qig_guard.config import Config
 from qig_guard.names import matches_any, words
 from qig_guard.resolve import dotted_name
-from qig_guard.rules._sleep import defines_sleep_code, sleep_function
-from qig_guard.rules.base import FileContext, Invalid, Rule, compile_trigger
+from qig_guard.rules._sleep import in_sleep_regions, sleep_function, source_text
+from qig_guard.rules.base import FileContext, Invalid, Rule
 
 _TORCH_RANDOM = frozenset(
     f"torch.{name}"
@@ -41,9 +42,26 @@ _STORED_WORDS = frozenset({"replay", "buffer", "memory", "stored"})
 _WRAPPERS = frozenset({"enumerate", "iter", "zip", "list", "tqdm", "islice", "cycle", "tqdm.tqdm"})
 
 
-_TRIGGER = compile_trigger(
-    r"\brand", r"random", r"\bnormal\b", r"bernoulli", r"poisson", r"(?i:loader|dataset)"
+# Text every flagged call or loop holds inside the sleep code: a random API
+# (`torch.rand*`, `torch.normal`, `np.random.*`) or a loader/dataset name.
+_FRESH_WORDS = (
+    *("rand", "normal", "bernoulli", "poisson"),
+    *("loader", "Loader", "LOADER", "dataset", "Dataset", "DATASET"),
 )
+# Imports that let sleep code call those APIs by other names.
+_ALIASED = re.compile(r"(?:rand\w*|normal|bernoulli|poisson|DataLoader)[ \t]*$")
+_FROM_NUMPY_RANDOM = re.compile(r"numpy\.random[ \t]+import\b")
+
+
+def _imports_under_other_names(source: str) -> bool:
+    """``from torch import randn as r``, ``import numpy.random as npr``,
+    ``from numpy.random import uniform``, ``DataLoader as DL``."""
+    hit = source.find(" as ")
+    while hit != -1:
+        if _ALIASED.search(source, max(0, hit - 40), hit):
+            return True
+        hit = source.find(" as ", hit + 1)
+    return _FROM_NUMPY_RANDOM.search(source) is not None
 
 
 def _last(node: cst.BaseExpression) -> str | None:
@@ -162,7 +180,12 @@ class SleepFreshData(Rule):
 
     @classmethod
     def could_match(cls, source: str, config: Config) -> bool:
-        return _TRIGGER.search(source) is not None and defines_sleep_code(source, config)
+        """Sleep code holds a random API or a loader/dataset name (or the file
+        imports a random API or DataLoader under another name)."""
+        text = source_text(source)
+        if not text.regions(config.sleep_functions):
+            return False
+        return _imports_under_other_names(source) or in_sleep_regions(text, _FRESH_WORDS, config)
 
     def __init__(self, context: FileContext) -> None:
         super().__init__(context)

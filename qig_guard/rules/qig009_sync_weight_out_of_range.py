@@ -11,17 +11,54 @@ import libcst as cst
 from qig_guard.config import Config
 from qig_guard.names import matches, matches_any, text_pattern
 from qig_guard.resolve import dotted_name
-from qig_guard.rules.base import Invalid, Rule, compile_trigger
+from qig_guard.rules.base import Invalid, Rule
 
 _SYNC_WEIGHT = "sync_weight*"
-_TRIGGER = compile_trigger(r"(?i:sync[_-]?weight)", r"\blerp_?\b")
-# `w * (b - a)` or `(b - a) * w` with a literal `w`: a hand-written lerp.
-_INTERPOLATION = compile_trigger(r"\d\s*\)?\s*\*\s*\(", r"\)\s*\*\s*[-+(\s]*\.?\d")
+# Trigger texts. A literal is `-(0.5)`, `(+2)`, `1e-3`, `0x1`; gaps may hold comments.
+_GAP = r"(?:[\s\\]|#[^\n]*)*"
+_LITERAL = (
+    rf"(?P<sign>[-+]?){_GAP}(?:\({_GAP})*"
+    r"(?P<number>0[xXoObB][\da-fA-F_]+|(?:\d[\d_]*\.?[\d_]*|\.\d[\d_]*)(?:[eE][-+]?\d[\d_]*)?[jJ]?)"
+)
+# `sync_weight=W`, `sync_weight: float = W`, `x = cfg.sync_weight = W`, `"sync-weight": W`.
+_NAMED = re.compile(
+    rf"(?i:sync[_-]?weight)\w*[\"']?(?:{_GAP}:|(?:{_GAP}:[^=]*?)?{_GAP}=(?!=)"
+    rf"(?:{_GAP}[\w.]+{_GAP}=(?!=))*){_GAP}(?:\({_GAP})*{_LITERAL}"
+)
+_DEFAULT = re.compile(rf"default{_GAP}={_GAP}(?:\({_GAP})*{_LITERAL}")
+# `b + W * (a - b)` and `b + (a - b) * W`: a hand-written lerp.
+_WEIGHT_FIRST = re.compile(rf"\+{_GAP}(?:\({_GAP})*{_LITERAL}(?:{_GAP}\))*{_GAP}\*{_GAP}\(")
+_WEIGHT_LAST = re.compile(rf"\){_GAP}(?:\){_GAP})*\*{_GAP}(?:\({_GAP})*{_LITERAL}")
+_LERP = re.compile(r"lerp_?\b")
 
 
 @lru_cache(maxsize=8)
 def _basin_text(names: tuple[str, ...]) -> re.Pattern[str]:
     return re.compile(text_pattern(names))
+
+
+def _outside(match: re.Match[str], low: float, high: float) -> bool:
+    """Could the literal ``match`` found be outside ``[low, high]``?"""
+    number = match.group("number").replace("_", "")
+    if number[-1] in "jJ":
+        return False  # complex: not a weight the rule reads
+    try:
+        value = float(int(number, 0)) if number[:2].lower() in ("0x", "0o", "0b") else float(number)
+    except ValueError:
+        return True
+    if "-" in match.group("sign"):
+        value = -value
+    return not low <= value <= high
+
+
+def _positions(source: str, words: tuple[str, ...]) -> list[int]:
+    found = []
+    for word in words:
+        hit = source.find(word)
+        while hit != -1:
+            found.append(hit)
+            hit = source.find(word, hit + 1)
+    return found
 
 
 def _number(node: cst.BaseExpression) -> float | None:
@@ -95,12 +132,28 @@ class SyncWeightOutOfRange(Rule):
 
     @classmethod
     def could_match(cls, source: str, config: Config) -> bool:
-        if _TRIGGER.search(source) is not None:
-            return True
-        return (
-            _INTERPOLATION.search(source) is not None
-            and _basin_text(config.basin_names).search(source) is not None
+        """A literal out of range after a sync weight name (or in the `default=` of
+        a call naming one), or a lerp or hand-written interpolation in a file
+        naming basins."""
+        low, high = config.sync_weight_range
+        options = "add_argument" in source
+        for hit in _positions(source, ("sync", "Sync", "SYNC")):
+            named = _NAMED.match(source, hit)
+            if named is not None and _outside(named, low, high):
+                return True
+            if options:  # `add_argument("--sync-weight", ..., default=W)`
+                end = source.find("add_argument", hit)
+                window = _DEFAULT.finditer(source, hit, len(source) if end == -1 else end)
+                if any(_outside(default, low, high) for default in window):
+                    return True
+        interpolates = any(
+            _LERP.match(source, hit) for hit in _positions(source, ("lerp",))
+        ) or any(
+            _outside(match, low, high)
+            for pattern in (_WEIGHT_FIRST, _WEIGHT_LAST)
+            for match in pattern.finditer(source)
         )
+        return interpolates and _basin_text(config.basin_names).search(source) is not None
 
     def _check(self, value: cst.BaseExpression | None, what: str) -> None:
         number = _number(value) if value is not None else None

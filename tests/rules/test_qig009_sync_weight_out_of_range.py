@@ -185,7 +185,33 @@ def test_message_gives_value_and_range_and_no_fix() -> None:
 def test_trigger() -> None:
     assert not SyncWeightOutOfRange.could_match("weight = 0.5\n", Config())
     assert SyncWeightOutOfRange.could_match("f(syncWeight=0.5)\n", Config())
-    assert SyncWeightOutOfRange.could_match("b.lerp_(a, 0.5)\n", Config())
+    assert SyncWeightOutOfRange.could_match("obs_basin.lerp_(a, 0.5)\n", Config())
+    assert not SyncWeightOutOfRange.could_match("b.lerp_(a, 0.5)\n", Config())
+
+
+@pytest.mark.parametrize(("source", "expected"), FLAGGED.values(), ids=FLAGGED.keys())
+def test_trigger_passes_every_flagged_case(source: str, expected: list[int]) -> None:
+    assert SyncWeightOutOfRange.could_match(textwrap.dedent(source), Config())
+
+
+IN_RANGE_LOOK_ALIKES = {
+    "parameter-default": "def sync(a, obs, sync_weight: float = 0.05):\n    return a\n",
+    "keyword": "sync_constellation_basins(a, obs, ocean, sync_weight=1e-1)\n",
+    "config-entry": 'CONFIG = {"sync_weight": 0.1, "lr": 3e-4}\n',
+    "weight-from-variable": "updated = [obs + sync_weight * (target - obs) for obs in obs_basins]\n",
+    "loss-weighting": "(loss + 0.5 * basin_loss).backward()\n",
+    "cosine-schedule": "basin_lr = 0.5 * (1.0 + math.cos(math.pi * progress))\n",
+    "comparison": "assert cfg.sync_weight == 0.5 or basin\n",
+    "option-default-in-range": 'p.add_argument("--sync-weight", type=float, default=0.1)\n',
+}
+
+
+@pytest.mark.parametrize("source", IN_RANGE_LOOK_ALIKES.values(), ids=IN_RANGE_LOOK_ALIKES.keys())
+def test_trigger_skips_in_range_look_alikes(source: str) -> None:
+    """Speed: research code names sync weights and basins everywhere; only an
+    out-of-range literal in a place the rule reads needs a parse."""
+    assert lines(source) == []
+    assert not SyncWeightOutOfRange.could_match(source, Config())
 
 
 def test_interpolation_trigger_needs_basins() -> None:
