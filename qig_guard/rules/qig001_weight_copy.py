@@ -86,7 +86,8 @@ def flows_from(source: str, names: set[str], origin: re.Pattern[str]) -> bool:
         for equals in _EQUALS.finditer(source)
         if source[equals.start() - 1] not in "=!<>+-*/%&|^@:"
     ]
-    pending, seen = list(names), set(names)
+    assigned = set(re.findall(r"\w+", "\n".join(before for before, _ in lines)))
+    pending, seen = list(names & assigned), set(names)
     while pending:
         name = pending.pop()
         word = re.compile(rf"\b{re.escape(name)}\b")
@@ -98,7 +99,7 @@ def flows_from(source: str, names: set[str], origin: re.Pattern[str]) -> bool:
                 return True
             new = bare_names(value) - seen
             seen |= new
-            pending.extend(new)
+            pending.extend(new & assigned)
     return False
 
 
