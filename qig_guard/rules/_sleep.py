@@ -87,10 +87,10 @@ def sleep_function(scopes: ScopeTracker, config: Config) -> cst.FunctionDef | No
     if not functions:
         return None
     names = config.sleep_functions
-    chain = [*functions, *scopes.classes]
-    if not any(matches_any(node.name.value, names) for node in chain):
+    chain = [node.name.value for node in functions] + [c.name.value for c in scopes.classes]
+    if not any(matches_any(name, names) for name in chain):
         return None
-    if any(matches_any(node.name.value, _NOT_SLEEP) for node in chain):
+    if any(matches_any(name, _NOT_SLEEP) for name in chain):
         return None
     if any(_estimates_fisher(f) for f in functions):
         return None

@@ -296,3 +296,148 @@ def test_trigger_skips_files_without_sleep_code_or_training_api() -> None:
     assert SleepTrainMode.could_match(
         "class LightSleep:\n    def f(self):\n        x.backward()\n", Config()
     )
+
+
+@pytest.mark.parametrize(("source", "expected"), FLAGGED.values(), ids=FLAGGED.keys())
+def test_trigger_passes_every_flagged_case(source: str, expected: list[int]) -> None:
+    assert SleepTrainMode.could_match(textwrap.dedent(source), Config())
+
+
+TRICKY_FLAGGED = {
+    "eval-only-in-docstring-and-comment": (
+        '''
+        def consolidate(model, basin, optimizer):
+            """Callers must not rely on model.eval() here."""
+            # model.eval()
+            basin_loss(model, basin).backward()  # line 5
+            optimizer.step()
+        ''',
+        [5],
+    ),
+    "eval-in-a-closed-helper": (
+        """
+        def sleep_cycle(model, optimizer):
+            def measure():
+                model.eval()
+                return 0
+            basin_loss(model).backward()  # line 6
+            optimizer.step()
+        """,
+        [6],
+    ),
+    "dedented-string-and-multiline-header": (
+        '''
+        def dream(
+            model,
+            optimizer,
+        ):
+            note = """
+        no eval() here
+        """
+            basin_loss(model).backward()  # line 9
+        ''',
+        [9],
+    ),
+    "decorated-method-of-sleep-class": (
+        """
+        class NightlySleep:
+            @staticmethod
+            def run(model, opt):
+                model.train()  # line 5
+                basin_loss(model).backward()
+        """,
+        [5],
+    ),
+}
+
+
+@pytest.mark.parametrize(("source", "expected"), TRICKY_FLAGGED.values(), ids=TRICKY_FLAGGED.keys())
+def test_trigger_reads_structure_not_just_words(source: str, expected: list[int]) -> None:
+    assert lines(source) == expected
+    assert SleepTrainMode.could_match(textwrap.dedent(source), Config())
+
+
+LOOK_ALIKES = {
+    "consolidation-in-eval-mode-restoring-the-mode": """
+        def consolidate_gary(model, target_basin, steps=50):
+            was_training = model.training
+            model.eval()
+            optimizer = torch.optim.SGD(model.basin_matcher.parameters(), lr=1e-4)
+            for _ in range(steps):
+                fisher_distance(model.basin_matcher.current_basin, target_basin).backward()
+                optimizer.step()
+            model.train(was_training)
+        """,
+    "training-loop-beside-sleep-code": """
+        def train_gary(model, loader, optimizer):
+            model.train()
+            for batch in loader:
+                model(batch).loss.backward()
+                optimizer.step()
+
+        def sleep_report(model):
+            return {"basin": model.basin_matcher.current_basin.tolist()}
+        """,
+    "ocean-observes-in-sleep-named-training": """
+        def train_sleep_12(model, ocean, loader, optimizer):
+            ocean.eval()
+            for batch in loader:
+                model(batch).loss.backward()
+                optimizer.step()
+        """,
+}
+
+
+@pytest.mark.parametrize("source", LOOK_ALIKES.values(), ids=LOOK_ALIKES.keys())
+def test_trigger_skips_clean_look_alikes(source: str) -> None:
+    """Speed: research files define sleep code beside training loops; only a
+    training-mode switch or an unguarded step inside sleep code needs a parse."""
+    assert lines(source) == []
+    assert not SleepTrainMode.could_match(textwrap.dedent(source), Config())
+
+
+EWC = {
+    "ewc-class": """
+        class EWC:
+            def consolidate(self, model, dataloader, optimizer):
+                model.train()
+                for x, y in dataloader:
+                    model(x).loss.backward()
+                    optimizer.step()
+        """,
+    "consolidator-estimating-fisher": """
+        class Consolidator:
+            def consolidate(self, model, dataloader):
+                model.train()
+                fisher = {n: torch.zeros_like(p) for n, p in model.named_parameters()}
+                for x, y in dataloader:
+                    model.zero_grad()
+                    F.cross_entropy(model(x), y).backward()
+                    for n, p in model.named_parameters():
+                        fisher[n] += p.grad.detach() ** 2 / len(dataloader)
+                self.fisher = fisher
+        """,
+    "consolidation-penalty": """
+        def consolidation_penalty(model, fisher, anchors, optimizer):
+            model.train()
+            pairs = zip(fisher, model.parameters(), anchors)
+            loss = sum((f * (p - a) ** 2).sum() for f, p, a in pairs)
+            loss.backward()
+            optimizer.step()
+        """,
+}
+
+
+@pytest.mark.parametrize("source", EWC.values(), ids=EWC.keys())
+def test_elastic_weight_consolidation_is_not_sleep_code(source: str) -> None:
+    assert lines(source) == []
+
+
+def test_sleep_code_with_fisher_distance_is_still_sleep_code() -> None:
+    source = """
+        def consolidate(model, target_basin, optimizer):
+            model.train()  # line 3
+            fisher_distance(model.basin_matcher.current_basin, target_basin).backward()
+            optimizer.step()
+        """
+    assert lines(source) == [3]

@@ -311,3 +311,147 @@ def test_trigger_needs_sleep_code_and_a_data_api() -> None:
     assert not SleepFreshData.could_match("def sleep(m, basin):\n    m(basin)\n", Config())
     assert not SleepFreshData.could_match("x = torch.randn(3)\n", Config())
     assert SleepFreshData.could_match("def dream(m):\n    m(torch.randn(3))\n", Config())
+
+
+@pytest.mark.parametrize(("source", "expected"), FLAGGED.values(), ids=FLAGGED.keys())
+def test_trigger_passes_every_flagged_case(source: str, expected: list[int]) -> None:
+    assert SleepFreshData.could_match(textwrap.dedent(source), Config())
+
+
+TRICKY_FLAGGED = {
+    "aliased-numpy-random-module": (
+        """
+        from numpy import random as npr
+
+        def dream(model):
+            return model(npr.uniform(size=(2, 64)))  # line 5
+        """,
+        [5],
+    ),
+    "numpy-random-function-imported": (
+        """
+        from numpy.random import uniform
+
+        def dream(model):
+            return model(uniform(size=(2, 64)))  # line 5
+        """,
+        [5],
+    ),
+    "aliased-dataloader": (
+        """
+        from torch.utils.data import DataLoader as DL
+
+        def consolidate(model, data):
+            for batch in DL(data):  # line 5
+                model(batch)
+        """,
+        [5],
+    ),
+    "after-a-dedented-string": (
+        '''
+        def sleep(model, loader):
+            usage = """
+        Sleep on stored basins only.
+        """
+            for batch in loader:  # line 6
+                model(batch)
+        ''',
+        [6],
+    ),
+}
+
+
+@pytest.mark.parametrize(("source", "expected"), TRICKY_FLAGGED.values(), ids=TRICKY_FLAGGED.keys())
+def test_trigger_sees_aliases_and_strings(source: str, expected: list[int]) -> None:
+    assert lines(source) == expected
+    assert SleepFreshData.could_match(textwrap.dedent(source), Config())
+
+
+LOOK_ALIKES = {
+    "training-loop-beside-consolidation": """
+        def train_gary(model, loader, optimizer):
+            for batch in loader:
+                model(batch).loss.backward()
+                optimizer.step()
+
+        def consolidate_gary(model, target_basin, optimizer, steps=50):
+            model.eval()
+            for _ in range(steps):
+                fisher_distance(model.basin_matcher.current_basin, target_basin).backward()
+                optimizer.step()
+        """,
+    "sleep-class-without-data": """
+        class SleepMonitor:
+            def record(self, model):
+                return float(model.basin_matcher.current_basin.norm())
+
+        def random_crop(image, size=32):
+            return image[..., :size, :size]
+        """,
+}
+
+
+@pytest.mark.parametrize("source", LOOK_ALIKES.values(), ids=LOOK_ALIKES.keys())
+def test_trigger_skips_clean_look_alikes(source: str) -> None:
+    """Speed: data loaders and random APIs outside sleep code need no parse."""
+    assert lines(source) == []
+    assert not SleepFreshData.could_match(textwrap.dedent(source), Config())
+
+
+EWC = {
+    "ewc-class": """
+        class EWC:
+            def consolidate(self, model, dataloader):
+                for x, y in dataloader:
+                    F.cross_entropy(model(x), y).backward()
+        """,
+    "consolidator-squared-gradients": """
+        class Consolidator:
+            def consolidate(self, model, dataloader):
+                fisher = [torch.zeros_like(p) for p in model.parameters()]
+                for x, y in dataloader:
+                    model.zero_grad()
+                    F.cross_entropy(model(x), y).backward()
+                    for f, p in zip(fisher, model.parameters()):
+                        f += p.grad.pow(2)
+                return fisher
+        """,
+    "fisher-estimate-with-clone": """
+        def consolidate_weights(model, loader):
+            estimate = {}
+            for batch in loader:
+                model(batch).loss.backward()
+                for name, p in model.named_parameters():
+                    estimate[name] = estimate.get(name, 0) + p.grad.data.clone().pow(2)
+            return estimate
+        """,
+    "importance-weights": """
+        def consolidate_importance(model, loader):
+            return [model(x) for x in loader]
+        """,
+    "regularizer": """
+        class ConsolidationRegularizer:
+            def update(self, model, dataset):
+                for x in dataset:
+                    model(x)
+        """,
+}
+
+
+@pytest.mark.parametrize("source", EWC.values(), ids=EWC.keys())
+def test_elastic_weight_consolidation_is_not_sleep_code(source: str) -> None:
+    assert lines(source) == []
+
+
+def test_sleep_over_data_is_flagged_next_to_an_ewc_class() -> None:
+    source = """
+        class EWC:
+            def consolidate(self, model, dataloader):
+                for x, y in dataloader:
+                    model(x)
+
+        def sleep(model, loader):
+            for batch in loader:  # line 8
+                model(batch)
+        """
+    assert lines(source) == [8]

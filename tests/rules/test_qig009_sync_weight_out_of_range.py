@@ -198,7 +198,7 @@ IN_RANGE_LOOK_ALIKES = {
     "parameter-default": "def sync(a, obs, sync_weight: float = 0.05):\n    return a\n",
     "keyword": "sync_constellation_basins(a, obs, ocean, sync_weight=1e-1)\n",
     "config-entry": 'CONFIG = {"sync_weight": 0.1, "lr": 3e-4}\n',
-    "weight-from-variable": "updated = [obs + sync_weight * (target - obs) for obs in obs_basins]\n",
+    "weight-from-variable": "new = [obs + sync_weight * (target - obs) for obs in obs_basins]\n",
     "loss-weighting": "(loss + 0.5 * basin_loss).backward()\n",
     "cosine-schedule": "basin_lr = 0.5 * (1.0 + math.cos(math.pi * progress))\n",
     "comparison": "assert cfg.sync_weight == 0.5 or basin\n",
