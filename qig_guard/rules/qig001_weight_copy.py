@@ -45,7 +45,7 @@ def _balanced(atom: str, depth: int = 4) -> str:
 
 _ARGUMENTS = re.compile(_balanced(r"[^()\[\]{}'\"#\\]") + r"\)")
 _REST_OF_LINE = re.compile(_balanced(r"[^()\[\]{}'\"#\\\n]"))
-_STRING_RE = re.compile(_STRING)
+string_literals = re.compile(_STRING)
 _NAMES = re.compile(r"[A-Za-z_][\w.]*")
 
 
@@ -70,7 +70,7 @@ def rest_of_line(source: str, start: int) -> str | None:
 def bare_names(text: str) -> set[str]:
     """Identifiers in ``text`` outside strings that are not attributes (``sd``, ``m``
     in ``f(sd, m.x)``)."""
-    return {name.split(".", 1)[0] for name in _NAMES.findall(_STRING_RE.sub('""', text))}
+    return {name.split(".", 1)[0] for name in _NAMES.findall(string_literals.sub('""', text))}
 
 
 _EQUALS = re.compile(r"=(?!=)")

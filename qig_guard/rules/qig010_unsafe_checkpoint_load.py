@@ -2,12 +2,16 @@
 
 from __future__ import annotations
 
+import re
+from functools import lru_cache
+
 import libcst as cst
 
 from qig_guard.config import Config
 from qig_guard.names import matches_any, words
 from qig_guard.resolve import dotted_name
-from qig_guard.rules.base import FileContext, Invalid, Rule, compile_trigger
+from qig_guard.rules.base import FileContext, Invalid, Rule
+from qig_guard.rules.qig001_weight_copy import call_arguments, string_literals
 
 _TORCH_LOAD = frozenset({"torch.load", "torch.serialization.load"})
 _PICKLE_LOAD = frozenset(
@@ -16,13 +20,39 @@ _PICKLE_LOAD = frozenset(
     for function in ("load", "loads")
 )
 _CHECKPOINT_WORDS = frozenset({"checkpoint", "checkpoints", "ckpt", "ckpts", "pt", "pth"})
-_MODULE = r"\b(?:torch|_?pickle|cPickle|dill|cloudpickle)"
-_TRIGGER = compile_trigger(
-    rf"{_MODULE}(?:\.serialization)?\s*\.\s*loads?\s*\(",  # torch.load(
-    rf"\bfrom\s+{_MODULE}(?:\.serialization)?\s+import\b[\w\s,\\(]*?\bloads?\b",  # import load
-)
-_MODULE_ALIAS = compile_trigger(rf"\bimport\s+{_MODULE}\b[\w.]*\s+as\b")  # import torch as T
-_ATTRIBUTE_LOAD = compile_trigger(r"\.\s*loads?\s*\(")
+_PICKLE_MODULES = re.compile(r"(?:_?pickle|cPickle|dill|cloudpickle)\b")
+# ``a as b`` anywhere (imports, with, except): a superset of the import aliases.
+_ALIAS = re.compile(r"\sas\s+(\w+)")
+_ALIASED = re.compile(r"([\w.]+)\s*$")
+_FROM_TORCH = re.compile(r"from\s+torch(?:\.serialization)?\s+import\b")
+_INNER_GROUP = re.compile(r"\([^()\[\]{}]*\)|\[[^()\[\]{}]*\]|\{[^()\[\]{}]*\}")
+_SAFE_KEYWORD = re.compile(r"(?:^|,)\s*weights_only\s*=\s*([\w.]+)\s*(?:,|$)")
+_DOUBLE_STAR = re.compile(r"(?:^|,)\s*\*\*")
+
+
+@lru_cache(maxsize=64)
+def _torch_load_call(modules: tuple[str, ...], functions: tuple[str, ...]) -> re.Pattern[str]:
+    """Call sites of ``torch.load`` spelled through ``modules`` or bound to ``functions``."""
+    spelled = "|".join(re.escape(module) for module in modules)
+    callee = rf"(?:{spelled})[\s\\]*\.[\s\\]*(?:serialization[\s\\]*\.[\s\\]*)?load"
+    if functions:
+        callee += rf"|(?:{'|'.join(map(re.escape, functions))})"
+    return re.compile(rf"(?:{callee})[\s\\)]*\(")
+
+
+def _loads_safely(arguments: str) -> bool:
+    """Whether call arguments certainly pass ``weights_only=<not False>`` or ``**kwargs``."""
+    top = string_literals.sub('""', arguments).replace("\\\n", " ")
+    while (collapsed := _INNER_GROUP.sub("()", top)) != top:
+        top = collapsed
+    if "lambda" in top:
+        return False
+    if _DOUBLE_STAR.search(top):
+        return True
+    chosen = _SAFE_KEYWORD.findall(top)
+    return len(chosen) == 1 and top.count("weights_only") == 1 and chosen[0] != "False"
+
+
 _WEIGHTS_ONLY = "weights_only"
 
 
@@ -131,11 +161,32 @@ class UnsafeCheckpointLoad(Rule):
 
     @classmethod
     def could_match(cls, source: str, config: Config) -> bool:
-        if _TRIGGER.search(source) is not None:
+        """A pickle module named with a ``load`` anywhere, or a ``torch.load`` call
+        (through any alias) whose arguments lack a literal ``weights_only``."""
+        if "load" not in source:
+            return False
+        if ("ickle" in source or "dill" in source) and _PICKLE_MODULES.search(source):
             return True
-        return _MODULE_ALIAS.search(source) is not None and (
-            _ATTRIBUTE_LOAD.search(source) is not None
-        )
+        modules, functions = {"torch"}, set()
+        for found in _ALIAS.finditer(source):
+            original = _ALIASED.search(source, max(0, found.start() - 80), found.start())
+            last = original.group(1).rsplit(".", 1)[-1] if original is not None else ""
+            alias = found.group(1)
+            if last in {"torch", "serialization"}:
+                modules.add(alias)
+            elif last == "load":
+                functions.add(alias)
+        if _FROM_TORCH.search(source) is not None:
+            modules.add("serialization")
+            functions.add("load")
+        pattern = _torch_load_call(tuple(sorted(modules)), tuple(sorted(functions)))
+        for call in pattern.finditer(source):
+            if source[call.start() - 1 : call.start()].isidentifier():
+                continue  # ``reload(``, ``my_torch.load(``: another name
+            arguments = call_arguments(source, call.end())
+            if arguments is None or not _loads_safely(arguments):
+                return True
+        return False
 
     def __init__(self, context: FileContext) -> None:
         super().__init__(context)

@@ -191,10 +191,16 @@ def test_explicit_false_is_left_alone_by_fix() -> None:
     [
         "import torch\nx = torch.load(p)\n",
         "import torch.serialization\nx = torch.serialization.load(p)\n",
-        "from torch import (\n    save,\n    load as tload,\n)\n",
+        "from torch import (\n    save,\n    load as tload,\n)\nx = tload(p)\n",
         "import torch as T\nx = T.load(p)\n",
         "import pickle as pk\nx = pk.loads(b)\n",
         "from _pickle import loads\n",
+        "from torch import serialization as ser\nx = ser.load(p, map_location='cpu')\n",
+        "import torch\nx = (torch.load)(\n    p,  # weights_only=True is missing\n)\n",
+        "import torch\nx = torch.load(p, weights_only=(False))\n",
+        "import torch\nx = torch.load(p, map_location=lambda s, weights_only=True: s)\n",
+        "import torch\nx = torch.load(f(weights_only=True))\n",
+        "import torch\nx = torch.load(p, weights_only=True)\ny = torch.load(q)\n",
     ],
 )
 def test_trigger_accepts_every_spelling(source: str) -> None:
