@@ -274,3 +274,33 @@ def test_weight_copy_allowed_is_configurable() -> None:
     source = b"ema_model.load_state_dict(model.state_dict())\n"
     flagged = check_source("m.py", source, Config(weight_copy_allowed=()), [WeightCopy])
     assert [f.code for f in flagged.findings] == ["QIG001"]
+
+
+@pytest.mark.parametrize(
+    "source",
+    [
+        # a full restore from a checkpoint, beside a checkpoint save (the common look-alike)
+        'torch.save({"model_state_dict": model.state_dict()}, path)\n'
+        "checkpoint = torch.load(path, weights_only=True)\n"
+        'model.load_state_dict(checkpoint["model_state_dict"])\n',
+        'model.load_state_dict(\n    torch.load(path, map_location="cpu", weights_only=True)\n)\n',
+        'state = checkpoint["model"]\nmodel.load_state_dict(state, strict=False)\n',
+    ],
+)
+def test_trigger_skips_checkpoint_restores(source: str) -> None:
+    assert not WeightCopy.could_match(source, Config())
+
+
+@pytest.mark.parametrize(
+    "source",
+    [
+        "a = b = teacher.state_dict()\nstudent.load_state_dict(a)\n",
+        "sd = teacher.state_dict(\n)\nkept = {k: v for k, v in sd.items()}\n"
+        "student.load_state_dict(kept)\n",
+        "student.load_state_dict(  # from the teacher\n    teacher.state_dict()\n)\n",
+        'sd = f("""x""", teacher.state_dict())\nstudent.load_state_dict(sd)\n',
+        "sd = teacher \\\n    .state_dict()\nstudent.load_state_dict(sd)\n",
+    ],
+)
+def test_trigger_accepts_state_dicts_through_names_and_odd_layout(source: str) -> None:
+    assert WeightCopy.could_match(source, Config())
