@@ -22,13 +22,25 @@ _KEEPS_VALUES = frozenset({"requires_grad_", "share_memory_", "detach_"})
 
 
 @lru_cache(maxsize=8)
-def _trigger(attribute: str) -> re.Pattern[str]:
+def _trigger(attribute: str) -> tuple[re.Pattern[str], re.Pattern[str], re.Pattern[str]]:
+    """Text that may write ``attribute``: as an assignment target, through an in-place
+    method, or named by a string in ``setattr``/``register_buffer``."""
     name = re.escape(attribute)
-    return compile_trigger(
-        rf"\.\s*{name}\b[\s\\)]*"
-        r"(?:\[|\.\s*(?:data\b|\w+_\s*\()|:|,|[-+*/@%&|^<>]{0,2}=(?!=))",
-        rf"['\"]{name}['\"]",
+    string = rf"[rRuU]?['\"]+{name}['\"]"
+    between = r"(?:\s|\\|#[^\n]*)*"
+    written = compile_trigger(
+        rf"\.[\s\\]*{name}\b"
+        r"(?:[\s\\)]*(?:\.[\s\\]*data\b|\[[^\[\]\n]*\]))*[\s\\)\]]*"
+        r"(?:\["  # a subscript too complex to follow
+        r"|\.[\s\\]*\w*_[\s\\]*\("  # .copy_(
+        r"|:"  # annotated assignment
+        r"|(?:[-+*/@%&|^]|//|\*\*|<<|>>)?=(?!=)"  # = and +=
+        r"|,[^\n=]*=(?!=)"  # x.target_basin, y = ...
+        r"|,[ \t]*(?:#[^\n]*)?\\?\n\s*[\w*(\[)\]\\])",  # a target list going on
     )
+    setattr_call = compile_trigger(rf",{between}{string}[\s\\]*,")
+    register_call = compile_trigger(rf"register_(?:buffer|parameter)[\s\\)]*\({between}{string}")
+    return written, setattr_call, register_call
 
 
 def _elements(target: cst.BaseExpression) -> Iterator[cst.BaseExpression]:
@@ -124,7 +136,15 @@ class DirectBasinAssignment(Rule):
         attribute = config.protected_attribute
         if attribute not in source:
             return False
-        return bool(_trigger(attribute).search(source) or _INIT.search(source))
+        written, setattr_call, register_call = _trigger(attribute)
+        return bool(
+            written.search(source)
+            or ("setattr" in source and setattr_call.search(source))
+            or ("register_" in source and register_call.search(source))
+            or (
+                "init" in source and _INIT.search(source)
+            )  # torch.nn.init.*_(x.target_basin), under any alias
+        )
 
     # -- what is written -------------------------------------------------------
 

@@ -267,3 +267,32 @@ def test_trigger() -> None:
         assert not DirectBasinAssignment.could_match(read, config)
     for source in FLAGGED.values():
         assert DirectBasinAssignment.could_match(textwrap.dedent(source), config)
+
+
+@pytest.mark.parametrize(
+    "source",
+    [
+        'torch.save({\n    "basin": model.basin_matcher.target_basin,\n    "step": step,\n}, p)\n',
+        "d = fisher_distance(model.basin_matcher.target_basin, current)\n",
+        "ok = model.basin_matcher.target_basin == other\n",
+        'ckpt["target_basin"] = basin\n',
+    ],
+)
+def test_trigger_skips_reads_of_the_basin(source: str) -> None:
+    assert not DirectBasinAssignment.could_match(source, Config())
+
+
+@pytest.mark.parametrize(
+    "source",
+    [
+        "a, m.basin_matcher.target_basin = x, y\n",
+        "(a,\n m.basin_matcher.target_basin) = x, y\n",
+        "m.target_basin[0][i] = 1.0\n",
+        "(m.target_basin).data.mul_(0.5)\n",
+        "m.target_basin //= 2\n",
+        'setattr(\n    m,  # the matcher\n    "target_basin",\n    b,\n)\n',
+        "self.register_buffer(\n    'target_basin', b)\n",
+    ],
+)
+def test_trigger_accepts_odd_writes(source: str) -> None:
+    assert DirectBasinAssignment.could_match(source, Config())
