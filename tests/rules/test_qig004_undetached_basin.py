@@ -211,6 +211,61 @@ def test_trigger() -> None:
     assert UndetachedBasin.could_match("x = OceanBasin\n", Config())
 
 
+TRIGGER_KEEPS = {
+    **FLAGGED,
+    "rebound-to-a-live-read": """
+        def sync(active, ocean_basin, obs_basin):
+            ocean_basin = ocean_basin.detach()
+            ocean_basin = ocean.basin_matcher.current_basin
+            return fisher_distance(obs_basin, ocean_basin)
+    """,
+    "detached-in-another-function": """
+        def snapshot(ocean):
+            ocean_basin = ocean.basin.detach()
+        def sync(ocean_basin, obs_basin):
+            return fisher_distance(obs_basin, ocean_basin)
+    """,
+    "detached-then-module-level": """
+        def snapshot(ocean):
+            ocean_basin = ocean.basin.detach()
+        loss = fisher_distance(obs_basin, ocean_basin)
+    """,
+}
+
+
+@pytest.mark.parametrize("source", TRIGGER_KEEPS.values(), ids=TRIGGER_KEEPS.keys())
+def test_trigger_keeps_every_flagged_shape(source: str) -> None:
+    assert _findings(source)  # the rule flags it, so the trigger must let it through
+    assert UndetachedBasin.could_match(textwrap.dedent(source), Config())
+
+
+# Owner-named basins that are only detached, assigned to, or locals rebound to a
+# detached value: the trigger skips these files without parsing them (speed).
+TRIGGER_SKIPS = {
+    "spec-template": SPEC_TEMPLATE,
+    "detached-local-in-loss": """
+        import torch
+        def train(model, ocean, batch):
+            with torch.no_grad():
+                ocean_basin = ocean(batch)["basin"].detach().clone()
+            return fisher_distance(model.basin, ocean_basin)
+    """,
+    "parameters-and-detached-reads": """
+        def sync(active_basin, observer_basins, ocean_basin, sync_weight=0.1):
+            ocean_basin = ocean_basin.detach().clone()
+            target = active_basin.detach()
+            drift = fisher_distance(model.basin, self.ocean.basin.detach())
+            return ocean_basin, [o + sync_weight * (target - o) for o in observer_basins]
+    """,
+}
+
+
+@pytest.mark.parametrize("source", TRIGGER_SKIPS.values(), ids=TRIGGER_SKIPS.keys())
+def test_trigger_skips_look_alikes(source: str) -> None:
+    assert _findings(source) == []
+    assert not UndetachedBasin.could_match(textwrap.dedent(source), Config())
+
+
 def _fix(source: str, unsafe: bool) -> str:
     source = textwrap.dedent(source)
     return fix_source("sync.py", source, Config(), [UndetachedBasin], unsafe=unsafe).source
