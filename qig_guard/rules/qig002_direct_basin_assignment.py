@@ -13,7 +13,7 @@ from qig_guard.names import matches_any
 from qig_guard.resolve import dotted_name
 from qig_guard.rules.base import Invalid, Rule, compile_trigger
 
-_INIT = re.compile(r"\binit\b")
+_INIT = re.compile(r"init\b")
 _SETATTR = frozenset({"setattr", "builtins.setattr", "object.__setattr__"})
 # nn.Module methods that (re)bind an attribute named by their first argument.
 _REGISTERS = frozenset({"register_buffer", "register_parameter"})
