@@ -61,7 +61,11 @@ def text_pattern(names: Iterable[str]) -> str:
     """
     parts = set()
     for name in names:
-        globs = [re.escape(w.strip("*")) for w in name_words(name) if w.strip("*")]
+        globs = [
+            "[A-Za-z0-9]*".join(re.escape(part) for part in word.strip("*").split("*"))
+            for word in name_words(name)
+            if word.strip("*")
+        ]
         if globs:
             parts.add(r"_?".join(globs))
     return "(?i:" + "|".join(sorted(parts)) + ")" if parts else "(?!)"

@@ -51,3 +51,5 @@ def test_matches_any_and_text_pattern() -> None:
     assert pattern.search("x.TargetBasin = 1")
     assert pattern.search("OCEAN")
     assert not pattern.search("target")
+    inner = re.compile(text_pattern(["teach*er"]))
+    assert inner.search("self.teacher_model") and matches("self.teacher_model", "teach*er")
