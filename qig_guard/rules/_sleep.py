@@ -110,8 +110,9 @@ def _spellings(names: tuple[str, ...]) -> tuple[str, ...]:
         part = max(re.split(r"[*?\[\]!]", first), key=len)
         if not part:
             return ("",)  # a name made of globs: every text may hold it
-        found |= {part, part.capitalize(), part.upper()}
-    return tuple(sorted(found))
+        found.add(part)
+    parts = [p for p in found if not any(q != p and q in p for q in found)]
+    return tuple(sorted({s for p in parts for s in (p, p.capitalize(), p.upper())}))
 
 
 _HEADER = re.compile(r"[ \t]*(?:async[ \t]+)?(?:def|class)[ \t]+(\w+)")
@@ -175,11 +176,13 @@ class SourceText:
         starts: list[int] = []
         ends: list[int] = []
         position = 0
+        double, single = source.find('"""'), source.find("'''")
         while True:
-            quote = min(
-                (i for i in (source.find('"""', position), source.find("'''", position)) if i >= 0),
-                default=-1,
-            )
+            if -1 < double < position:
+                double = source.find('"""', position)
+            if -1 < single < position:
+                single = source.find("'''", position)
+            quote = min(double, single) if double > -1 and single > -1 else max(double, single)
             if quote == -1:
                 break
             begin = max(position, source.rfind("\n", 0, quote) + 1)
@@ -262,20 +265,22 @@ class SourceText:
         return len(source)
 
     def _decorated_start(self, line: int, indent: int) -> int:
-        """The start of the decorators above the header line at ``line``."""
+        """The start of the decorators above the header line at ``line``.
+
+        Walks up to each ``@`` above while no other code starts at ``indent``
+        columns or fewer in between (an ``@`` deeper in is taken too: an
+        over-approximation)."""
         source = self.source
+        pattern = _dedent_to(indent)
         start = line
-        position = line
-        while position > 0:
-            previous = source.rfind("\n", 0, position - 1) + 1
-            text = source[previous : position - 1]
-            stripped = text.lstrip(" \t")
-            depth = len(text) - len(stripped)
-            if stripped.startswith("@") and depth == indent:
-                start = previous
-            elif stripped and not stripped.startswith(("#", ")", "]", "}")) and depth <= indent:
+        at = source.rfind("@", 0, start)
+        while at != -1:
+            above = source.rfind("\n", 0, at) + 1
+            codes = pattern.finditer(source, max(0, above - 1), start - 1)
+            if any(source[code.end()] != "@" for code in codes):
                 break
-            position = previous
+            start = above
+            at = source.rfind("@", 0, start)
         return start
 
     def regions(self, names: tuple[str, ...]) -> list[tuple[int, int]]:

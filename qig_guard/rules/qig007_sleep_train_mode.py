@@ -122,7 +122,11 @@ class SleepTrainMode(Rule):
 
     A `train()` that only restores the caller's mode after consolidating (in
     a `finally:`, or with no training after it) is not flagged, nor is
-    `model.train(was_training)`.
+    `model.train(was_training)`. Elastic Weight Consolidation is not sleep
+    code: nothing in a function or class whose name (or an enclosing one's)
+    says `ewc`, `fisher`, `importance`, `penalty` or `regulari*`, nor a
+    function that accumulates squared gradients (`p.grad ** 2`,
+    `p.grad.pow(2)`) into a Fisher estimate.
 
     ## Why is this bad
     Sleep consolidates the model toward its identity basin; in training mode

@@ -108,7 +108,12 @@ class SleepFreshData(Rule):
     buffer (`basins[torch.randint(...)]`, `np.random.choice(basin_bank)`,
     `for x in replay_loader`), coin flips (`torch.rand(1).item() < p`), and
     noise fed to the model under `torch.no_grad()` / `torch.inference_mode()`
-    for measurement only.
+    for measurement only. Elastic Weight Consolidation, which estimates
+    Fisher information over data, is not sleep code: nothing in a function
+    or class whose name (or an enclosing one's) says `ewc`, `fisher`,
+    `importance`, `penalty` or `regulari*` (`class EWC`,
+    `consolidation_penalty`), nor a function that accumulates squared
+    gradients (`p.grad ** 2`, `p.grad.pow(2)`) into a Fisher estimate.
 
     ## Why is this bad
     Consolidation uses no new data, only basin alignment: sleep pulls the
