@@ -20,7 +20,10 @@ _PICKLE_LOAD = frozenset(
     for function in ("load", "loads")
 )
 _CHECKPOINT_WORDS = frozenset({"checkpoint", "checkpoints", "ckpt", "ckpts", "pt", "pth"})
-_PICKLE_MODULES = re.compile(r"(?:_?pickle|cPickle|dill|cloudpickle)\b")
+_PICKLES = ("pickle", "_pickle", "cPickle", "dill", "cloudpickle")
+_FROM_PICKLE = re.compile(
+    r"from\s+(?:_?pickle|cPickle|dill|cloudpickle)\s+import\b[\w\s,\\(]*?\bloads?\b"
+)
 # ``a as b`` anywhere (imports, with, except): a superset of the import aliases.
 _ALIAS = re.compile(r"\sas\s+(\w+)")
 _ALIASED = re.compile(r"([\w.]+)\s*$")
@@ -38,6 +41,13 @@ def _torch_load_call(modules: tuple[str, ...], functions: tuple[str, ...]) -> re
     if functions:
         callee += rf"|(?:{'|'.join(map(re.escape, functions))})"
     return re.compile(rf"(?:{callee})[\s\\)]*\(")
+
+
+@lru_cache(maxsize=64)
+def _pickle_load_call(modules: tuple[str, ...]) -> re.Pattern[str]:
+    """Call sites of ``pickle.load``/``loads`` spelled through ``modules``."""
+    spelled = "|".join(re.escape(module) for module in modules)
+    return re.compile(rf"(?:{spelled})[\s\\]*\.[\s\\]*loads?[\s\\)]*\(")
 
 
 def _loads_safely(arguments: str) -> bool:
@@ -161,24 +171,32 @@ class UnsafeCheckpointLoad(Rule):
 
     @classmethod
     def could_match(cls, source: str, config: Config) -> bool:
-        """A pickle module named with a ``load`` anywhere, or a ``torch.load`` call
-        (through any alias) whose arguments lack a literal ``weights_only``."""
+        """A ``pickle.load(s)`` call or import (any alias), or a ``torch.load`` call
+        (any alias) whose top-level arguments lack a literal ``weights_only``."""
         if "load" not in source:
             return False
-        if ("ickle" in source or "dill" in source) and _PICKLE_MODULES.search(source):
+        pickling = "ickle" in source or "dill" in source
+        if pickling and _FROM_PICKLE.search(source):
             return True
-        modules, functions = {"torch"}, set()
+        modules, functions, pickles = {"torch"}, set(), set(_PICKLES)
         for found in _ALIAS.finditer(source):
             original = _ALIASED.search(source, max(0, found.start() - 80), found.start())
             last = original.group(1).rsplit(".", 1)[-1] if original is not None else ""
             alias = found.group(1)
             if last in {"torch", "serialization"}:
                 modules.add(alias)
+            elif last in _PICKLES:
+                pickles.add(alias)
             elif last == "load":
                 functions.add(alias)
         if _FROM_TORCH.search(source) is not None:
             modules.add("serialization")
             functions.add("load")
+        if pickling and any(
+            not source[found.start() - 1 : found.start()].isidentifier()
+            for found in _pickle_load_call(tuple(sorted(pickles))).finditer(source)
+        ):
+            return True
         pattern = _torch_load_call(tuple(sorted(modules)), tuple(sorted(functions)))
         for call in pattern.finditer(source):
             if source[call.start() - 1 : call.start()].isidentifier():
