@@ -21,7 +21,7 @@ from functools import lru_cache
 
 import libcst as cst
 
-from qig_guard.names import matches_any, name_words, words
+from qig_guard.names import matches_any, name_words, text_pattern, words
 from qig_guard.resolve import dotted_name
 from qig_guard.rules.base import FileContext, Rule
 
@@ -781,6 +781,12 @@ def _basin_literals(names: tuple[str, ...]) -> tuple[str, ...] | None:
             return None
         found.update(dict.fromkeys((pieces[0], pieces[0].capitalize(), pieces[0].upper())))
     return tuple(found)
+
+
+@lru_cache(maxsize=32)
+def basin_text_pattern(names: tuple[str, ...]) -> re.Pattern[str]:
+    """The compiled text pattern of the configured basin (and table) names."""
+    return re.compile(text_pattern(names))
 
 
 def mentions_basin(source: str, names: tuple[str, ...], pattern: re.Pattern[str]) -> bool:

@@ -4,25 +4,25 @@ from __future__ import annotations
 
 import re
 from collections.abc import Iterator
-from functools import lru_cache
 
 import libcst as cst
 
 from qig_guard.config import Config
-from qig_guard.names import text_pattern, words
+from qig_guard.names import words
 from qig_guard.rules._basin_values import (
     BasinRule,
     BasinText,
     Kind,
     argument,
     arguments_text,
+    basin_text_pattern,
     call_args,
     import_aliases,
     mentions_basin,
     split_arguments,
     word_before,
 )
-from qig_guard.rules.base import Invalid, compile_trigger
+from qig_guard.rules.base import Invalid
 
 # Writer -> (index of the payload argument, its keyword names).
 _SINGLE_PAYLOAD = {
@@ -60,11 +60,6 @@ _KEYWORD = re.compile(r"\s*([A-Za-z_]\w*)\s*=(?!=)")
 _DICT_ENTRY = re.compile(r"\s*[uUrR]?(['\"])([^'\"\\]*)\1\s*:\s*(.*)", re.DOTALL)
 _NON_LITERAL = re.compile(r"[A-Za-z_]\w*(?![\w'\"])")
 _STATE_DICT_CALL = re.compile(r"[A-Za-z_][\w.\s]*\.\s*state_dict\s*\([^()]*\)\s*")
-
-
-@lru_cache(maxsize=32)
-def _basin_text(names: tuple[str, ...]) -> re.Pattern[str]:
-    return compile_trigger(text_pattern(names))
 
 
 def _writer_calls(source: str, aliases: dict[str, str]) -> Iterator[tuple[str | None, int]]:
@@ -226,7 +221,7 @@ class BasinNotJson(BasinRule):
         alias or imported name) whose arguments may hold a basin and are not all
         checkpoint dicts with model state."""
         names = (*config.basin_names, *config.basin_tables)
-        basin = _basin_text(names)
+        basin = basin_text_pattern(names)
         if not mentions_basin(source, names, basin):
             return False
         if "tofile" in source or ("tobytes" in source and "write" in source):

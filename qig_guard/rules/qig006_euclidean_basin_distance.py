@@ -4,23 +4,23 @@ from __future__ import annotations
 
 import re
 from collections.abc import Iterator
-from functools import lru_cache
 
 import libcst as cst
 
 from qig_guard.config import Config
-from qig_guard.names import text_pattern, words
+from qig_guard.names import words
 from qig_guard.rules._basin_values import (
     BasinRule,
     BasinText,
     Value,
     argument,
     arguments_text,
+    basin_text_pattern,
     import_aliases,
     mentions_basin,
     receiver_text,
 )
-from qig_guard.rules.base import FileContext, Invalid, compile_trigger
+from qig_guard.rules.base import FileContext, Invalid
 
 _NORMS = frozenset(
     {
@@ -78,11 +78,6 @@ _SQUARED = frozenset({"sum", "mean"})  # reported only around a square: ``*``, p
 _STEMS = ("norm", "sqrt", "sum", "mean", "dist", "mse", "cosine", "euclidean", "dot")
 _WORD = re.compile(r"\w+")
 _HALF_POWER = re.compile(r"\*\*[\s\\(]*(\d*\.?\d*(?:[eE][-+]?\d+)?)")
-
-
-@lru_cache(maxsize=32)
-def _basin_text(names: tuple[str, ...]) -> re.Pattern[str]:
-    return compile_trigger(text_pattern(names))
 
 
 def _reported_calls(source: str, aliases: dict[str, str]) -> Iterator[tuple[str, int, int]]:
@@ -249,7 +244,7 @@ class EuclideanBasinDistance(BasinRule):
         (``ones`` and ``fisher``), ``** 0.5``, or a call of a norm, sqrt, pairwise
         distance, cosine, dot or squared reduction whose operands may hold a basin."""
         names = (*config.basin_names, *config.basin_tables)
-        basin = _basin_text(names)
+        basin = basin_text_pattern(names)
         if not mentions_basin(source, names, basin):
             return False
         if any(m in source for m in ("Loss", "Distance", "Similarity")) and _MODULE_TEXT.search(

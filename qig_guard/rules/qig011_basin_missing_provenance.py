@@ -3,14 +3,22 @@
 from __future__ import annotations
 
 import re
-from functools import lru_cache
+from collections.abc import Iterator
 
 import libcst as cst
 
 from qig_guard.config import Config
-from qig_guard.names import text_pattern
-from qig_guard.rules._basin_values import BasinRule, argument
-from qig_guard.rules.base import Invalid, compile_trigger
+from qig_guard.rules._basin_values import (
+    BasinRule,
+    BasinText,
+    argument,
+    arguments_text,
+    basin_text_pattern,
+    import_aliases,
+    mentions_basin,
+    split_arguments,
+)
+from qig_guard.rules.base import Invalid
 
 # The provenance keys the basin file format (basin-v1 schema) requires at the top level.
 PROVENANCE_KEYS = ("source_model", "timestamp")
@@ -18,9 +26,22 @@ _DUMPS = frozenset({"dump", "dumps"})
 _WRITES = frozenset({"write", "write_text", "write_bytes"})
 
 
-@lru_cache(maxsize=32)
-def _trigger(names: tuple[str, ...]) -> tuple[re.Pattern[str], re.Pattern[str]]:
-    return compile_trigger(r"\bdumps?\b"), compile_trigger(text_pattern(names))
+_DUMP_CALL = re.compile(r"dumps?[ \t]*\(")
+
+
+def _dump_calls(source: str) -> Iterator[int]:
+    """Index of the ``(`` of each ``dump(``/``dumps(`` call and of calls of their aliases
+    (``from json import dump as write_json``)."""
+    aliases = [alias for imported, alias in import_aliases(source) if imported in _DUMPS]
+    pattern = (
+        re.compile(rf"(?:dumps?|{'|'.join(map(re.escape, aliases))})[ \t]*\(")
+        if aliases
+        else _DUMP_CALL
+    )
+    for match in pattern.finditer(source):
+        start = match.start()
+        if not start or not (source[start - 1].isalnum() or source[start - 1] == "_"):
+            yield match.end() - 1
 
 
 class BasinMissingProvenance(BasinRule):
@@ -95,8 +116,23 @@ class BasinMissingProvenance(BasinRule):
 
     @classmethod
     def could_match(cls, source: str, config: Config) -> bool:
-        dump, basin = _trigger((*config.basin_names, *config.basin_tables))
-        return dump.search(source) is not None and basin.search(source) is not None
+        """A basin name, and a ``dump``/``dumps`` call (or an alias's) whose payload (first
+        argument or ``obj=``) may hold a basin: it mentions one, or a name the file binds."""
+        names = (*config.basin_names, *config.basin_tables)
+        basin = basin_text_pattern(names)
+        if "dump" not in source or not mentions_basin(source, names, basin):
+            return False
+        text = BasinText(source, basin, names)
+        for start in _dump_calls(source):
+            arguments = arguments_text(source, start)
+            if arguments is None:
+                return True
+            parts = split_arguments(arguments)
+            keyword = [p for p in parts if re.match(r"\s*obj\s*=", p)]
+            payload = keyword[0] if keyword else parts[0]
+            if payload.strip().startswith("*") or text.may_hold_basin(payload):
+                return True
+        return False
 
     def visit_Call(self, node: cst.Call) -> None:
         qualified = self.values.call_name(node.func, _DUMPS)

@@ -219,3 +219,27 @@ def test_trigger() -> None:
     assert not BasinMissingProvenance.could_match("json.load(basin_file)\n", Config())
     assert not BasinMissingProvenance.could_match("json.dump(record, f)\n", Config())
     assert BasinMissingProvenance.could_match("json.dump({'basin': b}, f)\n", Config())
+
+
+def test_trigger_skips_json_logs_in_basin_code() -> None:
+    source = textwrap.dedent(
+        """
+        import json
+
+        class DriftMonitor:
+            def record(self, model, step):
+                self.records.append({"step": step, "drift": float(model.basin_distance())})
+
+            def flush(self, path):
+                with open(path, "w") as handle:
+                    json.dump(self.records, handle, indent=2)
+        """
+    )
+    assert not BasinMissingProvenance.could_match(source, Config())
+
+
+def test_trigger_follows_aliases_and_bound_names() -> None:
+    aliased = "from json import dump as write_json\nwrite_json({'basin': basin.tolist()}, f)\n"
+    bound = "import json\nrecord = make(basin)\njson.dump(record, f)\n"
+    for source in (aliased, bound):
+        assert BasinMissingProvenance.could_match(source, Config())
