@@ -10,8 +10,8 @@ import libcst as cst
 from qig_guard.config import Config
 from qig_guard.names import matches_any, words
 from qig_guard.resolve import dotted_name
+from qig_guard.rules._text import call_arguments, string_literals
 from qig_guard.rules.base import FileContext, Invalid, Rule
-from qig_guard.rules.qig001_weight_copy import call_arguments, string_literals
 
 _TORCH_LOAD = frozenset({"torch.load", "torch.serialization.load"})
 _PICKLE_LOAD = frozenset(
