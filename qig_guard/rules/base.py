@@ -151,9 +151,30 @@ class Rule(cst.BatchableCSTVisitor):
         )
 
 
+def positional_args(call: cst.Call) -> list[cst.BaseExpression]:
+    """The call's plain positional arguments (no ``*args``, no keywords)."""
+    return [arg.value for arg in call.args if arg.keyword is None and arg.star == ""]
+
+
+def keyword_arg(call: cst.Call, name: str) -> cst.BaseExpression | None:
+    """The value passed as ``name=...``, if any."""
+    for arg in call.args:
+        if arg.keyword is not None and arg.keyword.value == name:
+            return arg.value
+    return None
+
+
 def compile_trigger(*patterns: str) -> re.Pattern[str]:
     """Join regex fragments into one compiled, multi-line trigger."""
     return re.compile("|".join(f"(?:{p})" for p in patterns), re.MULTILINE)
 
 
-__all__ = ["FileContext", "Invalid", "Rule", "compile_trigger", "dotted_name"]
+__all__ = [
+    "FileContext",
+    "Invalid",
+    "Rule",
+    "compile_trigger",
+    "dotted_name",
+    "keyword_arg",
+    "positional_args",
+]

@@ -11,7 +11,14 @@ from qig_guard.config import Config
 from qig_guard.names import matches_any
 from qig_guard.resolve import dotted_name
 from qig_guard.rules._text import bare_names, call_arguments, flows_from
-from qig_guard.rules.base import FileContext, Invalid, Rule, compile_trigger
+from qig_guard.rules.base import (
+    FileContext,
+    Invalid,
+    Rule,
+    compile_trigger,
+    keyword_arg,
+    positional_args,
+)
 
 _PARAM_COPY = compile_trigger(r"(?:copy_|set_)\s*\(", r"\.data\s*=(?!=)", r"\]\s*=(?!=)")
 
@@ -31,17 +38,6 @@ _STATE_DICT = re.compile(r"\.[\s\\]*state_dict\b")
 # parameters_to_vector(model.parameters()), ("parameters" or "named", model) for
 # model.parameters() or model.named_parameters(), possibly in a list.
 _Origin = tuple[str, str]
-
-
-def _call_args(node: cst.Call) -> list[cst.BaseExpression]:
-    return [arg.value for arg in node.args if arg.keyword is None and arg.star == ""]
-
-
-def _keyword(node: cst.Call, name: str) -> cst.BaseExpression | None:
-    for arg in node.args:
-        if arg.keyword is not None and arg.keyword.value == name:
-            return arg.value
-    return None
 
 
 def _method(node: cst.BaseExpression, names: Collection[str]) -> cst.BaseExpression | None:
@@ -197,7 +193,7 @@ class WeightCopy(Rule):
             return ("state", model) if model is not None else None
         if (receiver := _method(node, ("copy", *_SAME_VALUES))) is not None:
             return self._origin(receiver)
-        args = _call_args(node)
+        args = positional_args(node)
         if not args:
             return None
         if (receiver := _method(args[0], ("parameters",))) is not None:
@@ -267,7 +263,7 @@ class WeightCopy(Rule):
             isinstance(node, cst.Call)
             and isinstance(node.func, cst.Name)
             and node.func.value in {"list", "tuple"}
-            and len(args := _call_args(node)) == 1
+            and len(args := positional_args(node)) == 1
             and self.context.qualified_name(node.func) in {"list", "tuple"}
         ):
             node = args[0]
@@ -292,7 +288,7 @@ class WeightCopy(Rule):
             and isinstance(target, (cst.Tuple, cst.List))
             and self.context.qualified_name(iterator.func) == "zip"
         ):
-            sources = [self._parameter_source(arg) for arg in _call_args(iterator)]
+            sources = [self._parameter_source(arg) for arg in positional_args(iterator)]
             models = {source[0] for source in sources if source is not None}
             if len(models) > 1:
                 for source, element in zip(sources, target.elements, strict=False):
@@ -365,15 +361,15 @@ class WeightCopy(Rule):
         if receiver is not None:
             self._check_load(node, receiver)
         elif self._loops and (destination := _method(node, ("copy_", "set_"))):
-            args = _call_args(node)
+            args = positional_args(node)
             if args:
                 self._check_parameter_copy(node, destination, args[0])
         else:
             self._check_vector(node)
 
     def _check_load(self, node: cst.Call, receiver: cst.BaseExpression) -> None:
-        args = _call_args(node)
-        state = args[0] if args else _keyword(node, "state_dict")
+        args = positional_args(node)
+        state = args[0] if args else keyword_arg(node, "state_dict")
         origin = self._origin(state) if state is not None else None
         into = self._model(receiver)
         if (
@@ -391,9 +387,9 @@ class WeightCopy(Rule):
 
     def _check_vector(self, node: cst.Call) -> None:
         """``vector_to_parameters(<other model's vector>, model.parameters())``."""
-        args = _call_args(node)
-        vector = args[0] if args else _keyword(node, "vec")
-        parameters = args[1] if len(args) > 1 else _keyword(node, "parameters")
+        args = positional_args(node)
+        vector = args[0] if args else keyword_arg(node, "vec")
+        parameters = args[1] if len(args) > 1 else keyword_arg(node, "parameters")
         if vector is None or parameters is None:
             return
         receiver = _method(parameters, ("parameters",))

@@ -11,7 +11,7 @@ import libcst as cst
 from qig_guard.config import Config
 from qig_guard.names import matches_any
 from qig_guard.resolve import dotted_name
-from qig_guard.rules.base import Invalid, Rule, compile_trigger
+from qig_guard.rules.base import Invalid, Rule, compile_trigger, positional_args
 
 _INIT = re.compile(r"init\b")
 _SETATTR = frozenset({"setattr", "builtins.setattr", "object.__setattr__"})
@@ -248,7 +248,7 @@ class DirectBasinAssignment(Rule):
                 if attribute is not None:
                     self._flag(node, attribute)
                     return
-        args = [arg.value for arg in node.args if arg.keyword is None and arg.star == ""]
+        args = positional_args(node)
         if (
             isinstance(func, cst.Attribute)
             and func.attr.value in _REGISTERS

@@ -10,7 +10,7 @@ import libcst as cst
 from qig_guard.config import Config
 from qig_guard.names import matches_any, name_words, text_pattern, words
 from qig_guard.resolve import dotted_name
-from qig_guard.rules.base import FileContext, Invalid, Rule
+from qig_guard.rules.base import FileContext, Invalid, Rule, keyword_arg, positional_args
 
 # An optimizer, by the words of its name: `ocean_optimizer`, `self.opt`, `optim`.
 _OPTIMIZER_WORDS = ("optim*", "opt")
@@ -33,17 +33,6 @@ def _frozen_text(frozen: tuple[str, ...]) -> re.Pattern[str]:
 
 def _is_true(node: cst.BaseExpression) -> bool:
     return isinstance(node, cst.Name) and node.value == "True"
-
-
-def _positional(node: cst.Call) -> list[cst.BaseExpression]:
-    return [arg.value for arg in node.args if arg.keyword is None and arg.star == ""]
-
-
-def _keyword(node: cst.Call, name: str) -> cst.BaseExpression | None:
-    for arg in node.args:
-        if arg.keyword is not None and arg.keyword.value == name:
-            return arg.value
-    return None
 
 
 def _method(node: cst.BaseExpression) -> tuple[cst.BaseExpression, str] | None:
@@ -534,7 +523,7 @@ class OceanTraining(Rule):
                 return self._frozen(method[0])
             callee = dotted_name(node.func)
             if callee is not None and callee.rsplit(".", 1)[-1] in _PASS_THROUGH:
-                return any(self._frozen_parameters(arg) for arg in _positional(node))
+                return any(self._frozen_parameters(arg) for arg in positional_args(node))
             return False
         if isinstance(node, (cst.List, cst.Tuple, cst.Set)):
             return any(
@@ -563,7 +552,7 @@ class OceanTraining(Rule):
         return None if qualified is None else _optimizer_kind(qualified)
 
     def _trains_frozen_parameters(self, node: cst.Call, kind: str) -> bool:
-        candidates = _positional(node)[:1] if kind == "torch" else _positional(node)
+        candidates = positional_args(node)[:1] if kind == "torch" else positional_args(node)
         candidates += [
             arg.value
             for arg in node.args
@@ -616,7 +605,7 @@ class OceanTraining(Rule):
         if self._trains_frozen_parameters(node, kind):
             self.report(node, "optimizer built over the frozen model's parameters")
         elif self._in_frozen_class() and not any(
-            self._mentions_active(value) for value in _positional(node)
+            self._mentions_active(value) for value in positional_args(node)
         ):
             self.report(node, "optimizer built inside the frozen model's class")
 
@@ -627,7 +616,7 @@ class OceanTraining(Rule):
         return self._active(node)
 
     def _check_step(self, node: cst.Call, receiver: cst.BaseExpression) -> None:
-        arguments = _positional(node)
+        arguments = positional_args(node)
         if self._frozen_optimizer(receiver) or any(
             self._frozen_optimizer(argument) for argument in arguments
         ):
@@ -642,7 +631,7 @@ class OceanTraining(Rule):
     def _check_backward(self, node: cst.Call, receiver: cst.BaseExpression) -> None:
         scaled = _method(receiver)
         if scaled is not None and scaled[1] == "scale" and isinstance(receiver, cst.Call):
-            losses = _positional(receiver)[:1]
+            losses = positional_args(receiver)[:1]
         else:
             losses = [receiver]
         if any(self._frozen_loss(loss) for loss in losses):
@@ -663,8 +652,8 @@ class OceanTraining(Rule):
     def _check_train(self, node: cst.Call, receiver: cst.BaseExpression) -> None:
         if not self._frozen(receiver):
             return
-        mode = _keyword(node, "mode")
-        arguments = _positional(node)
+        mode = keyword_arg(node, "mode")
+        arguments = positional_args(node)
         if mode is None and arguments:
             mode = arguments[0]
         if mode is not None and not _is_true(mode):
@@ -683,8 +672,8 @@ class OceanTraining(Rule):
     def _check_requires_grad_call(self, node: cst.Call, receiver: cst.BaseExpression) -> None:
         if not (self._frozen(receiver) or self._loop_variable(receiver)):
             return
-        flag = _keyword(node, "requires_grad")
-        arguments = _positional(node)
+        flag = keyword_arg(node, "requires_grad")
+        arguments = positional_args(node)
         if flag is None and arguments:
             flag = arguments[0]
         if flag is not None and not _is_true(flag):
