@@ -15,20 +15,22 @@ from qig_guard.rules.base import Invalid, Rule
 
 _SYNC_WEIGHT = "sync_weight*"
 # Trigger texts. A literal is `-(0.5)`, `(+2)`, `1e-3`, `0x1`; gaps may hold comments.
-_GAP = r"(?:[\s\\]|#[^\n]*)*"
+# Gaps are atomic (what follows one never starts with a space or `#`): linear time.
+_COMMENT = r"#[^\n]*"
+_GAP = rf"(?>(?:[\s\\]|{_COMMENT})*)"
 _LITERAL = (
-    rf"(?P<sign>[-+]?){_GAP}(?:\({_GAP})*"
+    rf"(?P<sign>(?>(?:[-+(\s\\]|{_COMMENT})*))"
     r"(?P<number>0[xXoObB][\da-fA-F_]+|(?:\d[\d_]*\.?[\d_]*|\.\d[\d_]*)(?:[eE][-+]?\d[\d_]*)?[jJ]?)"
 )
 # `sync_weight=W`, `sync_weight: float = W`, `x = cfg.sync_weight = W`, `"sync-weight": W`.
 _NAMED = re.compile(
-    rf"(?i:sync[_-]?weight)\w*[\"']?(?:{_GAP}:|(?:{_GAP}:[^=]*?)?{_GAP}=(?!=)"
-    rf"(?:{_GAP}[\w.]+{_GAP}=(?!=))*){_GAP}(?:\({_GAP})*{_LITERAL}"
+    rf"(?i:sync[_-]?weight)\w*[\"']?{_GAP}(?::|(?::[^=]*?)?=(?!=)(?:{_GAP}[\w.]+{_GAP}=(?!=))*)"
+    rf"{_LITERAL}"
 )
-_DEFAULT = re.compile(rf"default{_GAP}={_GAP}(?:\({_GAP})*{_LITERAL}")
+_DEFAULT = re.compile(rf"default{_GAP}={_LITERAL}")
 # `b + W * (a - b)` and `b + (a - b) * W`: a hand-written lerp.
-_WEIGHT_FIRST = re.compile(rf"\+{_GAP}(?:\({_GAP})*{_LITERAL}(?:{_GAP}\))*{_GAP}\*{_GAP}\(")
-_WEIGHT_LAST = re.compile(rf"\){_GAP}(?:\){_GAP})*\*{_GAP}(?:\({_GAP})*{_LITERAL}")
+_WEIGHT_FIRST = re.compile(rf"\+{_LITERAL}(?:{_GAP}\))*{_GAP}\*{_GAP}\(")
+_WEIGHT_LAST = re.compile(rf"\)(?:{_GAP}\))*{_GAP}\*{_LITERAL}")
 _LERP = re.compile(r"lerp_?\b")
 
 
@@ -46,7 +48,10 @@ def _outside(match: re.Match[str], low: float, high: float) -> bool:
         value = float(int(number, 0)) if number[:2].lower() in ("0x", "0o", "0b") else float(number)
     except ValueError:
         return True
-    if "-" in match.group("sign"):
+    signs = [c for c in re.sub(_COMMENT, "", match.group("sign")) if c in "+-"]
+    if len(signs) > 1:
+        return True  # `- -0.5`: not a literal the rule reads, but stay on the safe side
+    if signs == ["-"]:
         value = -value
     return not low <= value <= high
 

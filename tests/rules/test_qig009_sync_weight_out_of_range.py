@@ -225,3 +225,21 @@ def test_interpolation_trigger_needs_basins() -> None:
 def test_flagged_exactly_when_outside_the_range(weight: float) -> None:
     source = f"sync(active_basin, sync_weight={weight!r})\n"
     assert bool(lines(source)) == (not 0.05 <= weight <= 0.1)
+
+
+TRICKY_FLAGGED = {
+    "comment-and-parenthesised-negative": "f(sync_weight=  # strong\n  -(0.5))\n",
+    "chained-assignment": "x = cfg.sync_weight = y = 0.9\n",
+    "dashed-config-key": "C = {'sync-weight': 1e0}\n",
+    "option-default-on-next-line": (
+        "p.add_argument('--sync-weight', type=float,\n    default=0.3, help='x')\n"
+    ),
+    "weight-last-interpolation": "obs_basin = obs_basin + (active_basin - obs_basin) * 0.9\n",
+    "hex-default": "sync_weight: 'float' = 0x1\n",
+}
+
+
+@pytest.mark.parametrize("source", TRICKY_FLAGGED.values(), ids=TRICKY_FLAGGED.keys())
+def test_trigger_reads_literals_through_comments_and_parens(source: str) -> None:
+    assert len(lines(source)) == 1
+    assert SyncWeightOutOfRange.could_match(source, Config())
