@@ -168,7 +168,7 @@ def basin_gap_{name}(basin_a, basin_b):
 """,
 ]
 
-WORDS = ["gary", "ocean", "basin", "geodesic", "kernel", "phi", "regime", "fisher", "sleep"]
+WORDS = ["gary", "ocean", "basin", "geodesic", "kernel", "phi", "regime", "fisher", "granite"]
 
 
 def sample(count: int, seed: int = 1) -> list[str]:
