@@ -44,14 +44,14 @@ def _module_name(node: cst.BaseExpression | None, dots: int) -> str:
     return "." * dots + (base or "")
 
 
-def _target_names(target: cst.BaseExpression) -> Iterator[str]:
+def target_names(target: cst.BaseExpression) -> Iterator[str]:
     if isinstance(target, cst.Name):
         yield target.value
     elif isinstance(target, (cst.Tuple, cst.List)):
         for element in target.elements:
-            yield from _target_names(element.value)
+            yield from target_names(element.value)
     elif isinstance(target, cst.StarredElement):
-        yield from _target_names(target.value)
+        yield from target_names(target.value)
 
 
 class _BindingCollector:
@@ -67,7 +67,7 @@ class _BindingCollector:
         self.deferred: set[str] = set()
 
     def _bind_target(self, target: cst.BaseExpression) -> None:
-        for name in _target_names(target):
+        for name in target_names(target):
             self.bindings[name] = _LOCAL
 
     def statements(self, body: Sequence[cst.CSTNode]) -> None:
@@ -127,7 +127,7 @@ class _BindingCollector:
             for alias in node.names:
                 full = dotted_name(alias.name) or ""
                 if alias.asname is not None:
-                    for name in _target_names(alias.asname.name):
+                    for name in target_names(alias.asname.name):
                         self.bindings[name] = full
                 else:
                     root = full.split(".")[0]
@@ -147,7 +147,7 @@ class _BindingCollector:
                 f"{module}.{imported}" if module and not module.endswith(".") else module + imported
             )
             bound = alias.asname.name if alias.asname is not None else alias.name
-            for name in _target_names(bound):
+            for name in target_names(bound):
                 self.bindings[name] = qualified
 
 

@@ -10,7 +10,7 @@ import libcst as cst
 
 from qig_guard.config import Config
 from qig_guard.names import matches_any, words
-from qig_guard.resolve import dotted_name
+from qig_guard.resolve import dotted_name, target_names
 from qig_guard.rules._sleep import in_sleep_regions, sleep_function, source_text
 from qig_guard.rules.base import FileContext, Invalid, Rule
 
@@ -67,15 +67,6 @@ def _imports_under_other_names(source: str) -> bool:
 def _last(node: cst.BaseExpression) -> str | None:
     dotted = dotted_name(node)
     return dotted.rsplit(".", 1)[-1] if dotted is not None else None
-
-
-def _names(target: cst.BaseExpression) -> Iterator[str]:
-    """The plain names a loop target binds (``x``, ``(i, x)``)."""
-    if isinstance(target, cst.Name):
-        yield target.value
-    elif isinstance(target, (cst.Tuple, cst.List)):
-        for element in target.elements:
-            yield from _names(element.value)
 
 
 @dataclass
@@ -377,7 +368,7 @@ class SleepFreshData(Rule):
         """``for probe in noise``: the loop variable holds random data too."""
         frame = self._frame()
         if frame is not None and any(True for _ in self._random_parts(iterable, frame)):
-            frame.random_names.update(_names(target))
+            frame.random_names.update(target_names(target))
 
     def _check_loop(self, iterable: cst.BaseExpression) -> None:
         frame = self._frame()
