@@ -9,9 +9,11 @@ def distil(student, teacher):
     student.load_state_dict(teacher.state_dict())
 """
 
+# Clean, but passes QIG001's trigger (a state dict flows into load_state_dict), so parsed.
 RESTORE = """\
-def restore(model, state):
-    model.load_state_dict(state)
+def restore(model):
+    snapshot = model.state_dict()
+    model.load_state_dict(snapshot)
 """
 
 COUNT_PARSES = """
