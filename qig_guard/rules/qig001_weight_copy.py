@@ -33,6 +33,8 @@ _COPIES = frozenset({"copy.deepcopy", "copy.copy", "dict", "collections.OrderedD
 _PARAMETER_ITERATORS = frozenset({"parameters", "named_parameters"})
 _LOAD = re.compile(r"\.[\s\\]*load_state_dict[\s\\)]*\(")
 _STATE_DICT = re.compile(r"\.[\s\\]*state_dict\b")
+_ZIP = re.compile(r"zip[\s\\]*\(")
+_PARAMETERS = re.compile(r"parameters")
 
 # What a local name holds: ("state", model) for a state dict, ("vector", model) for
 # parameters_to_vector(model.parameters()), ("parameters" or "named", model) for
@@ -146,7 +148,17 @@ class WeightCopy(Rule):
                 return True
         if "vector_to_parameters" in source and "parameters_to_vector" in source:
             return True
-        return "zip" in source and "parameters" in source and bool(_PARAM_COPY.search(source))
+        if "zip" not in source or "parameters" not in source or not _PARAM_COPY.search(source):
+            return False
+        # A parameter-wise copy needs a zip whose arguments are parameters: written there
+        # (`zip(a.parameters(), ...)`) or held by a name that may be assigned them.
+        zipped: set[str] = set()
+        for call in _ZIP.finditer(source):
+            arguments = call_arguments(source, call.end())
+            if arguments is None or "parameters" in arguments:
+                return True
+            zipped |= bare_names(arguments)
+        return bool(zipped) and flows_from(source, zipped, _PARAMETERS)
 
     def __init__(self, context: FileContext) -> None:
         super().__init__(context)

@@ -304,3 +304,27 @@ def test_trigger_skips_checkpoint_restores(source: str) -> None:
 )
 def test_trigger_accepts_state_dicts_through_names_and_odd_layout(source: str) -> None:
     assert WeightCopy.could_match(source, Config())
+
+
+def test_trigger_needs_parameters_in_or_behind_the_zip() -> None:
+    unrelated = textwrap.dedent(
+        """
+        n_parameters = sum(p.numel() for p in model.parameters())
+        for i, (x, y) in enumerate(zip(inputs, targets)):
+            outputs[i] = model(x) - y
+        """
+    )
+    assert not WeightCopy.could_match(unrelated, Config())
+    through_names = textwrap.dedent(
+        """
+        mine = list(student.parameters())
+        theirs = list(teacher.parameters())
+        for p, q in zip(mine, theirs):
+            p.data.copy_(q.data)
+        """
+    )
+    assert WeightCopy.could_match(through_names, Config())
+    assert [
+        f.code
+        for f in check_source("m.py", through_names.encode(), Config(), [WeightCopy]).findings
+    ] == ["QIG001"]
