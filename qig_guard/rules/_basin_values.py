@@ -15,7 +15,7 @@ from __future__ import annotations
 import enum
 import re
 from collections import defaultdict
-from collections.abc import Callable, Iterator, Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from functools import lru_cache
 
@@ -583,111 +583,12 @@ class BasinRule(Rule):
 
 
 # -- text level: a cheap over-approximation of the above, for rule triggers --------------
-_CLOSERS = {"(": ")", "[": "]", "{": "}"}
-_OPENERS = {")": "(", "]": "[", "}": "{"}
-_SPECIAL = re.compile(r"[()\[\]{}'\"#]")
-_SPLIT_SPECIAL = re.compile(r"[()\[\]{}'\",]")
-_SCAN_LIMIT = 4000  # characters scanned for one call's arguments or receiver
 _IDENTIFIER = re.compile(r"(?<![\w.])[A-Za-z_]\w*")
 # After a name: the rest of an assignment target up to its ``=`` (``x =``, ``x: T =``,
 # ``x, y =``, ``x) =``); a call's ``(`` ends it.
 _REST_OF_TARGET = re.compile(r"(?:[\w.,*\[\] \t)]|(?<!\w)\()*(?::[^=\n]*)?=(?!=)|\s*:=")
-_ALIAS = re.compile(r"as[ \t\\]+([A-Za-z_]\w*)")
 _DEF = re.compile(r"\bdef\s+(\w+)")
 _NEVER_BASIN = frozenset({"self", "cls", "None", "True", "False", "lambda", "not", "and", "or"})
-
-
-def arguments_text(source: str, open_index: int) -> str | None:
-    """The text inside the bracket at ``open_index`` up to its closer (strings and
-    comments skipped), or ``None`` when it is not closed within the scan limit."""
-    stack = [_CLOSERS[source[open_index]]]
-    index = open_index + 1
-    end = min(len(source), open_index + _SCAN_LIMIT)
-    while True:
-        found = _SPECIAL.search(source, index, end)
-        if found is None:
-            return None
-        index = found.start()
-        char = source[index]
-        if char in "'\"":
-            quote = char * 3 if source.startswith(char * 3, index) else char
-            close = source.find(quote, index + len(quote))
-            while close > 0 and source[close - 1] == "\\" and len(quote) == 1:
-                close = source.find(quote, close + 1)
-            if close < 0:
-                return None
-            index = close + len(quote)
-            continue
-        if char == "#":
-            index = source.find("\n", index)
-            if index < 0:
-                return None
-        elif char in _CLOSERS:
-            stack.append(_CLOSERS[char])
-        elif char != stack.pop():
-            return None
-        elif not stack:
-            return source[open_index + 1 : index]
-        index += 1
-
-
-def receiver_text(source: str, dot_index: int) -> str:
-    """The postfix chain (``(a - b).detach()``, ``x``) ending just before ``dot_index``;
-    brackets are matched naively, so a chain with brackets in strings comes out longer."""
-    index = dot_index
-    start = max(0, dot_index - _SCAN_LIMIT)
-    while True:
-        while index > start and source[index - 1] in " \t\\\n":
-            index -= 1
-        if index <= start:
-            break
-        char = source[index - 1]
-        if char in _OPENERS:
-            depth = 0
-            while index > start:
-                index -= 1
-                if source[index] in _OPENERS:
-                    depth += 1
-                elif source[index] in _CLOSERS:
-                    depth -= 1
-                    if depth == 0:
-                        break
-            continue
-        if char.isalnum() or char == "_":
-            while index > start and (source[index - 1].isalnum() or source[index - 1] == "_"):
-                index -= 1
-            back = index
-            while back > start and source[back - 1] in " \t\\\n":
-                back -= 1
-            if back > start and source[back - 1] == ".":
-                index = back - 1
-                continue
-        break
-    return source[index:dot_index]
-
-
-def split_arguments(text: str) -> list[str]:
-    """``text`` split at its top-level commas (brackets matched, strings skipped)."""
-    parts: list[str] = []
-    depth = 0
-    start = 0
-    quote = ""
-    for found in _SPLIT_SPECIAL.finditer(text):
-        char = found.group(0)
-        if quote:
-            if char == quote and text[found.start() - 1] != "\\":
-                quote = ""
-        elif char in "'\"":
-            quote = char
-        elif char in _CLOSERS:
-            depth += 1
-        elif char in _OPENERS:
-            depth -= 1
-        elif depth == 0:
-            parts.append(text[start : found.start()])
-            start = found.end()
-    parts.append(text[start:])
-    return parts
 
 
 class BasinText:
@@ -746,28 +647,6 @@ class BasinText:
         if not names:
             return False
         return self.any_name or any(self.is_bound(name) for name in names)
-
-
-def import_aliases(source: str) -> Iterator[tuple[str, str]]:
-    """``(imported, alias)`` for each ``... imported as alias`` (``imported`` is the last
-    part of a dotted name); a superset: ``with open(p) as f`` gives ``("open", "f")``."""
-    for match in _ALIAS.finditer(source):
-        start = match.start()
-        if not start or source[start - 1] not in " \t\\\n":
-            continue
-        yield word_before(source, start)[0], match.group(1)
-
-
-def word_before(source: str, end: int) -> tuple[str, int]:
-    """The identifier (or ``""``) ending at ``end``, spaces and line continuations
-    before ``end`` skipped, and the index where it starts."""
-    stop = end
-    while stop and source[stop - 1] in " \t\\\n":
-        stop -= 1
-    start = stop
-    while start and (source[start - 1].isalnum() or source[start - 1] == "_"):
-        start -= 1
-    return source[start:stop], start
 
 
 @lru_cache(maxsize=32)

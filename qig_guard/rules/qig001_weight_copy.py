@@ -10,7 +10,7 @@ import libcst as cst
 from qig_guard.config import Config
 from qig_guard.names import matches_any
 from qig_guard.resolve import dotted_name
-from qig_guard.rules._text import bare_names, call_arguments, flows_from
+from qig_guard.rules._text import bare_names, call_arguments, flows_from, split_arguments
 from qig_guard.rules.base import (
     FileContext,
     Invalid,
@@ -150,15 +150,21 @@ class WeightCopy(Rule):
             return True
         if "zip" not in source or "parameters" not in source or not _PARAM_COPY.search(source):
             return False
-        # A parameter-wise copy needs a zip whose arguments are parameters: written there
-        # (`zip(a.parameters(), ...)`) or held by a name that may be assigned them.
-        zipped: set[str] = set()
+        # A parameter-wise copy needs a zip with two arguments that are parameters:
+        # written there (`zip(a.parameters(), b.parameters())`) or held by names that may
+        # be assigned them.
         for call in _ZIP.finditer(source):
             arguments = call_arguments(source, call.end())
-            if arguments is None or "parameters" in arguments:
+            if arguments is None:
                 return True
-            zipped |= bare_names(arguments)
-        return bool(zipped) and flows_from(source, zipped, _PARAMETERS)
+            sources = [
+                part
+                for part in split_arguments(arguments)
+                if "parameters" in part or flows_from(source, bare_names(part), _PARAMETERS)
+            ]
+            if len(sources) >= 2:
+                return True
+        return False
 
     def __init__(self, context: FileContext) -> None:
         super().__init__(context)

@@ -14,14 +14,11 @@ from qig_guard.rules._basin_values import (
     BasinText,
     Kind,
     argument,
-    arguments_text,
     basin_text_pattern,
     call_args,
-    import_aliases,
     mentions_basin,
-    split_arguments,
-    word_before,
 )
+from qig_guard.rules._text import arguments_text, import_aliases, split_arguments, word_before
 from qig_guard.rules.base import Invalid
 
 # Writer -> (index of the payload argument, its keyword names).

@@ -14,12 +14,10 @@ from qig_guard.rules._basin_values import (
     BasinText,
     Value,
     argument,
-    arguments_text,
     basin_text_pattern,
-    import_aliases,
     mentions_basin,
-    receiver_text,
 )
+from qig_guard.rules._text import arguments_text, import_aliases, receiver_text
 from qig_guard.rules.base import FileContext, Invalid
 
 _NORMS = frozenset(

@@ -12,12 +12,10 @@ from qig_guard.rules._basin_values import (
     BasinRule,
     BasinText,
     argument,
-    arguments_text,
     basin_text_pattern,
-    import_aliases,
     mentions_basin,
-    split_arguments,
 )
+from qig_guard.rules._text import arguments_text, import_aliases, split_arguments
 from qig_guard.rules.base import Invalid
 
 # The provenance keys the basin file format (basin-v1 schema) requires at the top level.
