@@ -238,14 +238,6 @@ def call_args(call: cst.Call) -> tuple[list[cst.BaseExpression], dict[str, cst.B
     return positional, keywords
 
 
-def argument(call: cst.Call, index: int, *keywords: str) -> cst.BaseExpression | None:
-    """The argument at ``index`` or passed by one of ``keywords``."""
-    positional, named = call_args(call)
-    if index < len(positional):
-        return positional[index]
-    return next((named[k] for k in keywords if k in named), None)
-
-
 def string_value(node: cst.BaseExpression) -> str | None:
     """The value of a plain (non-f, non-concatenated) string literal."""
     if isinstance(node, cst.SimpleString):

@@ -152,8 +152,15 @@ class Rule(cst.BatchableCSTVisitor):
 
 
 def positional_args(call: cst.Call) -> list[cst.BaseExpression]:
-    """The call's plain positional arguments (no ``*args``, no keywords)."""
-    return [arg.value for arg in call.args if arg.keyword is None and arg.star == ""]
+    """The call's plain positional arguments up to the first ``*args`` (after it,
+    positions are unknown)."""
+    positional = []
+    for arg in call.args:
+        if arg.star:
+            break
+        if arg.keyword is None:
+            positional.append(arg.value)
+    return positional
 
 
 def keyword_arg(call: cst.Call, name: str) -> cst.BaseExpression | None:
@@ -162,6 +169,14 @@ def keyword_arg(call: cst.Call, name: str) -> cst.BaseExpression | None:
         if arg.keyword is not None and arg.keyword.value == name:
             return arg.value
     return None
+
+
+def argument(call: cst.Call, index: int, *keywords: str) -> cst.BaseExpression | None:
+    """The argument at position ``index``, or passed by one of ``keywords``."""
+    positional = positional_args(call)
+    if index < len(positional):
+        return positional[index]
+    return next((v for k in keywords if (v := keyword_arg(call, k)) is not None), None)
 
 
 def compile_trigger(*patterns: str) -> re.Pattern[str]:
@@ -173,6 +188,7 @@ __all__ = [
     "FileContext",
     "Invalid",
     "Rule",
+    "argument",
     "compile_trigger",
     "dotted_name",
     "keyword_arg",

@@ -15,8 +15,8 @@ from qig_guard.rules.base import (
     FileContext,
     Invalid,
     Rule,
+    argument,
     compile_trigger,
-    keyword_arg,
     positional_args,
 )
 
@@ -386,8 +386,7 @@ class WeightCopy(Rule):
             self._check_vector(node)
 
     def _check_load(self, node: cst.Call, receiver: cst.BaseExpression) -> None:
-        args = positional_args(node)
-        state = args[0] if args else keyword_arg(node, "state_dict")
+        state = argument(node, 0, "state_dict")
         origin = self._origin(state) if state is not None else None
         into = self._model(receiver)
         if (
@@ -405,9 +404,8 @@ class WeightCopy(Rule):
 
     def _check_vector(self, node: cst.Call) -> None:
         """``vector_to_parameters(<other model's vector>, model.parameters())``."""
-        args = positional_args(node)
-        vector = args[0] if args else keyword_arg(node, "vec")
-        parameters = args[1] if len(args) > 1 else keyword_arg(node, "parameters")
+        vector = argument(node, 0, "vec")
+        parameters = argument(node, 1, "parameters")
         if vector is None or parameters is None:
             return
         receiver = _method(parameters, ("parameters",))

@@ -10,7 +10,7 @@ import libcst as cst
 from qig_guard.config import Config
 from qig_guard.names import matches_any, name_words, text_pattern, words
 from qig_guard.resolve import dotted_name
-from qig_guard.rules.base import FileContext, Invalid, Rule, keyword_arg, positional_args
+from qig_guard.rules.base import FileContext, Invalid, Rule, argument, positional_args
 
 # An optimizer, by the words of its name: `ocean_optimizer`, `self.opt`, `optim`.
 _OPTIMIZER_WORDS = ("optim*", "opt")
@@ -652,10 +652,7 @@ class OceanTraining(Rule):
     def _check_train(self, node: cst.Call, receiver: cst.BaseExpression) -> None:
         if not self._frozen(receiver):
             return
-        mode = keyword_arg(node, "mode")
-        arguments = positional_args(node)
-        if mode is None and arguments:
-            mode = arguments[0]
+        mode = argument(node, 0, "mode")
         if mode is not None and not _is_true(mode):
             return
         assert isinstance(node.func, cst.Attribute)
@@ -672,10 +669,7 @@ class OceanTraining(Rule):
     def _check_requires_grad_call(self, node: cst.Call, receiver: cst.BaseExpression) -> None:
         if not (self._frozen(receiver) or self._loop_variable(receiver)):
             return
-        flag = keyword_arg(node, "requires_grad")
-        arguments = positional_args(node)
-        if flag is None and arguments:
-            flag = arguments[0]
+        flag = argument(node, 0, "requires_grad")
         if flag is not None and not _is_true(flag):
             return
         self.report(

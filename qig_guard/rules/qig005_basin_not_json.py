@@ -13,13 +13,12 @@ from qig_guard.rules._basin_values import (
     BasinRule,
     BasinText,
     Kind,
-    argument,
     basin_text_pattern,
     call_args,
     mentions_basin,
 )
 from qig_guard.rules._text import arguments_text, import_aliases, split_arguments, word_before
-from qig_guard.rules.base import Invalid
+from qig_guard.rules.base import Invalid, argument
 
 # Writer -> (index of the payload argument, its keyword names).
 _SINGLE_PAYLOAD = {

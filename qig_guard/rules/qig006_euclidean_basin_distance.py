@@ -13,12 +13,11 @@ from qig_guard.rules._basin_values import (
     BasinRule,
     BasinText,
     Value,
-    argument,
     basin_text_pattern,
     mentions_basin,
 )
 from qig_guard.rules._text import arguments_text, import_aliases, receiver_text
-from qig_guard.rules.base import FileContext, Invalid
+from qig_guard.rules.base import FileContext, Invalid, argument
 
 _NORMS = frozenset(
     {

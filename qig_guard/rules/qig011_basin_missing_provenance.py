@@ -11,12 +11,11 @@ from qig_guard.config import Config
 from qig_guard.rules._basin_values import (
     BasinRule,
     BasinText,
-    argument,
     basin_text_pattern,
     mentions_basin,
 )
 from qig_guard.rules._text import arguments_text, import_aliases, split_arguments
-from qig_guard.rules.base import Invalid
+from qig_guard.rules.base import Invalid, argument
 
 # The provenance keys the basin file format (basin-v1 schema) requires at the top level.
 PROVENANCE_KEYS = ("source_model", "timestamp")
