@@ -5,6 +5,7 @@ from __future__ import annotations
 import textwrap
 
 import pytest
+from rule_cases import rule_findings
 
 from qig_guard.checker import check_source
 from qig_guard.config import Config
@@ -12,10 +13,7 @@ from qig_guard.rules.qig001_weight_copy import WeightCopy
 
 
 def _lines(source: str) -> list[int]:
-    source = textwrap.dedent(source)
-    result = check_source("train.py", source.encode(), Config(), [WeightCopy])
-    assert all(finding.code == "QIG001" for finding in result.findings), result.findings
-    return [finding.line for finding in result.findings]
+    return [finding.line for finding in rule_findings(WeightCopy, source)]
 
 
 FLAGGED = {

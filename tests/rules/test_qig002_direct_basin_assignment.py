@@ -5,6 +5,7 @@ from __future__ import annotations
 import textwrap
 
 import pytest
+from rule_cases import rule_findings
 
 from qig_guard.checker import check_source
 from qig_guard.config import Config
@@ -16,10 +17,7 @@ RULES: list[type[Rule]] = [DirectBasinAssignment]
 
 
 def _lines(source: str, config: Config | None = None) -> list[int]:
-    source = textwrap.dedent(source)
-    result = check_source("coordinator.py", source.encode(), config or Config(), RULES)
-    assert all(finding.code == "QIG002" for finding in result.findings), result.findings
-    return [finding.line for finding in result.findings]
+    return [finding.line for finding in rule_findings(RULES, source, config)]
 
 
 def _fixed(source: str, unsafe: bool = False) -> str:

@@ -5,6 +5,7 @@ from __future__ import annotations
 import textwrap
 
 import pytest
+from rule_cases import rule_findings
 
 from qig_guard.checker import check_source
 from qig_guard.config import Config
@@ -13,10 +14,7 @@ from qig_guard.rules.qig003_ocean_training import OceanTraining
 
 
 def _lines(source: str, config: Config | None = None) -> list[int]:
-    source = textwrap.dedent(source)
-    result = check_source("train.py", source.encode(), config or Config(), [OceanTraining])
-    assert not any(f.code == "QIG000" for f in result.findings), result.findings
-    return [f.line for f in result.findings if f.code == "QIG003"]
+    return [f.line for f in rule_findings(OceanTraining, source, config)]
 
 
 FLAGGED = {

@@ -5,22 +5,18 @@ from __future__ import annotations
 import textwrap
 
 import pytest
+from rule_cases import rule_findings
 
-from qig_guard.checker import check_source
 from qig_guard.config import Config
 from qig_guard.fixer import fix_source
 from qig_guard.rules.qig004_undetached_basin import UndetachedBasin
 
 
 def _findings(source: str, config: Config | None = None) -> list[tuple[int, str]]:
-    source = textwrap.dedent(source)
-    result = check_source("sync.py", source.encode(), config or Config(), [UndetachedBasin])
-    assert not any(f.code == "QIG000" for f in result.findings), result.findings
-    lines = source.splitlines()
+    lines = textwrap.dedent(source).splitlines()
     return [
         (f.line, lines[f.line - 1][f.column - 1 : f.end_column - 1])
-        for f in result.findings
-        if f.code == "QIG004"
+        for f in rule_findings(UndetachedBasin, source, config)
     ]
 
 

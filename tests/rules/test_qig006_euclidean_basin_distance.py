@@ -6,6 +6,7 @@ import textwrap
 from dataclasses import replace
 
 import pytest
+from rule_cases import rule_findings
 
 from qig_guard.checker import check_source, check_text
 from qig_guard.config import Config
@@ -13,10 +14,7 @@ from qig_guard.rules.qig006_euclidean_basin_distance import EuclideanBasinDistan
 
 
 def flagged_lines(source: str, config: Config | None = None) -> list[int]:
-    text = textwrap.dedent(source)
-    result = check_source("geo.py", text.encode(), config or Config(), [EuclideanBasinDistance])
-    assert not result.internal_error, result.findings
-    return [f.line for f in result.findings if f.code == "QIG006"]
+    return [f.line for f in rule_findings(EuclideanBasinDistance, source, config)]
 
 
 FLAGGED = {

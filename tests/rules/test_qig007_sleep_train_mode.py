@@ -6,6 +6,7 @@ import textwrap
 from dataclasses import replace
 
 import pytest
+from rule_cases import rule_findings
 
 from qig_guard.checker import check_source
 from qig_guard.config import Config
@@ -13,11 +14,7 @@ from qig_guard.rules.qig007_sleep_train_mode import SleepTrainMode
 
 
 def lines(source: str, config: Config | None = None) -> list[int]:
-    result = check_source(
-        "sleep.py", textwrap.dedent(source).encode(), config or Config(), [SleepTrainMode]
-    )
-    assert not result.internal_error
-    return [finding.line for finding in result.findings if finding.code == "QIG007"]
+    return [finding.line for finding in rule_findings(SleepTrainMode, source, config)]
 
 
 FLAGGED = {

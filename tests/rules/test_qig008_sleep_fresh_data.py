@@ -6,18 +6,14 @@ import textwrap
 from dataclasses import replace
 
 import pytest
+from rule_cases import rule_findings
 
-from qig_guard.checker import check_source
 from qig_guard.config import Config
 from qig_guard.rules.qig008_sleep_fresh_data import SleepFreshData
 
 
 def findings(source: str, config: Config | None = None) -> list[tuple[int, str]]:
-    result = check_source(
-        "sleep.py", textwrap.dedent(source).encode(), config or Config(), [SleepFreshData]
-    )
-    assert not result.internal_error
-    return [(f.line, f.message) for f in result.findings if f.code == "QIG008"]
+    return [(f.line, f.message) for f in rule_findings(SleepFreshData, source, config)]
 
 
 def lines(source: str, config: Config | None = None) -> list[int]:

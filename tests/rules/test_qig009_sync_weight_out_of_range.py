@@ -8,6 +8,7 @@ from dataclasses import replace
 import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
+from rule_cases import rule_findings
 
 from qig_guard.checker import check_source
 from qig_guard.config import Config
@@ -15,11 +16,7 @@ from qig_guard.rules.qig009_sync_weight_out_of_range import SyncWeightOutOfRange
 
 
 def findings(source: str, config: Config | None = None) -> list[tuple[int, str]]:
-    result = check_source(
-        "sync.py", textwrap.dedent(source).encode(), config or Config(), [SyncWeightOutOfRange]
-    )
-    assert not result.internal_error
-    return [(f.line, f.message) for f in result.findings if f.code == "QIG009"]
+    return [(f.line, f.message) for f in rule_findings(SyncWeightOutOfRange, source, config)]
 
 
 def lines(source: str, config: Config | None = None) -> list[int]:

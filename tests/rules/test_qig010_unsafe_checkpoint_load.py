@@ -7,6 +7,7 @@ import sys
 import textwrap
 
 import pytest
+from rule_cases import rule_findings
 
 from qig_guard.checker import check_source
 from qig_guard.config import Config
@@ -16,14 +17,9 @@ from qig_guard.rules.qig010_unsafe_checkpoint_load import UnsafeCheckpointLoad
 
 def findings(source: str) -> list[tuple[int, bool]]:
     """(line, has an unsafe fix) per finding."""
-    result = check_source(
-        "load.py", textwrap.dedent(source).encode(), Config(), [UnsafeCheckpointLoad]
-    )
-    assert not result.internal_error
     return [
         (f.line, f.fix is not None and not f.fix.safe)
-        for f in result.findings
-        if f.code == "QIG010"
+        for f in rule_findings(UnsafeCheckpointLoad, source)
     ]
 
 

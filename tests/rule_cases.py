@@ -1,0 +1,23 @@
+"""Running one rule over a dedented snippet, shared by the rule test files."""
+
+from __future__ import annotations
+
+import textwrap
+
+from qig_guard.checker import check_source
+from qig_guard.config import Config
+from qig_guard.findings import Finding
+from qig_guard.rules.base import Rule
+
+
+def rule_findings(
+    rules: type[Rule] | list[type[Rule]], source: str, config: Config | None = None
+) -> list[Finding]:
+    """Findings of ``rules`` (the first one's code) on ``source``; the file must check
+    cleanly: no syntax error and no crashed rule."""
+    selected = rules if isinstance(rules, list) else [rules]
+    data = textwrap.dedent(source).encode()
+    result = check_source("snippet.py", data, config or Config(), selected)
+    assert not result.internal_error, result.findings
+    assert not any(f.code == "QIG000" for f in result.findings), result.findings
+    return [f for f in result.findings if f.code == selected[0].code]
