@@ -10,6 +10,7 @@ from pathlib import Path
 
 import pytest
 
+from qig_guard import __version__
 from qig_guard.config import Config
 from qig_guard.findings import Finding
 from qig_guard.rules import all_codes, load_rule
@@ -115,39 +116,38 @@ def test_cli_exit_codes_and_formats(corpus: Path) -> None:
     assert github.stdout.startswith("::error file=")
 
 
-def test_version_imports_neither_torch_libcst_nor_jsonschema(tmp_path: Path) -> None:
+def _main_in_subprocess(args: list[str], cwd: Path) -> tuple[list[str], int, list[str]]:
+    """Run the CLI in a fresh interpreter: its output lines, exit code and which of
+    libcst, torch and jsonschema it imported."""
     probe = (
         "import sys\n"
         "from qig_guard.cli import main\n"
-        "try:\n    main(['--version'])\nexcept SystemExit:\n    pass\n"
-        "print('libcst' in sys.modules, 'torch' in sys.modules)\n"
+        f"try:\n    code = main({args!r})\nexcept SystemExit as exit:\n    code = exit.code\n"
+        "heavy = [m for m in ('libcst', 'torch', 'jsonschema') if m in sys.modules]\n"
+        "print('RESULT', code, *heavy)\n"
     )
-    out = subprocess.run(
-        [sys.executable, "-c", probe], capture_output=True, text=True, cwd=tmp_path
-    )
-    assert out.stdout.strip().endswith("False False")
+    out = subprocess.run([sys.executable, "-c", probe], capture_output=True, text=True, cwd=cwd)
+    *lines, result = out.stdout.strip().splitlines()
+    _, code, *modules = result.split()
+    return lines, int(code), modules
+
+
+def test_version_imports_neither_torch_libcst_nor_jsonschema(tmp_path: Path) -> None:
+    lines, code, modules = _main_in_subprocess(["--version"], tmp_path)
+    assert (lines, code, modules) == ([f"qig-guard {__version__}"], 0, [])
 
 
 def test_check_never_imports_torch(corpus: Path) -> None:
-    probe = (
-        "import sys\n"
-        "from qig_guard.cli import main\n"
-        "code = main(['check', '.', '--isolated', '--no-cache', '-j', '1'])\n"
-        "print('RESULT', code, 'torch' in sys.modules)\n"
+    _, code, modules = _main_in_subprocess(
+        ["check", ".", "--isolated", "--no-cache", "-j", "1"], corpus
     )
-    out = subprocess.run([sys.executable, "-c", probe], capture_output=True, text=True, cwd=corpus)
-    assert out.stdout.strip().splitlines()[-1] == "RESULT 1 False", out.stderr
+    assert code == 1 and "torch" not in modules
 
 
 def test_warm_run_reads_the_cache_without_importing_libcst(corpus: Path) -> None:
-    probe = (
-        "import sys\n"
-        "from qig_guard.cli import main\n"
-        "code = main(['check', '.', '--isolated', '-j', '1'])\n"
-        "print('RESULT', code, 'libcst' in sys.modules)\n"
-    )
-    cold = subprocess.run([sys.executable, "-c", probe], capture_output=True, text=True, cwd=corpus)
-    warm = subprocess.run([sys.executable, "-c", probe], capture_output=True, text=True, cwd=corpus)
-    assert cold.stdout.strip().splitlines()[-1] == "RESULT 1 True"
-    assert warm.stdout.strip().splitlines()[-1] == "RESULT 1 False"
-    assert warm.stdout.splitlines()[:-1] == cold.stdout.splitlines()[:-1]
+    args = ["check", ".", "--isolated", "-j", "1"]
+    cold_lines, cold_code, cold_modules = _main_in_subprocess(args, corpus)
+    warm_lines, warm_code, warm_modules = _main_in_subprocess(args, corpus)
+    assert cold_code == warm_code == 1
+    assert "libcst" in cold_modules and "libcst" not in warm_modules
+    assert warm_lines == cold_lines
