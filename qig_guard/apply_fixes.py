@@ -35,7 +35,7 @@ def apply_fixes(result: RunResult, config: Config, *, unsafe: bool, write: bool)
         except SourceError:
             continue  # a file that cannot be decoded had no fixable finding
         codes = file_codes(relative_posix(path, config.root), selected, config)
-        outcome = fix_source(display, source, config, load_rules(codes), unsafe)
+        outcome = fix_source(display, source, config, load_rules(codes), unsafe, result.project)
         if outcome.refused:
             print(f"qig-guard: {display}: fixes not applied: {outcome.refused}", file=sys.stderr)
             del remaining[display]

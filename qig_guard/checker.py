@@ -16,6 +16,7 @@ from qig_guard.findings import Finding
 from qig_guard.source import SourceError, decode
 
 if TYPE_CHECKING:
+    from qig_guard.facts.project import ProjectFacts
     from qig_guard.rules.base import Rule
 
 FILE_ERROR = "QIG000"
@@ -49,8 +50,15 @@ def _syntax_error(path: str, source: str, error: Exception) -> Finding:
     return _file_error(path, f"libcst cannot parse this file, not checked: {detail}")
 
 
-def check_source(path: str, data: bytes, config: Config, rules: list[type[Rule]]) -> FileResult:
-    """Run ``rules`` over ``data`` (the bytes of the file at ``path``)."""
+def check_source(
+    path: str,
+    data: bytes,
+    config: Config,
+    rules: list[type[Rule]],
+    project: ProjectFacts | None = None,
+) -> FileResult:
+    """Run ``rules`` over ``data`` (the bytes of the file at ``path``); ``project`` is
+    the run's index (by default, this file's own)."""
     try:
         source, _ = decode(data, config.max_file_size)
     except SourceError as error:
@@ -60,14 +68,21 @@ def check_source(path: str, data: bytes, config: Config, rules: list[type[Rule]]
         if [rule.code for rule in rules] != [FILE_ERROR]:
             return FileResult()  # no rule could fire: not even parsed
         candidates = []  # QIG000 alone selected: parse every file for its syntax
-    return check_text(path, source, config, candidates)
+    return check_text(path, source, config, candidates, project)
 
 
-def check_text(path: str, source: str, config: Config, rules: list[type[Rule]]) -> FileResult:
+def check_text(
+    path: str,
+    source: str,
+    config: Config,
+    rules: list[type[Rule]],
+    project: ProjectFacts | None = None,
+) -> FileResult:
     """Parse ``source`` and run ``rules`` over it (no trigger filtering)."""
     import libcst as cst
     from libcst.metadata import MetadataWrapper
 
+    from qig_guard.facts.project import ProjectFacts, file_facts, index_words
     from qig_guard.resolve import ScopeTracker
     from qig_guard.rules.base import FileContext
     from qig_guard.walk import walk_batched
@@ -83,7 +98,10 @@ def check_text(path: str, source: str, config: Config, rules: list[type[Rule]]) 
         return result
     wrapper = MetadataWrapper(module, unsafe_skip_copy=True)
     scopes = ScopeTracker()
-    context = FileContext(path, source, wrapper, config, scopes)
+    if project is None:
+        data = source.encode("utf-8", "surrogatepass")
+        project = ProjectFacts.merge([file_facts(data, index_words(config))])
+    context = FileContext(path, source, wrapper, config, scopes, project)
     instances = [rule(context) for rule in rules]
     try:
         walk_batched(wrapper, [scopes, *instances])

@@ -24,6 +24,7 @@ from qig_guard.config import Config
 from qig_guard.findings import Edit, Finding
 
 if TYPE_CHECKING:
+    from qig_guard.facts.project import ProjectFacts
     from qig_guard.rules.base import Rule
 
 MAX_ROUNDS = 10
@@ -72,12 +73,17 @@ class FixOutcome:
 
 
 def fix_source(
-    path: str, source: str, config: Config, rules: list[type[Rule]], unsafe: bool
+    path: str,
+    source: str,
+    config: Config,
+    rules: list[type[Rule]],
+    unsafe: bool,
+    project: ProjectFacts | None = None,
 ) -> FixOutcome:
     """Apply fixes to ``source`` until none is left; re-parse and re-check each round."""
     import libcst as cst
 
-    findings = check_text(path, source, config, rules).findings
+    findings = check_text(path, source, config, rules, project).findings
     applied = 0
     for _ in range(MAX_ROUNDS):
         fixes = [f.fix for f in findings if applicable(f, unsafe) and f.fix is not None]
@@ -92,7 +98,7 @@ def fix_source(
             return FixOutcome(source, applied, findings, f"a fix did not re-parse: {error.message}")
         source = candidate
         applied += len(fixes)
-        findings = check_text(path, source, config, rules).findings
+        findings = check_text(path, source, config, rules, project).findings
     return FixOutcome(source, applied, findings)
 
 

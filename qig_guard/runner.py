@@ -19,6 +19,7 @@ from qig_guard.cache import Cache
 from qig_guard.checker import FILE_ERROR, FileResult, check_source
 from qig_guard.config import Config
 from qig_guard.discovery import discover_files, matches_glob, relative_posix
+from qig_guard.facts.project import EMPTY, FactsCache, ProjectFacts, index_words
 from qig_guard.findings import Finding
 from qig_guard.rules import select_codes
 
@@ -42,6 +43,8 @@ class RunResult:
     stats: Stats = field(default_factory=Stats)
     # Displayed path -> the file it names, for --fix and --diff.
     paths: dict[str, Path] = field(default_factory=dict)
+    # The index of every file of the run, which the rules query.
+    project: ProjectFacts = EMPTY
 
 
 def default_jobs() -> int:
@@ -72,17 +75,19 @@ def _rules_for(codes: tuple[str, ...]) -> list[type]:
 
 
 _WORKER_CONFIG: Config | None = None
+_WORKER_PROJECT: ProjectFacts = EMPTY
 
 
-def _init_worker(config: Config) -> None:
-    global _WORKER_CONFIG
+def _init_worker(config: Config, project: ProjectFacts) -> None:
+    global _WORKER_CONFIG, _WORKER_PROJECT
     _WORKER_CONFIG = config
+    _WORKER_PROJECT = project
 
 
 def _check_one(task: tuple[str, bytes, tuple[str, ...]]) -> FileResult:
     display, data, codes = task
     assert _WORKER_CONFIG is not None
-    return check_source(display, data, _WORKER_CONFIG, _rules_for(codes))
+    return check_source(display, data, _WORKER_CONFIG, _rules_for(codes), _WORKER_PROJECT)
 
 
 def run(
@@ -94,10 +99,9 @@ def run(
 ) -> RunResult:
     """Check every Python file under ``paths`` with the selected rules."""
     selected = select_codes(config.select, config.ignore)
-    cache = Cache(config.root / config.cache_dir, config.fingerprint()) if use_cache else None
     cwd = Path.cwd()
     result = RunResult()
-    pending: list[tuple[tuple[str, bytes, tuple[str, ...]], str | None, int]] = []
+    files: list[tuple[str, Path, bytes, tuple[str, ...]]] = []
     for path in discover_files(paths, config):
         display = relative_posix(path, cwd)
         codes = file_codes(relative_posix(path, config.root), selected, config)
@@ -109,6 +113,17 @@ def run(
             message = f"cannot read: {error.strerror}"
             result.findings.append(Finding(display, 1, 1, FILE_ERROR, message))
             continue
+        files.append((display, path, data, codes))
+    cache_dir = config.root / config.cache_dir if use_cache else None
+    facts = FactsCache(cache_dir, index_words(config))
+    result.project = ProjectFacts.merge(facts.summary(data) for _, _, data, _ in files)
+    cache = (
+        Cache(cache_dir, f"{config.fingerprint()}\0{result.project.digest}")
+        if cache_dir is not None
+        else None
+    )
+    pending: list[tuple[tuple[str, bytes, tuple[str, ...]], str | None, int]] = []
+    for display, path, data, codes in files:
         lines = data.count(b"\n")
         result.stats.files += 1
         result.stats.lines += lines
@@ -124,7 +139,8 @@ def run(
                 continue
         pending.append(((display, data, codes), key, lines))
 
-    outcomes = _execute([task for task, _, _ in pending], config, jobs or default_jobs())
+    tasks = [task for task, _, _ in pending]
+    outcomes = _execute(tasks, config, result.project, jobs or default_jobs())
     for (_, key, lines), outcome in zip(pending, outcomes, strict=True):
         if outcome.parsed:
             result.stats.parsed_files += 1
@@ -146,13 +162,16 @@ def _collect(result: RunResult, outcome: FileResult, selected: tuple[str, ...]) 
 
 
 def _execute(
-    tasks: Sequence[tuple[str, bytes, tuple[str, ...]]], config: Config, jobs: int
+    tasks: Sequence[tuple[str, bytes, tuple[str, ...]]],
+    config: Config,
+    project: ProjectFacts,
+    jobs: int,
 ) -> Iterable[FileResult]:
     if jobs <= 1 or len(tasks) < 4:
-        _init_worker(config)
+        _init_worker(config, project)
         return [_check_one(task) for task in tasks]
     chunk = max(1, min(16, len(tasks) // (jobs * 8)))
     with ProcessPoolExecutor(
-        max_workers=min(jobs, len(tasks)), initializer=_init_worker, initargs=(config,)
+        max_workers=min(jobs, len(tasks)), initializer=_init_worker, initargs=(config, project)
     ) as pool:
         return list(pool.map(_check_one, tasks, chunksize=chunk))

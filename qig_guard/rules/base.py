@@ -23,6 +23,7 @@ from libcst.metadata import CodeRange, MetadataWrapper, PositionProvider
 
 from qig_guard.batching import VisitorFunction, visitor_names
 from qig_guard.config import Config
+from qig_guard.facts.project import EMPTY, ProjectFacts
 from qig_guard.findings import Edit, Finding, Fix
 from qig_guard.resolve import ScopeTracker, dotted_name
 
@@ -40,9 +41,16 @@ class FileContext:
     """What a rule may know about the file being checked."""
 
     def __init__(
-        self, path: str, source: str, wrapper: MetadataWrapper, config: Config, scopes: ScopeTracker
+        self,
+        path: str,
+        source: str,
+        wrapper: MetadataWrapper,
+        config: Config,
+        scopes: ScopeTracker,
+        project: ProjectFacts = EMPTY,
     ) -> None:
         self.path = path
+        self.project = project
         self.source = source
         self.wrapper = wrapper
         self.config = config

@@ -9,11 +9,18 @@ from functools import lru_cache
 import libcst as cst
 
 from qig_guard.config import Config
-from qig_guard.names import matches_any
+from qig_guard.names import matches_any, words
 from qig_guard.resolve import dotted_name
+from qig_guard.rules._basin_values import NOT_A_VECTOR
 from qig_guard.rules.base import Invalid, Rule, compile_trigger, positional_args
 
 _INIT = re.compile(r"init\b")
+# A write to some object's basin-ish attribute other than through ``self``; whether the
+# project guards that attribute with a setter is decided from the project index.
+_OTHER_BASIN_WRITE = re.compile(
+    r"(?<!\bself)\.[\s\\]*(\w*(?i:basin|attractor)\w*)[\s\\)\]]*"
+    r"(?:\.[\s\\]*\w*_[\s\\]*\(|(?:[-+*/@]|//)?=(?!=)|\[)"
+)
 _SETATTR = frozenset({"setattr", "builtins.setattr", "object.__setattr__"})
 # nn.Module methods that (re)bind an attribute named by their first argument.
 _REGISTERS = frozenset({"register_buffer", "register_parameter"})
@@ -54,25 +61,58 @@ def _elements(target: cst.BaseExpression) -> Iterator[cst.BaseExpression]:
         yield target
 
 
-def _argument(value: cst.BaseExpression) -> cst.BaseExpression:
-    """``value`` as a call's only argument (a bare tuple needs parentheses)."""
+def _setter_call(receiver: cst.BaseExpression, setter: str, value: cst.BaseExpression) -> cst.Call:
+    """``receiver.setter(value)``. A bare tuple gets parentheses; a parenthesised value
+    lends its parentheses, with their line breaks, to the call: ``x = (\n  v\n)`` becomes
+    ``x.set(\n  v\n)``, not ``x.set((\n  v\n))``."""
+    func = cst.Attribute(value=receiver, attr=cst.Name(setter))
     if isinstance(value, cst.Tuple) and not value.lpar:
-        return value.with_changes(lpar=[cst.LeftParen()], rpar=[cst.RightParen()])
-    return value
+        value = value.with_changes(lpar=[cst.LeftParen()], rpar=[cst.RightParen()])
+    elif value.lpar and not isinstance(value, cst.Tuple):
+        before = value.lpar[0].whitespace_after
+        after = value.rpar[-1].whitespace_before
+        inner = value.with_changes(lpar=value.lpar[1:], rpar=value.rpar[:-1])
+        return cst.Call(
+            func=func,
+            args=[cst.Arg(inner, whitespace_after_arg=after)],
+            whitespace_before_args=before,
+        )
+    return cst.Call(func=func, args=[cst.Arg(value)])
+
+
+def _basin_attribute(attribute: str, config: Config) -> bool:
+    """A basin-named attribute (``reference_basin``, ``identity_attractor``) that names
+    the vector, not something about it (``basin_path``)."""
+    identifier_words = words(attribute)
+    if NOT_A_VECTOR.intersection(identifier_words) or matches_any(attribute, config.basin_owners):
+        return False
+    return "attractor" in identifier_words or matches_any(attribute, config.basin_names)
 
 
 class DirectBasinAssignment(Rule):
     """
     ## What it does
-    Flags writes to a model's target basin that bypass its setter:
+    Flags writes to a model's basin that bypass its setter:
     `model.basin_matcher.target_basin = new_basin`, augmented and annotated
     assignment, `.target_basin.data = ...`, in-place tensor methods such as
     `.target_basin.copy_(...)` (also `torch.nn.init.*_` on it), item assignment
     into it, `setattr(obj, "target_basin", ...)` and
-    `obj.register_buffer("target_basin", ...)`. Reads are not flagged,
-    nor is the owning class writing its own attribute: `self.target_basin`
-    inside a class that defines the setter or is named like a basin owner
-    (`BasinMatcher`), or inside any class's `__init__`.
+    `obj.register_buffer("target_basin", ...)`.
+
+    Besides `target_basin`, a basin attribute (`reference_basin`,
+    `identity_attractor`) is guarded when the project sets it through a
+    setter: the project index (every file of the run) records each class's
+    setters, the methods other than `__init__` that assign `self.ATTR` from a
+    parameter. A write is flagged when the index shows the receiver's class
+    (`self.kernel`, where the project stores a `Kernel` in `kernel`) has a
+    setter for the attribute, or when every class that writes the attribute
+    has a `set*` method for it; a generic `update` on one of many classes with
+    a `.basin` does not make every `.basin` write a violation.
+
+    Reads are not flagged, nor is a class writing its own attribute
+    (`self.target_basin = ...` in any of its methods: that is where the write
+    belongs), nor a basin attribute no class guards with a setter (a record's
+    `basin_coords`).
 
     The attribute (`protected-attribute`), the setter (`basin-setter`) and
     the owners (`basin-owners`) are configurable.
@@ -95,12 +135,15 @@ class DirectBasinAssignment(Rule):
     or load the basin from its JSON file with validation.
 
     ## Fix safety
-    `obj.target_basin = v` and `setattr(obj, "target_basin", v)` are rewritten
-    to `obj.set_target_basin(v)`. The fix is safe when `obj` is a name chain
-    ending in a basin owner (`model.basin_matcher`), which defines the setter;
-    otherwise it is unsafe, because the object may not define the setter.
-    Other shapes (in-place updates, item and `.data` writes) have no
-    mechanical rewrite and are left to the author.
+    `obj.ATTR = v` and `setattr(obj, "ATTR", v)` are rewritten to
+    `obj.SETTER(v)` (`set_target_basin`, or the project's only setter for
+    `ATTR`), keeping the value's own line breaks. The fix is safe when the
+    project index shows that `obj`'s class defines the setter (the project
+    stores a `BasinMatcher` in `basin_matcher` attributes, and `BasinMatcher`
+    defines `set_target_basin`); otherwise it is unsafe, because the object
+    may not define it. `= None` (removing the basin) and other shapes
+    (in-place updates, item and `.data` writes) have no mechanical rewrite and
+    are left to the author.
     """
 
     code = "QIG002"
@@ -110,6 +153,23 @@ class DirectBasinAssignment(Rule):
         Invalid(
             "model.basin_matcher.target_basin = new_basin\n",
             fixed="model.basin_matcher.set_target_basin(new_basin)\n",
+            unsafe=True,
+        ),
+        Invalid(
+            "class BasinMatcher:\n"
+            "    def set_target_basin(self, basin):\n"
+            "        self.target_basin = basin\n"
+            "class Gary:\n"
+            "    def __init__(self):\n"
+            "        self.basin_matcher = BasinMatcher()\n"
+            "gary.basin_matcher.target_basin = new_basin\n",
+            fixed="class BasinMatcher:\n"
+            "    def set_target_basin(self, basin):\n"
+            "        self.target_basin = basin\n"
+            "class Gary:\n"
+            "    def __init__(self):\n"
+            "        self.basin_matcher = BasinMatcher()\n"
+            "gary.basin_matcher.set_target_basin(new_basin)\n",
         ),
         Invalid(
             "gary.target_basin = load_basin(path)\n",
@@ -121,10 +181,26 @@ class DirectBasinAssignment(Rule):
         Invalid(
             'setattr(model.basin_matcher, "target_basin", new_basin)\n',
             fixed="model.basin_matcher.set_target_basin(new_basin)\n",
+            unsafe=True,
+        ),
+        Invalid(
+            "class Kernel:\n"
+            "    def set_reference(self, basin):\n"
+            "        self.reference_basin = basin / basin.sum()\n"
+            "child.reference_basin = parent.reference_basin\n",
+            fixed="class Kernel:\n"
+            "    def set_reference(self, basin):\n"
+            "        self.reference_basin = basin / basin.sum()\n"
+            "child.set_reference(parent.reference_basin)\n",
+            unsafe=True,
         ),
     )
     VALID = (
         "current = model.basin_matcher.target_basin.detach().clone()\n",
+        "class Faculty:\n"
+        "    def set_basin(self, basin):\n"
+        "        self.basin = basin / basin.sum()\n",
+        "record.basin_coords = coords  # no class guards it with a setter\n",
         "model.basin_matcher.set_target_basin(new_basin)\n",
         "class BasinMatcher(nn.Module):\n"
         "    def set_target_basin(self, basin):\n"
@@ -134,6 +210,8 @@ class DirectBasinAssignment(Rule):
     @classmethod
     def could_match(cls, source: str, config: Config) -> bool:
         attribute = config.protected_attribute
+        if _OTHER_BASIN_WRITE.search(source):
+            return True
         if attribute not in source:
             return False
         written, setattr_call, register_call = _trigger(attribute)
@@ -149,17 +227,44 @@ class DirectBasinAssignment(Rule):
     # -- what is written -------------------------------------------------------
 
     def _protected(self, node: cst.BaseExpression) -> cst.Attribute | None:
-        """``x.target_basin`` for it, its ``.data`` and items of either."""
+        """``x.target_basin`` for it, its ``.data`` and items of either; likewise a basin
+        attribute that the receiver's class guards with a setter."""
         while isinstance(node, cst.Subscript) or (
             isinstance(node, cst.Attribute) and node.attr.value == "data"
         ):
             node = node.value
-        if isinstance(node, cst.Attribute) and node.attr.value == self.config.protected_attribute:
+        if isinstance(node, cst.Attribute) and self._guarded(node):
             return node
         return None
 
+    def _guarded(self, node: cst.Attribute) -> bool:
+        """The configured attribute; or a basin attribute (``reference_basin``,
+        ``identity_attractor``) guarded by a setter in the project, when the index shows
+        the receiver's class has one or every class writing the attribute has a
+        ``set*`` method for it."""
+        attribute = node.attr.value
+        if attribute == self.config.protected_attribute:
+            return True
+        project = self.context.project
+        setters = project.setters_of(attribute)
+        if not setters or not _basin_attribute(attribute, self.config):
+            return False
+        receivers = self._receiver_classes(node.value)
+        if receivers:
+            return any(klass in receivers for klass, _ in setters)
+        conventional = {klass for klass, method in setters if method.startswith("set")}
+        return conventional == project.writers_of(attribute)
+
+    def _receiver_classes(self, receiver: cst.BaseExpression) -> frozenset[str]:
+        """The project classes held in the receiver's attribute (``x.basin_matcher``)."""
+        owner = dotted_name(receiver)
+        if owner is None or "." not in owner:
+            return frozenset()
+        return self.context.project.classes_held_in(owner.rsplit(".", 1)[-1])
+
     def _owns(self, receiver: cst.BaseExpression) -> bool:
-        """True for ``self`` in a method of a basin owner, or of any class's ``__init__``."""
+        """True for ``self`` in a method: a class writing its own attribute (in its
+        ``__init__``, its setter or any other method) is where the write belongs."""
         scopes = self.context.scopes.scopes
         for index in range(len(scopes) - 1, 0, -1):
             klass = scopes[index - 1].node
@@ -169,21 +274,24 @@ class DirectBasinAssignment(Rule):
         else:
             return False
         params = method.params.posonly_params or method.params.params
-        if not (
+        return bool(
             params and isinstance(receiver, cst.Name) and receiver.value == params[0].name.value
-        ):
-            return False
-        return method.name.value == "__init__" or self._is_owner(klass)
-
-    def _is_owner(self, klass: cst.ClassDef) -> bool:
-        names = [klass.name.value, *(dotted_name(base.value) or "" for base in klass.bases)]
-        if any(matches_any(name.split(".")[-1], self.config.basin_owners) for name in names):
-            return True
-        return any(
-            isinstance(statement, cst.FunctionDef)
-            and statement.name.value == self.config.basin_setter
-            for statement in klass.body.body
         )
+
+    def _setter(self, attribute: str) -> str | None:
+        """The setter's name: the configured one, or the project's only setter name."""
+        if attribute == self.config.protected_attribute:
+            return self.config.basin_setter
+        names = {method for _, method in self.context.project.setters_of(attribute)}
+        return names.pop() if len(names) == 1 else None
+
+    def _receiver_defines(self, receiver: cst.BaseExpression, setter: str) -> bool:
+        """True when the project index shows that the receiver's class defines ``setter``:
+        ``model.basin_matcher`` where the project stores a ``BasinMatcher`` in
+        ``basin_matcher`` attributes and ``BasinMatcher`` defines the setter."""
+        classes = self._receiver_classes(receiver)
+        project = self.context.project
+        return bool(classes) and all(project.defines(klass, setter) for klass in classes)
 
     def _flag(
         self,
@@ -195,21 +303,24 @@ class DirectBasinAssignment(Rule):
         receiver = attribute.value
         if self._owns(receiver):
             return
-        setter = self.config.basin_setter
+        name = attribute.attr.value
+        setter = self._setter(name)
         where = self.context.code_for(receiver)
         replacement: cst.CSTNode | None = None
         safe = False
-        if value is not None and not isinstance(value, (cst.Yield, cst.StarredElement)):
-            call = cst.Call(
-                func=cst.Attribute(value=receiver, attr=cst.Name(setter)),
-                args=[cst.Arg(_argument(value))],
-            )
+        if (
+            setter is not None
+            and value is not None
+            and not isinstance(value, (cst.Yield, cst.StarredElement))
+            and not (isinstance(value, cst.Name) and value.value == "None")
+        ):
+            call = _setter_call(receiver, setter, value)
             replacement = cst.Expr(call) if isinstance(node, cst.Assign) else call
-            owner = dotted_name(receiver)
-            safe = owner is not None and matches_any(owner.split(".")[-1], self.config.basin_owners)
+            safe = self._receiver_defines(receiver, setter)
+        use = f"`{where}.{setter}(...)`" if setter else "its class's setter"
         self.report(
             node,
-            f"`{where}.{attribute.attr.value}` written directly; use `{where}.{setter}(...)`",
+            f"`{where}.{name}` written directly; use {use}",
             replacement=replacement,
             fix_description=f"Call `{where}.{setter}(...)`",
             safe=safe,

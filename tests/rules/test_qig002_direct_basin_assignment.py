@@ -72,9 +72,6 @@ FLAGGED = {
         class ConstellationCoordinator:
             def sync(self, basin):
                 self.gary_b.basin_matcher.target_basin = basin  # 4
-
-            def reset(self, basin):
-                self.target_basin = basin  # 7
     """,
     "indexed-constellation": """
         for i, gary in enumerate(constellation):
@@ -191,9 +188,34 @@ def test_configured_attribute_setter_and_owner() -> None:
                 self.identity = basin
     """
     assert _lines(source, config) == _expected(source)
-    (finding,) = check_source("c.py", b"m.anchor.identity = b\n", config, RULES).findings
+    project = (
+        "class IdentityAnchor:\n"
+        "    def set_identity(self, basin):\n"
+        "        self.identity = basin\n"
+        "class Model:\n"
+        "    def __init__(self):\n"
+        "        self.anchor = IdentityAnchor()\n"
+    )
+    data = f"{project}m.anchor.identity = b\n".encode()
+    (finding,) = check_source("c.py", data, config, RULES).findings
     assert finding.fix is not None and finding.fix.safe
     assert finding.fix.edits[0].content == "m.anchor.set_identity(b)"
+
+
+# The project's own classes: BasinMatcher defines the setter and models keep one in
+# `basin_matcher`, so the index knows what `x.basin_matcher` is.
+OWNER = """\
+class BasinMatcher:
+    def set_target_basin(self, basin):
+        self.target_basin = basin
+
+
+class Model:
+    def __init__(self):
+        self.basin_matcher = BasinMatcher()
+
+
+"""
 
 
 @pytest.mark.parametrize(
@@ -205,7 +227,11 @@ def test_configured_attribute_setter_and_owner() -> None:
         ),
         (
             "model.basin_matcher.target_basin = (\n    a_basin  # from Gary-A\n)\n",
-            "model.basin_matcher.set_target_basin((\n    a_basin  # from Gary-A\n))\n",
+            "model.basin_matcher.set_target_basin(\n    a_basin  # from Gary-A\n)\n",
+        ),
+        (
+            "model.basin_matcher.target_basin = (\n    a.detach()\n    .clone()\n)\n",
+            "model.basin_matcher.set_target_basin(\n    a.detach()\n    .clone()\n)\n",
         ),
         (
             "model.basin_matcher.target_basin = a, b\n",
@@ -222,7 +248,7 @@ def test_configured_attribute_setter_and_owner() -> None:
     ],
 )
 def test_safe_fix_for_basin_owner(source: str, fixed: str) -> None:
-    assert _fixed(source) == fixed
+    assert _fixed(OWNER + source) == OWNER + fixed
 
 
 @pytest.mark.parametrize(
@@ -230,12 +256,127 @@ def test_safe_fix_for_basin_owner(source: str, fixed: str) -> None:
     [
         "gary.target_basin = basin\n",
         "constellation[i].basin_matcher.target_basin = basin\n",
-        "class Trainer:\n    def reset(self, basin):\n        self.target_basin = basin\n",
+        # the index does not show what `basin_matcher` holds here
+        "model.basin_matcher.target_basin = basin\n",
+        # it holds a class that has no such setter
+        "class Matcher:\n    pass\n"
+        "class Model:\n    def __init__(self):\n        self.basin_matcher = Matcher()\n"
+        "model.basin_matcher.target_basin = basin\n",
     ],
 )
 def test_fix_is_unsafe_when_setter_may_be_missing(source: str) -> None:
     assert _fixed(source) == source
     assert "set_target_basin(basin)" in _fixed(source, unsafe=True)
+
+
+def test_no_fix_for_none() -> None:
+    source = OWNER + "model.basin_matcher.target_basin = None  # free drift\n"
+    (finding,) = check_source("c.py", source.encode(), Config(), RULES).findings
+    assert finding.fix is None
+    assert "set_target_basin" in finding.message
+
+
+OTHER_NAMES_PROJECT = """\
+class Kernel:
+    def __init__(self):
+        self.reference_basin = None
+        self.identity_attractor = None
+
+    def set_reference(self, basin):
+        self.reference_basin = project_to_simplex(basin)
+
+    def anchor(self, point, strength=1.0):
+        self.identity_attractor = point * strength
+
+
+class Pantheon:
+    def __init__(self):
+        self.kernel = Kernel()
+"""
+
+
+def test_other_basin_attributes_guarded_by_a_project_setter() -> None:
+    source = OTHER_NAMES_PROJECT + textwrap.dedent(
+        """
+        def merge(pantheon, donor, child):
+            child.reference_basin = donor.reference_basin.copy()  # 18
+            pantheon.kernel.identity_attractor = donor.identity_attractor  # 19
+            pantheon.kernel.identity_attractor[:] = 0.0  # 20
+            pantheon.kernel.reference_basin = None  # 21
+            # `anchor` is no conventional setter and `child`'s class is unknown: quiet
+            child.identity_attractor = donor.identity_attractor
+        """
+    )
+    findings = rule_findings(RULES, source)
+    assert [f.line for f in findings] == [18, 19, 20, 21]
+    first, second, third, fourth = findings
+    assert "child.set_reference(...)" in first.message
+    assert first.fix is not None and not first.fix.safe  # `child` could be anything
+    assert second.fix is not None and second.fix.safe  # `pantheon.kernel` is a Kernel
+    assert second.fix.edits[0].content == "pantheon.kernel.anchor(donor.identity_attractor)"
+    assert third.fix is None and fourth.fix is None
+
+
+def test_a_generic_update_method_guards_only_known_receivers() -> None:
+    source = """
+        class Kernel:
+            def __init__(self):
+                self.basin = None
+
+            def update(self, basin):
+                self.basin = basin
+
+        class Result:
+            def __init__(self):
+                self.basin = None
+
+        def finish(result, mean_basin):
+            result.basin = mean_basin  # many classes write `.basin`: which one is this?
+    """
+    assert _lines(source) == []
+
+
+def test_basin_attributes_without_a_setter_stay_quiet() -> None:
+    source = """
+        from dataclasses import dataclass
+
+        @dataclass
+        class MemoryRecord:
+            content: str
+            basin_coords: list
+
+        def remember(record, coords, cfg):
+            record.basin_coords = coords
+            record.basin = coords
+            cfg.basin_path = "identity.json"
+
+        class Tracker:
+            def set_basin_path(self, path):
+                self.basin_path = path
+
+        tracker.basin_path = "b.json"
+    """
+    assert _lines(source) == []
+
+
+def test_own_attribute_in_any_method_of_the_class() -> None:
+    source = """
+        class Faculty:
+            def set_basin(self, basin):
+                self.basin = simplex(basin)
+
+            def adopt(self, basin):
+                self.target_basin = basin / basin.sum()
+
+        class ChainOfThought:
+            def set_context(self, problem, target_basin=None):
+                if target_basin is not None:
+                    self.target_basin = as_array(target_basin)
+
+            def step(self, basin):
+                self.target_basin = None
+    """
+    assert _lines(source) == []
 
 
 @pytest.mark.parametrize(
@@ -256,7 +397,7 @@ def test_no_fix_without_a_mechanical_rewrite(source: str) -> None:
 def test_trigger() -> None:
     config = Config()
     assert not DirectBasinAssignment.could_match("b = model.basin_matcher.target_basin\n", config)
-    assert not DirectBasinAssignment.could_match("x.target_basin_path = p\n", config)
+    assert not DirectBasinAssignment.could_match("x.path = target_basin_path\n", config)
     for read in (
         "d = fisher_distance(m.basin_matcher.target_basin.detach(), b)\n",
         "def consolidate(model, target_basin: torch.Tensor, steps: int = 50): ...\n",

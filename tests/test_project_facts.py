@@ -1,0 +1,92 @@
+"""The project index: what it records, and how a run uses it across files."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from qig_guard.config import Config
+from qig_guard.facts.project import FactsCache, ProjectFacts, file_facts
+from qig_guard.runner import run
+
+KERNEL = b"""\
+class BasinMatcher:
+    def __init__(self, dim):
+        self.target_basin = None
+
+    def set_target_basin(self, basin):
+        self.target_basin = basin
+
+    @staticmethod
+    def blank(self, basin):
+        self.reference_basin = basin
+
+
+class Kernel:
+    def __init__(self):
+        self.basin_matcher = BasinMatcher(64)
+        self.reference_basin = None
+
+    def set_reference(self, basin, *, scale=1.0):
+        self.reference_basin = basin * scale
+
+    def reset(self):
+        self.reference_basin = self.default()
+"""
+
+
+def test_file_facts_record_setters_held_classes_and_methods() -> None:
+    project = ProjectFacts.merge([file_facts(KERNEL)])
+    assert project.setters_of("target_basin") == (("BasinMatcher", "set_target_basin"),)
+    # `reset` assigns from no parameter and the static method has no `self`: not setters
+    assert project.setters_of("reference_basin") == (("Kernel", "set_reference"),)
+    assert project.classes_held_in("basin_matcher") == {"BasinMatcher"}
+    assert project.defines("BasinMatcher", "set_target_basin")
+    assert not project.defines("Kernel", "set_target_basin")
+
+
+def test_an_attribute_that_also_holds_other_values_has_no_known_class() -> None:
+    other = b"class Graph:\n    def __init__(self):\n        self.basin_matcher = make_matcher()\n"
+    project = ProjectFacts.merge([file_facts(KERNEL), file_facts(other)])
+    assert project.classes_held_in("basin_matcher") == frozenset()
+
+
+def test_files_without_basin_writes_or_valid_syntax_contribute_nothing() -> None:
+    assert file_facts(b"class A:\n    def set(self, x):\n        self.x = x\n") == ()
+    assert file_facts(b"class A:\n    def f(self, b):\n        self.basin = (\n") == ()
+
+
+def test_digest_changes_with_the_facts_only() -> None:
+    one = ProjectFacts.merge([file_facts(KERNEL)])
+    same = ProjectFacts.merge([file_facts(KERNEL + b"\n# a comment\n")])
+    other = ProjectFacts.merge([file_facts(KERNEL.replace(b"def set_reference", b"def take"))])
+    assert one.digest == same.digest != other.digest
+
+
+def test_cached_summaries_round_trip(tmp_path: Path) -> None:
+    cache = FactsCache(tmp_path)
+    first = cache.summary(KERNEL)
+    assert list(tmp_path.rglob("*.json"))
+    assert FactsCache(tmp_path).summary(KERNEL) == first == file_facts(KERNEL)
+
+
+def test_a_setter_in_one_file_guards_writes_in_another(tmp_path: Path) -> None:
+    (tmp_path / "kernel.py").write_bytes(KERNEL)
+    (tmp_path / "merge.py").write_text("def merge(a, b):\n    a.reference_basin = b\n")
+    config = Config(source=tmp_path / "pyproject.toml")
+    findings = run([tmp_path], config, jobs=1, use_cache=False).findings
+    assert [(f.path.rsplit("/", 1)[-1], f.code) for f in findings] == [("merge.py", "QIG002")]
+    # checked alone, merge.py has no class guarding the attribute
+    alone = run([tmp_path / "merge.py"], config, jobs=1, use_cache=False).findings
+    assert alone == []
+
+
+def test_cached_results_are_invalidated_when_the_facts_change(tmp_path: Path) -> None:
+    (tmp_path / "kernel.py").write_bytes(KERNEL)
+    (tmp_path / "merge.py").write_text("def merge(a, b):\n    a.reference_basin = b\n")
+    config = Config(source=tmp_path / "pyproject.toml")
+    assert len(run([tmp_path], config, jobs=1).findings) == 1
+    # the setter goes away: merge.py's cached finding must not survive
+    (tmp_path / "kernel.py").write_bytes(KERNEL.replace(b"basin * scale", b"None"))
+    second = run([tmp_path], config, jobs=1)
+    assert second.findings == []
+    assert second.stats.cached_files == 0
