@@ -90,3 +90,32 @@ def test_cached_results_are_invalidated_when_the_facts_change(tmp_path: Path) ->
     second = run([tmp_path], config, jobs=1)
     assert second.findings == []
     assert second.stats.cached_files == 0
+
+
+def test_value_kinds_are_read_off_the_shape_not_the_name() -> None:
+    import ast
+
+    from qig_guard.facts.kinds import ast_kind, numpy_only
+
+    def kind(code: str) -> str | None:
+        return ast_kind(ast.parse(code, mode="eval").body)
+
+    assert kind("np.zeros(64)") == kind("numpy.random.dirichlet(a)") == "array"
+    assert kind("np.ones(64) / 64") == "array"
+    assert kind("torch.zeros(64)") == kind("torch.nn.Parameter(b)") == "tensor"
+    assert kind("torch.randn(64).detach().clone()") == "tensor"
+    assert kind("basin.cpu().numpy()") == "array" and kind("basin.tolist()") == "list"
+    assert kind("{str(k): v for k, v in items}") == "dict" and kind("'b.json'") == "str"
+    assert kind("basin") is None and kind("load_basin(p)") is None
+    assert numpy_only("import numpy as np\n") and not numpy_only("import numpy\nimport torch\n")
+    assert not numpy_only("x = 1\n")
+
+
+def test_never_tensor_needs_evidence_and_no_tensor() -> None:
+    arrays = b"class A:\n    def __init__(self):\n        self.ocean_basin = np.zeros(64)\n"
+    tensors = b"class B:\n    def f(self, p):\n        self.ocean_basin = torch.load(p)\n"
+    assert ProjectFacts.merge([file_facts(arrays)]).never_tensor("ocean_basin")
+    assert not ProjectFacts.merge([file_facts(arrays), file_facts(tensors)]).never_tensor(
+        "ocean_basin"
+    )
+    assert not ProjectFacts.merge([file_facts(KERNEL)]).never_tensor("unknown_basin")

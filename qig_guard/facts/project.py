@@ -29,10 +29,12 @@ from functools import lru_cache
 from pathlib import Path
 from typing import TYPE_CHECKING
 
+from qig_guard.facts.kinds import NOT_TENSORS, ast_kind
+
 if TYPE_CHECKING:
     from qig_guard.config import Config
 
-FORMAT = "3"
+FORMAT = "4"
 BASIN_WORDS = ("basin", "attractor")
 UNKNOWN = "?"  # an attribute also assigned something other than a class instance
 
@@ -54,13 +56,15 @@ def relevance(extra_words: tuple[str, ...] = ()) -> re.Pattern[bytes]:
 @dataclass(frozen=True)
 class ClassFacts:
     """One class: methods, the ``self`` attributes it writes, setters as ``(attribute,
-    method)`` and held classes as ``(attribute, class name)``."""
+    method)``, held classes as ``(attribute, class name)`` and the kinds of value
+    assigned to its attributes as ``(attribute, kind)`` (see :mod:`.kinds`)."""
 
     name: str
     methods: tuple[str, ...]
     writes: tuple[str, ...]
     setters: tuple[tuple[str, str], ...]
     holds: tuple[tuple[str, str], ...]
+    kinds: tuple[tuple[str, str], ...] = ()
 
 
 def _self_writes(
@@ -100,6 +104,7 @@ def _class_facts(node: ast.ClassDef) -> ClassFacts:
     writes: set[str] = set()
     setters: set[tuple[str, str]] = set()
     holds: set[tuple[str, str]] = set()
+    kinds: set[tuple[str, str]] = set()
     for item in node.body:
         if not isinstance(item, (ast.FunctionDef, ast.AsyncFunctionDef)):
             continue
@@ -114,6 +119,9 @@ def _class_facts(node: ast.ClassDef) -> ClassFacts:
         parameters = {a.arg for a in [*arguments[1:], *item.args.kwonlyargs]}
         for attribute, value in _self_writes(item, this):
             writes.add(attribute)
+            kind = ast_kind(value) if value is not None else None
+            if kind is not None:
+                kinds.add((attribute, kind))
             if value is not None and not (isinstance(value, ast.Constant) and value.value is None):
                 holds.add((attribute, _class_name(value) or UNKNOWN))
             if (
@@ -128,6 +136,7 @@ def _class_facts(node: ast.ClassDef) -> ClassFacts:
         tuple(sorted(writes)),
         tuple(sorted(setters)),
         tuple(sorted(holds)),
+        tuple(sorted(kinds)),
     )
 
 
@@ -159,6 +168,7 @@ class ProjectFacts:
     )
     _held: dict[str, frozenset[str]] = field(default_factory=dict, compare=False, repr=False)
     _writers: dict[str, frozenset[str]] = field(default_factory=dict, compare=False, repr=False)
+    _kinds: dict[str, frozenset[str]] = field(default_factory=dict, compare=False, repr=False)
     _methods: dict[str, frozenset[str]] = field(default_factory=dict, compare=False, repr=False)
 
     @classmethod
@@ -167,6 +177,7 @@ class ProjectFacts:
         setters: dict[str, list[tuple[str, str]]] = {}
         held: dict[str, set[str]] = {}
         writers: dict[str, set[str]] = {}
+        kinds: dict[str, set[str]] = {}
         methods: dict[str, set[str]] = {}
         for klass in classes:
             methods.setdefault(klass.name, set()).update(klass.methods)
@@ -176,11 +187,14 @@ class ProjectFacts:
                 setters.setdefault(attribute, []).append((klass.name, method))
             for attribute, name in klass.holds:
                 held.setdefault(attribute, set()).add(name)
+            for attribute, kind in klass.kinds:
+                kinds.setdefault(attribute, set()).add(kind)
         return cls(
             classes,
             {a: tuple(v) for a, v in setters.items()},
             {a: frozenset(v) for a, v in held.items()},
             {a: frozenset(v) for a, v in writers.items()},
+            {a: frozenset(v) for a, v in kinds.items()},
             {c: frozenset(v) for c, v in methods.items()},
         )
 
@@ -198,6 +212,12 @@ class ProjectFacts:
         """Classes that write ``self.attribute`` in some method."""
         return self._writers.get(attribute, frozenset())
 
+    def never_tensor(self, attribute: str) -> bool:
+        """True when the project assigns ``self.attribute`` values of known kinds and none
+        is a torch tensor (``self.ocean_basin = np.zeros(64)``): it carries no gradient."""
+        kinds = self._kinds.get(attribute, frozenset())
+        return bool(kinds) and kinds <= NOT_TENSORS
+
     def classes_held_in(self, attribute: str) -> frozenset[str]:
         """Classes the project stores in attributes named ``attribute``; empty when some
         assignment to such an attribute is not a class instance (it could hold anything)."""
@@ -210,19 +230,27 @@ class ProjectFacts:
 
 
 def _to_json(klass: ClassFacts) -> list[object]:
-    return [klass.name, list(klass.methods), list(klass.writes), klass.setters, klass.holds]
+    return [
+        klass.name,
+        list(klass.methods),
+        list(klass.writes),
+        klass.setters,
+        klass.holds,
+        klass.kinds,
+    ]
 
 
 def _from_json(item: list[object]) -> ClassFacts:
-    name, methods, writes, setters, holds = item
+    name, methods, writes, setters, holds, kinds = item
     assert isinstance(name, str) and isinstance(methods, list) and isinstance(writes, list)
-    assert isinstance(setters, list) and isinstance(holds, list)
+    assert isinstance(setters, list) and isinstance(holds, list) and isinstance(kinds, list)
     return ClassFacts(
         name,
         tuple(str(m) for m in methods),
         tuple(str(w) for w in writes),
         tuple((str(a), str(b)) for a, b in setters),
         tuple((str(a), str(b)) for a, b in holds),
+        tuple((str(a), str(b)) for a, b in kinds),
     )
 
 

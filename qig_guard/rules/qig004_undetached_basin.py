@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import ast
 import re
 from collections.abc import Iterator
 from dataclasses import dataclass, field
@@ -11,6 +12,7 @@ from functools import lru_cache
 import libcst as cst
 
 from qig_guard.config import Config
+from qig_guard.facts.kinds import NOT_TENSORS, ast_kind, numpy_only
 from qig_guard.names import matches, matches_any, name_words, text_pattern, words
 from qig_guard.resolve import dotted_name
 from qig_guard.rules.base import FileContext, Invalid, Rule
@@ -392,6 +394,7 @@ class UndetachedBasin(Rule):
         self._frames = [_Frame()]
         self._with_no_grad: list[bool] = []
         self._done: set[int] = set()  # binary operations already checked, reported reads
+        self._tensor_module: bool | None = None
 
     # -- what expressions hold -----------------------------------------------
 
@@ -404,10 +407,17 @@ class UndetachedBasin(Rule):
             and words(last)[-1] not in _NOT_TENSORS
         )
 
+    def _tensor_file(self) -> bool:
+        """Whether this module may hold torch tensors (it is not NumPy-only)."""
+        if self._tensor_module is None:
+            self._tensor_module = not numpy_only(self.context.source)
+        return self._tensor_module
+
     def _role(self, node: cst.BaseExpression) -> Role | None:
-        """Whose undetached basin ``node`` holds, if an active or frozen model's."""
+        """Whose undetached basin ``node`` holds, if an active or frozen model's and a
+        value that can carry a gradient (not a NumPy array or a list)."""
         node, detached = _unwrap(node)
-        if detached:
+        if detached or not self._tensor_file():
             return None
         if isinstance(node, cst.Name) and node.value in self._frames[-1].names:
             state = self._frames[-1].names[node.value]
@@ -419,7 +429,7 @@ class UndetachedBasin(Rule):
         elif not self._basin_name(dotted_name(node) or ""):
             return None
         dotted = dotted_name(node)
-        if dotted is None:
+        if dotted is None or self.context.project.never_tensor(dotted.rsplit(".", 1)[-1]):
             return None
         if matches_any(dotted, self.config.frozen_models):
             return Role.FROZEN
@@ -444,6 +454,15 @@ class UndetachedBasin(Rule):
 
     def _no_grad(self) -> bool:
         return self._frames[-1].no_grad > 0
+
+    def _makes_no_tensor(self, value: cst.BaseExpression) -> bool:
+        """``np.asarray(ocean.basin)``, ``[*ocean.basin]``: the result carries no gradient."""
+        try:
+            parsed = ast.parse(self.context.code_for(value).strip(), mode="eval").body
+        except (SyntaxError, ValueError, RecursionError):
+            return False
+        kind = ast_kind(parsed)
+        return kind is not None and kind in NOT_TENSORS
 
     # -- reporting -------------------------------------------------------------
 
@@ -572,6 +591,8 @@ class UndetachedBasin(Rule):
             return
         read, detached = _unwrap(value)
         role = None if detached or self._no_grad() else self._role(read)
+        if role is not None and self._makes_no_tensor(value):
+            role = None
         if role is not None and not (isinstance(read, cst.Attribute) and role is Role.FROZEN):
             names[name] = role
         else:  # detached, computed from something else, or reported where it was read

@@ -292,3 +292,64 @@ def test_fix_of_flow_through_local_detaches_the_use_once() -> None:
     assert "fisher_distance(observer.basin, reference)" not in fixed
     assert fixed.count(".detach()") == 1
     assert _findings(fixed) == []
+
+
+@pytest.mark.parametrize(
+    "source",
+    [
+        # a NumPy-only module: an Ocean basin held in an array has no graph to cut
+        """
+        import numpy as np
+
+        class OceanObserver:
+            def __init__(self, dim=64):
+                self.ocean_basin = np.zeros(dim)
+
+            def observe(self, centroid, alpha=0.1):
+                self.ocean_basin = (1 - alpha) * self.ocean_basin + alpha * centroid
+        """,
+        # torch is imported, but the project only ever stores arrays and lists there
+        """
+        import numpy as np
+        import torch
+
+        class Meta:
+            def __init__(self):
+                self.ocean_basin = np.ones(64) / 64
+                self.history = [self.ocean_basin.tolist()]
+
+        def drift(meta, obs_basin):
+            return obs_basin + 0.1 * (meta.ocean_basin - obs_basin)
+        """,
+        # converted to a NumPy array or a list before use: nothing to detach
+        """
+        import numpy as np
+        import torch
+
+        def report(ocean, obs_basin):
+            ocean_basin = np.asarray(ocean.basin)
+            as_list = [float(x) for x in ocean.basin.tolist()]
+            return obs_basin - ocean_basin, as_list
+        """,
+    ],
+)
+def test_values_that_carry_no_gradient_are_quiet(source: str) -> None:
+    assert rule_findings(UndetachedBasin, source) == []
+
+
+def test_an_attribute_that_also_holds_tensors_is_still_checked() -> None:
+    source = """
+        import numpy as np
+        import torch
+
+        class Ocean:
+            def __init__(self):
+                self.ocean_basin = np.zeros(64)
+
+            def load(self, path):
+                self.ocean_basin = torch.tensor(np.load(path))
+
+        def sync(meta, obs_basin, sync_weight=0.1):
+            return obs_basin + sync_weight * (meta.ocean_basin - obs_basin)  # 13
+    """
+    assert [f.line for f in rule_findings(UndetachedBasin, source)] == [13]
