@@ -46,7 +46,8 @@ NOT_A_VECTOR = frozenset({
     "metrics", "meta", "metadata", "data", "norm", "radius", "threshold", "tol", "eps", "fn",
     "func", "module", "layer", "proj", "optimizer", "optim", "scheduler", "dataset", "loader",
     "plot", "fig", "ax", "save", "set", "update", "sync", "validate", "check",
-    "compare", "print", "writer", "reader"
+    "compare", "print", "writer", "reader", "string", "strings", "word", "words", "counts",
+    "freq", "frequency", "frequencies",
 })
 # fmt: on
 # Words that make a basin-ish identifier a collection of basins: ``basin_list``.
@@ -533,13 +534,19 @@ class BasinValues:
 
 
 def _may_be_vector(value: cst.BaseExpression) -> bool:
-    """False for literals and names about a basin: ``{"basin": "b.json"}``, ``args.basin_path``."""
-    if isinstance(value, (cst.BaseString, cst.BaseNumber)):
+    """False for literals, names about a basin and values of a kind that is no vector:
+    ``{"basin": "b.json"}``, ``args.basin_path``, ``{"basin_tokens": {str(k): v ...}}``."""
+    if isinstance(value, (cst.BaseString, cst.BaseNumber, cst.Dict, cst.DictComp)):
+        return False
+    if isinstance(value, cst.Call) and dotted_name(value.func) in _NOT_VECTOR_CALLS:
         return False
     name = dotted_name(value)
     if name is None:
         return True
     return name not in {"None", "True", "False"} and not NOT_A_VECTOR.intersection(words(name))
+
+
+_NOT_VECTOR_CALLS = frozenset({"str", "repr", "dict", "len", "int", "float", "bool", "hash"})
 
 
 class BasinRule(Rule):

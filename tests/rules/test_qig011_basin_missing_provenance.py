@@ -6,6 +6,8 @@ import textwrap
 
 import pytest
 
+from rule_cases import rule_findings
+
 from qig_guard.checker import check_source
 from qig_guard.config import Config
 from qig_guard.fixer import fix_source
@@ -243,3 +245,33 @@ def test_trigger_follows_aliases_and_bound_names() -> None:
     bound = "import json\nrecord = make(basin)\njson.dump(record, f)\n"
     for source in (aliased, bound):
         assert BasinMissingProvenance.could_match(source, Config())
+
+
+@pytest.mark.parametrize(
+    "source",
+    [
+        # a table of token strings keyed by id, under a basin-worded key
+        """
+        import json
+
+        def save_meta(result, path):
+            meta = {
+                "target_dim": result.target_dim,
+                "basin_strings": {str(k): v for k, v in result.basin_strings.items()},
+            }
+            with open(path, "w") as f:
+                json.dump(meta, f, indent=2)
+        """,
+        # ids, counts and a string label, not the vector
+        """
+        import json
+
+        def save_index(path, basin_ids, basin_counts, vocab):
+            record = {"basin": str(vocab.version), "basin_ids": list(basin_ids),
+                      "basin_counts": dict(basin_counts), "basin_words": vocab.words}
+            json.dump(record, open(path, "w"))
+        """,
+    ],
+)
+def test_basin_worded_dicts_of_strings_or_ids_are_not_basins(source: str) -> None:
+    assert rule_findings(BasinMissingProvenance, source) == []
