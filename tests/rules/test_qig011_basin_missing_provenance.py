@@ -5,7 +5,6 @@ from __future__ import annotations
 import textwrap
 
 import pytest
-
 from rule_cases import rule_findings
 
 from qig_guard.checker import check_source
