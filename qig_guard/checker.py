@@ -63,7 +63,10 @@ def check_source(
         source, _ = decode(data, config.max_file_size)
     except SourceError as error:
         return FileResult([_file_error(path, str(error), error.line, error.column)])
-    candidates = [rule for rule in rules if rule.could_match(source, config)]
+    if project is not None and project.mentioned_in(source):
+        candidates = list(rules)  # it names a basin the triggers cannot know of
+    else:
+        candidates = [rule for rule in rules if rule.could_match(source, config)]
     if not any(rule.code != FILE_ERROR for rule in candidates):
         if [rule.code for rule in rules] != [FILE_ERROR]:
             return FileResult()  # no rule could fire: not even parsed

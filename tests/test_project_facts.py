@@ -119,3 +119,55 @@ def test_never_tensor_needs_evidence_and_no_tensor() -> None:
         "ocean_basin"
     )
     assert not ProjectFacts.merge([file_facts(KERNEL)]).never_tensor("unknown_basin")
+
+
+SIGNATURES = b"""\
+import torch
+
+
+def extract_signature(model):
+    return model.basin_matcher.target_basin.detach().clone()
+
+
+def encode(text):
+    basin = embed(text)
+    return basin  # an item's coordinates, computed here: not a stored identity
+
+
+class Kernel:
+    def __init__(self, model, path):
+        self.identity = extract_signature(model)
+        self.anchor = load_basin(path)
+        self.label = describe(model)
+        self.encoder = BasinEncoder(64)
+
+    def signature(self):
+        return self.identity_basin
+"""
+
+
+def test_functions_returning_basins_and_attributes_assigned_from_them() -> None:
+    project = ProjectFacts.merge([file_facts(SIGNATURES)])
+    assert project.returns_basin("extract_signature") and project.returns_basin("signature")
+    assert not project.returns_basin("describe") and not project.returns_basin("encode")
+    assert project.holds_basin("identity") and project.holds_basin("anchor")
+    assert not project.holds_basin("label") and not project.holds_basin("encoder")
+
+
+def test_basins_known_from_the_project_are_checked_in_other_files(tmp_path: Path) -> None:
+    (tmp_path / "signatures.py").write_bytes(SIGNATURES)
+    (tmp_path / "export.py").write_text(
+        "import json\n"
+        "import numpy as np\n\n"
+        "def export(kernel, model, path):\n"
+        "    np.save(path, extract_signature(model))\n"
+        "    json.dump({'identity': kernel.identity.tolist()}, open(path, 'w'))\n"
+        "    json.dump({'label': kernel.label}, open(path, 'w'))\n"
+    )
+    config = Config(source=tmp_path / "pyproject.toml", select=("QIG005", "QIG011"))
+    findings = run([tmp_path], config, jobs=1, use_cache=False).findings
+    assert [(f.path.rsplit("/", 1)[-1], f.line, f.code) for f in findings] == [
+        ("export.py", 5, "QIG005"),
+        ("export.py", 6, "QIG011"),
+        ("export.py", 6, "QIG011"),
+    ]

@@ -11,8 +11,13 @@ depend on it.
 
 Recorded per class: its methods; its *setters*, methods other than
 ``__init__`` that assign ``self.ATTR`` from one of their parameters (the
-class's own way in, whatever the method is called); and which classes it
-keeps in its attributes (``self.basin_matcher = BasinMatcher(...)``).
+class's own way in, whatever the method is called); which classes it keeps
+in its attributes (``self.basin_matcher = BasinMatcher(...)``); the kinds of
+value its attributes are assigned; the methods that return a basin read from
+an object or a checkpoint (``return self.basin.clone()``, a matcher output or
+an extractor) and the calls its attributes are assigned from
+(``self.identity = extract_signature(model)``, ``self.anchor = load_basin(p)``). A module's own functions
+are recorded as the methods of a class named ``""``.
 """
 
 from __future__ import annotations
@@ -30,11 +35,13 @@ from pathlib import Path
 from typing import TYPE_CHECKING
 
 from qig_guard.facts.kinds import NOT_TENSORS, ast_kind
+from qig_guard.facts.vocabulary import names_a_basin
+from qig_guard.names import words
 
 if TYPE_CHECKING:
     from qig_guard.config import Config
 
-FORMAT = "4"
+FORMAT = "6"
 BASIN_WORDS = ("basin", "attractor")
 UNKNOWN = "?"  # an attribute also assigned something other than a class instance
 
@@ -50,6 +57,9 @@ def relevance(extra_words: tuple[str, ...] = ()) -> re.Pattern[bytes]:
     word = rf"\w*(?i:{alternatives})\w*".encode()
     return re.compile(
         rb"self\.%s[ \t]*(?::[^=\n]+)?=(?!=)|self\.\w+[ \t]*=[ \t]*%s\(" % (word, word)
+        + rb"|^[ \t]+return[ \t]+[\w.]+\.\w*(?i:basin)\w*(?:\.\w+\(\))*[ \t]*$"
+        + rb"|^[ \t]+return[ \t]+\w+\[['\"]\w*(?i:basin)",
+        re.MULTILINE,
     )
 
 
@@ -65,6 +75,8 @@ class ClassFacts:
     setters: tuple[tuple[str, str], ...]
     holds: tuple[tuple[str, str], ...]
     kinds: tuple[tuple[str, str], ...] = ()
+    returns_basin: tuple[str, ...] = ()
+    sources: tuple[tuple[str, str], ...] = ()
 
 
 def _self_writes(
@@ -99,16 +111,88 @@ def _class_name(call: ast.expr | None) -> str | None:
     return name if name and name[:1].isupper() else None
 
 
+_KEEPS_VALUE = frozenset(
+    {"clone", "detach", "copy", "cpu", "numpy", "tolist", "float", "double", "to", "contiguous"}
+)
+
+
+def _stored_basin(node: ast.expr) -> bool:
+    """``self.target_basin.clone()``, ``model.basin``, ``ckpt["basin"]``: a basin read from
+    an object or a checkpoint (a local ``basin`` computed from text is often an item's
+    coordinates, not an identity, so it does not count)."""
+    while (
+        isinstance(node, ast.Call)
+        and isinstance(node.func, ast.Attribute)
+        and node.func.attr in _KEEPS_VALUE
+    ):
+        node = node.func.value
+    if isinstance(node, ast.Subscript) and isinstance(node.slice, ast.Constant):
+        key = node.slice.value
+        return isinstance(key, str) and names_a_basin(key)
+    return isinstance(node, ast.Attribute) and names_a_basin(node.attr)
+
+
+def _returns_basin(function: ast.FunctionDef | ast.AsyncFunctionDef) -> bool:
+    """Every ``return`` of the function (not of nested ones) gives a basin."""
+    returned: list[ast.expr] = []
+    pending: list[ast.AST] = list(function.body)
+    while pending:
+        node = pending.pop()
+        if isinstance(node, (ast.FunctionDef, ast.AsyncFunctionDef, ast.Lambda, ast.ClassDef)):
+            continue
+        if isinstance(node, ast.Return) and node.value is not None:
+            if not (isinstance(node.value, ast.Constant) and node.value.value is None):
+                returned.append(node.value)
+        pending.extend(ast.iter_child_nodes(node))
+    return bool(returned) and all(_stored_basin(value) for value in returned)
+
+
+def _callee(value: ast.expr | None) -> str | None:
+    """``extract_signature`` for ``extract_signature(model)`` or ``m.extract_signature(...)``
+    (not a class: ``BasinEncoder(...)`` constructs a module, not a vector)."""
+    if not isinstance(value, ast.Call):
+        return None
+    func = value.func
+    name = func.attr if isinstance(func, ast.Attribute) else getattr(func, "id", None)
+    return name if name and not name[:1].isupper() else None
+
+
+# A loader or extractor's verb: `load_basin`, `extract_basin`, `get_current_basin`.
+_LOADER_WORDS = frozenset({"load", "extract", "read", "restore", "get", "current", "fetch"})
+
+
+def _loads_basin(callee: str) -> bool:
+    return names_a_basin(callee) and bool(_LOADER_WORDS.intersection(words(callee)))
+
+
+def _module_facts(tree: ast.Module) -> ClassFacts:
+    """The module's own functions, as the methods of a class named ``""``."""
+    functions = [n for n in tree.body if isinstance(n, (ast.FunctionDef, ast.AsyncFunctionDef))]
+    return ClassFacts(
+        "",
+        tuple(f.name for f in functions),
+        (),
+        (),
+        (),
+        (),
+        tuple(sorted(f.name for f in functions if _returns_basin(f))),
+    )
+
+
 def _class_facts(node: ast.ClassDef) -> ClassFacts:
     methods: list[str] = []
     writes: set[str] = set()
     setters: set[tuple[str, str]] = set()
     holds: set[tuple[str, str]] = set()
     kinds: set[tuple[str, str]] = set()
+    returns_basin: list[str] = []
+    sources: set[tuple[str, str]] = set()
     for item in node.body:
         if not isinstance(item, (ast.FunctionDef, ast.AsyncFunctionDef)):
             continue
         methods.append(item.name)
+        if _returns_basin(item):
+            returns_basin.append(item.name)
         arguments = [*item.args.posonlyargs, *item.args.args]
         if not arguments or any(
             isinstance(d, ast.Name) and d.id in {"staticmethod", "classmethod"}
@@ -119,6 +203,9 @@ def _class_facts(node: ast.ClassDef) -> ClassFacts:
         parameters = {a.arg for a in [*arguments[1:], *item.args.kwonlyargs]}
         for attribute, value in _self_writes(item, this):
             writes.add(attribute)
+            callee = _callee(value)
+            if callee is not None:
+                sources.add((attribute, callee))
             kind = ast_kind(value) if value is not None else None
             if kind is not None:
                 kinds.add((attribute, kind))
@@ -137,6 +224,8 @@ def _class_facts(node: ast.ClassDef) -> ClassFacts:
         tuple(sorted(setters)),
         tuple(sorted(holds)),
         tuple(sorted(kinds)),
+        tuple(sorted(returns_basin)),
+        tuple(sorted(sources)),
     )
 
 
@@ -155,7 +244,8 @@ def file_facts(data: bytes, extra_words: tuple[str, ...] = ()) -> tuple[ClassFac
         tree = ast.parse(data)
     except (SyntaxError, ValueError, RecursionError, MemoryError):
         return ()
-    return tuple(_class_facts(n) for n in ast.walk(tree) if isinstance(n, ast.ClassDef))
+    classes = [_class_facts(n) for n in ast.walk(tree) if isinstance(n, ast.ClassDef)]
+    return (_module_facts(tree), *classes)
 
 
 @dataclass(frozen=True)
@@ -170,6 +260,8 @@ class ProjectFacts:
     _writers: dict[str, frozenset[str]] = field(default_factory=dict, compare=False, repr=False)
     _kinds: dict[str, frozenset[str]] = field(default_factory=dict, compare=False, repr=False)
     _methods: dict[str, frozenset[str]] = field(default_factory=dict, compare=False, repr=False)
+    _returns_basin: frozenset[str] = field(default_factory=frozenset, compare=False, repr=False)
+    _basin_attributes: frozenset[str] = field(default_factory=frozenset, compare=False, repr=False)
 
     @classmethod
     def merge(cls, summaries: Iterable[tuple[ClassFacts, ...]]) -> ProjectFacts:
@@ -189,6 +281,13 @@ class ProjectFacts:
                 held.setdefault(attribute, set()).add(name)
             for attribute, kind in klass.kinds:
                 kinds.setdefault(attribute, set()).add(kind)
+        returns_basin = frozenset(name for klass in classes for name in klass.returns_basin)
+        basin_attributes = frozenset(
+            attribute
+            for klass in classes
+            for attribute, callee in klass.sources
+            if callee in returns_basin or _loads_basin(callee)
+        )
         return cls(
             classes,
             {a: tuple(v) for a, v in setters.items()},
@@ -196,6 +295,8 @@ class ProjectFacts:
             {a: frozenset(v) for a, v in writers.items()},
             {a: frozenset(v) for a, v in kinds.items()},
             {c: frozenset(v) for c, v in methods.items()},
+            returns_basin,
+            basin_attributes,
         )
 
     @property
@@ -211,6 +312,23 @@ class ProjectFacts:
     def writers_of(self, attribute: str) -> frozenset[str]:
         """Classes that write ``self.attribute`` in some method."""
         return self._writers.get(attribute, frozenset())
+
+    def returns_basin(self, function: str) -> bool:
+        """True when a function or method of the project so named returns a basin."""
+        return function in self._returns_basin
+
+    def holds_basin(self, attribute: str) -> bool:
+        """True when the project assigns ``self.attribute`` a basin from a call
+        (``self.identity = extract_signature(m)`` where that returns a basin, or
+        ``self.anchor = load_basin(path)``)."""
+        return attribute in self._basin_attributes
+
+    def mentioned_in(self, source: str) -> bool:
+        """True when ``source`` names a function or attribute that the project knows to
+        hold a basin: the rules' text triggers, which look for basin words, cannot see
+        that, so such a file is checked by every rule."""
+        names = self._returns_basin | self._basin_attributes
+        return bool(names) and _identifiers(names).search(source) is not None
 
     def never_tensor(self, attribute: str) -> bool:
         """True when the project assigns ``self.attribute`` values of known kinds and none
@@ -229,6 +347,11 @@ class ProjectFacts:
         return method in self._methods.get(klass, frozenset())
 
 
+@lru_cache(maxsize=4)
+def _identifiers(names: frozenset[str]) -> re.Pattern[str]:
+    return re.compile(r"\b(?:%s)\b" % "|".join(map(re.escape, sorted(names))))
+
+
 def _to_json(klass: ClassFacts) -> list[object]:
     return [
         klass.name,
@@ -237,13 +360,16 @@ def _to_json(klass: ClassFacts) -> list[object]:
         klass.setters,
         klass.holds,
         klass.kinds,
+        list(klass.returns_basin),
+        klass.sources,
     ]
 
 
 def _from_json(item: list[object]) -> ClassFacts:
-    name, methods, writes, setters, holds, kinds = item
+    name, methods, writes, setters, holds, kinds, returns_basin, sources = item
     assert isinstance(name, str) and isinstance(methods, list) and isinstance(writes, list)
     assert isinstance(setters, list) and isinstance(holds, list) and isinstance(kinds, list)
+    assert isinstance(returns_basin, list) and isinstance(sources, list)
     return ClassFacts(
         name,
         tuple(str(m) for m in methods),
@@ -251,6 +377,8 @@ def _from_json(item: list[object]) -> ClassFacts:
         tuple((str(a), str(b)) for a, b in setters),
         tuple((str(a), str(b)) for a, b in holds),
         tuple((str(a), str(b)) for a, b in kinds),
+        tuple(str(r) for r in returns_basin),
+        tuple((str(a), str(b)) for a, b in sources),
     )
 
 

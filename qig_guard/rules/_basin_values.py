@@ -1,4 +1,5 @@
-"""Which expressions hold a basin: by name, and by flow within the enclosing function.
+"""Which expressions hold a basin: by name, by flow within the enclosing function, and by
+what the project index says functions return and attributes are assigned.
 
 A *basin* is the identity vector itself: a name matching ``basin-names``
 (``target_basin``, ``self.basin``, ``ckpt["basin"]``) that does not name
@@ -21,6 +22,7 @@ from functools import lru_cache
 
 import libcst as cst
 
+from qig_guard.facts.vocabulary import NOT_A_VECTOR
 from qig_guard.names import matches_any, name_words, text_pattern, words
 from qig_guard.resolve import dotted_name
 from qig_guard.rules.base import FileContext, Rule
@@ -34,22 +36,6 @@ class Kind(enum.Enum):
     PENDING = "pending"  # internal: a name whose kind is being resolved (a cycle)
 
 
-# Words that make a basin-ish identifier name something about a basin, not the vector.
-# fmt: off
-NOT_A_VECTOR = frozenset({
-    "path", "file", "filename", "fname", "dir", "url", "name", "names", "id", "ids", "idx",
-    "index", "indices", "key", "keys", "dim", "dims", "size", "shape", "len", "length", "count",
-    "num", "n", "distance", "distances", "dist", "dists", "loss", "losses", "error", "score",
-    "scores", "similarity", "sim", "weight", "weights", "lr", "step", "steps", "config", "cfg",
-    "json", "str", "text", "msg", "log", "label", "labels", "vocab", "vocabulary", "token",
-    "tokens", "hash", "checksum", "version", "type", "dtype", "device", "mask", "stats", "info",
-    "metrics", "meta", "metadata", "data", "norm", "radius", "threshold", "tol", "eps", "fn",
-    "func", "module", "layer", "proj", "optimizer", "optim", "scheduler", "dataset", "loader",
-    "plot", "fig", "ax", "save", "set", "update", "sync", "validate", "check",
-    "compare", "print", "writer", "reader", "string", "strings", "word", "words", "counts",
-    "freq", "frequency", "frequencies",
-})
-# fmt: on
 # Words that make a basin-ish identifier a collection of basins: ``basin_list``.
 _COLLECTION_WORDS = frozenset({"list", "lists", "buffer", "queue", "cache", "pool", "memory"})
 # fmt: off
@@ -440,7 +426,10 @@ class BasinValues:
         if isinstance(node, cst.Attribute):
             if node.attr.value in _KEEP_ATTRS:
                 return self.kind(node.value)
-            return self.kind_of_name(node.attr.value)
+            by_name = self.kind_of_name(node.attr.value)
+            if by_name is None and self.context.project.holds_basin(node.attr.value):
+                return Kind.BASIN  # `self.identity = extract_signature(model)` elsewhere
+            return by_name
         if isinstance(node, cst.Subscript):
             return self._subscript_kind(node)
         if isinstance(node, cst.Call):
@@ -493,7 +482,10 @@ class BasinValues:
         last = name.rsplit(".", 1)[-1] if name else ""
         if not last or last[0].isupper():
             return None  # ``BasinHead(d)`` constructs a module, not a vector
-        return self.kind_of_name(last)
+        by_name = self.kind_of_name(last)
+        if by_name is None and self.context.project.returns_basin(last):
+            return Kind.BASIN  # the project's function returns a basin, whatever its name
+        return by_name
 
     def _binary_kind(self, node: cst.BinaryOperation) -> Kind | None:
         if not isinstance(node.operator, (cst.Add, cst.Subtract, cst.Multiply, cst.Divide)):
