@@ -16,8 +16,8 @@ in its attributes (``self.basin_matcher = BasinMatcher(...)``); the kinds of
 value its attributes are assigned; the methods that return a basin read from
 an object or a checkpoint (``return self.basin.clone()``, a matcher output or
 an extractor) and the calls its attributes are assigned from
-(``self.identity = extract_signature(model)``, ``self.anchor = load_basin(p)``). A module's own functions
-are recorded as the methods of a class named ``""``.
+(``self.identity = extract_signature(model)``, ``self.anchor = load_basin(p)``).
+A module's own functions are recorded as the methods of a class named ``""``.
 """
 
 from __future__ import annotations
@@ -140,9 +140,12 @@ def _returns_basin(function: ast.FunctionDef | ast.AsyncFunctionDef) -> bool:
         node = pending.pop()
         if isinstance(node, (ast.FunctionDef, ast.AsyncFunctionDef, ast.Lambda, ast.ClassDef)):
             continue
-        if isinstance(node, ast.Return) and node.value is not None:
-            if not (isinstance(node.value, ast.Constant) and node.value.value is None):
-                returned.append(node.value)
+        if (
+            isinstance(node, ast.Return)
+            and node.value is not None
+            and not (isinstance(node.value, ast.Constant) and node.value.value is None)
+        ):
+            returned.append(node.value)
         pending.extend(ast.iter_child_nodes(node))
     return bool(returned) and all(_stored_basin(value) for value in returned)
 
@@ -349,7 +352,8 @@ class ProjectFacts:
 
 @lru_cache(maxsize=4)
 def _identifiers(names: frozenset[str]) -> re.Pattern[str]:
-    return re.compile(r"\b(?:%s)\b" % "|".join(map(re.escape, sorted(names))))
+    alternatives = "|".join(map(re.escape, sorted(names)))
+    return re.compile(rf"\b(?:{alternatives})\b")
 
 
 def _to_json(klass: ClassFacts) -> list[object]:
