@@ -17,7 +17,7 @@ from pathlib import Path
 
 from qig_guard.cache import Cache
 from qig_guard.checker import FILE_ERROR, FileResult, check_source
-from qig_guard.config import Config
+from qig_guard.config import Config, ConfigResolver
 from qig_guard.discovery import discover_files, matches_glob, relative_posix
 from qig_guard.findings import Finding
 from qig_guard.rules import select_codes
@@ -40,8 +40,12 @@ class RunResult:
     findings: list[Finding] = field(default_factory=list)
     internal_error: bool = False
     stats: Stats = field(default_factory=Stats)
-    # Displayed path -> the file it names, for --fix and --diff.
+    # Displayed path -> the file it names and the configuration it was checked
+    # with, for --fix, --diff, --add-noqa and baselines.
     paths: dict[str, Path] = field(default_factory=dict)
+    configs: dict[str, Config] = field(default_factory=dict)
+    # Folders named on the command line that hold no Python file to check.
+    empty_folders: list[Path] = field(default_factory=list)
 
 
 def default_jobs() -> int:
@@ -71,48 +75,65 @@ def _rules_for(codes: tuple[str, ...]) -> list[type]:
     return load_rules(codes)
 
 
-_WORKER_CONFIG: Config | None = None
+_WORKER_CONFIGS: list[Config] = []
+
+# A file to check: its displayed path, bytes, rule codes and configuration's index.
+Task = tuple[str, bytes, tuple[str, ...], int]
 
 
-def _init_worker(config: Config) -> None:
-    global _WORKER_CONFIG
-    _WORKER_CONFIG = config
+def _init_worker(configs: list[Config]) -> None:
+    global _WORKER_CONFIGS
+    _WORKER_CONFIGS = configs
 
 
-def _check_one(task: tuple[str, bytes, tuple[str, ...]]) -> FileResult:
-    display, data, codes = task
-    assert _WORKER_CONFIG is not None
-    return check_source(display, data, _WORKER_CONFIG, _rules_for(codes))
+def _check_one(task: Task) -> FileResult:
+    display, data, codes, config_index = task
+    return check_source(display, data, _WORKER_CONFIGS[config_index], _rules_for(codes))
 
 
 def run(
     paths: Sequence[Path],
-    config: Config,
+    config: Config | ConfigResolver,
     *,
     jobs: int | None = None,
     use_cache: bool = True,
 ) -> RunResult:
-    """Check every Python file under ``paths`` with the selected rules."""
-    selected = select_codes(config.select, config.ignore)
-    cache = Cache(config.root / config.cache_dir, config.fingerprint()) if use_cache else None
+    """Check every Python file under ``paths`` with the selected rules, each file
+    under ``config`` or, given a :class:`ConfigResolver`, under its own configuration."""
+    config_for = config.for_path if isinstance(config, ConfigResolver) else (lambda _: config)
     cwd = Path.cwd()
     result = RunResult()
-    pending: list[tuple[tuple[str, bytes, tuple[str, ...]], str | None, int]] = []
-    for path in discover_files(paths, config):
+    configs: dict[int, int] = {}  # id(config) -> index into the workers' list
+    config_list: list[Config] = []
+    caches: dict[tuple[Path, str], Cache] = {}
+    pending: list[tuple[Task, Cache | None, str | None, int, tuple[str, ...]]] = []
+    for path in discover_files(paths, config_for, result.empty_folders):
         display = relative_posix(path, cwd)
-        codes = file_codes(relative_posix(path, config.root), selected, config)
+        file_config = config_for(path)
+        selected = select_codes(file_config.select, file_config.ignore)
+        codes = file_codes(relative_posix(path, file_config.root), selected, file_config)
         if not codes:
             continue
         try:
             data = path.read_bytes()
         except OSError as error:
             message = f"cannot read: {error.strerror}"
+            if path.is_symlink() and not path.exists():
+                message = f"cannot read: dangling symbolic link to {os.readlink(path)}"
             result.findings.append(Finding(display, 1, 1, FILE_ERROR, message))
             continue
         lines = data.count(b"\n")
         result.stats.files += 1
         result.stats.lines += lines
         result.paths[display] = path
+        result.configs[display] = file_config
+        cache = None
+        if use_cache and file_config.cache_path is not None:
+            fingerprint = file_config.fingerprint()
+            cache_key = (file_config.cache_path, fingerprint)
+            if cache_key not in caches:
+                caches[cache_key] = Cache(file_config.cache_path, fingerprint)
+            cache = caches[cache_key]
         key = None
         if cache is not None:
             key = cache.key(data, codes)
@@ -122,10 +143,14 @@ def run(
                 result.stats.cached_lines += lines
                 _collect(result, cached, selected)
                 continue
-        pending.append(((display, data, codes), key, lines))
+        if id(file_config) not in configs:
+            configs[id(file_config)] = len(config_list)
+            config_list.append(file_config)
+        task = (display, data, codes, configs[id(file_config)])
+        pending.append((task, cache, key, lines, selected))
 
-    outcomes = _execute([task for task, _, _ in pending], config, jobs or default_jobs())
-    for (_, key, lines), outcome in zip(pending, outcomes, strict=True):
+    outcomes = _execute([item[0] for item in pending], config_list, jobs or default_jobs())
+    for (_, cache, key, lines, selected), outcome in zip(pending, outcomes, strict=True):
         if outcome.parsed:
             result.stats.parsed_files += 1
             result.stats.parsed_lines += lines
@@ -145,14 +170,12 @@ def _collect(result: RunResult, outcome: FileResult, selected: tuple[str, ...]) 
     )
 
 
-def _execute(
-    tasks: Sequence[tuple[str, bytes, tuple[str, ...]]], config: Config, jobs: int
-) -> Iterable[FileResult]:
+def _execute(tasks: Sequence[Task], configs: list[Config], jobs: int) -> Iterable[FileResult]:
     if jobs <= 1 or len(tasks) < 4:
-        _init_worker(config)
+        _init_worker(configs)
         return [_check_one(task) for task in tasks]
     chunk = max(1, min(16, len(tasks) // (jobs * 8)))
     with ProcessPoolExecutor(
-        max_workers=min(jobs, len(tasks)), initializer=_init_worker, initargs=(config,)
+        max_workers=min(jobs, len(tasks)), initializer=_init_worker, initargs=(configs,)
     ) as pool:
         return list(pool.map(_check_one, tasks, chunksize=chunk))
