@@ -239,10 +239,11 @@ def _read_toml(path: Path) -> dict[str, Any]:
 
 
 def load_pyproject(path: Path) -> Config:
-    """Read a configuration file: ``[tool.qig-guard]`` of a ``pyproject.toml``, or a
-    whole ``qig-guard.toml`` (the same keys at top level). Defaults if absent."""
+    """Read a configuration file: ``[tool.qig-guard]`` of a ``pyproject.toml`` (or of
+    any file with a ``[tool]`` table), or a whole ``qig-guard.toml`` (the same keys at
+    top level). Defaults if absent."""
     document = _read_toml(path)
-    if path.name != "pyproject.toml":
+    if path.name != "pyproject.toml" and "tool" not in document:
         return parse_table(document, source=path.resolve(), section="")
     table = document.get("tool", {}).get("qig-guard", {})
     if not isinstance(table, dict):

@@ -426,3 +426,13 @@ def test_basin_validate_takes_checks_output_options(
     capsys.readouterr()
     assert main(["basin", "validate", "basins", "--silent"]) == 1
     assert capsys.readouterr() == ("", "")
+
+
+# 8. Docs that match the tool --------------------------------------------------------
+
+
+@pytest.mark.parametrize("code", [f"QIG{n}" for n in range(100, 107)])
+def test_explain_basin_code(code: str, capsys: pytest.CaptureFixture[str]) -> None:
+    assert main(["explain", code.lower()]) == 0
+    text = capsys.readouterr().out
+    assert text.startswith(f"## {code} basin-") and ".." not in text
