@@ -91,6 +91,16 @@ def _check_one(task: Task) -> FileResult:
     return check_source(display, data, _WORKER_CONFIGS[config_index], _rules_for(codes))
 
 
+@dataclass
+class _Scope:
+    """What the files of one configuration share: its rules, cache and worker index."""
+
+    config: Config
+    index: int
+    selected: tuple[str, ...]
+    cache: Cache | None
+
+
 def run(
     paths: Sequence[Path],
     config: Config | ConfigResolver,
@@ -103,15 +113,22 @@ def run(
     config_for = config.for_path if isinstance(config, ConfigResolver) else (lambda _: config)
     cwd = Path.cwd()
     result = RunResult()
-    configs: dict[int, int] = {}  # id(config) -> index into the workers' list
-    config_list: list[Config] = []
+    scopes: dict[int, _Scope] = {}  # by id() of a configuration, which the scope keeps alive
     caches: dict[tuple[Path, str], Cache] = {}
-    pending: list[tuple[Task, Cache | None, str | None, int, tuple[str, ...]]] = []
+    pending: list[tuple[Task, _Scope, str | None, int]] = []
     for path in discover_files(paths, config_for, result.empty_folders):
         display = relative_posix(path, cwd)
         file_config = config_for(path)
-        selected = select_codes(file_config.select, file_config.ignore)
-        codes = file_codes(relative_posix(path, file_config.root), selected, file_config)
+        scope = scopes.get(id(file_config))
+        if scope is None:
+            cache = None
+            if use_cache and file_config.cache_path is not None:
+                where = (file_config.cache_path, file_config.fingerprint())
+                cache = caches.setdefault(where, Cache(*where))
+            selected = select_codes(file_config.select, file_config.ignore)
+            scope = _Scope(file_config, len(scopes), selected, cache)
+            scopes[id(file_config)] = scope
+        codes = file_codes(relative_posix(path, file_config.root), scope.selected, file_config)
         if not codes:
             continue
         try:
@@ -127,36 +144,26 @@ def run(
         result.stats.lines += lines
         result.paths[display] = path
         result.configs[display] = file_config
-        cache = None
-        if use_cache and file_config.cache_path is not None:
-            fingerprint = file_config.fingerprint()
-            cache_key = (file_config.cache_path, fingerprint)
-            if cache_key not in caches:
-                caches[cache_key] = Cache(file_config.cache_path, fingerprint)
-            cache = caches[cache_key]
         key = None
-        if cache is not None:
-            key = cache.key(data, codes)
-            cached = cache.get(key, display)
+        if scope.cache is not None:
+            key = scope.cache.key(data, codes)
+            cached = scope.cache.get(key, display)
             if cached is not None:
                 result.stats.cached_files += 1
                 result.stats.cached_lines += lines
-                _collect(result, cached, selected)
+                _collect(result, cached, scope.selected)
                 continue
-        if id(file_config) not in configs:
-            configs[id(file_config)] = len(config_list)
-            config_list.append(file_config)
-        task = (display, data, codes, configs[id(file_config)])
-        pending.append((task, cache, key, lines, selected))
+        pending.append(((display, data, codes, scope.index), scope, key, lines))
 
-    outcomes = _execute([item[0] for item in pending], config_list, jobs or default_jobs())
-    for (_, cache, key, lines, selected), outcome in zip(pending, outcomes, strict=True):
+    configs = [scope.config for scope in scopes.values()]
+    outcomes = _execute([item[0] for item in pending], configs, jobs or default_jobs())
+    for (_, scope, key, lines), outcome in zip(pending, outcomes, strict=True):
         if outcome.parsed:
             result.stats.parsed_files += 1
             result.stats.parsed_lines += lines
-        if cache is not None and key is not None:
-            cache.put(key, outcome)
-        _collect(result, outcome, selected)
+        if scope.cache is not None and key is not None:
+            scope.cache.put(key, outcome)
+        _collect(result, outcome, scope.selected)
     result.findings.sort(key=lambda finding: finding.sort_key)
     return result
 
