@@ -23,19 +23,22 @@ class FixReport:
 
 def apply_fixes(result: RunResult, config: Config, *, unsafe: bool, write: bool) -> FixReport:
     """Fix every file with applicable findings; return what is left to report."""
-    selected = select_codes(config.select, config.ignore)
     to_fix = sorted({f.path for f in result.findings if applicable(f, unsafe)})
     report = FixReport()
     remaining = {path: [] for path in to_fix}  # type: dict[str, list[Finding]]
     for display in to_fix:
         path = result.paths[display]
+        file_config = result.configs.get(display, config)
+        selected = select_codes(file_config.select, file_config.ignore)
         data = path.read_bytes()
         try:
-            source, encoding = decode(data, config.max_file_size)
+            source, encoding = decode(data, file_config.max_file_size)
         except SourceError:
             continue  # a file that cannot be decoded had no fixable finding
-        codes = file_codes(relative_posix(path, config.root), selected, config)
-        outcome = fix_source(display, source, config, load_rules(codes), unsafe, result.project)
+        codes = file_codes(relative_posix(path, file_config.root), selected, file_config)
+        outcome = fix_source(
+            display, source, file_config, load_rules(codes), unsafe, result.project
+        )
         if outcome.refused:
             print(f"qig-guard: {display}: fixes not applied: {outcome.refused}", file=sys.stderr)
             del remaining[display]

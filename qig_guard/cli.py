@@ -11,17 +11,24 @@ import argparse
 import sys
 from collections.abc import Sequence
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 from qig_guard import __version__
+from qig_guard.baseline import BaselineError
 from qig_guard.config import (
     Config,
     ConfigError,
-    discover,
-    is_code_pattern,
+    ConfigResolver,
     load_pyproject,
+    selector_problem,
     with_overrides,
 )
 from qig_guard.report import FORMATS
+
+if TYPE_CHECKING:
+    from qig_guard.baseline import SourceOf
+    from qig_guard.findings import Finding
+    from qig_guard.runner import RunResult
 
 EXIT_CLEAN, EXIT_FINDINGS, EXIT_ERROR = 0, 1, 2
 
@@ -33,8 +40,9 @@ class UsageError(Exception):
 def _codes(value: str) -> tuple[str, ...]:
     codes = tuple(code.strip().upper() for code in value.split(",") if code.strip())
     for code in codes:
-        if not is_code_pattern(code):
-            raise argparse.ArgumentTypeError(f"{code!r} is not a rule code like QIG001")
+        problem = selector_problem(code)
+        if problem:
+            raise argparse.ArgumentTypeError(problem)
     return codes
 
 
@@ -42,16 +50,40 @@ def _globs(value: str) -> tuple[str, ...]:
     return tuple(glob.strip() for glob in value.split(",") if glob.strip())
 
 
-def load_config(args: argparse.Namespace) -> Config:
-    """The project's configuration (``--config``, ``--isolated`` or discovered)."""
-    if getattr(args, "isolated", False):
-        return Config()
-    if getattr(args, "config", None):
+def config_resolver(args: argparse.Namespace) -> ConfigResolver:
+    """Each file's configuration (``--config``, ``--isolated`` or its nearest
+    configuration file) with the command line's options applied."""
+    from qig_guard.rules import select_codes
+
+    def adjust(config: Config) -> Config:
+        select = args.select if args.select is not None else config.select
+        ignore = args.ignore if args.ignore is not None else config.ignore
+        adjusted = with_overrides(
+            config,
+            select=(*select, *args.extend_select),
+            ignore=(*ignore, *args.extend_ignore),
+            exclude=args.exclude,
+            extend_exclude=(*config.extend_exclude, *args.extend_exclude),
+            max_file_size=args.max_file_size,
+            strict_noqa=args.strict_noqa,
+        )
+        if not select_codes(adjusted.select, adjusted.ignore):
+            where = "--select" if args.select is not None else f"{config.source or 'defaults'}"
+            raise ConfigError(
+                where,
+                f"no rule selected (select {list(adjusted.select)}, ignore "
+                f"{list(adjusted.ignore)}); use ALL for every rule",
+            )
+        return adjusted
+
+    if args.isolated:
+        return ConfigResolver(adjust, isolated=True)
+    if args.config:
         path = Path(args.config)
         if not path.is_file():
             raise ConfigError("--config", f"no such file: {path}")
-        return load_pyproject(path)
-    return discover()
+        return ConfigResolver(adjust, fixed=load_pyproject(path))
+    return ConfigResolver(adjust)
 
 
 def _add_config_options(parser: argparse.ArgumentParser) -> None:
@@ -60,13 +92,44 @@ def _add_config_options(parser: argparse.ArgumentParser) -> None:
     group.add_argument("--isolated", action="store_true", help="ignore configuration files")
 
 
+def add_output_options(parser: argparse.ArgumentParser) -> argparse._ArgumentGroup:
+    """The report options that ``check`` and ``basin validate`` share."""
+    output = parser.add_argument_group("output")
+    output.add_argument(
+        "--output-format",
+        "--format",
+        dest="format",
+        choices=FORMATS,
+        default="text",
+        help="report format (default: text)",
+    )
+    output.add_argument(
+        "--output-file",
+        "--output",
+        "-o",
+        dest="output_file",
+        type=Path,
+        metavar="PATH",
+        help="write the report to this file",
+    )
+    output.add_argument("--statistics", action="store_true", help="print only counts per rule")
+    output.add_argument("--exit-zero", action="store_true", help="exit 0 even with findings")
+    output.add_argument("--quiet", "-q", action="store_true", help="print findings, no summary")
+    output.add_argument(
+        "--silent", "-s", action="store_true", help="print nothing; the exit code tells"
+    )
+    return output
+
+
 def _check_parser(subparsers: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
     parser = subparsers.add_parser(
         "check",
         help="check Python files for basin-transfer violations",
         description="Check Python files and report `path:line:col: CODE message`.",
     )
-    parser.add_argument("paths", nargs="*", type=Path, help="files or directories (default: .)")
+    parser.add_argument(
+        "paths", nargs="*", type=Path, help="files or directories (default: .; - reads stdin)"
+    )
     rules = parser.add_argument_group("rule selection")
     rules.add_argument("--select", type=_codes, metavar="CODES", help="comma-separated codes")
     rules.add_argument("--ignore", type=_codes, metavar="CODES", help="comma-separated codes")
@@ -76,16 +139,28 @@ def _check_parser(subparsers: argparse._SubParsersAction[argparse.ArgumentParser
     files.add_argument("--exclude", type=_globs, metavar="GLOBS", help="replace exclude globs")
     files.add_argument("--extend-exclude", type=_globs, metavar="GLOBS", default=())
     files.add_argument("--max-file-size", type=int, metavar="BYTES")
-    output = parser.add_argument_group("output")
-    output.add_argument("--format", choices=FORMATS, default="text")
-    output.add_argument("--output-file", "-o", type=Path, metavar="PATH")
-    output.add_argument("--statistics", action="store_true", help="count findings per rule")
+    files.add_argument(
+        "--stdin-filename", metavar="PATH", help="the path of the code read from stdin (-)"
+    )
+    output = add_output_options(parser)
     output.add_argument("--strict-noqa", action="store_true", default=None)
-    output.add_argument("--exit-zero", action="store_true", help="exit 0 even with findings")
     fixes = parser.add_argument_group("fixes")
     fixes.add_argument("--fix", action="store_true", help="apply safe fixes")
     fixes.add_argument("--unsafe-fixes", action="store_true", help="also apply unsafe fixes")
     fixes.add_argument("--diff", action="store_true", help="print fixes as a diff, write nothing")
+    fixes.add_argument("--show-fixes", action="store_true", help="list what --fix fixed")
+    adoption = parser.add_argument_group("adoption")
+    adoption.add_argument(
+        "--add-noqa", action="store_true", help="add `# noqa: CODE` to each reported line"
+    )
+    adoption.add_argument(
+        "--baseline", type=Path, metavar="FILE", help="report only findings not recorded in FILE"
+    )
+    adoption.add_argument(
+        "--update-baseline",
+        action="store_true",
+        help="record the current findings in the --baseline FILE",
+    )
     run = parser.add_argument_group("execution")
     run.add_argument("--jobs", "-j", type=int, metavar="N", help="processes (default: all cores)")
     run.add_argument("--no-cache", action="store_true", help="neither read nor write the cache")
@@ -116,43 +191,115 @@ def build_parser() -> argparse.ArgumentParser:
     return parser
 
 
-def command_check(args: argparse.Namespace) -> int:
-    from qig_guard import runner
-    from qig_guard.report import render
-    from qig_guard.rule_info import check_rule_info
-
-    config = load_config(args)
-    select = args.select if args.select is not None else config.select
-    ignore = args.ignore if args.ignore is not None else config.ignore
-    config = with_overrides(
-        config,
-        select=tuple(select) + tuple(args.extend_select),
-        ignore=tuple(ignore) + tuple(args.extend_ignore),
-        exclude=args.exclude,
-        extend_exclude=(*config.extend_exclude, *args.extend_exclude),
-        max_file_size=args.max_file_size,
-        strict_noqa=args.strict_noqa,
-    )
+def _validate_check_args(args: argparse.Namespace) -> None:
     if args.jobs is not None and args.jobs < 1:
         raise UsageError("--jobs must be at least 1")
     if args.max_file_size is not None and args.max_file_size < 1:
         raise UsageError("--max-file-size must be positive")
-    paths = args.paths or [Path(".")]
-    for path in paths:
-        if not path.exists():
-            raise UsageError(f"no such file or directory: {path}")
-    result = runner.run(paths, config, jobs=args.jobs, use_cache=not args.no_cache)
+    if args.update_baseline and args.baseline is None:
+        raise UsageError("--update-baseline needs --baseline FILE")
+    if args.add_noqa and (args.fix or args.diff or args.update_baseline):
+        raise UsageError("--add-noqa cannot be combined with --fix, --diff or --update-baseline")
+    stdin = Path("-") in args.paths
+    if stdin and len(args.paths) > 1:
+        raise UsageError("- (stdin) cannot be combined with other paths")
+    if args.stdin_filename and not stdin:
+        raise UsageError("--stdin-filename needs - among the paths")
+    if stdin and (args.add_noqa or args.diff):
+        raise UsageError("--add-noqa and --diff need files, not stdin")
+
+
+class Console:
+    """Messages on stderr, hushed by ``--quiet`` (notes) and ``--silent`` (all)."""
+
+    def __init__(self, args: argparse.Namespace) -> None:
+        self.quiet = args.quiet or args.silent
+        self.silent = args.silent
+
+    def note(self, message: str) -> None:
+        if not self.quiet:
+            print(message, file=sys.stderr)
+
+    def warn(self, message: str) -> None:
+        if not self.silent:
+            print(f"qig-guard: warning: {message}", file=sys.stderr)
+
+
+def command_check(args: argparse.Namespace) -> int:
+    from qig_guard import runner
+    from qig_guard.baseline import read_source
+
+    _validate_check_args(args)
+    console = Console(args)
+    resolver = config_resolver(args)
+    source_of = read_source
+    if args.paths == [Path("-")]:
+        result, stdin_text = _check_stdin(args, resolver)
+        if stdin_text is None:
+            return EXIT_ERROR
+        display = next(iter(result.paths), "-")
+
+        def source_of(path: str) -> str | None:
+            return stdin_text if path == display else read_source(path)
+
+        if args.fix:
+            return _fix_stdin(args, result, stdin_text, console)
+    else:
+        paths = args.paths or [Path(".")]
+        for path in paths:  # configuration errors surface even when no file is checked
+            resolver.for_folder(path) if path.is_dir() else resolver.for_path(path)
+        result = runner.run(paths, resolver, jobs=args.jobs, use_cache=not args.no_cache)
+    for folder in result.empty_folders:
+        console.warn(f"{folder}: no Python files to check")
+    if args.add_noqa:
+        return _add_noqa(result, console)
     findings = result.findings
     if args.fix or args.diff:
         from qig_guard.apply_fixes import apply_fixes
 
-        outcome = apply_fixes(result, config, unsafe=args.unsafe_fixes, write=not args.diff)
+        outcome = apply_fixes(result, Config(), unsafe=args.unsafe_fixes, write=not args.diff)
         if args.diff:
-            sys.stdout.write(outcome.diff)
+            if not args.silent:
+                sys.stdout.write(outcome.diff)
             return EXIT_FINDINGS if outcome.diff else EXIT_CLEAN
-        findings = outcome.findings
         if outcome.fixed:
-            print(f"qig-guard: fixed {outcome.fixed} finding(s)", file=sys.stderr)
+            console.note(f"qig-guard: fixed {outcome.fixed} finding(s)")
+            if args.show_fixes and not console.quiet:
+                sys.stderr.write(_fixed_listing(findings, outcome.findings))
+        findings = outcome.findings
+    if args.baseline is not None:
+        from qig_guard import baseline
+
+        recorded = baseline.load(args.baseline)
+        if args.update_baseline:
+            count = baseline.update(findings, args.baseline, recorded, result.paths, source_of)
+            console.note(f"qig-guard: recorded {count} finding(s) in {args.baseline}")
+            return EXIT_ERROR if result.internal_error else EXIT_CLEAN
+        filtered = baseline.apply(findings, args.baseline, recorded, result.paths, source_of)
+        findings = filtered.new
+        if filtered.known:
+            console.note(f"qig-guard: {filtered.known} finding(s) in the baseline not shown")
+        if filtered.stale:
+            console.note(
+                f"qig-guard: {filtered.stale} baseline entries no longer match; "
+                "--update-baseline drops them"
+            )
+    _report(args, result, findings, source_of, console)
+    if result.internal_error:
+        return EXIT_ERROR
+    return EXIT_FINDINGS if findings and not args.exit_zero else EXIT_CLEAN
+
+
+def _report(
+    args: argparse.Namespace,
+    result: RunResult,
+    findings: list[Finding],
+    source_of: SourceOf,
+    console: Console,
+) -> None:
+    from qig_guard.report import render
+    from qig_guard.rule_info import check_rule_info
+
     # Rule metadata imports every rule (and libcst): only the formats that show it pay.
     needs_rules = args.format in ("sarif", "github") or args.statistics
     text = render(
@@ -161,27 +308,142 @@ def command_check(args: argparse.Namespace) -> int:
         check_rule_info() if needs_rules else {},
         files_checked=result.stats.files,
         statistics=args.statistics,
+        source_of=source_of,
     )
     if args.output_file:
         args.output_file.write_text(text, encoding="utf-8")
-    else:
+    elif not args.silent:
         sys.stdout.write(text)
     if args.statistics:
         stats = result.stats
-        print(
+        console.note(
             f"files: {stats.files} ({stats.lines} lines); from cache: {stats.cached_files} "
             f"({stats.cached_lines} lines); parsed: {stats.parsed_files} ({stats.parsed_lines} "
             f"lines); skipped by triggers: "
-            f"{stats.files - stats.cached_files - stats.parsed_files} files",
-            file=sys.stderr,
+            f"{stats.files - stats.cached_files - stats.parsed_files} files"
         )
-    if args.format == "text" and findings and not args.output_file:
-        fixable = sum(1 for f in findings if f.fix is not None and f.fix.safe)
-        hint = f" ({fixable} fixable with --fix)" if fixable else ""
-        print(f"Found {len(findings)} finding(s){hint}.", file=sys.stderr)
-    if result.internal_error:
-        return EXIT_ERROR
-    return EXIT_FINDINGS if findings and not args.exit_zero else EXIT_CLEAN
+    if args.format == "text" and findings and not args.output_file and not args.statistics:
+        console.note(_summary(findings, unsafe=args.unsafe_fixes))
+
+
+def _summary(findings: Sequence[Finding], *, unsafe: bool) -> str:
+    """Ruff's closing lines: how many findings, how many ``--fix`` would fix."""
+    with_fix = [finding.fix for finding in findings if finding.fix is not None]
+    fixable = sum(1 for fix in with_fix if fix.safe or unsafe)
+    hidden = len(with_fix) - fixable
+    lines = [f"Found {len(findings)} finding(s)."]
+    hint = (
+        f" ({hidden} hidden fixes can be enabled with the `--unsafe-fixes` option)"
+        if hidden
+        else ""
+    )
+    if fixable:
+        lines.append(f"{fixable} fixable with --fix{hint}.")
+    elif hidden:
+        lines.append(f"No fixes available{hint}.")
+    return "\n".join(lines)
+
+
+def _fixed_listing(before: Sequence[Finding], after: Sequence[Finding]) -> str:
+    """``--show-fixes``: what ``--fix`` fixed, per file and rule, as Ruff lists it."""
+    from collections import Counter
+
+    from qig_guard.rule_info import check_rule_info
+
+    fixed = Counter((f.path, f.code) for f in before) - Counter((f.path, f.code) for f in after)
+    names = check_rule_info()
+    lines = [f"Fixed {sum(fixed.values())} finding(s):"]
+    for path in sorted({path for path, _ in fixed}):
+        lines.append(f"- {path}:")
+        for (where, code), count in sorted(fixed.items()):
+            if where == path:
+                name = names[code].name if code in names else ""
+                lines.append(f"    {count} x {code} ({name})")
+    return "\n".join(lines) + "\n"
+
+
+def _add_noqa(result: RunResult, console: Console) -> int:
+    """``--add-noqa``: suppress every reported finding where it is reported."""
+    from qig_guard.checker import FILE_ERROR
+    from qig_guard.fixer import write_atomic
+    from qig_guard.noqa import add_directives
+    from qig_guard.source import SourceError, decode
+
+    by_file: dict[str, dict[int, set[str]]] = {}
+    for finding in result.findings:
+        if finding.code != FILE_ERROR and finding.path in result.paths:
+            by_file.setdefault(finding.path, {}).setdefault(finding.line, set()).add(finding.code)
+    added = 0
+    for display, lines in sorted(by_file.items()):
+        path = result.paths[display]
+        try:
+            source, encoding = decode(path.read_bytes(), result.configs[display].max_file_size)
+        except (OSError, SourceError) as error:
+            console.warn(f"{display}: not changed: {error}")
+            continue
+        text, skipped = add_directives(source, lines)
+        for line in skipped:
+            console.warn(
+                f"{display}:{line}: no `# noqa` added: the line is inside a multi-line "
+                "string or continued with a backslash"
+            )
+        if text != source:
+            write_atomic(path, text.encode(encoding))
+            added += len(lines) - len(skipped)
+    console.note(f"Added {added} noqa directive(s).")
+    return EXIT_ERROR if result.internal_error else EXIT_CLEAN
+
+
+def _check_stdin(
+    args: argparse.Namespace, resolver: ConfigResolver
+) -> tuple[RunResult, str | None]:
+    """Check the code on stdin as the file ``--stdin-filename`` (default ``-``)."""
+    from qig_guard.checker import check_source
+    from qig_guard.discovery import normalise, relative_posix
+    from qig_guard.rules import load_rules, select_codes
+    from qig_guard.runner import RunResult, file_codes
+    from qig_guard.source import SourceError, decode
+
+    name = Path(args.stdin_filename or "-")
+    config = resolver.for_path(name)
+    display = relative_posix(name, Path.cwd()) if args.stdin_filename else "-"
+    data = sys.stdin.buffer.read()
+    result = RunResult()
+    result.stats.files = 1
+    result.paths[display] = normalise(name)
+    result.configs[display] = config
+    selected = select_codes(config.select, config.ignore)
+    codes = file_codes(relative_posix(name, config.root), selected, config)
+    outcome = check_source(display, data, config, load_rules(codes))
+    result.findings = [f for f in outcome.findings if f.code in selected]
+    result.internal_error = outcome.internal_error
+    try:
+        text, _ = decode(data, config.max_file_size)
+    except SourceError:
+        text = data.decode("utf-8", errors="replace")
+    return result, text
+
+
+def _fix_stdin(args: argparse.Namespace, result: RunResult, source: str, console: Console) -> int:
+    """``--fix`` on stdin: the fixed code on stdout, what is left on stderr (as Ruff)."""
+    from qig_guard.fixer import applicable, fix_source
+    from qig_guard.report import text_line
+    from qig_guard.rules import load_rules
+
+    display, config = next(iter(result.configs.items()))
+    codes = sorted({f.code for f in result.findings if applicable(f, args.unsafe_fixes)})
+    remaining = result.findings
+    fixed = source
+    if codes:
+        outcome = fix_source(display, source, config, load_rules(codes), args.unsafe_fixes)
+        if not outcome.refused:
+            fixed = outcome.source
+            kept = [f for f in result.findings if f.code not in codes]
+            remaining = sorted([*kept, *outcome.remaining], key=lambda f: f.sort_key)
+    sys.stdout.write(fixed)
+    if not console.silent:
+        sys.stderr.write("".join(f"{text_line(f)}\n" for f in remaining))
+    return EXIT_FINDINGS if remaining and not args.exit_zero else EXIT_CLEAN
 
 
 def command_rules(args: argparse.Namespace) -> int:
@@ -215,7 +477,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         return int(args.func(args))
     except ConfigError as error:
         print(f"qig-guard: configuration error: {error}", file=sys.stderr)
-    except UsageError as error:
+    except (UsageError, BaselineError) as error:
         print(f"qig-guard: error: {error}", file=sys.stderr)
     except KeyboardInterrupt:
         print("qig-guard: interrupted", file=sys.stderr)

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import hashlib
 import json
+import os
 import sys
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field, fields, replace
@@ -82,11 +83,30 @@ def is_code_pattern(code: str) -> bool:
     return code == "ALL" or (code.startswith("QIG") and (code[3:] == "" or code[3:].isdigit()))
 
 
+def selector_problem(code: str) -> str | None:
+    """Why ``code`` is not a usable selector, or ``None`` when it selects some rule."""
+    from qig_guard.rules import all_codes
+
+    if not is_code_pattern(code):
+        return f"{code!r} is not a rule code like QIG001"
+    if code != "ALL" and not any(known.startswith(code) for known in all_codes()):
+        return f"{code!r} matches no rule (`qig-guard rules` lists them)"
+    return None
+
+
 def _codes(key: str, value: Any) -> tuple[str, ...]:
     codes = _str_list(key, value)
     for index, code in enumerate(codes):
-        if not is_code_pattern(code):
-            raise ConfigError(f"{key}[{index}]", f"{code!r} is not a rule code like QIG001")
+        problem = selector_problem(code)
+        if problem:
+            raise ConfigError(f"{key}[{index}]", problem)
+    return codes
+
+
+def _selection(key: str, value: Any) -> tuple[str, ...]:
+    codes = _codes(key, value)
+    if not codes:
+        raise ConfigError(key, "empty selection: no rule would run (use ALL for every rule)")
     return codes
 
 
@@ -136,24 +156,36 @@ class Config:
     frozen_facts: Mapping[str, Any] | str = field(default_factory=dict, hash=False, compare=False)
     # Where the configuration came from (None: defaults only).
     source: Path | None = field(default=None, compare=False)
+    # The project root of a run without a configuration file (None: unknown).
+    base: Path | None = field(default=None, compare=False)
 
     @property
     def root(self) -> Path:
         """The directory that relative globs are resolved against."""
-        return self.source.parent if self.source else Path.cwd()
+        if self.source:
+            return self.source.parent
+        return self.base or Path.cwd()
+
+    @property
+    def cache_path(self) -> Path | None:
+        """The cache folder: at the project root, never in the working directory
+        (``None`` for a file outside any project, which is then not cached)."""
+        if self.source:
+            return self.source.parent / self.cache_dir
+        return self.base / self.cache_dir if self.base else None
 
     def fingerprint(self) -> str:
         """A stable hash of everything that can change a check's result."""
         data = {
             f.name: getattr(self, f.name)
             for f in fields(self)
-            if f.name not in {"source", "cache_dir", "basin", "frozen_facts"}
+            if f.name not in {"source", "base", "cache_dir", "basin", "frozen_facts"}
         }
         return hashlib.sha256(json.dumps(data, sort_keys=True, default=str).encode()).hexdigest()
 
 
 _PARSERS: dict[str, Callable[[str, Any], Any]] = {
-    "select": _codes,
+    "select": _selection,
     "ignore": _codes,
     "exclude": _str_list,
     "extend-exclude": _str_list,
@@ -176,54 +208,160 @@ _PARSERS: dict[str, Callable[[str, Any], Any]] = {
 }
 
 
-def parse_table(table: Mapping[str, Any], source: Path | None = None) -> Config:
-    """Validate a ``[tool.qig-guard]`` table and build a :class:`Config`."""
-    values: dict[str, Any] = {}
-    for key, value in table.items():
-        parser = _PARSERS.get(key)
-        if parser is None:
+def parse_table(
+    table: Mapping[str, Any], source: Path | None = None, section: str = SECTION
+) -> Config:
+    """Validate a ``[tool.qig-guard]`` table (or a ``qig-guard.toml`` document, with
+    ``section=""``) and build a :class:`Config`."""
+    prefix = f"{section}." if section else ""
+    for key in table:
+        if key not in _PARSERS:
             known = ", ".join(sorted(_PARSERS))
-            raise ConfigError(f"{SECTION}.{key}", f"unknown key (known keys: {known})")
-        values[key.replace("-", "_")] = parser(f"{SECTION}.{key}", value)
+            raise ConfigError(f"{prefix}{key}", f"unknown key (known keys: {known})")
+    values = {
+        key.replace("-", "_"): _PARSERS[key](f"{prefix}{key}", value)
+        for key, value in table.items()
+    }
     return Config(source=source, **values)
 
 
-def load_pyproject(path: Path) -> Config:
-    """Read ``[tool.qig-guard]`` from one ``pyproject.toml`` (defaults if absent)."""
+OWN_FILE = "qig-guard.toml"
+
+
+def _read_toml(path: Path) -> dict[str, Any]:
     try:
         with path.open("rb") as handle:
-            document = tomllib.load(handle)
+            return tomllib.load(handle)
     except tomllib.TOMLDecodeError as error:
         raise ConfigError(str(path), f"not valid TOML: {error}") from None
     except OSError as error:
         raise ConfigError(str(path), f"cannot read: {error.strerror}") from None
+
+
+def load_pyproject(path: Path) -> Config:
+    """Read a configuration file: ``[tool.qig-guard]`` of a ``pyproject.toml`` (or of
+    any file with a ``[tool]`` table), or a whole ``qig-guard.toml`` (the same keys at
+    top level). Defaults if absent."""
+    document = _read_toml(path)
+    if path.name != "pyproject.toml" and "tool" not in document:
+        return parse_table(document, source=path.resolve(), section="")
     table = document.get("tool", {}).get("qig-guard", {})
     if not isinstance(table, dict):
         raise ConfigError(SECTION, "expected a table")
     return parse_table(table, source=path.resolve())
 
 
+def settings_file(directory: Path) -> Path | None:
+    """The file in ``directory`` that configures qig-guard: ``qig-guard.toml``, or a
+    ``pyproject.toml`` with a ``[tool.qig-guard]`` table."""
+    own = directory / OWN_FILE
+    if own.is_file():
+        return own
+    pyproject = directory / "pyproject.toml"
+    if not pyproject.is_file():
+        return None
+    try:
+        text = pyproject.read_text(encoding="utf-8", errors="replace")
+    except OSError:
+        return None
+    if "qig-guard" not in text:
+        return None
+    try:
+        tool = tomllib.loads(text).get("tool", {})
+    except tomllib.TOMLDecodeError:
+        return pyproject  # mentions qig-guard: loading it reports the error
+    return pyproject if isinstance(tool, dict) and "qig-guard" in tool else None
+
+
 def find_pyproject(start: Path) -> Path | None:
-    """The nearest ``pyproject.toml`` with a ``[tool.qig-guard]`` table, from ``start`` up."""
+    """The nearest configuration file (see :func:`settings_file`), from ``start`` up."""
     directory = start.resolve()
     if directory.is_file():
         directory = directory.parent
     for candidate in (directory, *directory.parents):
-        pyproject = candidate / "pyproject.toml"
-        if pyproject.is_file():
-            try:
-                text = pyproject.read_text(encoding="utf-8", errors="replace")
-            except OSError:
-                continue
-            if "[tool.qig-guard" in text:
-                return pyproject
+        found = settings_file(candidate)
+        if found:
+            return found
     return None
 
 
 def discover(start: Path | None = None) -> Config:
-    """The configuration that applies to a run started in ``start`` (default: cwd)."""
-    pyproject = find_pyproject(start or Path.cwd())
-    return load_pyproject(pyproject) if pyproject else Config()
+    """The configuration that applies to a run started in ``start`` (default: cwd);
+    without a configuration file, the defaults rooted at ``start``."""
+    start = start or Path.cwd()
+    pyproject = find_pyproject(start)
+    return load_pyproject(pyproject) if pyproject else Config(base=start.resolve())
+
+
+PROJECT_MARKERS = (".git", ".hg", "pyproject.toml", OWN_FILE)
+
+
+class ConfigResolver:
+    """The configuration of each file, as Ruff resolves it: the nearest
+    ``qig-guard.toml`` or ``pyproject.toml`` with qig-guard settings in the
+    file's folder or above, whatever the working directory, with the command
+    line's overrides applied (``adjust``). A file under no such file gets the
+    defaults, rooted at its project: the nearest folder with ``.git``, ``.hg`` or
+    a ``pyproject.toml``. ``fixed`` (``--config``) applies to every file;
+    ``isolated`` (``--isolated``) gives every file the defaults."""
+
+    def __init__(
+        self,
+        adjust: Callable[[Config], Config] | None = None,
+        *,
+        fixed: Config | None = None,
+        isolated: bool = False,
+    ) -> None:
+        self._adjust = adjust or (lambda config: config)
+        self._fixed = self._adjust(fixed) if fixed is not None else None
+        self._isolated = isolated
+        self._by_directory: dict[Path, Config] = {}
+        self._by_file: dict[Path, Config] = {}
+        self._by_root: dict[Path | None, Config] = {}
+
+    def for_path(self, path: Path) -> Config:
+        """The configuration of the file or folder ``path`` (from its parent folder)."""
+        return self.for_folder(Path(os.path.normpath(path.absolute())).parent)
+
+    def for_folder(self, directory: Path) -> Config:
+        """The configuration of the files in ``directory``."""
+        if self._fixed is not None:
+            return self._fixed
+        directory = Path(os.path.normpath(directory.absolute()))
+        visited: list[Path] = []
+        marker: Path | None = None
+        config: Config | None = None
+        for candidate in (directory, *directory.parents):
+            config = self._by_directory.get(candidate)
+            if config is not None:
+                break
+            visited.append(candidate)
+            found = None if self._isolated else settings_file(candidate)
+            if found is not None:
+                config = self._load(found)
+                break
+            if marker is None and any((candidate / name).exists() for name in PROJECT_MARKERS):
+                marker = candidate
+                if self._isolated:
+                    break
+        if config is None or config.source is None:
+            root = marker if marker is not None or config is None else config.base
+            if root not in self._by_root:
+                self._by_root[root] = self._adjust(Config(base=root))
+            config = self._by_root[root]
+        for candidate in visited:
+            # Defaults are remembered only inside their project: a folder above
+            # it may belong to another.
+            if config.source is not None or (
+                config.base is not None and candidate.is_relative_to(config.base)
+            ):
+                self._by_directory[candidate] = config
+        return config
+
+    def _load(self, path: Path) -> Config:
+        if path not in self._by_file:
+            self._by_file[path] = self._adjust(load_pyproject(path))
+        return self._by_file[path]
 
 
 def with_overrides(config: Config, **overrides: Any) -> Config:

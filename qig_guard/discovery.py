@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import os
-from collections.abc import Iterable, Iterator
+from collections.abc import Callable, Iterable, Iterator
 from fnmatch import fnmatchcase
 from pathlib import Path, PurePosixPath
 
@@ -19,11 +19,17 @@ SKIPPED_DIRECTORIES = frozenset(
 PYTHON_SUFFIXES = (".py", ".pyi")
 
 
+def normalise(path: Path) -> Path:
+    """``path`` made absolute with ``.`` and ``..`` resolved lexically (symbolic links
+    kept), so ``a/../a/x.py`` and ``a/x.py`` match the same globs and configuration."""
+    return Path(os.path.normpath(path.absolute()))
+
+
 def relative_posix(path: Path, root: Path) -> str:
     """``path`` relative to ``root`` in POSIX form, or absolute when outside it."""
-    absolute = path.absolute()
+    absolute = normalise(path)
     try:
-        return absolute.relative_to(root.absolute()).as_posix()
+        return absolute.relative_to(normalise(root)).as_posix()
     except ValueError:
         return absolute.as_posix()
 
@@ -54,35 +60,51 @@ def _skip_directory(directory: Path) -> bool:
     )
 
 
-def discover_files(paths: Iterable[Path], config: Config) -> Iterator[Path]:
-    """Python files under ``paths``, sorted per directory, each once.
+ConfigFor = Callable[[Path], Config]
 
-    Files named explicitly are checked whatever their suffix, unless excluded,
-    so that pre-commit's file lists obey the project's ``exclude``.
+
+def discover_files(
+    paths: Iterable[Path],
+    config: Config | ConfigFor,
+    empty_folders: list[Path] | None = None,
+) -> Iterator[Path]:
+    """Python files under ``paths``, normalised, sorted per directory, each once.
+
+    ``config`` is one configuration or a function giving each path's own.
+    Files named explicitly are checked whatever their suffix (or existence: a
+    missing file is reported by the reader), unless excluded, so that
+    pre-commit's file lists obey the project's ``exclude``. Folders that hold
+    no Python file to check are appended to ``empty_folders``.
     """
+    config_for: ConfigFor = config if callable(config) else (lambda _: config)
     seen: set[Path] = set()
-    for path in paths:
+    for given in paths:
+        path = normalise(given)
         if path.is_dir():
-            candidates: Iterable[Path] = _walk(path, config)
+            candidates: Iterable[Path] = _walk(path, config_for)
         else:
-            candidates = [] if is_excluded(path, config) else [path]
+            candidates = [] if is_excluded(path, config_for(path)) else [path]
+        found = False
         for candidate in candidates:
-            key = candidate.absolute()
-            if key not in seen:
-                seen.add(key)
+            found = True
+            if candidate not in seen:
+                seen.add(candidate)
                 yield candidate
+        if not found and path.is_dir() and empty_folders is not None:
+            empty_folders.append(given)
 
 
-def _walk(top: Path, config: Config) -> Iterator[Path]:
+def _walk(top: Path, config_for: ConfigFor) -> Iterator[Path]:
     for directory, subdirectories, files in os.walk(top):
         here = Path(directory)
         subdirectories[:] = sorted(
             name
             for name in subdirectories
-            if not _skip_directory(here / name) and not is_excluded(here / name, config)
+            if not _skip_directory(here / name)
+            and not is_excluded(here / name, config_for(here / name))
         )
         for name in sorted(files):
             if name.endswith(PYTHON_SUFFIXES):
                 path = here / name
-                if not is_excluded(path, config):
+                if not is_excluded(path, config_for(path)):
                     yield path

@@ -2,12 +2,15 @@
 
 ``# noqa: QIG001,QIG004`` on a finding's line suppresses those codes; a bare
 ``# noqa`` suppresses every code unless ``strict-noqa`` is on, in which case
-it suppresses nothing and is itself reported.
+it suppresses nothing and is itself reported. :func:`add_directives` writes
+them for ``--add-noqa``.
 """
 
 from __future__ import annotations
 
+import io
 import re
+import tokenize
 from collections.abc import Iterable
 
 from qig_guard.findings import Finding
@@ -62,3 +65,49 @@ def apply(findings: Iterable[Finding], source: str, strict: bool) -> list[Findin
             )
         )
     return kept
+
+
+def _merged_comment(comment: str, codes: set[str]) -> str:
+    """``comment`` (a line's trailing comment) with ``# noqa`` for ``codes`` merged in."""
+    match = _NOQA.search(comment)
+    if match is None:
+        return f"{comment.rstrip()}  # noqa: {', '.join(sorted(codes))}"
+    existing = [code.upper() for code in _CODE.findall(match.group("codes") or "")]
+    merged = existing + sorted(codes - set(existing))
+    return f"{comment[: match.start()]}# noqa: {', '.join(merged)}{comment[match.end() :]}"
+
+
+def add_directives(source: str, codes_by_line: dict[int, set[str]]) -> tuple[str, list[int]]:
+    """``source`` with ``# noqa: CODE`` added to each line of ``codes_by_line``,
+    merged into an existing ``# noqa`` or appended after an existing comment.
+
+    A line that does not end its statement's line (inside a multi-line string,
+    or continued with a backslash) cannot take a comment; those lines are
+    returned, unchanged, as the second item.
+    """
+    comments: dict[int, int] = {}
+    line_ends: set[int] = set()
+    try:
+        for token in tokenize.generate_tokens(io.StringIO(source).readline):
+            if token.type == tokenize.COMMENT:
+                comments[token.start[0]] = token.start[1]
+            elif token.type in (tokenize.NEWLINE, tokenize.NL):
+                line_ends.add(token.start[0])
+    except (tokenize.TokenError, SyntaxError):
+        return source, sorted(codes_by_line)
+    lines = source.splitlines(keepends=True)
+    skipped = []
+    for number, codes in sorted(codes_by_line.items()):
+        if number not in line_ends or number > len(lines):
+            skipped.append(number)
+            continue
+        line = lines[number - 1]
+        body = line.rstrip("\r\n")
+        ending = line[len(body) :]
+        column = comments.get(number)
+        if column is None:
+            body = f"{body.rstrip()}  # noqa: {', '.join(sorted(codes))}"
+        else:
+            body = body[:column] + _merged_comment(body[column:], codes)
+        lines[number - 1] = body + ending
+    return "".join(lines), skipped

@@ -10,16 +10,22 @@ import json
 from collections import Counter
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
-from pathlib import PurePath
+from pathlib import Path
 from typing import Any
+from urllib.parse import quote
 
 from qig_guard import __version__
+from qig_guard.baseline import SourceOf, fingerprints, read_source
+from qig_guard.discovery import normalise
 from qig_guard.findings import Finding
 
 FORMATS = ("text", "json", "sarif", "github")
 JSON_SCHEMA_VERSION = 1
 INFORMATION_URI = "https://github.com/qig-guard/qig-guard"
 SARIF_SCHEMA = "https://json.schemastore.org/sarif-2.1.0.json"
+RULES_DOC = "docs/rules.md"
+CHECK_AUTOMATION = "qig-guard/check/"
+FINGERPRINT_KEY = "qigGuardFindingHash/v1"
 
 
 @dataclass(frozen=True)
@@ -40,19 +46,27 @@ def render(
     *,
     files_checked: int,
     statistics: bool = False,
+    automation_id: str = CHECK_AUTOMATION,
+    source_of: SourceOf = read_source,
 ) -> str:
-    """The report for ``findings`` in format ``fmt`` (one of :data:`FORMATS`)."""
+    """The report for ``findings`` in format ``fmt`` (one of :data:`FORMATS`).
+
+    With ``statistics`` the text and GitHub formats print only the counts per rule.
+    ``automation_id`` names the SARIF run's category (``check`` or ``basin``);
+    ``source_of`` reads the flagged source for SARIF fingerprints.
+    """
     ordered = sorted(findings, key=lambda finding: finding.sort_key)
+    if fmt in ("text", "github") and statistics:
+        return render_statistics(ordered, rules)
     if fmt == "text":
-        text = "".join(f"{line}\n" for line in map(text_line, ordered))
-        return text + (render_statistics(ordered, rules) if statistics else "")
+        return "".join(f"{line}\n" for line in map(text_line, ordered))
     if fmt == "json":
         return json.dumps(json_report(ordered, files_checked), indent=2) + "\n"
     if fmt == "sarif":
-        return json.dumps(sarif_report(ordered, rules), indent=2) + "\n"
+        document = sarif_report(ordered, rules, automation_id=automation_id, source_of=source_of)
+        return json.dumps(document, indent=2) + "\n"
     if fmt == "github":
-        text = "".join(f"{github_line(finding, rules)}\n" for finding in ordered)
-        return text + (render_statistics(ordered, rules) if statistics else "")
+        return "".join(f"{github_line(finding, rules)}\n" for finding in ordered)
     raise ValueError(f"unknown format {fmt!r}; choose from {', '.join(FORMATS)}")
 
 
@@ -84,8 +98,24 @@ def json_report(findings: Sequence[Finding], files_checked: int) -> dict[str, An
     }
 
 
-def _uri(path: str) -> str:
-    return PurePath(path).as_posix()
+def repository_root(start: Path | None = None) -> Path:
+    """The nearest folder with ``.git`` from ``start`` (the cwd) up, else ``start``."""
+    here = normalise(start or Path.cwd())
+    for candidate in (here, *here.parents):
+        if (candidate / ".git").exists():
+            return candidate
+    return here
+
+
+def _location(path: str, root: Path) -> dict[str, str]:
+    """A SARIF artifact location: percent-encoded, relative to ``%SRCROOT%`` when
+    the file is inside the repository, else an absolute ``file:`` URI."""
+    absolute = normalise(Path(path))
+    try:
+        relative = absolute.relative_to(root).as_posix()
+    except ValueError:
+        return {"uri": absolute.as_uri()}
+    return {"uri": quote(relative, safe="/"), "uriBaseId": "%SRCROOT%"}
 
 
 def _region(line: int, column: int, end_line: int | None, end_column: int | None) -> dict[str, int]:
@@ -105,12 +135,11 @@ def _sarif_rule(info: RuleInfo) -> dict[str, Any]:
     if info.documentation:
         rule["fullDescription"] = {"text": info.summary}
         rule["help"] = {"text": info.documentation, "markdown": info.documentation}
-    if info.docs_path:
-        rule["helpUri"] = f"{INFORMATION_URI}/blob/main/{info.docs_path}"
+    rule["helpUri"] = f"{INFORMATION_URI}/blob/main/{info.docs_path or RULES_DOC}"
     return rule
 
 
-def _sarif_fix(finding: Finding) -> dict[str, Any]:
+def _sarif_fix(finding: Finding, root: Path) -> dict[str, Any]:
     assert finding.fix is not None
     return {
         "description": {
@@ -118,7 +147,7 @@ def _sarif_fix(finding: Finding) -> dict[str, Any]:
         },
         "artifactChanges": [
             {
-                "artifactLocation": {"uri": _uri(finding.path), "uriBaseId": "%SRCROOT%"},
+                "artifactLocation": _location(finding.path, root),
                 "replacements": [
                     {
                         "deletedRegion": _region(
@@ -133,12 +162,24 @@ def _sarif_fix(finding: Finding) -> dict[str, Any]:
     }
 
 
-def sarif_report(findings: Sequence[Finding], rules: Mapping[str, RuleInfo]) -> dict[str, Any]:
-    """A SARIF 2.1.0 log with one run, rule metadata and fixes."""
+def sarif_report(
+    findings: Sequence[Finding],
+    rules: Mapping[str, RuleInfo],
+    *,
+    automation_id: str = CHECK_AUTOMATION,
+    source_of: SourceOf = read_source,
+    root: Path | None = None,
+) -> dict[str, Any]:
+    """A SARIF 2.1.0 log with one run: rule metadata, results with fingerprints of
+    the flagged source (so alerts survive line moves) and fixes. Paths are relative
+    to ``root`` (default: the repository root), named ``%SRCROOT%``."""
+    root = normalise(root) if root else repository_root()
     codes = sorted(set(rules) | {finding.code for finding in findings})
     index = {code: position for position, code in enumerate(codes)}
     results = []
-    for finding in findings:
+    occurrences: Counter[tuple[str, str]] = Counter()
+    for finding, digest in zip(findings, fingerprints(findings, source_of), strict=True):
+        occurrences[(finding.path, digest)] += 1
         result: dict[str, Any] = {
             "ruleId": finding.code,
             "ruleIndex": index[finding.code],
@@ -147,16 +188,19 @@ def sarif_report(findings: Sequence[Finding], rules: Mapping[str, RuleInfo]) -> 
             "locations": [
                 {
                     "physicalLocation": {
-                        "artifactLocation": {"uri": _uri(finding.path), "uriBaseId": "%SRCROOT%"},
+                        "artifactLocation": _location(finding.path, root),
                         "region": _region(
                             finding.line, finding.column, finding.end_line, finding.end_column
                         ),
                     }
                 }
             ],
+            "partialFingerprints": {
+                FINGERPRINT_KEY: f"{digest}:{occurrences[(finding.path, digest)]}"
+            },
         }
         if finding.fix is not None:
-            result["fixes"] = [_sarif_fix(finding)]
+            result["fixes"] = [_sarif_fix(finding, root)]
         results.append(result)
     return {
         "$schema": SARIF_SCHEMA,
@@ -175,6 +219,8 @@ def sarif_report(findings: Sequence[Finding], rules: Mapping[str, RuleInfo]) -> 
                         ],
                     }
                 },
+                "automationDetails": {"id": automation_id},
+                "originalUriBaseIds": {"%SRCROOT%": {"uri": root.as_uri().rstrip("/") + "/"}},
                 "columnKind": "unicodeCodePoints",
                 "results": results,
             }

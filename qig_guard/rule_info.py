@@ -62,10 +62,8 @@ def _examples(rule: type[Rule]) -> str:
     for example in rule.INVALID:
         parts.append(f"Flagged:\n```python\n{example.code.rstrip()}\n```\n")
         if example.fixed is not None:
-            label = "unsafe fix" if example.unsafe else "fix"
-            parts.append(
-                f"After `--{label.replace(' ', '-')}`:\n```python\n{example.fixed.rstrip()}\n```\n"
-            )
+            option = "--fix --unsafe-fixes" if example.unsafe else "--fix"
+            parts.append(f"After `{option}`:\n```python\n{example.fixed.rstrip()}\n```\n")
     for valid in rule.VALID:
         parts.append(f"Not flagged:\n```python\n{valid.rstrip()}\n```\n")
     return "\n".join(parts)
@@ -97,9 +95,13 @@ def explain(code: str) -> str | None:
     except ImportError:  # pragma: no cover - the basin package ships with qig-guard
         return None
     info = BASIN_RULES.get(code)
-    if info is None:
-        return None
-    return f"## {info.code} {info.name}\n\n{info.summary}.\n\n{info.documentation}\n"
+    return None if info is None else basin_page(info)
+
+
+def basin_page(info: RuleInfo) -> str:
+    """The documentation of a ``qig-guard basin validate`` code."""
+    summary = info.summary if info.summary.endswith(".") else f"{info.summary}."
+    return f"## {info.code} {info.name}\n\n{summary}\n\n{info.documentation}\n"
 
 
 def rules_reference() -> str:
@@ -113,4 +115,11 @@ def rules_reference() -> str:
     table = "".join(
         f"| [{r.code}](#{anchor(r)}) | {r.name} | {fix_kind(r)} | {r.summary} |\n" for r in rules
     )
-    return header + table + "\n" + "\n".join(rule_page(rule) for rule in rules)
+    from qig_guard.basin.codes import BASIN_RULES
+
+    basin = (
+        "# Basin file checks\n\n"
+        "Reported by `qig-guard basin validate` (and the pytest plugin's basin items).\n\n"
+        + "\n".join(basin_page(info) for info in BASIN_RULES.values())
+    )
+    return header + table + "\n" + "\n".join(rule_page(rule) for rule in rules) + "\n" + basin

@@ -17,7 +17,7 @@ from pathlib import Path
 
 from qig_guard.cache import Cache
 from qig_guard.checker import FILE_ERROR, FileResult, check_source
-from qig_guard.config import Config
+from qig_guard.config import Config, ConfigResolver
 from qig_guard.discovery import discover_files, matches_glob, relative_posix
 from qig_guard.facts.project import EMPTY, FactsCache, ProjectFacts, index_words
 from qig_guard.findings import Finding
@@ -41,8 +41,12 @@ class RunResult:
     findings: list[Finding] = field(default_factory=list)
     internal_error: bool = False
     stats: Stats = field(default_factory=Stats)
-    # Displayed path -> the file it names, for --fix and --diff.
+    # Displayed path -> the file it names and the configuration it was checked
+    # with, for --fix, --diff, --add-noqa and baselines.
     paths: dict[str, Path] = field(default_factory=dict)
+    configs: dict[str, Config] = field(default_factory=dict)
+    # Folders named on the command line that hold no Python file to check.
+    empty_folders: list[Path] = field(default_factory=list)
     # The index of every file of the run, which the rules query.
     project: ProjectFacts = EMPTY
 
@@ -74,80 +78,107 @@ def _rules_for(codes: tuple[str, ...]) -> list[type]:
     return load_rules(codes)
 
 
-_WORKER_CONFIG: Config | None = None
+_WORKER_CONFIGS: list[Config] = []
 _WORKER_PROJECT: ProjectFacts = EMPTY
 
+# A file to check: its displayed path, bytes, rule codes and configuration's index.
+Task = tuple[str, bytes, tuple[str, ...], int]
 
-def _init_worker(config: Config, project: ProjectFacts) -> None:
-    global _WORKER_CONFIG, _WORKER_PROJECT
-    _WORKER_CONFIG = config
+
+def _init_worker(configs: list[Config], project: ProjectFacts) -> None:
+    global _WORKER_CONFIGS, _WORKER_PROJECT
+    _WORKER_CONFIGS = configs
     _WORKER_PROJECT = project
 
 
-def _check_one(task: tuple[str, bytes, tuple[str, ...]]) -> FileResult:
-    display, data, codes = task
-    assert _WORKER_CONFIG is not None
-    return check_source(display, data, _WORKER_CONFIG, _rules_for(codes), _WORKER_PROJECT)
+def _check_one(task: Task) -> FileResult:
+    display, data, codes, config_index = task
+    config = _WORKER_CONFIGS[config_index]
+    return check_source(display, data, config, _rules_for(codes), _WORKER_PROJECT)
+
+
+@dataclass
+class _Scope:
+    """What the files of one configuration share: its rules, cache and worker index."""
+
+    config: Config
+    index: int
+    selected: tuple[str, ...]
+    cache: Cache | None
 
 
 def run(
     paths: Sequence[Path],
-    config: Config,
+    config: Config | ConfigResolver,
     *,
     jobs: int | None = None,
     use_cache: bool = True,
 ) -> RunResult:
-    """Check every Python file under ``paths`` with the selected rules."""
-    selected = select_codes(config.select, config.ignore)
+    """Check every Python file under ``paths`` with the selected rules, each file
+    under ``config`` or, given a :class:`ConfigResolver`, under its own configuration."""
+    config_for = config.for_path if isinstance(config, ConfigResolver) else (lambda _: config)
     cwd = Path.cwd()
     result = RunResult()
-    files: list[tuple[str, Path, bytes, tuple[str, ...]]] = []
-    for path in discover_files(paths, config):
+    scopes: dict[int, _Scope] = {}  # by id() of a configuration, which the scope keeps alive
+    files: list[tuple[str, Path, bytes, tuple[str, ...], _Scope]] = []
+    for path in discover_files(paths, config_for, result.empty_folders):
         display = relative_posix(path, cwd)
-        codes = file_codes(relative_posix(path, config.root), selected, config)
+        file_config = config_for(path)
+        scope = scopes.get(id(file_config))
+        if scope is None:
+            selected = select_codes(file_config.select, file_config.ignore)
+            scope = _Scope(file_config, len(scopes), selected, None)
+            scopes[id(file_config)] = scope
+        codes = file_codes(relative_posix(path, file_config.root), scope.selected, file_config)
         if not codes:
             continue
         try:
             data = path.read_bytes()
         except OSError as error:
             message = f"cannot read: {error.strerror}"
+            if path.is_symlink() and not path.exists():
+                message = f"cannot read: dangling symbolic link to {os.readlink(path)}"
             result.findings.append(Finding(display, 1, 1, FILE_ERROR, message))
             continue
-        files.append((display, path, data, codes))
-    cache_dir = config.root / config.cache_dir if use_cache else None
-    facts = FactsCache(cache_dir, index_words(config))
-    result.project = ProjectFacts.merge(facts.summary(data) for _, _, data, _ in files)
-    cache = (
-        Cache(cache_dir, f"{config.fingerprint()}\0{result.project.digest}")
-        if cache_dir is not None
-        else None
-    )
-    pending: list[tuple[tuple[str, bytes, tuple[str, ...]], str | None, int]] = []
-    for display, path, data, codes in files:
+        files.append((display, path, data, codes, scope))
+
+    result.project = _index(files, [scope.config for scope in scopes.values()], use_cache)
+    caches: dict[tuple[Path, str], Cache] = {}
+    for scope in scopes.values():
+        if use_cache and scope.config.cache_path is not None:
+            key = (
+                scope.config.cache_path,
+                f"{scope.config.fingerprint()}\0{result.project.digest}",
+            )
+            scope.cache = caches.setdefault(key, Cache(*key))
+    pending: list[tuple[Task, _Scope, str | None, int]] = []
+    for display, path, data, codes, scope in files:
         lines = data.count(b"\n")
         result.stats.files += 1
         result.stats.lines += lines
         result.paths[display] = path
+        result.configs[display] = scope.config
         key = None
-        if cache is not None:
-            key = cache.key(data, codes)
-            cached = cache.get(key, display)
+        if scope.cache is not None:
+            key = scope.cache.key(data, codes)
+            cached = scope.cache.get(key, display)
             if cached is not None:
                 result.stats.cached_files += 1
                 result.stats.cached_lines += lines
-                _collect(result, cached, selected)
+                _collect(result, cached, scope.selected)
                 continue
-        pending.append(((display, data, codes), key, lines))
+        pending.append(((display, data, codes, scope.index), scope, key, lines))
 
-    tasks = [task for task, _, _ in pending]
-    outcomes = _execute(tasks, config, result.project, jobs or default_jobs())
-    for (_, key, lines), outcome in zip(pending, outcomes, strict=True):
+    configs = [scope.config for scope in scopes.values()]
+    tasks = [item[0] for item in pending]
+    outcomes = _execute(tasks, configs, result.project, jobs or default_jobs())
+    for (_, scope, key, lines), outcome in zip(pending, outcomes, strict=True):
         if outcome.parsed:
             result.stats.parsed_files += 1
             result.stats.parsed_lines += lines
-        if cache is not None and key is not None:
-            cache.put(key, outcome)
-        _collect(result, outcome, selected)
+        if scope.cache is not None and key is not None:
+            scope.cache.put(key, outcome)
+        _collect(result, outcome, scope.selected)
     result.findings.sort(key=lambda finding: finding.sort_key)
     return result
 
@@ -161,17 +192,27 @@ def _collect(result: RunResult, outcome: FileResult, selected: tuple[str, ...]) 
     )
 
 
+def _index(
+    files: Sequence[tuple[str, Path, bytes, tuple[str, ...], _Scope]],
+    configs: Sequence[Config],
+    use_cache: bool,
+) -> ProjectFacts:
+    """The project index over every file of the run (summaries cached beside the results
+    of the first configuration that has a cache)."""
+    where = next((c.cache_path for c in configs if c.cache_path is not None), None)
+    extra_words = tuple(sorted({w for c in configs for w in index_words(c)}))
+    facts = FactsCache(where if use_cache else None, extra_words)
+    return ProjectFacts.merge(facts.summary(data) for _, _, data, _, _ in files)
+
+
 def _execute(
-    tasks: Sequence[tuple[str, bytes, tuple[str, ...]]],
-    config: Config,
-    project: ProjectFacts,
-    jobs: int,
+    tasks: Sequence[Task], configs: list[Config], project: ProjectFacts, jobs: int
 ) -> Iterable[FileResult]:
     if jobs <= 1 or len(tasks) < 4:
-        _init_worker(config, project)
+        _init_worker(configs, project)
         return [_check_one(task) for task in tasks]
     chunk = max(1, min(16, len(tasks) // (jobs * 8)))
     with ProcessPoolExecutor(
-        max_workers=min(jobs, len(tasks)), initializer=_init_worker, initargs=(config, project)
+        max_workers=min(jobs, len(tasks)), initializer=_init_worker, initargs=(configs, project)
     ) as pool:
         return list(pool.map(_check_one, tasks, chunksize=chunk))

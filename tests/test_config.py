@@ -50,7 +50,7 @@ def test_discover_nearest_pyproject_with_section(tmp_path: Path) -> None:
 def test_cli_reports_config_error_with_exit_2(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
 ) -> None:
-    (tmp_path / "pyproject.toml").write_text('[tool.qig-guard]\nignore = ["QIG1"]\nfoo = 1\n')
+    (tmp_path / "pyproject.toml").write_text('[tool.qig-guard]\nignore = ["QIG00"]\nfoo = 1\n')
     monkeypatch.chdir(tmp_path)
     assert main(["check", "."]) == 2
     assert "tool.qig-guard.foo: unknown key" in capsys.readouterr().err
@@ -69,8 +69,8 @@ def test_cli_usage_errors_exit_2(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
 ) -> None:
     monkeypatch.chdir(tmp_path)
-    assert main(["check", "missing.py", "--isolated"]) == 2
-    assert "no such file" in capsys.readouterr().err
+    assert main(["check", "--jobs", "0", "--isolated"]) == 2
+    assert "--jobs must be at least 1" in capsys.readouterr().err
     with pytest.raises(SystemExit) as raised:
         main(["check", "--select", "E501"])
     assert raised.value.code == 2

@@ -31,3 +31,35 @@ def test_explain_prints_every_rule() -> None:
         text = explain(code)
         assert text is not None and text.startswith(f"## {code} ")
     assert explain("QIG999") is None
+
+
+def test_explain_prints_every_basin_code_with_one_full_stop() -> None:
+    for number in range(100, 107):
+        text = explain(f"QIG{number}")
+        assert text is not None and text.startswith(f"## QIG{number} ")
+        assert ".." not in text
+
+
+def test_docs_name_the_real_fix_options() -> None:
+    for name in ("README.md", RULES_DOC):
+        text = (ROOT / name).read_text(encoding="utf-8")
+        assert not re.search(r"--unsafe-fix\b(?!es)", text), name
+
+
+def test_runtime_names_in_the_rules_reference_exist() -> None:
+    """`from qig_guard.runtime import ...` in the docs names exported functions
+    (read from the package's __all__, so torch is not imported)."""
+    import ast
+
+    init = ast.parse((ROOT / "qig_guard" / "runtime" / "__init__.py").read_text())
+    exported = next(
+        ast.literal_eval(node.value)
+        for node in init.body
+        if isinstance(node, ast.Assign) and getattr(node.targets[0], "id", "") == "__all__"
+    )
+    reference = (ROOT / RULES_DOC).read_text(encoding="utf-8")
+    imports = re.findall(r"from qig_guard\.runtime import ([\w, ]+)", reference)
+    assert imports
+    for names in imports:
+        for name in names.split(","):
+            assert name.strip() in exported, name

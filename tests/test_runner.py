@@ -46,7 +46,7 @@ def corpus(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
 def test_cached_parallel_and_unfiltered_runs_agree(
     corpus: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    config = Config()
+    config = Config(base=corpus.parent)
     plain = run([corpus], config, jobs=1, use_cache=False)
     assert plain.findings, "the corpus must produce findings"
     cold = run([corpus], config, jobs=2, use_cache=True)
@@ -70,12 +70,12 @@ def test_cached_parallel_and_unfiltered_runs_agree(
 def test_cache_misses_when_content_or_config_changes(corpus: Path) -> None:
     target = corpus / "edited.py"
     target.write_text("x = 1\n")
-    run([corpus], Config(), jobs=1)
+    run([corpus], Config(base=corpus.parent), jobs=1)
     target.write_text("student.load_state_dict(teacher.state_dict())\n")
-    again = run([corpus], Config(), jobs=1)
+    again = run([corpus], Config(base=corpus.parent), jobs=1)
     assert again.stats.files - again.stats.cached_files == 1
     assert any(f.path.endswith("edited.py") for f in again.findings)
-    other = run([corpus], Config(frozen_models=("teacher",)), jobs=1)
+    other = run([corpus], Config(frozen_models=("teacher",), base=corpus.parent), jobs=1)
     assert other.stats.cached_files == 0
 
 
@@ -145,6 +145,7 @@ def test_check_never_imports_torch(corpus: Path) -> None:
 
 
 def test_warm_run_reads_the_cache_without_importing_libcst(corpus: Path) -> None:
+    (corpus / ".git").mkdir()  # a project root: the cache lives there
     args = ["check", ".", "--isolated", "-j", "1"]
     cold_lines, cold_code, cold_modules = _main_in_subprocess(args, corpus)
     warm_lines, warm_code, warm_modules = _main_in_subprocess(args, corpus)

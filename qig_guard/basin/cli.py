@@ -21,8 +21,11 @@ from qig_guard.basin.schema import document_problems
 from qig_guard.basin.settings import BasinSettings, basin_settings
 from qig_guard.basin.strictjson import JsonReadError, read_json
 from qig_guard.basin.validate import PARSE_LIMIT, basin_files, validate_basin_file
+from qig_guard.cli import add_output_options
 from qig_guard.config import discover, load_pyproject
-from qig_guard.report import FORMATS, render
+from qig_guard.report import render
+
+BASIN_AUTOMATION = "qig-guard/basin-validate/"
 
 
 def _assignment(text: str) -> tuple[str, Any]:
@@ -53,10 +56,8 @@ def register(subparsers: Any) -> None:
 
     validate = commands.add_parser("validate", help="validate basin files (files or folders)")
     validate.add_argument("paths", nargs="+", metavar="PATH")
-    validate.add_argument("--format", choices=FORMATS, default="text")
-    validate.add_argument("--statistics", action="store_true", help="count findings per code")
+    add_output_options(validate)  # the same as `check`'s
     validate.add_argument("--config", type=Path, metavar="PYPROJECT")
-    validate.add_argument("-o", "--output", type=Path, help="write the report to this file")
     validate.set_defaults(func=run_validate)
 
     conversion = commands.add_parser("convert", help="convert a legacy basin file to version 1")
@@ -91,18 +92,24 @@ def run_validate(args: argparse.Namespace) -> int:
     missing = [path for path in args.paths if not Path(path).exists()]
     if missing:
         return _error(f"{missing[0]}: no such file or folder")
-    if args.output and not args.output.parent.is_dir():
-        return _error(f"{args.output.parent}: no such folder")
+    output: Path | None = args.output_file
+    if output and not output.parent.is_dir():
+        return _error(f"{output.parent}: no such folder")
     files = basin_files(args.paths, settings)
     findings = [finding for path in files for finding in validate_basin_file(path, settings)]
     report = render(
-        findings, args.format, BASIN_RULES, files_checked=len(files), statistics=args.statistics
+        findings,
+        args.format,
+        BASIN_RULES,
+        files_checked=len(files),
+        statistics=args.statistics,
+        automation_id=BASIN_AUTOMATION,
     )
-    if args.output:
-        args.output.write_text(report, encoding="utf-8")
-    else:
+    if output:
+        output.write_text(report, encoding="utf-8")
+    elif not args.silent:
         sys.stdout.write(report)
-    return 1 if findings else 0
+    return 1 if findings and not args.exit_zero else 0
 
 
 def _summary(source: Path, conversion: Conversion) -> str:

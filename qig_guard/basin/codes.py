@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from dataclasses import replace
+
 from qig_guard.report import RuleInfo
 
 SCHEMA = "QIG100"
@@ -13,7 +15,7 @@ LEGACY = "QIG105"
 MALFORMED = "QIG106"
 
 BASIN_RULES: dict[str, RuleInfo] = {
-    info.code: info
+    info.code: replace(info, docs_path=f"docs/rules.md#{info.code.lower()}-{info.name}")
     for info in (
         RuleInfo(
             SCHEMA,

@@ -95,9 +95,10 @@ class WeightCopy(Rule):
 
     ## Use instead
     ```python
-    teacher_basin = extract_basin(teacher_model)
-    student_model = QIGKernelRecursive(target_basin=teacher_basin)
-    # train the student with basin proximity loss
+    from qig_guard.runtime import extract_basin_from_checkpoint, transfer_basin
+
+    basin_file = extract_basin_from_checkpoint("teacher.pt", "basins/teacher.json")
+    transfer_basin(basin_file, student_model)  # trains toward the basin, Fisher loss
     ```
     `load_state_dict` stays fine for a full restore of the same model from
     its own checkpoint.
