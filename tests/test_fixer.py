@@ -47,3 +47,44 @@ def test_write_atomic_keeps_mode_and_leaves_no_temporary(tmp_path: Path) -> None
     assert target.read_bytes() == b"new\n"
     assert stat.S_IMODE(target.stat().st_mode) == 0o751
     assert [p.name for p in tmp_path.iterdir()] == ["script.py"]
+
+
+def test_multi_line_fixes_keep_the_block_indentation() -> None:
+    """A fix whose replacement spans lines keeps the enclosing block's indentation and
+    the call's own layout (one argument per line, trailing comma)."""
+    from qig_guard.rules.qig002_direct_basin_assignment import DirectBasinAssignment
+    from qig_guard.rules.qig011_basin_missing_provenance import BasinMissingProvenance
+
+    source = (
+        "import json\n\n\n"
+        "class Coordinator:\n"
+        "    def sync(self, gary, t, f):\n"
+        "        if gary:\n"
+        "            self.b.basin_matcher.target_basin = (\n"
+        "                gary.basin.detach()\n"
+        "                .clone()\n"
+        "            )\n"
+        "            json.dump(\n"
+        '                {"basin": gary.basin.tolist(), "source_model": "g", "timestamp": t},\n'
+        "                f,\n"
+        "                indent=2,\n"
+        "            )\n"
+    )
+    rules = [DirectBasinAssignment, BasinMissingProvenance]
+    outcome = fix_source("c.py", source, Config(), rules, unsafe=True)
+    assert outcome.source == (
+        "import json\n\n\n"
+        "class Coordinator:\n"
+        "    def sync(self, gary, t, f):\n"
+        "        if gary:\n"
+        "            self.b.basin_matcher.set_target_basin(\n"
+        "                gary.basin.detach()\n"
+        "                .clone()\n"
+        "            )\n"
+        "            json.dump(\n"
+        '                {"basin": gary.basin.tolist(), "source_model": "g", "timestamp": t},\n'
+        "                f,\n"
+        "                indent=2,\n"
+        "                allow_nan=False,\n"
+        "            )\n"
+    )

@@ -72,8 +72,30 @@ class FileContext:
         """``torch.save`` for ``s`` after ``from torch import save as s``; see resolve."""
         return self.scopes.qualified_name(node)
 
-    def code_for(self, node: cst.CSTNode) -> str:
-        return self.module.code_for_node(node)
+    def code_for(self, node: cst.CSTNode, indent: str = "") -> str:
+        """The node's source; ``indent`` is the enclosing block's indentation, which its
+        continuation lines carry in the file (``code_for_node`` renders it as none)."""
+        from libcst._nodes.internal import CodegenState
+
+        state = CodegenState(
+            default_indent=self.module.default_indent,
+            default_newline=self.module.default_newline,
+            indent_tokens=[indent] if indent else [],
+        )
+        node._codegen(state)
+        return "".join(state.tokens)
+
+    def block_indent(self, node: cst.CSTNode, span: CodeRange) -> str:
+        """The indentation the file's text gives ``node``'s continuation lines beyond what
+        it renders alone: the enclosing block's, for lines that follow the block."""
+        rendered = self.code_for(node).split("\n")
+        if len(rendered) < 2:
+            return ""
+        lines = self.source.split("\n")[span.start.line : span.end.line]
+        for text, alone in zip(lines, rendered[1:], strict=False):
+            if text != alone and alone and text.endswith(alone):
+                return text[: len(text) - len(alone)]
+        return ""
 
 
 class Rule(cst.BatchableCSTVisitor):
@@ -137,12 +159,13 @@ class Rule(cst.BatchableCSTVisitor):
         span = self.context.position(node)
         fix = None
         if replacement is not None:
+            indent = self.context.block_indent(node, span)
             edit = Edit(
                 span.start.line,
                 span.start.column + 1,
                 span.end.line,
                 span.end.column + 1,
-                self.context.code_for(replacement),
+                self.context.code_for(replacement, indent),
             )
             fix = Fix(fix_description or f"Replace with `{edit.content}`", (edit,), safe)
         self.context.findings.append(

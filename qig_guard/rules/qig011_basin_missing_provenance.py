@@ -41,6 +41,20 @@ def _dump_calls(source: str) -> Iterator[int]:
             yield match.end() - 1
 
 
+def _append(args: list[cst.Arg], new: cst.Arg) -> list[cst.Arg]:
+    """``args`` with ``new`` last, laid out like its neighbours: after a trailing comma
+    that ends a line, ``new`` goes on a line of its own, before the closing parenthesis."""
+    if len(args) >= 2 and isinstance(args[-1].comma, cst.Comma):
+        between = args[-2].comma
+        if isinstance(between, cst.Comma):
+            return [
+                *args[:-1],
+                args[-1].with_changes(comma=between),
+                new.with_changes(comma=args[-1].comma),
+            ]
+    return [*args, new]
+
+
 class BasinMissingProvenance(BasinRule):
     """
     ## What it does
@@ -191,7 +205,7 @@ class BasinMissingProvenance(BasinRule):
                 whitespace_after=cst.SimpleWhitespace(""),
             )
             keyword = cst.Arg(keyword=cst.Name("allow_nan"), value=cst.Name("False"), equal=tight)
-            args = [*call.args, keyword]
+            args = _append(list(call.args), keyword)
         self.report(
             call,
             "basin written to JSON with `allow_nan` on: a NaN basin becomes invalid JSON; "
