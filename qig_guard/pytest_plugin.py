@@ -249,7 +249,7 @@ def pytest_terminal_summary(terminalreporter: Any) -> None:
         for outcome in _OUTCOMES
     }
     total = sum(counts.values())
-    what = "verified against their checkpoints" if options.verify else "validated"
+    what = "validated and checked against checkpoints" if options.verify else "validated"
     if total == 0:
         terminalreporter.write_line(f"qig-guard: no basin files collected ({what})")
         return

@@ -58,7 +58,7 @@ def load_basin(path: str | os.PathLike[str], *, max_bytes: int = LOAD_LIMIT) -> 
         raise BasinFileError(f"{path}:{error}") from None
     kind = detect(document)
     if kind is not None:
-        raise BasinFileError(f"{path}: {legacy_message(kind)}")
+        raise BasinFileError(f"{path}: {legacy_message(kind, str(path))}")
     reason = not_a_basin(document)
     if reason is not None:
         raise BasinFileError(f"{path}: not a basin file: {reason}")

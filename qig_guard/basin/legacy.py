@@ -16,6 +16,7 @@ unless the caller supplies it, and supplied fields are recorded in the provenanc
 from __future__ import annotations
 
 import math
+import shlex
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from datetime import datetime, timezone
@@ -122,13 +123,13 @@ def _not_convertible(kind: LegacyKind) -> str:
     )
 
 
-def legacy_message(kind: LegacyKind) -> str:
-    """The validator's message for a legacy file."""
+def legacy_message(kind: LegacyKind, path: str = "OLD.json") -> str:
+    """The validator's message for a legacy file at ``path``."""
     if kind is LegacyKind.IDENTITY_DESCRIPTOR:
         return f"not a basin file: {_not_convertible(kind)}"
     return (
         f"{describe(kind)}, not a version 1 basin file: convert it with "
-        "`qig-guard basin convert OLD.json -o NEW.json`"
+        f"`qig-guard basin convert {shlex.quote(path)} -o NEW.json`"
     )
 
 

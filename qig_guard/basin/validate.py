@@ -87,7 +87,7 @@ def validate_basin_file(
         return [malformed, *([size_finding] if size_finding else [])]
     kind = detect(parsed.value)
     if kind is not None:
-        return [Finding(name, 1, 1, codes.LEGACY, legacy_message(kind))]
+        return [Finding(name, 1, 1, codes.LEGACY, legacy_message(kind, name))]
     reason = not_a_basin(parsed.value)
     if reason is not None:
         return [Finding(name, 1, 1, codes.SCHEMA, f"not a basin file: {reason}")]

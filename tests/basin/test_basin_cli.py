@@ -132,7 +132,10 @@ def test_a_folder_is_searched_to_any_depth_and_the_count_is_reported(
     captured = capsys.readouterr()
     (finding,) = captured.out.splitlines()
     assert finding.startswith(f"{EXAMPLES}/legacy/ocean-sync-packet.json:1:1: QIG105 ")
-    assert "convert it with `qig-guard basin convert" in finding
+    assert finding.endswith(
+        f"convert it with `qig-guard basin convert {EXAMPLES}/legacy/ocean-sync-packet.json "
+        "-o NEW.json`"
+    )
     assert captured.err == "2 basin files checked\n"
 
 

@@ -90,8 +90,8 @@ def test_match_tamper_and_missing_checkpoint(project: pytest.Pytester) -> None:
             "*_ basin file basins/gary-b.json _*",
             "basin differs from the one re-extracted from */basins/gary-b.pt: "
             "Fisher distance 0.05 > tolerance 1e-06 (unit metric: *",
-            "qig-guard: 3 basin files verified against their checkpoints: "
-            "1 passed, 1 failed, 1 skipped",
+            "qig-guard: 3 basin files validated and checked against checkpoints: 1 passed, "
+            "1 failed, 1 skipped",
             "FAILED basins/gary-b.json::basin - basin differs from the one re-extracted*",
             "SKIPPED ?1? basins/gary-c.json:1: checkpoint gary-c.pt not found (looked for "
             "*/basins/gary-c.pt, */gary-c.pt)",
@@ -238,3 +238,24 @@ def test_the_assertion_helper_names_what_is_wrong(tmp_path: Path) -> None:
     (tmp_path / "gary-a.pt").unlink()
     with pytest.raises(AssertionError, match=r"checkpoint gary-a\.pt not found"):
         assert_basin_matches_checkpoint(basin)
+
+
+def test_without_torch_verification_is_skipped_with_the_install_hint(
+    pytester: pytest.Pytester,
+) -> None:
+    from qig_guard.basin import save_basin
+    from qig_guard.basin.verify import file_sha256
+
+    checkpoint = pytester.path / "gary-a.pt"
+    checkpoint.write_bytes(b"weights")
+    save_basin(
+        pytester.path / "gary-a.basin.json",
+        [0.1] * 64,
+        source_model="Gary-A",
+        extracted_from="gary-a.pt",
+        checkpoint_sha256=file_sha256(checkpoint),
+    )
+    pytester.makeconftest('import sys\n\nsys.modules["torch"] = None\n')
+    result = pytester.runpytest("--qig-basins-verify", "-rs")
+    result.assert_outcomes(skipped=1)
+    result.stdout.fnmatch_lines(["*re-extraction needs torch (pip install 'qig-guard?runtime?')*"])
