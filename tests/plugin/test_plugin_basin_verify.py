@@ -259,3 +259,19 @@ def test_without_torch_verification_is_skipped_with_the_install_hint(
     result = pytester.runpytest("--qig-basins-verify", "-rs")
     result.assert_outcomes(skipped=1)
     result.stdout.fnmatch_lines(["*re-extraction needs torch (pip install 'qig-guard?runtime?')*"])
+
+
+def test_locating_and_hashing_do_not_import_torch(tmp_path: Path) -> None:
+    import subprocess
+    import sys
+
+    basin = make_pair(tmp_path, "gary-a")
+    with (tmp_path / "gary-a.pt").open("ab") as handle:
+        handle.write(b"\0")
+    probe = (
+        "import sys\n"
+        "from qig_guard.basin.verify import verify_against_checkpoint\n"
+        f"print(verify_against_checkpoint({str(basin)!r}).outcome.name, 'torch' in sys.modules)\n"
+    )
+    done = subprocess.run([sys.executable, "-c", probe], capture_output=True, text=True)
+    assert done.stdout.split() == ["CHECKPOINT_CHANGED", "False"], done.stderr
