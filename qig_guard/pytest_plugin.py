@@ -323,10 +323,14 @@ class BasinItem(_FindingsItem):
     def _verify(self, options: _Options) -> Verification:
         from qig_guard.basin.verify import verify_against_checkpoint
 
+        try:
+            factory = options.make_model()
+        except (ImportError, AttributeError, TypeError) as error:
+            raise VerificationError(f"qig_basin_model_factory: {error}") from None
         return verify_against_checkpoint(
             self.path,
             roots=[self.config.rootpath],
-            model_factory=options.make_model(),
+            model_factory=factory,
             tolerance=options.tolerance,
         )
 
