@@ -116,10 +116,32 @@ def _table(key: str, value: Any) -> Mapping[str, Any]:
     return value
 
 
-def _table_or_path(key: str, value: Any) -> Mapping[str, Any] | str:
+BASIN_KEYS = ("dim", "files", "max-size", "min-size")
+FACT_KEYS = ("value", "tolerance")
+
+
+def _known_keys(key: str, table: Mapping[str, Any], known: tuple[str, ...]) -> None:
+    unknown = sorted(set(table) - set(known))
+    if unknown:
+        raise ConfigError(f"{key}.{unknown[0]}", f"unknown key (known keys: {', '.join(known)})")
+
+
+def _basin_table(key: str, value: Any) -> Mapping[str, Any]:
+    """Key names only: the values are validated by :mod:`qig_guard.basin.settings`."""
+    table = _table(key, value)
+    _known_keys(key, table, BASIN_KEYS)
+    return table
+
+
+def _facts_table_or_path(key: str, value: Any) -> Mapping[str, Any] | str:
+    """Key names only: the values are validated by :mod:`qig_guard.basin.settings`."""
     if isinstance(value, str):
         return value
-    return _table(key, value)
+    table = _table(key, value)
+    for name, entry in table.items():
+        if isinstance(entry, dict):
+            _known_keys(f"{key}.{name}", entry, FACT_KEYS)
+    return table
 
 
 @dataclass(frozen=True)
@@ -203,8 +225,8 @@ _PARSERS: dict[str, Callable[[str, Any], Any]] = {
     "sleep-functions": _str_list,
     "weight-copy-allowed": _str_list,
     "sync-weight-range": _range,
-    "basin": _table,
-    "frozen-facts": _table_or_path,
+    "basin": _basin_table,
+    "frozen-facts": _facts_table_or_path,
 }
 
 

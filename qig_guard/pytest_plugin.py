@@ -5,18 +5,23 @@ basin validator and torch are imported by the hooks and fixtures that use them.
 
 - ``--qig-basins`` (or the ini options ``qig_basin_paths`` / ``qig_basin_glob``):
   every basin JSON file becomes a test item that fails with the validator's findings.
+- ``--qig-basins-verify`` (or the ini option ``qig_basins_verify``): each basin item
+  also re-extracts its basin from the checkpoint its provenance names and fails when
+  the two differ by more than ``qig_basin_verify_tolerance`` in Fisher distance.
 - ``--qig-guard``: every Python file becomes a test item that fails with its
   qig-guard findings; results are cached by file content.
-- Fixtures ``basin_factory``, ``basin_frozen_facts``, ``basin_reference_model`` and
-  ``basin_constellation``; the marker ``basin_invariants(ocean=..., frozen=...)``.
+- Fixtures ``basin_factory``, ``basin_frozen_facts``, ``basin_reference_model``,
+  ``basin_constellation`` and ``basin_checkpoint_pair``; the marker
+  ``basin_invariants(ocean=..., frozen=...)``.
 """
 
 from __future__ import annotations
 
+import importlib
 from collections.abc import Callable, Generator, Iterator, Sequence
 from dataclasses import replace
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, NamedTuple
 
 import pytest
 
@@ -24,6 +29,7 @@ pytest.register_assert_rewrite("qig_guard.testing")
 
 if TYPE_CHECKING:
     from qig_guard.basin.settings import BasinSettings, FrozenFact
+    from qig_guard.basin.verify import Verification
     from qig_guard.config import Config
     from qig_guard.findings import Finding
     from qig_guard.runtime import Constellation, QIGKernelRecursive
@@ -31,6 +37,31 @@ if TYPE_CHECKING:
 INSTALL_HINT = "pip install 'qig-guard[runtime]'"
 MARKER = "basin_invariants"
 _MARKER_KEYS = ("ocean", "frozen")
+DEFAULT_TOLERANCE = 1e-6  # qig_guard.basin.verify.DEFAULT_TOLERANCE, without importing it
+
+
+def _tolerance(text: str) -> float:
+    try:
+        tolerance = float(text)
+    except ValueError:
+        tolerance = -1.0
+    if not tolerance >= 0 or tolerance == float("inf"):
+        raise pytest.UsageError(
+            f"qig-guard: qig_basin_verify_tolerance: expected a finite number >= 0, got {text!r}"
+        )
+    return tolerance
+
+
+def _factory_name(text: str) -> str | None:
+    if not text:
+        return None
+    module, sep, name = text.partition(":")
+    if not sep or not all(part.isidentifier() for part in (*module.split("."), *name.split("."))):
+        raise pytest.UsageError(
+            f"qig-guard: qig_basin_model_factory: expected module:callable "
+            f"(e.g. mypackage.models:make_model), got {text!r}"
+        )
+    return text
 
 
 class _Options:
@@ -39,11 +70,36 @@ class _Options:
     def __init__(self, config: pytest.Config) -> None:
         self.rootpath = config.rootpath
         self.basin_paths: list[Path] = [p.resolve() for p in config.getini("qig_basin_paths")]
+        missing = [path for path in self.basin_paths if not path.exists()]
+        if missing:
+            raise pytest.UsageError(
+                f"qig-guard: qig_basin_paths: {missing[0]}: no such file or folder"
+            )
         self.basin_globs: list[str] = config.getini("qig_basin_glob")
-        self.basins = bool(config.getoption("qig_basins") or self.basin_paths or self.basin_globs)
+        self.verify = bool(
+            config.getoption("qig_basins_verify") or config.getini("qig_basins_verify")
+        )
+        self.basins = bool(
+            config.getoption("qig_basins") or self.verify or self.basin_paths or self.basin_globs
+        )
+        self.tolerance = _tolerance(config.getini("qig_basin_verify_tolerance"))
+        self.model_factory = _factory_name(config.getini("qig_basin_model_factory"))
         self.guard = bool(config.getoption("qig_guard"))
         self._project: Config | None = None
         self._basin_settings: BasinSettings | None = None
+
+    def make_model(self) -> Callable[[], Any] | None:
+        """The ``qig_basin_model_factory`` callable, imported (``None`` when unset)."""
+        if self.model_factory is None:
+            return None
+        module, _, name = self.model_factory.partition(":")
+        target: Any = importlib.import_module(module)
+        for attribute in name.split("."):
+            target = getattr(target, attribute)
+        if not callable(target):
+            raise TypeError(f"qig_basin_model_factory {self.model_factory} is not callable")
+        factory: Callable[[], Any] = target
+        return factory
 
     @property
     def project(self) -> Config:
@@ -103,6 +159,13 @@ def pytest_addoption(parser: pytest.Parser) -> None:
         help="collect basin JSON files as tests that fail with the validator's findings",
     )
     group.addoption(
+        "--qig-basins-verify",
+        action="store_true",
+        dest="qig_basins_verify",
+        help="also re-extract each basin file's basin from the checkpoint its provenance "
+        "names and fail when they differ (implies --qig-basins; needs torch)",
+    )
+    group.addoption(
         "--qig-guard",
         action="store_true",
         dest="qig_guard",
@@ -118,6 +181,24 @@ def pytest_addoption(parser: pytest.Parser) -> None:
         type="args",
         help="collect JSON files matching these globs (relative to rootdir; a glob without "
         "'/' matches a file or folder name) as basin files (turns basins on)",
+    )
+    parser.addini(
+        "qig_basins_verify",
+        type="bool",
+        default=False,
+        help="verify basin files against their checkpoints, as --qig-basins-verify does",
+    )
+    parser.addini(
+        "qig_basin_verify_tolerance",
+        default=str(DEFAULT_TOLERANCE),
+        help="largest Fisher distance between a basin file and its re-extracted basin "
+        f"(default {DEFAULT_TOLERANCE:g})",
+    )
+    parser.addini(
+        "qig_basin_model_factory",
+        default="",
+        help="module:callable returning a fresh model, for checkpoints without a stored "
+        "target basin (the basin is then computed on that model)",
     )
 
 
@@ -147,6 +228,34 @@ def pytest_collect_file(file_path: Path, parent: pytest.Collector) -> pytest.Col
         if not is_excluded(file_path, options.project):
             return CheckedFile.from_parent(parent, path=file_path)
     return None
+
+
+_OUTCOMES = ("passed", "failed", "skipped", "error")
+
+
+def pytest_terminal_summary(terminalreporter: Any) -> None:
+    """When basin files are on, one line counting the basin items by outcome."""
+    options = terminalreporter.config.stash[_OPTIONS]
+    if not options.basins:
+        return
+    counts = {
+        outcome: len(
+            {
+                report.nodeid
+                for report in terminalreporter.stats.get(outcome, [])
+                if "qig_basin" in getattr(report, "keywords", {})
+            }
+        )
+        for outcome in _OUTCOMES
+    }
+    total = sum(counts.values())
+    what = "validated and checked against checkpoints" if options.verify else "validated"
+    if total == 0:
+        terminalreporter.write_line(f"qig-guard: no basin files collected ({what})")
+        return
+    parts = ", ".join(f"{count} {outcome}" for outcome, count in counts.items() if count)
+    files = "basin file" if total == 1 else "basin files"
+    terminalreporter.write_line(f"qig-guard: {total} {files} {what}: {parts}")
 
 
 class FindingsError(Exception):
@@ -184,11 +293,16 @@ class _FindingsItem(pytest.Item):
     def reportinfo(self) -> tuple[Path, int | None, str]:
         from qig_guard.discovery import relative_posix
 
-        return self.path, None, f"{self.kind} {relative_posix(self.path, self.config.rootpath)}"
+        return self.path, 0, f"{self.kind} {relative_posix(self.path, self.config.rootpath)}"
+
+
+class VerificationError(Exception):
+    """A basin file that does not match its checkpoint; the message says how."""
 
 
 class BasinItem(_FindingsItem):
-    """Validates one basin file with the project's configuration."""
+    """Validates one basin file with the project's configuration, and with
+    ``--qig-basins-verify`` checks it against its checkpoint."""
 
     kind = "basin file"
 
@@ -199,6 +313,45 @@ class BasinItem(_FindingsItem):
         settings = self.config.stash[_OPTIONS].basin_settings
         display = relative_posix(self.path, self.config.rootpath)
         return [replace(f, path=display) for f in validate_basin_file(self.path, settings)]
+
+    def runtest(self) -> None:
+        super().runtest()
+        options = self.config.stash[_OPTIONS]
+        if options.verify:
+            self._check(self._verify(options))
+
+    def _verify(self, options: _Options) -> Verification:
+        from qig_guard.basin.verify import verify_against_checkpoint
+
+        try:
+            factory = options.make_model()
+        except (ImportError, AttributeError, TypeError) as error:
+            raise VerificationError(f"qig_basin_model_factory: {error}") from None
+        return verify_against_checkpoint(
+            self.path,
+            roots=[self.config.rootpath],
+            model_factory=factory,
+            tolerance=options.tolerance,
+        )
+
+    def _check(self, verification: Verification) -> None:
+        from qig_guard.basin.verify import Outcome
+
+        if verification.distance is not None:
+            self.user_properties.append(("fisher_distance", verification.distance))
+        if verification.outcome is Outcome.SKIPPED:  # reported at the basin file, not here
+            raise pytest.skip.Exception(verification.message, _use_item_location=True)
+        if verification.outcome is not Outcome.MATCH:
+            raise VerificationError(verification.message)
+
+    def repr_failure(
+        self,
+        excinfo: pytest.ExceptionInfo[BaseException],
+        style: Any = None,
+    ) -> str | Any:
+        if isinstance(excinfo.value, VerificationError):
+            return str(excinfo.value)
+        return super().repr_failure(excinfo, style)
 
 
 class BasinFile(pytest.File):
@@ -256,20 +409,29 @@ def _standard_basin(dim: int, seed: int) -> list[float]:
 
 
 @pytest.fixture
-def basin_factory(tmp_path: Path, basin_frozen_facts: dict[str, FrozenFact]) -> Callable[..., Path]:
-    """``make(name="basin.json", *, dim=64, seed=0, **fields) -> Path``: a valid standard
-    basin file under ``tmp_path``, written by ``qig_guard.basin.save_basin``.
+def basin_factory(
+    request: pytest.FixtureRequest, tmp_path: Path, basin_frozen_facts: dict[str, FrozenFact]
+) -> Callable[..., Path]:
+    """``make(name="basin.json", *, dim=None, seed=0, **fields) -> Path``: a valid standard
+    basin file under ``tmp_path``, written by ``qig_guard.basin.save_basin``, of the
+    project's dimension (``[tool.qig-guard.basin] dim``, 64 by default) unless ``dim`` says.
 
     The vector is seeded; ``physics_constants`` default to the project's frozen facts;
     ``fields`` override any ``save_basin`` argument (``basin``, ``source_model``, ...).
     """
     from qig_guard.basin import save_basin
 
-    def make(name: str = "basin.json", *, dim: int = 64, seed: int = 0, **fields: Any) -> Path:
+    project_dim = request.config.stash[_OPTIONS].basin_settings.dim
+
+    def make(
+        name: str = "basin.json", *, dim: int | None = None, seed: int = 0, **fields: Any
+    ) -> Path:
         path = tmp_path / name
         path.parent.mkdir(parents=True, exist_ok=True)
+        size = project_dim if dim is None else dim
         arguments: dict[str, Any] = {
-            "basin": _standard_basin(dim, seed),
+            "basin": _standard_basin(size, seed),
+            "expected_dim": size,
             "source_model": "Gary-A",
             "extracted_from": "checkpoints/gary-a.pt",
             "physics_constants": {key: fact.value for key, fact in basin_frozen_facts.items()},
@@ -281,8 +443,10 @@ def basin_factory(tmp_path: Path, basin_frozen_facts: dict[str, FrozenFact]) -> 
 
 
 def _reference_model(target: Path, seed: int) -> QIGKernelRecursive:
+    """A small seeded model whose basin has the dimension of the ``target`` file."""
     import torch
 
+    from qig_guard.basin import load_basin
     from qig_guard.runtime import QIGKernelRecursive
 
     with torch.random.fork_rng(devices=[]):
@@ -299,6 +463,7 @@ def _reference_model(target: Path, seed: int) -> QIGKernelRecursive:
             dropout=0.0,
             n_probes=4,
             probe_len=8,
+            basin_dim=load_basin(target).dim,
         )
 
 
@@ -324,6 +489,44 @@ def basin_constellation(
     ocean.eval()
     weights = request.config.stash[_OPTIONS].project.sync_weight_range
     return Constellation(active, [first, second], ocean, sync_weight_range=weights)
+
+
+class BasinCheckpointPair(NamedTuple):
+    """A basin file and the checkpoint it was extracted from."""
+
+    basin: Path
+    checkpoint: Path
+
+
+@pytest.fixture
+def basin_checkpoint_pair(
+    request: pytest.FixtureRequest,
+    tmp_path: Path,
+    basin_factory: Callable[..., Path],
+    basin_frozen_facts: dict[str, FrozenFact],
+) -> BasinCheckpointPair:
+    """``(basin, checkpoint)``: a small seeded model's weights saved with ``torch.save``
+    as ``gary-a.pt`` and the basin file extracted from them by the runtime
+    (``gary-a.basin.json``, provenance naming the checkpoint and its SHA-256), under
+    ``tmp_path``; the basin has the project's dimension."""
+    _require_torch("basin_checkpoint_pair")
+    import torch
+
+    from qig_guard.runtime import extract_basin_from_checkpoint
+
+    dim = request.config.stash[_OPTIONS].basin_settings.dim
+    target = basin_factory("gary-a-target.basin.json", dim=dim, seed=1)
+    model = _reference_model(target, seed=0)
+    checkpoint = tmp_path / "gary-a.pt"
+    torch.save(model.state_dict(), checkpoint)
+    basin = extract_basin_from_checkpoint(
+        checkpoint,
+        tmp_path / "gary-a.basin.json",
+        source_model="Gary-A",
+        physics_constants={name: fact.value for name, fact in basin_frozen_facts.items()},
+        expected_dim=dim,
+    )
+    return BasinCheckpointPair(basin, checkpoint)
 
 
 # The basin_invariants marker ------------------------------------------------------------------

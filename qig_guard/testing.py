@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import math
 import os
-from collections.abc import Iterable, Mapping, Sequence
+from collections.abc import Callable, Iterable, Mapping, Sequence
 from typing import TYPE_CHECKING, Any
 
 if TYPE_CHECKING:
@@ -20,6 +20,7 @@ if TYPE_CHECKING:
 
 __all__ = [
     "assert_basin_close",
+    "assert_basin_matches_checkpoint",
     "assert_consolidation_improves",
     "assert_detached",
     "assert_fisher_distance_decreases",
@@ -40,6 +41,22 @@ def assert_valid_basin_file(path: str | os.PathLike[str], config: Config | None 
     findings = validate_basin_file(path, config or discover())
     problems = [text_line(finding) for finding in findings]
     assert not problems, "not a valid basin file:\n" + "\n".join(problems)
+
+
+def assert_basin_matches_checkpoint(
+    path: str | os.PathLike[str],
+    *,
+    model_factory: Callable[[], Any] | None = None,
+    tolerance: float = 1e-6,
+) -> None:
+    """The basin file is the basin the runtime re-extracts from the checkpoint its
+    provenance names, within ``tolerance`` in Fisher distance; the checkpoint must be
+    there and unchanged (see ``qig_guard.basin.verify``)."""
+    __tracebackhide__ = True
+    from qig_guard.basin.verify import Outcome, verify_against_checkpoint
+
+    verification = verify_against_checkpoint(path, model_factory=model_factory, tolerance=tolerance)
+    assert verification.outcome is Outcome.MATCH, f"{path}: {verification.message}"
 
 
 def _attachment(tensor: Any) -> str | None:

@@ -1,6 +1,8 @@
 """Basin files: the versioned JSON format, its reader, writer, validator and legacy converter.
 
 Torch-free and libcst-free: this package runs in a bare pre-commit environment.
+:mod:`qig_guard.basin.verify` (checking a file against its checkpoint) imports the
+torch runtime only when it re-extracts a basin.
 """
 
 from qig_guard.basin.codes import BASIN_RULES

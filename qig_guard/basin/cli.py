@@ -16,7 +16,15 @@ from typing import Any
 
 from qig_guard.basin.codes import BASIN_RULES
 from qig_guard.basin.files import encode, write_atomically
-from qig_guard.basin.legacy import SUPPLIABLE, Conversion, convert, describe, normalise_timestamp
+from qig_guard.basin.legacy import (
+    ALIASES,
+    SUPPLIABLE,
+    Conversion,
+    convert,
+    describe,
+    normalise_timestamp,
+    not_a_basin,
+)
 from qig_guard.basin.schema import document_problems
 from qig_guard.basin.settings import BasinSettings, basin_settings
 from qig_guard.basin.strictjson import JsonReadError, read_json
@@ -44,7 +52,8 @@ def _assignment(text: str) -> tuple[str, Any]:
         if normalise_timestamp(value) is None:
             raise argparse.ArgumentTypeError(f"timestamp: {value!r} is not an ISO 8601 date")
         return name, normalise_timestamp(value)
-    if name in ("source_model", "extracted_from"):
+    name = ALIASES.get(name, name)
+    if name in ("source_model", "provenance.extracted_from"):
         return name, value
     raise argparse.ArgumentTypeError(f"cannot set {name!r}; settable: {', '.join(SUPPLIABLE)}")
 
@@ -95,7 +104,18 @@ def run_validate(args: argparse.Namespace) -> int:
     output: Path | None = args.output_file
     if output and not output.parent.is_dir():
         return _error(f"{output.parent}: no such folder")
-    files = basin_files(args.paths, settings)
+    files: list[Path] = []
+    for path in args.paths:
+        found = basin_files([path], settings)
+        if not found and Path(path).is_dir():
+            globs = ", ".join(settings.files)
+            print(
+                f"qig-guard: warning: no basin files found in {path} (files globs: {globs})",
+                file=sys.stderr,
+            )
+        files += found
+    if any(Path(path).is_dir() for path in args.paths):
+        print(f"{len(files)} basin file{'' if len(files) == 1 else 's'} checked", file=sys.stderr)
     findings = [finding for path in files for finding in validate_basin_file(path, settings)]
     report = render(
         findings,
@@ -143,6 +163,10 @@ def run_convert(args: argparse.Namespace) -> int:
     if not document_problems(parsed.value):
         print(f"{source}: already a version 1 basin file; nothing to convert")
         return 0
+    reason = not_a_basin(parsed.value)
+    if reason is not None:
+        print(f"{source}: not a basin file: {reason}")
+        return 1
     try:
         conversion = convert(
             parsed.value,
@@ -157,7 +181,7 @@ def run_convert(args: argparse.Namespace) -> int:
     if conversion.error or conversion.document is None:
         print(f"{source}: {conversion.error}")
         return 1
-    problems = document_problems(conversion.document)
+    problems = document_problems(conversion.document, dim=settings.dim)
     if problems:
         print(f"{source}: not converted, the result would not be a valid basin file:")
         sys.stdout.write("".join(f"  {problem}\n" for problem in problems))

@@ -20,10 +20,13 @@ BASIN_RULES: dict[str, RuleInfo] = {
         RuleInfo(
             SCHEMA,
             "basin-schema",
-            "The file does not match the basin file schema (version 1).",
+            "The file does not match the basin file schema (version 1), or is no basin file.",
             "A basin file is one flat vector of `dim` numbers with `schema_version`, "
             "`source_model`, `timestamp`, `physics_constants` and `provenance`; see "
-            "`qig_guard/basin/basin-v1.schema.json`. The message gives the JSON path at fault.",
+            "`qig_guard/basin/basin-v1.schema.json`. The message gives the JSON path at fault. "
+            "`dim` must be the project's (`[tool.qig-guard.basin] dim`, default 64). A JSON "
+            "document with neither a basin vector nor a legacy basin shape is one finding, "
+            "'not a basin file', with the reason.",
         ),
         RuleInfo(
             SIZE,

@@ -13,8 +13,9 @@ from types import MappingProxyType
 from typing import Any
 
 import qig_guard
-from qig_guard.basin.legacy import detect, legacy_message
+from qig_guard.basin.legacy import detect, legacy_message, not_a_basin
 from qig_guard.basin.schema import SCHEMA_VERSION, document_problems
+from qig_guard.basin.settings import DEFAULT_DIM
 from qig_guard.basin.strictjson import JsonReadError, read_json
 
 DEFAULT_PHYSICS_CONSTANTS: Mapping[str, float] = MappingProxyType(
@@ -40,8 +41,8 @@ class BasinFile:
     metadata: Mapping[str, Any]
 
 
-def _raise_problems(path: Path, document: Any) -> None:
-    problems = document_problems(document)
+def _raise_problems(path: Path, document: Any, dim: int | None = None) -> None:
+    problems = document_problems(document, dim=dim)
     if problems:
         shown = "; ".join(map(str, problems[:5]))
         more = f" (and {len(problems) - 5} more)" if len(problems) > 5 else ""
@@ -57,7 +58,10 @@ def load_basin(path: str | os.PathLike[str], *, max_bytes: int = LOAD_LIMIT) -> 
         raise BasinFileError(f"{path}:{error}") from None
     kind = detect(document)
     if kind is not None:
-        raise BasinFileError(f"{path}: {legacy_message(kind)}")
+        raise BasinFileError(f"{path}: {legacy_message(kind, str(path))}")
+    reason = not_a_basin(document)
+    if reason is not None:
+        raise BasinFileError(f"{path}: not a basin file: {reason}")
     _raise_problems(path, document)
     fisher = document.get("fisher_diag")
     return BasinFile(
@@ -139,8 +143,14 @@ def save_basin(
     training_steps: int | None = None,
     final_Phi: float | None = None,
     regime: str | None = None,
+    expected_dim: int | None = DEFAULT_DIM,
 ) -> Path:
-    """Validate and atomically write a version 1 basin file; returns its path."""
+    """Validate and atomically write a version 1 basin file; returns its path.
+
+    ``expected_dim`` is the dimension the basin must have (the spec's 64 by default;
+    pass ``basin_settings(config).dim`` for a project's ``[tool.qig-guard.basin] dim``,
+    or ``None`` to accept any).
+    """
     path = Path(path)
     vector = _floats("basin", basin)
     constants = DEFAULT_PHYSICS_CONSTANTS if physics_constants is None else physics_constants
@@ -169,6 +179,6 @@ def save_basin(
     }
     if fisher_diag is not None:
         document["fisher_diag"] = _floats("fisher_diag", fisher_diag)
-    _raise_problems(path, document)
+    _raise_problems(path, document, expected_dim)
     write_atomically(path, encode(document).encode("utf-8"))
     return path

@@ -16,13 +16,14 @@ unless the caller supplies it, and supplied fields are recorded in the provenanc
 from __future__ import annotations
 
 import math
+import shlex
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from datetime import datetime, timezone
 from enum import Enum
 from typing import Any
 
-from qig_guard.basin.schema import SCHEMA_VERSION
+from qig_guard.basin.schema import SCHEMA_VERSION, parse_timestamp
 
 DESCRIPTOR_KEYS = ("regime_distribution", "attention_patterns", "beta_function", "target_metrics")
 REQUIRED = (
@@ -34,7 +35,9 @@ REQUIRED = (
     "provenance.extracted_from",
 )
 OPTIONAL = ("training_steps", "final_Phi", "regime", "fisher_diag")
-SUPPLIABLE = ("source_model", "timestamp", "extracted_from", "physics_constants.<name>")
+SUPPLIABLE = ("source_model", "timestamp", "provenance.extracted_from", "physics_constants.<name>")
+ALIASES = {"extracted_from": "provenance.extracted_from"}
+"""Short names ``--set`` also accepts, and the dotted field each stands for."""
 
 
 class LegacyKind(Enum):
@@ -96,6 +99,21 @@ def detect(document: Any) -> LegacyKind | None:
     return None
 
 
+def not_a_basin(document: Any) -> str | None:
+    """Why ``document`` is no basin file at all (neither version 1, broken or not, nor a
+    legacy shape), or ``None`` when it is meant as one."""
+    if not isinstance(document, dict):
+        kinds = {list: "an array", str: "a string", bool: "a boolean", type(None): "null"}
+        return f"the document is {kinds.get(type(document), 'a number')}, not a JSON object"
+    if "schema_version" in document or "basin" in document or detect(document) is not None:
+        return None
+    keys = ", ".join(list(document)[:6]) + (", ..." if len(document) > 6 else "")
+    return (
+        "it has no `basin` vector, no `schema_version` and no legacy basin shape "
+        f"(top-level keys: {keys or 'none'})"
+    )
+
+
 def _not_convertible(kind: LegacyKind) -> str:
     return (
         f"{describe(kind)} holds no basin coordinate vector: it describes how a model "
@@ -105,13 +123,13 @@ def _not_convertible(kind: LegacyKind) -> str:
     )
 
 
-def legacy_message(kind: LegacyKind) -> str:
-    """The validator's message for a legacy file."""
+def legacy_message(kind: LegacyKind, path: str = "OLD.json") -> str:
+    """The validator's message for a legacy file at ``path``."""
     if kind is LegacyKind.IDENTITY_DESCRIPTOR:
         return f"not a basin file: {_not_convertible(kind)}"
     return (
         f"{describe(kind)}, not a version 1 basin file: convert it with "
-        "`qig-guard basin convert OLD.json -o NEW.json`"
+        f"`qig-guard basin convert {shlex.quote(path)} -o NEW.json`"
     )
 
 
@@ -132,8 +150,7 @@ def normalise_timestamp(value: Any) -> str | None:
     """An ISO 8601 string or epoch number (seconds or JavaScript milliseconds) as isoformat."""
     try:
         if isinstance(value, str):
-            text = value[:-1] + "+00:00" if value[-1:] in ("Z", "z") else value
-            return datetime.fromisoformat(text).isoformat()
+            return parse_timestamp(value).isoformat()
         if isinstance(value, (int, float)) and not isinstance(value, bool):
             if not math.isfinite(value):
                 return None
@@ -214,9 +231,10 @@ def convert(
 ) -> Conversion:
     """Map a legacy document onto version 1; ``supplied`` fills only fields it lacks.
 
-    ``supplied`` keys are dotted field names (``source_model``, ``timestamp``,
-    ``extracted_from``, ``physics_constants.kappa_eff``...). The returned document
-    still has to be validated.
+    ``supplied`` keys are dotted field names as the messages name them
+    (``source_model``, ``timestamp``, ``provenance.extracted_from``,
+    ``physics_constants.kappa_eff``...; ``extracted_from`` is an alias). The returned
+    document still has to be validated.
     """
     kind = detect(document)
     if kind is None:
@@ -242,10 +260,10 @@ def convert(
         converted_from["timestamp"] = original_timestamp
     supplied_names = []
     for name, value in (supplied or {}).items():
-        target = "provenance.extracted_from" if name == "extracted_from" else name
+        target = ALIASES.get(name, name)
         if _get(out, tuple(target.split("."))) is None:
             _set(out, target, value)
-            supplied_names.append(name)
+            supplied_names.append(target)
     if supplied_names:
         converted_from["supplied"] = supplied_names
     result.missing = [name for name in REQUIRED if _get(out, tuple(name.split("."))) is None]

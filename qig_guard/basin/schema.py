@@ -3,6 +3,8 @@
 The schema ships as package data and is loaded once per process. A schema
 cannot say "``basin`` has exactly ``dim`` numbers", "the timestamp is a real
 date" or "no value is NaN"; :func:`document_problems` adds those checks.
+Timestamps are read by :func:`parse_timestamp`, which uses the schema's own
+pattern, so the two never disagree about what a timestamp may look like.
 """
 
 from __future__ import annotations
@@ -10,6 +12,7 @@ from __future__ import annotations
 import functools
 import json
 import math
+import re
 from collections.abc import Iterator
 from dataclasses import dataclass
 from datetime import datetime
@@ -53,6 +56,35 @@ def _validator() -> Draft202012Validator:
     from jsonschema import Draft202012Validator
 
     return Draft202012Validator(schema())
+
+
+@functools.cache
+def _timestamp_pattern() -> re.Pattern[str]:
+    pattern: str = schema()["properties"]["timestamp"]["pattern"]
+    return re.compile(pattern)
+
+
+def parse_timestamp(text: str) -> datetime:
+    """A basin timestamp as a ``datetime``; raises ``ValueError`` for anything else.
+
+    Accepts what the schema's pattern accepts (RFC 3339 / ISO 8601 date-times:
+    ``Z``, numeric offsets with or without a colon, fractional seconds of any length,
+    or no offset) when it is a real calendar date, the same on every Python version
+    (3.10's ``fromisoformat`` knows neither ``Z`` nor 7+ fractional digits).
+    Fractional seconds beyond microseconds are truncated.
+    """
+    if not _timestamp_pattern().fullmatch(text):
+        raise ValueError("expected an ISO 8601 date-time such as 2025-11-24T12:34:56Z")
+    date_time, offset = text[:19], text[19:]
+    fraction = ""
+    if offset.startswith("."):
+        digits = len(offset) - len(offset[1:].lstrip("0123456789"))
+        fraction, offset = "." + (offset[1:digits] + "000000")[:6], offset[digits:]
+    if offset in ("Z", "z"):
+        offset = "+00:00"
+    elif len(offset) == 5:  # +HHMM
+        offset = f"{offset[:3]}:{offset[3:]}"
+    return datetime.fromisoformat(f"{date_time[:10]}T{date_time[11:]}{fraction}{offset}")
 
 
 def _non_finite(value: Any, path: JsonPath) -> Iterator[Problem]:
@@ -116,15 +148,31 @@ def _semantic_problems(document: dict[str, Any], reported: set[JsonPath]) -> Ite
     timestamp = document.get("timestamp")
     if isinstance(timestamp, str) and ("timestamp",) not in reported:
         try:
-            datetime.fromisoformat(timestamp)
+            parse_timestamp(timestamp)
         except ValueError as error:
             yield Problem(codes.SCHEMA, ("timestamp",), f"{timestamp!r} is not a date: {error}")
 
 
-def document_problems(document: Any) -> list[Problem]:
-    """Every way ``document`` (parsed JSON) breaks the version 1 format."""
+def _dim_problems(document: dict[str, Any], expected: int) -> Iterator[Problem]:
+    """A consistent ``dim`` (the basin's length) other than ``expected``."""
+    dim, basin = document.get("dim"), document.get("basin")
+    if isinstance(basin, list) and len(basin) == dim != expected:
+        yield Problem(
+            codes.SCHEMA,
+            ("dim",),
+            f"is {dim}, but basins here are {expected}-dimensional "
+            "([tool.qig-guard.basin] dim, default 64 as in the spec)",
+        )
+
+
+def document_problems(document: Any, *, dim: int | None = None) -> list[Problem]:
+    """Every way ``document`` (parsed JSON) breaks the version 1 format; with ``dim``,
+    also a ``dim`` other than the expected dimension."""
     non_finite = list(_non_finite(document, ()))
     problems = non_finite + list(_schema_problems(document))
     if isinstance(document, dict):
-        problems += _semantic_problems(document, {problem.path for problem in problems})
+        reported = {problem.path for problem in problems}
+        problems += _semantic_problems(document, reported)
+        if dim is not None and ("dim",) not in reported:
+            problems += _dim_problems(document, dim)
     return problems

@@ -14,7 +14,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from qig_guard.config import SECTION, Config, ConfigError
+from qig_guard.config import BASIN_KEYS, FACT_KEYS, SECTION, Config, ConfigError
 
 if sys.version_info >= (3, 11):
     import tomllib
@@ -23,7 +23,9 @@ else:  # pragma: no cover - exercised on Python 3.10 only
 
 BASIN_KEY = f"{SECTION}.basin"
 FACTS_KEY = f"{SECTION}.frozen-facts"
-DEFAULT_FILES = ("**/*basin*.json", "**/basin/*.json", "**/basins/*.json")
+DEFAULT_FILES = ("**/*basin*.json", "**/basin/**/*.json", "**/basins/**/*.json")
+DEFAULT_DIM = 64
+"""The spec's basin dimension."""
 
 
 @dataclass(frozen=True)
@@ -53,6 +55,7 @@ DEFAULT_FACTS = FrozenFacts(
 class BasinSettings:
     """Everything ``validate_basin_file`` needs besides the file."""
 
+    dim: int = DEFAULT_DIM
     min_size: int = 0
     max_size: int = 4096
     files: tuple[str, ...] = DEFAULT_FILES
@@ -64,6 +67,12 @@ class BasinSettings:
 def _size(key: str, value: Any) -> int:
     if isinstance(value, bool) or not isinstance(value, int) or value < 0:
         raise ConfigError(key, f"expected a size in bytes (an integer >= 0), got {value!r}")
+    return value
+
+
+def _dim(key: str, value: Any) -> int:
+    if isinstance(value, bool) or not isinstance(value, int) or value < 1:
+        raise ConfigError(key, f"expected the basin dimension (an integer >= 1), got {value!r}")
     return value
 
 
@@ -89,10 +98,10 @@ def parse_facts(key: str, table: Mapping[str, Any], source: str) -> FrozenFacts:
         entry_key = f"{key}.{name}"
         if not isinstance(entry, dict):
             raise ConfigError(entry_key, "expected a table { value = ..., tolerance = ... }")
-        unknown = sorted(set(entry) - {"value", "tolerance"})
+        unknown = sorted(set(entry) - set(FACT_KEYS))
         if unknown:
             raise ConfigError(f"{entry_key}.{unknown[0]}", "unknown key (known: value, tolerance)")
-        for member in ("value", "tolerance"):
+        for member in FACT_KEYS:
             if member not in entry:
                 raise ConfigError(f"{entry_key}.{member}", "missing")
         tolerance = _number(f"{entry_key}.tolerance", entry["tolerance"])
@@ -135,8 +144,10 @@ def basin_settings(config: Config) -> BasinSettings:
             values[key.replace("-", "_")] = _size(full, value)
         elif key == "files":
             values["files"] = _globs(full, value)
+        elif key == "dim":
+            values["dim"] = _dim(full, value)
         else:
-            raise ConfigError(full, "unknown key (known keys: files, max-size, min-size)")
+            raise ConfigError(full, f"unknown key (known keys: {', '.join(BASIN_KEYS)})")
     settings = BasinSettings(
         **values,
         exclude=config.exclude + config.extend_exclude,

@@ -11,7 +11,7 @@ from pathlib import Path
 from typing import Any
 
 from qig_guard.basin import codes
-from qig_guard.basin.legacy import detect, legacy_message
+from qig_guard.basin.legacy import detect, legacy_message, not_a_basin
 from qig_guard.basin.schema import Problem, document_problems
 from qig_guard.basin.settings import BASIN_KEY, BasinSettings, FrozenFacts, basin_settings
 from qig_guard.basin.strictjson import JsonReadError, Locator, read_json
@@ -87,8 +87,11 @@ def validate_basin_file(
         return [malformed, *([size_finding] if size_finding else [])]
     kind = detect(parsed.value)
     if kind is not None:
-        return [Finding(name, 1, 1, codes.LEGACY, legacy_message(kind))]
-    problems = document_problems(parsed.value)
+        return [Finding(name, 1, 1, codes.LEGACY, legacy_message(kind, name))]
+    reason = not_a_basin(parsed.value)
+    if reason is not None:
+        return [Finding(name, 1, 1, codes.SCHEMA, f"not a basin file: {reason}")]
+    problems = document_problems(parsed.value, dim=settings.dim)
     problems += _fact_problems(parsed.value, settings.frozen_facts)
     locate = Locator(parsed.text)
     findings = [Finding(name, *locate(p.anchor or p.path), p.code, str(p)) for p in problems]

@@ -125,3 +125,73 @@ def test_through_the_installed_command(project: Path) -> None:
     done = subprocess.run([command, "basin", "validate", "basins"], capture_output=True, text=True)
     assert done.returncode == 1
     assert done.stdout.startswith("basins/bad.json:")
+
+
+EXAMPLES = Path(__file__).parents[2] / "examples" / "basins"
+
+
+def test_a_folder_is_searched_to_any_depth_and_the_count_is_reported(
+    capsys: pytest.CaptureFixture[str],
+) -> None:
+    assert _run("validate", str(EXAMPLES)) == 1
+    captured = capsys.readouterr()
+    (finding,) = captured.out.splitlines()
+    assert finding.startswith(f"{EXAMPLES}/legacy/ocean-sync-packet.json:1:1: QIG105 ")
+    assert finding.endswith(
+        f"convert it with `qig-guard basin convert {EXAMPLES}/legacy/ocean-sync-packet.json "
+        "-o NEW.json`"
+    )
+    assert captured.err == "2 basin files checked\n"
+
+
+def test_an_empty_folder_is_a_warning_not_silence(
+    project: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    (project / "empty").mkdir()
+    (project / "empty" / "metrics.json").write_text("{}")  # matches no basin glob
+    assert _run("validate", "empty") == 0
+    err = capsys.readouterr().err
+    assert "qig-guard: warning: no basin files found in empty (files globs: **/*basin*.json" in err
+    assert err.endswith("0 basin files checked\n")
+    assert _run("validate", "basins/good.json") == 0  # files only: no folder summary
+    assert capsys.readouterr().err == ""
+
+
+def test_the_expected_dimension_is_configurable(
+    project: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    one = save_basin(
+        project / "basins" / "one.json",
+        [0.0],
+        source_model="A",
+        extracted_from="a.pt",
+        expected_dim=None,
+    )
+    assert _run("validate", str(one)) == 1
+    assert "QIG100 $.dim: is 1, but basins here are 64-dimensional" in capsys.readouterr().out
+    (project / "pyproject.toml").write_text("[tool.qig-guard.basin]\ndim = 1\n")
+    assert _run("validate", str(one)) == 0
+    assert _run("validate", "basins/good.json") == 1
+    assert "is 64, but basins here are 1-dimensional" in capsys.readouterr().out
+
+
+@pytest.mark.parametrize(
+    ("table", "key"),
+    [
+        ("[tool.qig-guard.basin]\nmax_size = 10\n", "tool.qig-guard.basin.max_size"),
+        (
+            "[tool.qig-guard.frozen-facts]\nbeta = { value = 0.44, tol = 0.1 }\n",
+            "tool.qig-guard.frozen-facts.beta.tol",
+        ),
+    ],
+)
+def test_every_command_reports_misspelled_keys_in_every_table(
+    project: Path, capsys: pytest.CaptureFixture[str], table: str, key: str
+) -> None:
+    from qig_guard.cli import main
+
+    (project / "pyproject.toml").write_text(table)
+    (project / "train.py").write_text("x = 1\n")
+    for command in (["check", "train.py"], ["basin", "validate", "basins/good.json"]):
+        assert main(command) == 2, command
+        assert f"{key}: unknown key" in capsys.readouterr().err, command

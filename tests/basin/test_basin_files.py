@@ -15,8 +15,15 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 import qig_guard
-from qig_guard.basin import BasinFileError, load_basin, save_basin, validate_basin_file
+from qig_guard.basin import (
+    BasinFileError,
+    basin_settings,
+    load_basin,
+    save_basin,
+    validate_basin_file,
+)
 from qig_guard.basin.strictjson import MAX_DEPTH, JsonReadError, parse_json, read_json
+from qig_guard.config import Config
 
 DATA = Path(__file__).parent / "data"
 finite = st.floats(allow_nan=False, allow_infinity=False)
@@ -24,7 +31,9 @@ finite = st.floats(allow_nan=False, allow_infinity=False)
 
 def _save(path: Path, dim: int = 64, **extra: Any) -> Path:
     basin = [math.sin(i) / 3 for i in range(dim)]
-    return save_basin(path, basin, source_model="Gary-A", extracted_from="ckpt.pt", **extra)
+    return save_basin(
+        path, basin, source_model="Gary-A", extracted_from="ckpt.pt", expected_dim=dim, **extra
+    )
 
 
 @pytest.mark.parametrize(
@@ -139,7 +148,7 @@ def test_whatever_the_writer_writes_the_reader_returns_bit_exactly(
         extra = {"fisher_diag": fisher, "fisher_estimator": "empirical", "fisher_samples": 1}
     model = data.draw(st.text(min_size=1, max_size=20))
     path = tmp_path_factory.mktemp("rt") / "basin.json"
-    save_basin(path, basin, source_model=model, extracted_from="x", **extra)
+    save_basin(path, basin, source_model=model, extracted_from="x", expected_dim=None, **extra)
     loaded = load_basin(path)
     pack = struct.Struct("<d").pack
     assert [pack(v) for v in loaded.basin] == [pack(v) for v in basin]  # -0.0 stays -0.0
@@ -147,7 +156,8 @@ def test_whatever_the_writer_writes_the_reader_returns_bit_exactly(
         assert loaded.fisher_diag is not None
         assert [pack(v) for v in loaded.fisher_diag] == [pack(v) for v in fisher]
     assert loaded.source_model == model
-    assert {finding.code for finding in validate_basin_file(path)} <= {"QIG101"}  # size only
+    findings = validate_basin_file(path, basin_settings(Config(basin={"dim": len(basin)})))
+    assert {finding.code for finding in findings} <= {"QIG101"}  # size only
 
 
 @given(st.lists(st.floats(-1, 1), min_size=64, max_size=64))
@@ -257,3 +267,21 @@ def test_load_refuses_files_over_its_cap(tmp_path: Path) -> None:
     with pytest.raises(BasinFileError, match="larger than 4096 bytes"):
         load_basin(path, max_bytes=4096)
     assert load_basin(path).dim == 512
+
+
+def test_save_checks_the_expected_dimension(tmp_path: Path) -> None:
+    path = tmp_path / "basin.json"
+    with pytest.raises(BasinFileError, match=r"\$\.dim: is 1, but basins here are 64-dimensional"):
+        save_basin(path, [0.0], source_model="m", extracted_from="x")
+    assert not path.exists()
+    with pytest.raises(BasinFileError, match="is 64, but basins here are 32-dimensional"):
+        save_basin(path, [0.0] * 64, source_model="m", extracted_from="x", expected_dim=32)
+    saved = save_basin(path, [0.5] * 32, source_model="m", extracted_from="x", expected_dim=32)
+    assert load_basin(saved).dim == 32
+
+
+def test_load_names_a_document_that_is_no_basin(tmp_path: Path) -> None:
+    path = tmp_path / "catalogue.json"
+    path.write_text('{"attractors": []}')
+    with pytest.raises(BasinFileError, match="not a basin file: it has no `basin` vector"):
+        load_basin(path)

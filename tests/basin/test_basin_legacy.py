@@ -201,3 +201,51 @@ def test_convert_rejects_bad_assignments(tmp_path: Path, assignment: str) -> Non
     with pytest.raises(SystemExit) as caught:
         _cli("convert", str(DATA / "pre_v1_template.json"), "-o", "x.json", "--set", assignment)
     assert caught.value.code == 2
+
+
+def test_set_accepts_the_dotted_names_the_messages_use(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    document = _load("pre_v1_template.json")
+    del document["extracted_from"]
+    old = tmp_path / "old.json"
+    old.write_text(json.dumps(document))
+    new = tmp_path / "new.json"
+    supplied = ["--set=source_model=Gary-A", "--set=physics_constants.kappa_eff=64.3"]
+    supplied.append("--set=physics_constants.beta=0.44")
+    assert _cli("convert", str(old), "-o", str(new), *supplied) == 1
+    assert "lacks provenance.extracted_from;" in capsys.readouterr().out
+    named = "--set=provenance.extracted_from=checkpoints/gary.pt"
+    assert _cli("convert", str(old), "-o", str(new), *supplied, named) == 0
+    provenance = load_basin(new).metadata["provenance"]
+    assert provenance["extracted_from"] == "checkpoints/gary.pt"
+    assert provenance["converted_from"]["supplied"][-1] == "provenance.extracted_from"
+    alias = "--set=extracted_from=checkpoints/gary.pt"  # the short name still works
+    assert _cli("convert", str(old), "-o", str(new), "--force", *supplied, alias) == 0
+    assert load_basin(new).metadata["provenance"]["extracted_from"] == "checkpoints/gary.pt"
+
+
+def test_convert_refuses_a_result_of_the_wrong_dimension(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    packet = _load("sync_packet.json")
+    packet["basinCoordinates"] = [0.0]
+    old = tmp_path / "packet.json"
+    old.write_text(json.dumps(packet))
+    new = tmp_path / "new.json"
+    assert _cli("convert", str(old), "-o", str(new)) == 1
+    out = capsys.readouterr().out
+    assert "$.dim: is 1, but basins here are 64-dimensional" in out
+    assert not new.exists()
+    (tmp_path / "pyproject.toml").write_text("[tool.qig-guard.basin]\ndim = 1\n")
+    config = ["--config", str(tmp_path / "pyproject.toml")]
+    assert _cli("convert", str(old), "-o", str(new), *config) == 0
+
+
+def test_convert_says_when_a_file_is_no_basin_at_all(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    old = tmp_path / "attractors.json"
+    old.write_text('{"attractors": [{"name": "a", "center": [0.1, 0.2]}]}')
+    assert _cli("convert", str(old), "-o", str(tmp_path / "new.json")) == 1
+    assert "not a basin file: it has no `basin` vector" in capsys.readouterr().out

@@ -1,9 +1,8 @@
 """Both hooks under a real ``pre-commit run`` in a temporary repository.
 
-pre-commit clones the hook repository at a commit, so the test builds one: a clone
-of this checkout's HEAD with the basin package and hook manifest of the working tree
-laid over it, committed. pre-commit then installs it into its own environment (pip
-fetches libcst and jsonschema).
+pre-commit clones the hook repository at a commit, so the test builds one: this
+checkout's working tree, committed (``hook_repo.snapshot_repo``). pre-commit then
+installs it into its own environment (pip fetches libcst and jsonschema).
 """
 
 from __future__ import annotations
@@ -15,11 +14,11 @@ import sys
 from pathlib import Path
 
 import pytest
+from hook_repo import snapshot_repo
 
 from qig_guard.basin import save_basin
 
 CHECKOUT = Path(__file__).resolve().parents[2]
-OVERLAY = ("qig_guard/basin", ".pre-commit-hooks.yaml")
 GIT = ("git", "-c", "user.name=qig-guard tests", "-c", "user.email=tests@example.invalid")
 
 
@@ -29,20 +28,7 @@ def _git(cwd: Path, *args: str) -> str:
 
 
 def _hook_repository(tmp_path: Path) -> tuple[Path, str]:
-    repository = tmp_path / "hook-repo"
-    _git(tmp_path, "clone", "--quiet", "--no-hardlinks", str(CHECKOUT), str(repository))
-    for relative in OVERLAY:
-        source, target = CHECKOUT / relative, repository / relative
-        if source.is_dir():
-            shutil.rmtree(target, ignore_errors=True)
-            shutil.copytree(source, target, ignore=shutil.ignore_patterns("__pycache__"))
-        else:
-            shutil.copy2(source, target)
-    if not (repository / "README.md").exists():  # pyproject's readme; the lead's to write
-        (repository / "README.md").write_text("qig-guard\n")
-    _git(repository, "add", "-A")
-    _git(repository, "commit", "--quiet", "--allow-empty", "-m", "test overlay")
-    return repository, _git(repository, "rev-parse", "HEAD")
+    return snapshot_repo(tmp_path / "hook-repo")
 
 
 def _pre_commit() -> str:

@@ -3,14 +3,18 @@
 from __future__ import annotations
 
 import json
+import re
+from datetime import datetime, timezone
 from pathlib import Path
 from typing import Any
 
 import pytest
+from hypothesis import given
+from hypothesis import strategies as st
 from jsonschema import Draft202012Validator  # type: ignore[import-untyped]
 
 from qig_guard.basin import load_basin, validate_basin_file
-from qig_guard.basin.schema import document_problems, schema
+from qig_guard.basin.schema import document_problems, parse_timestamp, schema
 
 EXAMPLE = Path(__file__).parents[2] / "examples" / "basins" / "gary-a.basin.json"
 
@@ -59,19 +63,36 @@ def test_minimal_document_is_valid() -> None:
 @pytest.mark.parametrize(
     "timestamp",
     [
-        "2025-11-24T12:34:56",
+        "2025-11-24T12:34:56",  # the spec's example: no offset
         "2025-11-24T12:34:56.123456",
         "2025-11-24T12:34:56.123",
         "2025-11-24T12:34:56+00:00",
         "2025-11-24T12:34:56.123456-05:30",
+        "2025-11-24T12:34:56Z",  # JavaScript's toISOString() without milliseconds
+        "2025-11-24T12:34:56.789Z",  # toISOString()
+        "2025-11-24t12:34:56z",  # RFC 3339 allows lower case
+        "2025-11-24T12:34:56.1+01:00",
+        "2025-11-24T12:34:56.123456789Z",  # nanoseconds (Go, Java)
+        "2025-11-24T12:34:56+0000",  # strftime's %z
+        "2025-11-24T12:34:56+05:30:15.250000",  # isoformat() of an odd offset
     ],
 )
-def test_isoformat_timestamps_with_and_without_offset_are_valid(timestamp: str) -> None:
+def test_real_writers_timestamps_are_valid(timestamp: str) -> None:
     assert document_problems(_document(timestamp=timestamp)) == []
 
 
 @pytest.mark.parametrize(
-    "timestamp", ["2025-11-24", "24/11/2025 12:34", "2025-02-30T12:00:00", "2025-11-24T12:34:56Z"]
+    "timestamp",
+    [
+        "2025-11-24",
+        "24/11/2025 12:34",
+        "2025-02-30T12:00:00",
+        "2025-11-24T12:34:56.Z",
+        "2025-11-24T12:34:56+1",
+        "2025-11-24T25:00:00Z",
+        "2025-11-24T12:34:56Z\n",
+        "2025-11-24 12:34:56",
+    ],
 )
 def test_other_timestamps_are_rejected(timestamp: str) -> None:
     (problem,) = document_problems(_document(timestamp=timestamp))
@@ -138,3 +159,35 @@ def test_integral_float_dim_is_accepted_as_json_schema_says() -> None:
 
 def test_non_object_document_is_a_schema_problem() -> None:
     assert [p.code for p in document_problems(json.loads("[1, 2]"))] == ["QIG100"]
+
+
+def test_timestamps_are_read_to_the_instant_they_name() -> None:
+    utc = datetime(2025, 11, 24, 12, 34, 56, 123456, tzinfo=timezone.utc)
+    assert parse_timestamp("2025-11-24T12:34:56.123456789Z") == utc
+    assert parse_timestamp("2025-11-24T13:34:56.1234564+0100") == utc
+    assert parse_timestamp("2025-11-24T12:34:56.5") == datetime(2025, 11, 24, 12, 34, 56, 500000)
+
+
+_PATTERN = re.compile(schema()["properties"]["timestamp"]["pattern"])
+_pieces = st.sampled_from(["2025-11-24", "2024-02-29", "2025-02-29", "99-1-1", ""])
+_times = st.sampled_from(["T12:34:56", "t23:59:59", "T24:00:00", " 12:34:56", "T1:2:3", ""])
+_fractions = st.from_regex(r"\A(\.[0-9]{0,12})?\Z")
+_offsets = st.sampled_from(["", "Z", "z", "+00:00", "-0530", "+05:30:15.250000", "+5", "+25:00"])
+
+
+@given(_pieces, _times, _fractions, _offsets)
+def test_schema_pattern_and_python_check_agree(
+    date: str, time: str, fraction: str, offset: str
+) -> None:
+    """Python reads exactly what the pattern accepts that is a real date, time and offset,
+    and a timestamp is valid in a document exactly when Python reads it."""
+    text = date + time + fraction + offset
+    try:
+        parse_timestamp(text)
+        parsed = True
+    except ValueError:
+        parsed = False
+    problems = document_problems(_document(timestamp=text))
+    assert parsed == (problems == [])
+    if not _PATTERN.fullmatch(text):
+        assert not parsed

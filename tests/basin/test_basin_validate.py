@@ -172,6 +172,8 @@ def test_frozen_facts_from_a_file(tmp_path: Path, suffix: str) -> None:
         ("basin = { max-size = 10, min-size = 20 }", "tool.qig-guard.basin.min-size"),
         ("basin = { maxsize = 10 }", "tool.qig-guard.basin.maxsize"),
         ("basin = { files = [] }", "tool.qig-guard.basin.files"),
+        ("basin = { dim = 0 }", "tool.qig-guard.basin.dim"),
+        ("basin = { dim = 64.0 }", "tool.qig-guard.basin.dim"),
         (
             "frozen-facts = { beta = { value = 0.44 } }",
             "tool.qig-guard.frozen-facts.beta.tolerance",
@@ -197,11 +199,13 @@ def test_configuration_errors_name_the_key(tmp_path: Path, table: str, key: str)
 def test_folders_are_walked_with_globs_and_excludes(tmp_path: Path) -> None:
     for name in (
         "basins/gary.json",
+        "basins/legacy/ocean.json",
+        "models/basin/2025/gary.json",
         "run/gary_basin.json",
         "run/metrics.json",
         "data/x_basin.json",
     ):
-        (tmp_path / name).parent.mkdir(exist_ok=True)
+        (tmp_path / name).parent.mkdir(parents=True, exist_ok=True)
         (tmp_path / name).write_text("{}")
     (tmp_path / ".git").mkdir()
     (tmp_path / ".git" / "basin.json").write_text("{}")
@@ -209,6 +213,8 @@ def test_folders_are_walked_with_globs_and_excludes(tmp_path: Path) -> None:
     found = basin_files([tmp_path], basin_settings(config))
     assert sorted(p.relative_to(tmp_path).as_posix() for p in found) == [
         "basins/gary.json",
+        "basins/legacy/ocean.json",
+        "models/basin/2025/gary.json",
         "run/gary_basin.json",
     ]
     explicit = tmp_path / "run" / "metrics.json"
@@ -218,3 +224,39 @@ def test_folders_are_walked_with_globs_and_excludes(tmp_path: Path) -> None:
 def test_a_config_object_and_none_are_accepted(tmp_path: Path) -> None:
     path = _basin(tmp_path / "a.json")
     assert validate_basin_file(path, Config()) == validate_basin_file(path, None) == []
+
+
+@pytest.mark.parametrize(
+    ("text", "reason"),
+    [
+        (
+            '{"attractors": [{"name": "a", "center": [0.1]}], "version": 2, "kappa": "x"}',
+            "it has no `basin` vector, no `schema_version` and no legacy basin shape "
+            "(top-level keys: attractors, version, kappa)",
+        ),
+        ("[0.1, 0.2]", "the document is an array, not a JSON object"),
+        ("{}", "(top-level keys: none)"),
+    ],
+)
+def test_a_json_document_that_is_no_basin_gets_one_finding(
+    tmp_path: Path, text: str, reason: str
+) -> None:
+    path = tmp_path / "attractor_catalogue.json"
+    path.write_text(text)
+    (finding,) = validate_basin_file(path)
+    assert (finding.code, finding.line, finding.column) == ("QIG100", 1, 1)
+    assert finding.message.startswith("not a basin file: ") and reason in finding.message
+
+
+def test_a_broken_basin_file_is_still_checked_in_detail(tmp_path: Path) -> None:
+    path = _edit(_basin(tmp_path / "a.json"), '"source_model": "Gary-A",\n', "")
+    (finding,) = validate_basin_file(path)
+    assert finding.message == "$: 'source_model' is a required property"
+
+
+def test_the_dimension_must_be_the_expected_one(tmp_path: Path) -> None:
+    path = _basin(tmp_path / "a.json")
+    (finding,) = validate_basin_file(path, basin_settings(Config(basin={"dim": 32})))
+    assert finding.code == "QIG100"
+    assert finding.message.startswith("$.dim: is 64, but basins here are 32-dimensional")
+    assert (finding.line, finding.column) == (5, 10)

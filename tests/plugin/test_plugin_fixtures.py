@@ -149,3 +149,23 @@ def test_reference_model_and_constellation(pytester: pytest.Pytester) -> None:
         if line.startswith("first weight:")
     ]
     assert len(weights) == 2 and weights[0] == weights[1]
+
+
+USE_PROJECT_DIM = """
+from qig_guard.basin import load_basin
+
+
+def test_dims(basin_factory, basin_reference_model, basin_checkpoint_pair):
+    assert load_basin(basin_factory()).dim == 8
+    assert load_basin(basin_factory("wide.json", dim=64)).dim == 64
+    assert basin_reference_model.basin_matcher.target_basin.shape == (8,)
+    assert load_basin(basin_checkpoint_pair.basin).dim == 8
+"""
+
+
+def test_fixtures_follow_the_projects_basin_dimension(pytester: pytest.Pytester) -> None:
+    if importlib.util.find_spec("torch") is None:
+        pytest.skip("needs torch")
+    pytester.makepyprojecttoml("[tool.qig-guard.basin]\ndim = 8\n")
+    pytester.makepyfile(test_dims=USE_PROJECT_DIM)
+    pytester.runpytest().assert_outcomes(passed=1)
