@@ -1,0 +1,178 @@
+"""Parsing a file with libcst within the parser's limits.
+
+libcst's native parser takes quadratic or worse time on deep nesting and
+crashes the process (a stack overflow) somewhere past 1,000 levels. So CPython's
+own parser (``ast``) reads the file first: what CPython rejects as too deep,
+and what nests deeper than :data:`MAX_DEPTH`, is refused with a precise
+reason instead of being handed to libcst. The same pass rewrites the one valid
+form libcst rejects, a parenthesized annotated target (``(x): int = 1``).
+Code that libcst parses but that nests deeply (a 3,000-term sum) is checked
+on a thread with a large stack and a high recursion limit, because libcst's
+own metadata and code generation recurse per node.
+"""
+
+from __future__ import annotations
+
+import ast
+import re
+import sys
+import threading
+from collections.abc import Callable
+from dataclasses import dataclass
+from typing import TYPE_CHECKING, TypeVar
+
+if TYPE_CHECKING:
+    import libcst as cst
+
+# libcst parses 1,000 nested levels in about a second (2,000 attributes: 4 s,
+# 1,000 nested lists: 6 s, growing quadratically); CPython itself stops at 200
+# nested brackets.
+MAX_DEPTH = 1000
+DEEP_STACK_BYTES = 512 * 1024 * 1024
+DEEP_RECURSION_LIMIT = 200_000
+_LINE_BREAK = re.compile(r"\r\n|\r|\n")
+# CPython's messages for nesting it refuses; any other SyntaxError may be
+# newer grammar than this interpreter knows, so libcst still gets to try.
+_NESTING_MESSAGES = ("too many nested parentheses", "too complex", "too many statically nested")
+
+Result = TypeVar("Result")
+
+
+class ParseRefused(Exception):
+    """The file is not handed to libcst; the message says why, for QIG000."""
+
+    def __init__(self, message: str, line: int = 1, column: int = 1) -> None:
+        super().__init__(message)
+        self.line = line
+        self.column = column
+
+
+@dataclass
+class Parsed:
+    module: cst.Module
+    # True when the text libcst parsed differs from the file (see rewrite_annotated_targets):
+    # positions stay on the same lines but fixes must not be offered.
+    rewritten: bool
+
+
+def line_starts(source: str) -> list[int]:
+    """Offsets of each line's start, splitting only on ``\\n``, ``\\r\\n`` and ``\\r``
+    as Python's tokenizer does (``str.splitlines`` also splits on form feed and more)."""
+    return [0, *(match.end() for match in _LINE_BREAK.finditer(source))]
+
+
+def split_lines(source: str) -> list[str]:
+    """Lines of ``source`` with their line breaks, split as :func:`line_starts` does."""
+    starts = line_starts(source)
+    lines = [source[start:end] for start, end in zip(starts, starts[1:], strict=False)]
+    if starts[-1] < len(source):
+        lines.append(source[starts[-1] :])
+    return lines
+
+
+def nesting_depth(tree: ast.AST) -> tuple[int, ast.AST]:
+    """The deepest node's depth in ``tree`` and that node, without recursion."""
+    deepest, where = 0, tree
+    stack: list[tuple[ast.AST, int]] = [(tree, 1)]
+    while stack:
+        node, depth = stack.pop()
+        if depth > deepest:
+            deepest, where = depth, node
+        stack.extend((child, depth + 1) for child in ast.iter_child_nodes(node))
+    return deepest, where
+
+
+def _column(lines: list[str], line: int, byte_offset: int) -> int:
+    """The 0-based character column of an ``ast`` UTF-8 byte offset."""
+    text = lines[line - 1] if 0 < line <= len(lines) else ""
+    return len(text.encode("utf-8")[:byte_offset].decode("utf-8", errors="ignore"))
+
+
+def rewrite_annotated_targets(source: str, tree: ast.AST) -> str:
+    """``(x): int = 1`` as ``x  : int = 1`` (same length, same lines): libcst rejects
+    a parenthesized annotated target that CPython accepts. Multi-line ones are left."""
+    lines = split_lines(source)
+    starts = line_starts(source)
+    edits: list[tuple[int, int, str]] = []
+    for node in ast.walk(tree):
+        if not isinstance(node, ast.AnnAssign) or node.lineno != node.target.end_lineno:
+            continue
+        target = node.target
+        if node.lineno != target.lineno:
+            continue
+        begin = starts[node.lineno - 1]
+        start = begin + _column(lines, node.lineno, node.col_offset)
+        target_start = begin + _column(lines, target.lineno, target.col_offset)
+        target_end = begin + _column(lines, target.lineno, target.end_col_offset or 0)
+        colon = target_end
+        while colon < len(source) and source[colon] in ") \t":
+            colon += 1
+        before = source[start:target_start]
+        if "(" not in before or before.strip("( \t") or colon >= len(source):
+            continue
+        if source[colon] != ":":
+            continue
+        text = source[target_start:target_end]
+        edits.append((start, colon, text + " " * (colon - start - len(text))))
+    for start, end, text in sorted(edits, reverse=True):
+        source = source[:start] + text + source[end:]
+    return source
+
+
+def parse(source: str) -> Parsed:
+    """Parse ``source`` with libcst, or raise ParseRefused (or libcst's own error)."""
+    import libcst as cst
+
+    try:
+        tree = ast.parse(source)
+    except SyntaxError as error:
+        if any(text in str(error.msg) for text in _NESTING_MESSAGES):
+            raise ParseRefused(
+                f"syntax error, not checked: {error.msg}", error.lineno or 1, error.offset or 1
+            ) from None
+        return Parsed(cst.parse_module(source), rewritten=False)
+    except (RecursionError, MemoryError) as error:
+        raise ParseRefused(
+            f"nests too deeply for CPython's own parser ({type(error).__name__}); not checked"
+        ) from None
+    except ValueError as error:  # null bytes on Python < 3.12
+        raise ParseRefused(f"cannot parse, not checked: {error}") from None
+    depth, where = nesting_depth(tree)
+    if depth > MAX_DEPTH:
+        raise ParseRefused(
+            f"nests {depth} levels deep, over the parser limit of {MAX_DEPTH} "
+            "(libcst's parser takes quadratic time and crashes on deeper code); not checked",
+            getattr(where, "lineno", 1),
+        )
+    rewritten = rewrite_annotated_targets(source, tree)
+    return Parsed(cst.parse_module(rewritten), rewritten=rewritten != source)
+
+
+def with_deep_stack(function: Callable[[], Result]) -> Result:
+    """Call ``function`` on a thread with a large stack and a high recursion limit,
+    so libcst's per-node recursion copes with deeply nested (valid) code."""
+    outcome: list[Result] = []
+    failure: list[BaseException] = []
+
+    def target() -> None:
+        try:
+            outcome.append(function())
+        except BaseException as error:  # re-raised on the caller's thread
+            failure.append(error)
+
+    old_limit = sys.getrecursionlimit()
+    old_stack = threading.stack_size()
+    sys.setrecursionlimit(max(old_limit, DEEP_RECURSION_LIMIT))
+    try:
+        threading.stack_size(DEEP_STACK_BYTES)
+        try:
+            thread = threading.Thread(target=target, name="qig-guard-check")
+        finally:
+            threading.stack_size(old_stack)
+        thread.start()
+        thread.join()
+    finally:
+        sys.setrecursionlimit(old_limit)
+    if failure:
+        raise failure[0]
+    return outcome[0]
