@@ -143,6 +143,7 @@ def command_check(args: argparse.Namespace) -> int:
             raise UsageError(f"no such file or directory: {path}")
     result = runner.run(paths, config, jobs=args.jobs, use_cache=not args.no_cache)
     findings = result.findings
+    fix_failed = False
     if args.fix or args.diff:
         from qig_guard.apply_fixes import apply_fixes
 
@@ -153,6 +154,7 @@ def command_check(args: argparse.Namespace) -> int:
         findings = outcome.findings
         if outcome.fixed:
             print(f"qig-guard: fixed {outcome.fixed} finding(s)", file=sys.stderr)
+        fix_failed = outcome.failures > 0
     # Rule metadata imports every rule (and libcst): only the formats that show it pay.
     needs_rules = args.format in ("sarif", "github") or args.statistics
     text = render(
@@ -179,7 +181,7 @@ def command_check(args: argparse.Namespace) -> int:
         fixable = sum(1 for f in findings if f.fix is not None and f.fix.safe)
         hint = f" ({fixable} fixable with --fix)" if fixable else ""
         print(f"Found {len(findings)} finding(s){hint}.", file=sys.stderr)
-    if result.internal_error:
+    if result.internal_error or fix_failed:
         return EXIT_ERROR
     return EXIT_FINDINGS if findings and not args.exit_zero else EXIT_CLEAN
 

@@ -14,6 +14,7 @@ own metadata and code generation recurse per node.
 from __future__ import annotations
 
 import ast
+import itertools
 import re
 import sys
 import threading
@@ -64,7 +65,7 @@ def line_starts(source: str) -> list[int]:
 def split_lines(source: str) -> list[str]:
     """Lines of ``source`` with their line breaks, split as :func:`line_starts` does."""
     starts = line_starts(source)
-    lines = [source[start:end] for start, end in zip(starts, starts[1:], strict=False)]
+    lines = [source[start:end] for start, end in itertools.pairwise(starts)]
     if starts[-1] < len(source):
         lines.append(source[starts[-1] :])
     return lines

@@ -10,9 +10,8 @@ from __future__ import annotations
 
 import os
 from collections.abc import Iterable, Sequence
-from concurrent.futures import ProcessPoolExecutor
 from dataclasses import dataclass, field
-from functools import lru_cache
+from functools import lru_cache, partial
 from pathlib import Path
 
 from qig_guard.cache import Cache
@@ -20,7 +19,9 @@ from qig_guard.checker import FILE_ERROR, FileResult, check_source
 from qig_guard.config import Config
 from qig_guard.discovery import discover_files, matches_glob, relative_posix
 from qig_guard.findings import Finding
+from qig_guard.isolation import run_isolated
 from qig_guard.rules import select_codes
+from qig_guard.source import SourceError, read_regular
 
 
 @dataclass
@@ -71,18 +72,21 @@ def _rules_for(codes: tuple[str, ...]) -> list[type]:
     return load_rules(codes)
 
 
-_WORKER_CONFIG: Config | None = None
+Task = tuple[str, bytes, tuple[str, ...]]
 
 
-def _init_worker(config: Config) -> None:
-    global _WORKER_CONFIG
-    _WORKER_CONFIG = config
-
-
-def _check_one(task: tuple[str, bytes, tuple[str, ...]]) -> FileResult:
+def _check_one(config: Config, task: Task) -> FileResult:
     display, data, codes = task
-    assert _WORKER_CONFIG is not None
-    return check_source(display, data, _WORKER_CONFIG, _rules_for(codes))
+    return check_source(display, data, config, _rules_for(codes))
+
+
+def _failed(task: Task, reason: str, internal: bool) -> FileResult:
+    display = task[0]
+    if internal:
+        message = f"internal error ({reason}); please report this"
+    else:
+        message = f"the checker's worker process {reason} on this file; not checked"
+    return FileResult([Finding(display, 1, 1, FILE_ERROR, message)], internal_error=internal)
 
 
 def run(
@@ -97,16 +101,19 @@ def run(
     cache = Cache(config.root / config.cache_dir, config.fingerprint()) if use_cache else None
     cwd = Path.cwd()
     result = RunResult()
-    pending: list[tuple[tuple[str, bytes, tuple[str, ...]], str | None, int]] = []
+    pending: list[tuple[Task, str | None, int]] = []
     for path in discover_files(paths, config):
         display = relative_posix(path, cwd)
         codes = file_codes(relative_posix(path, config.root), selected, config)
         if not codes:
             continue
         try:
-            data = path.read_bytes()
+            data = read_regular(path, config.max_file_size)
+        except SourceError as error:
+            result.findings.append(Finding(display, 1, 1, FILE_ERROR, str(error)))
+            continue
         except OSError as error:
-            message = f"cannot read: {error.strerror}"
+            message = f"cannot read: {error.strerror or error}"
             result.findings.append(Finding(display, 1, 1, FILE_ERROR, message))
             continue
         lines = data.count(b"\n")
@@ -145,14 +152,12 @@ def _collect(result: RunResult, outcome: FileResult, selected: tuple[str, ...]) 
     )
 
 
-def _execute(
-    tasks: Sequence[tuple[str, bytes, tuple[str, ...]]], config: Config, jobs: int
-) -> Iterable[FileResult]:
-    if jobs <= 1 or len(tasks) < 4:
-        _init_worker(config)
-        return [_check_one(task) for task in tasks]
-    chunk = max(1, min(16, len(tasks) // (jobs * 8)))
-    with ProcessPoolExecutor(
-        max_workers=min(jobs, len(tasks)), initializer=_init_worker, initargs=(config,)
-    ) as pool:
-        return list(pool.map(_check_one, tasks, chunksize=chunk))
+def _execute(tasks: Sequence[Task], config: Config, jobs: int) -> Iterable[FileResult]:
+    """Check ``tasks`` in worker processes: a crash or hang costs only its file."""
+    if not tasks:
+        return []
+    import libcst  # noqa: F401 - imported once here, inherited by forked workers
+
+    for codes in {codes for _, _, codes in tasks}:
+        _rules_for(codes)
+    return run_isolated(tasks, partial(_check_one, config), _failed, jobs)
