@@ -164,10 +164,7 @@ def command_check(args: argparse.Namespace) -> int:
         files_checked=result.stats.files,
         statistics=args.statistics,
     )
-    if args.output_file:
-        args.output_file.write_text(text, encoding="utf-8")
-    else:
-        sys.stdout.write(text)
+    write_report(text, args.output_file)
     if args.statistics:
         stats = result.stats
         print(
@@ -210,6 +207,31 @@ def command_explain(args: argparse.Namespace) -> int:
     return EXIT_CLEAN
 
 
+def write_report(text: str, output: Path | None) -> None:
+    """Write a report to ``output`` or stdout. File names that are not valid UTF-8
+    (surrogate escapes) are written back as the bytes they came from."""
+    if output is not None:
+        with open(output, "w", encoding="utf-8", errors="surrogateescape") as stream:
+            stream.write(text)
+        return
+    try:
+        sys.stdout.write(text)
+    except UnicodeEncodeError:
+        sys.stdout.flush()
+        encoding = sys.stdout.encoding or "utf-8"
+        sys.stdout.buffer.write(text.encode(encoding, errors="surrogateescape"))
+        sys.stdout.buffer.flush()
+
+
+def _describe(error: BaseException) -> str:
+    """``TypeError: message (at file.py:12)`` for an unexpected exception."""
+    import traceback
+
+    where = traceback.extract_tb(error.__traceback__)
+    place = f" (at {where[-1].filename.rsplit('/', 1)[-1]}:{where[-1].lineno})" if where else ""
+    return f"{type(error).__name__}: {error}{place}"
+
+
 def main(argv: Sequence[str] | None = None) -> int:
     parser = build_parser()
     args = parser.parse_args(argv)
@@ -223,4 +245,11 @@ def main(argv: Sequence[str] | None = None) -> int:
         print("qig-guard: interrupted", file=sys.stderr)
     except BrokenPipeError:
         return EXIT_CLEAN
+    except OSError as error:
+        name = f"{error.filename}: " if error.filename is not None else ""
+        print(f"qig-guard: error: {name}{error.strerror or error}", file=sys.stderr)
+    except UnicodeError as error:
+        print(f"qig-guard: error: {error}", file=sys.stderr)
+    except Exception as error:  # any crash exits 2, never 1, and without a traceback
+        print(f"qig-guard: internal error: {_describe(error)}; please report this", file=sys.stderr)
     return EXIT_ERROR

@@ -50,6 +50,14 @@ def decode(data: bytes, max_size: int) -> tuple[str, str]:
     return text, encoding
 
 
+class NotRegularFile(SourceError):
+    """A FIFO, device, socket or directory: never read."""
+
+
+class TooLarge(SourceError):
+    """A file over the size limit: never read."""
+
+
 def file_kind(mode: int) -> str:
     """``a directory``, ``a FIFO``, ... for a file that is not a regular one."""
     kinds = (
@@ -71,9 +79,9 @@ def read_regular(path: Path, max_size: int) -> bytes:
     try:
         info = os.fstat(descriptor)
         if not stat.S_ISREG(info.st_mode):
-            raise SourceError(f"{file_kind(info.st_mode)}, not a regular file; not checked")
+            raise NotRegularFile(f"{file_kind(info.st_mode)}, not a regular file; not checked")
         if info.st_size > max_size:
-            raise SourceError(
+            raise TooLarge(
                 f"file is {info.st_size:,} bytes, over the {max_size:,}-byte limit "
                 "(max-file-size); not checked"
             )

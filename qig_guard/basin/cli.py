@@ -98,10 +98,9 @@ def run_validate(args: argparse.Namespace) -> int:
     report = render(
         findings, args.format, BASIN_RULES, files_checked=len(files), statistics=args.statistics
     )
-    if args.output:
-        args.output.write_text(report, encoding="utf-8")
-    else:
-        sys.stdout.write(report)
+    from qig_guard.cli import write_report
+
+    write_report(report, args.output)
     return 1 if findings else 0
 
 
@@ -155,8 +154,17 @@ def run_convert(args: argparse.Namespace) -> int:
         print(f"{source}: not converted, the result would not be a valid basin file:")
         sys.stdout.write("".join(f"  {problem}\n" for problem in problems))
         return 1
-    data = encode(conversion.document).encode("utf-8")
-    write_atomically(output, data)
+    try:
+        data = encode(conversion.document).encode("utf-8")
+    except UnicodeEncodeError as error:
+        bad = error.object[error.start : error.end].encode("unicode_escape").decode("ascii")
+        return _error(f"{source}: a string holds {bad}, which UTF-8 cannot encode; not converted")
+    if output.is_dir():
+        return _error(f"{output} is a folder; not converted")
+    try:
+        write_atomically(output, data)
+    except OSError as error:
+        return _error(f"cannot write {output}: {error.strerror or error}; not converted")
     print(f"wrote {output} ({len(data)} bytes)")
     findings = validate_basin_file(output, settings)
     sys.stdout.write(render(findings, "text", BASIN_RULES, files_checked=1))
