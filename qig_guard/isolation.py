@@ -11,6 +11,7 @@ inherit what the parent already imported).
 from __future__ import annotations
 
 import contextlib
+import faulthandler
 import multiprocessing
 import signal
 import time
@@ -34,6 +35,7 @@ def _context() -> Any:
 def _serve(connection: Connection, work: Callable[[Any], Any]) -> None:
     """A worker's loop: one task in, one outcome out, until ``None`` arrives."""
     signal.signal(signal.SIGINT, signal.SIG_IGN)  # the parent handles Ctrl-C
+    faulthandler.disable()  # a crash is reported by the parent, without a traceback
     while True:
         task = connection.recv()
         if task is None:
