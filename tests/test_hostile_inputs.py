@@ -286,3 +286,95 @@ def test_any_crash_exits_2_without_a_traceback(
     assert code == 2
     assert err.startswith("qig-guard: internal error: KeyError: 'unexpected' (at ")
     assert "Traceback" not in err
+
+
+def _cache_entries(project: Path) -> list[Path]:
+    return sorted((project / ".qig-guard-cache").rglob("*.json"))
+
+
+@pytest.mark.parametrize(
+    "damage",
+    [
+        "[]",
+        '{"checksum": 1, "result": {"findings": "none"}}',
+        '{"internal_error": false, "findings": [{"line": "1"}]}',
+        "not json",
+    ],
+)
+def test_a_damaged_cache_entry_is_recomputed(
+    project: Path, capsys: pytest.CaptureFixture[str], damage: str
+) -> None:
+    assert main(["check", "--isolated"]) == 1
+    [entry] = _cache_entries(project)
+    entry.write_text(damage)
+    assert main(["check", "--isolated"]) == 1
+    assert GOOD_FINDING in capsys.readouterr().out.splitlines()[-1]
+
+
+def test_a_well_formed_cache_entry_that_was_altered_never_hides_findings(
+    project: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    assert main(["check", "--isolated"]) == 1
+    [entry] = _cache_entries(project)
+    stored = json.loads(entry.read_text())
+    stored["result"]["findings"] = []  # right shape, wrong content
+    entry.write_text(json.dumps(stored))
+    capsys.readouterr()
+    assert main(["check", "--isolated"]) == 1
+    assert capsys.readouterr().out.startswith(GOOD_FINDING)
+
+
+def _convert(*args: str) -> int:
+    return main(["basin", "convert", *args])
+
+
+@pytest.fixture
+def legacy_packet(tmp_path: Path) -> Path:
+    data = Path(__file__).parent / "basin" / "data" / "sync_packet.json"
+    packet = tmp_path / "packet.json"
+    packet.write_bytes(data.read_bytes())
+    return packet
+
+
+def test_convert_reports_a_lone_surrogate(
+    legacy_packet: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    text = legacy_packet.read_text().replace('"ocean-prime"', '"ocean\\ud800"')
+    legacy_packet.write_text(text)
+    new = legacy_packet.parent / "new.json"
+    assert _convert(str(legacy_packet), "-o", str(new)) == 2
+    err = capsys.readouterr().err
+    assert "\\ud800, which UTF-8 cannot encode; not converted" in err
+    assert not new.exists()
+
+
+def test_convert_to_a_folder_is_an_error(
+    legacy_packet: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    folder = legacy_packet.parent / "out.json"
+    folder.mkdir()
+    assert _convert(str(legacy_packet), "-o", str(folder), "--force") == 2
+    assert "out.json is a folder; not converted" in capsys.readouterr().err
+
+
+@pytest.mark.parametrize(
+    ("number", "words"),
+    [(errno.EACCES, "Permission denied"), (errno.ENOSPC, "No space left"), (errno.EFBIG, "large")],
+)
+def test_convert_reports_write_errors(
+    legacy_packet: Path,
+    capsys: pytest.CaptureFixture[str],
+    monkeypatch: pytest.MonkeyPatch,
+    number: int,
+    words: str,
+) -> None:
+    def fail(descriptor: int) -> None:
+        raise OSError(number, os.strerror(number))
+
+    monkeypatch.setattr(os, "fsync", fail)  # the write reaches the disk here
+    new = legacy_packet.parent / "new.json"
+    assert _convert(str(legacy_packet), "-o", str(new)) == 2
+    err = capsys.readouterr().err
+    assert f"cannot write {new}" in err and words in err and "Traceback" not in err
+    assert not new.exists()
+    assert [p.name for p in legacy_packet.parent.iterdir()] == ["packet.json"]  # no temporary
