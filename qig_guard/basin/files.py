@@ -139,8 +139,13 @@ def save_basin(
     training_steps: int | None = None,
     final_Phi: float | None = None,
     regime: str | None = None,
+    max_size: int | None = None,
 ) -> Path:
-    """Validate and atomically write a version 1 basin file; returns its path."""
+    """Validate and atomically write a version 1 basin file; returns its path.
+
+    A file over ``max_size`` bytes (default: ``basin validate``'s default
+    ``max-size``) is refused, so that nothing is written that validation rejects.
+    """
     path = Path(path)
     vector = _floats("basin", basin)
     constants = DEFAULT_PHYSICS_CONSTANTS if physics_constants is None else physics_constants
@@ -170,5 +175,16 @@ def save_basin(
     if fisher_diag is not None:
         document["fisher_diag"] = _floats("fisher_diag", fisher_diag)
     _raise_problems(path, document)
-    write_atomically(path, encode(document).encode("utf-8"))
+    data = encode(document).encode("utf-8")
+    if max_size is None:
+        from qig_guard.basin.settings import BasinSettings
+
+        max_size = BasinSettings.max_size
+    if len(data) > max_size:
+        raise BasinFileError(
+            f"{path}: the basin file would be {len(data)} bytes, over the {max_size}-byte "
+            "limit that `qig-guard basin validate` enforces (max-size; a "
+            f"{len(vector)}-dimensional basin is too large); not written"
+        )
+    write_atomically(path, data)
     return path
