@@ -71,16 +71,37 @@ def split_lines(source: str) -> list[str]:
     return lines
 
 
-def nesting_depth(tree: ast.AST) -> tuple[int, ast.AST]:
-    """The deepest node's depth in ``tree`` and that node, without recursion."""
+@dataclass
+class Shape:
+    """What :func:`scan` finds: the deepest node and the annotated assignments
+    that are not simple names (where a parenthesized target may hide)."""
+
+    depth: int
+    deepest: ast.AST
+    annotated: list[ast.AnnAssign]
+
+
+def scan(tree: ast.AST) -> Shape:
+    """One pass over ``tree`` without recursion (a hot loop: fields read directly)."""
     deepest, where = 0, tree
+    annotated: list[ast.AnnAssign] = []
     stack: list[tuple[ast.AST, int]] = [(tree, 1)]
+    pop, push, node_type = stack.pop, stack.append, ast.AST
     while stack:
-        node, depth = stack.pop()
+        node, depth = pop()
         if depth > deepest:
             deepest, where = depth, node
-        stack.extend((child, depth + 1) for child in ast.iter_child_nodes(node))
-    return deepest, where
+        if type(node) is ast.AnnAssign and not node.simple:
+            annotated.append(node)
+        for name in node._fields:
+            value = getattr(node, name, None)
+            if type(value) is list:
+                for item in value:
+                    if isinstance(item, node_type):
+                        push((item, depth + 1))
+            elif isinstance(value, node_type):
+                push((value, depth + 1))
+    return Shape(deepest, where, annotated)
 
 
 def _column(lines: list[str], line: int, byte_offset: int) -> int:
@@ -89,14 +110,17 @@ def _column(lines: list[str], line: int, byte_offset: int) -> int:
     return len(text.encode("utf-8")[:byte_offset].decode("utf-8", errors="ignore"))
 
 
-def rewrite_annotated_targets(source: str, tree: ast.AST) -> str:
+def rewrite_annotated_targets(source: str, annotated: list[ast.AnnAssign]) -> str:
     """``(x): int = 1`` as ``x  : int = 1`` (same length, same lines): libcst rejects
-    a parenthesized annotated target that CPython accepts. Multi-line ones are left."""
+    a parenthesized annotated target that CPython accepts. ``annotated`` are the
+    candidates (:func:`scan`); multi-line ones are left as they are."""
+    if not annotated:
+        return source
     lines = split_lines(source)
     starts = line_starts(source)
     edits: list[tuple[int, int, str]] = []
-    for node in ast.walk(tree):
-        if not isinstance(node, ast.AnnAssign) or node.lineno != node.target.end_lineno:
+    for node in annotated:
+        if node.lineno != node.target.end_lineno:
             continue
         target = node.target
         if node.lineno != target.lineno:
@@ -138,14 +162,14 @@ def parse(source: str) -> Parsed:
         ) from None
     except ValueError as error:  # null bytes on Python < 3.12
         raise ParseRefused(f"cannot parse, not checked: {error}") from None
-    depth, where = nesting_depth(tree)
-    if depth > MAX_DEPTH:
+    shape = scan(tree)
+    if shape.depth > MAX_DEPTH:
         raise ParseRefused(
-            f"nests {depth} levels deep, over the parser limit of {MAX_DEPTH} "
+            f"nests {shape.depth} levels deep, over the parser limit of {MAX_DEPTH} "
             "(libcst's parser takes quadratic time and crashes on deeper code); not checked",
-            getattr(where, "lineno", 1),
+            getattr(shape.deepest, "lineno", 1),
         )
-    rewritten = rewrite_annotated_targets(source, tree)
+    rewritten = rewrite_annotated_targets(source, shape.annotated)
     return Parsed(cst.parse_module(rewritten), rewritten=rewritten != source)
 
 

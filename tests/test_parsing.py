@@ -11,9 +11,9 @@ import pytest
 from qig_guard.parsing import (
     MAX_DEPTH,
     ParseRefused,
-    nesting_depth,
     parse,
     rewrite_annotated_targets,
+    scan,
     split_lines,
     with_deep_stack,
 )
@@ -39,7 +39,7 @@ def test_lines_split_only_on_newline_sequences() -> None:
     ],
 )
 def test_parenthesized_annotated_targets_are_rewritten_in_place(source: str, expected: str) -> None:
-    assert rewrite_annotated_targets(source, ast.parse(source)) == expected
+    assert rewrite_annotated_targets(source, scan(ast.parse(source)).annotated) == expected
 
 
 def test_rewritten_files_parse_and_say_so() -> None:
@@ -47,10 +47,9 @@ def test_rewritten_files_parse_and_say_so() -> None:
     assert not parse("x: int = 1\n").rewritten
 
 
-def test_nesting_depth_is_measured_without_recursion() -> None:
+def test_depth_is_measured_without_recursion() -> None:
     tree = with_deep_stack(lambda: ast.parse("x = " + " + ".join(["a"] * 5000)))
-    depth, _ = nesting_depth(tree)
-    assert depth > 5000
+    assert scan(tree).depth > 5000
 
 
 def test_deeper_than_the_limit_is_refused_with_its_depth() -> None:
