@@ -149,7 +149,9 @@ def command_check(args: argparse.Namespace) -> int:
 
         outcome = apply_fixes(result, config, unsafe=args.unsafe_fixes, write=not args.diff)
         if args.diff:
-            sys.stdout.write(outcome.diff)
+            write_report(outcome.diff, None)
+            if outcome.failures or result.internal_error:
+                return EXIT_ERROR
             return EXIT_FINDINGS if outcome.diff else EXIT_CLEAN
         findings = outcome.findings
         if outcome.fixed:
