@@ -2,7 +2,9 @@
 
 Only files whose results are not cached are read by a worker; only files in
 which some rule's trigger matches are parsed. Output order is deterministic
-(sorted by path, line, column) whatever the number of processes. Tests prove
+(sorted by path, line, column) whatever the number of processes. Files are
+always checked in worker processes (``-j 1`` is one worker), so a file that
+crashes or hangs the parser costs only itself (see ``isolation``). Tests prove
 that filtered, cached and parallel runs report exactly what a plain run does.
 """
 
