@@ -8,10 +8,17 @@ from dataclasses import dataclass, field
 from qig_guard.config import Config
 from qig_guard.discovery import relative_posix
 from qig_guard.findings import Finding
-from qig_guard.fixer import applicable, fix_source, unified_diff, write_atomic
+from qig_guard.fixer import (
+    NotWritten,
+    applicable,
+    fix_source,
+    remove_orphans,
+    unified_diff,
+    write_atomic,
+)
 from qig_guard.rules import load_rules, select_codes
 from qig_guard.runner import RunResult, file_codes
-from qig_guard.source import SourceError, decode
+from qig_guard.source import SourceError, decode, read_regular
 
 
 @dataclass
@@ -19,6 +26,8 @@ class FixReport:
     findings: list[Finding] = field(default_factory=list)
     fixed: int = 0
     diff: str = ""
+    # Files that had fixes but could not be read or written (reported on stderr).
+    failures: int = 0
 
 
 def apply_fixes(result: RunResult, config: Config, *, unsafe: bool, write: bool) -> FixReport:
@@ -26,15 +35,22 @@ def apply_fixes(result: RunResult, config: Config, *, unsafe: bool, write: bool)
     to_fix = sorted({f.path for f in result.findings if applicable(f, unsafe)})
     report = FixReport()
     remaining = {path: [] for path in to_fix}  # type: dict[str, list[Finding]]
+    if write:
+        for path in result.paths.values():
+            remove_orphans(path)
     for display in to_fix:
         path = result.paths[display]
         file_config = result.configs.get(display, config)
         selected = select_codes(file_config.select, file_config.ignore)
-        data = path.read_bytes()
         try:
-            source, encoding = decode(data, file_config.max_file_size)
-        except SourceError:
-            continue  # a file that cannot be decoded had no fixable finding
+            source, encoding = decode(
+                read_regular(path, file_config.max_file_size), file_config.max_file_size
+            )
+        except (OSError, SourceError) as error:  # changed since it was checked
+            print(f"qig-guard: {display}: fixes not applied: {error}", file=sys.stderr)
+            del remaining[display]
+            report.failures += 1
+            continue
         codes = file_codes(relative_posix(path, file_config.root), selected, file_config)
         outcome = fix_source(
             display, source, file_config, load_rules(codes), unsafe, result.project
@@ -46,10 +62,17 @@ def apply_fixes(result: RunResult, config: Config, *, unsafe: bool, write: bool)
         remaining[display] = [f for f in outcome.remaining if f.code in codes]
         if outcome.source == source:
             continue
-        report.fixed += outcome.applied
         if write:
-            write_atomic(path, outcome.source.encode(encoding))
+            try:
+                write_atomic(path, outcome.source.encode(encoding))
+            except (NotWritten, UnicodeEncodeError) as error:
+                print(f"qig-guard: {display}: fixes not written: {error}", file=sys.stderr)
+                del remaining[display]
+                report.failures += 1
+                continue
+            report.fixed += outcome.applied
         else:
+            report.fixed += outcome.applied
             report.diff += unified_diff(display, source, outcome.source)
     report.findings = sorted(
         [f for f in result.findings if f.path not in remaining]

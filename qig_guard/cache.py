@@ -4,7 +4,9 @@ An entry's key hashes the file's bytes, the tool version, the configuration
 fingerprint and the rule codes, so any change that could change a result
 misses. Entries are written to a temporary file and renamed into place, so
 concurrent runs never see a partial entry. Paths are not part of an entry:
-the same content under two names shares it.
+the same content under two names shares it. Each entry carries a checksum of
+its key and content and is validated field by field when read: a damaged or
+foreign entry is a miss, so it is recomputed and never hides findings.
 """
 
 from __future__ import annotations
@@ -19,7 +21,7 @@ from qig_guard import __version__
 from qig_guard.checker import FileResult
 from qig_guard.findings import Finding
 
-FORMAT = "1"
+FORMAT = "2"
 PACKAGE = Path(__file__).parent
 
 
@@ -54,22 +56,29 @@ class Cache:
         return self.directory / key[:2] / f"{key}.json"
 
     def get(self, key: str, path: str) -> FileResult | None:
+        """The cached result, or None when absent, damaged or of the wrong shape
+        (then the file is checked again: a bad entry never hides findings)."""
         try:
             with open(self._path(key), encoding="utf-8") as handle:
                 entry = json.load(handle)
-            findings = [Finding.from_dict({**item, "path": path}) for item in entry["findings"]]
-            return FileResult(findings, internal_error=entry["internal_error"])
-        except (OSError, ValueError, KeyError, TypeError):
+            if not isinstance(entry, dict) or entry.get("checksum") != _checksum(
+                key, entry.get("result")
+            ):
+                return None
+            result = entry["result"]
+            if not _valid_result(result):
+                return None
+            findings = [Finding.from_dict({**item, "path": path}) for item in result["findings"]]
+            return FileResult(findings, internal_error=False)
+        except (OSError, ValueError, KeyError, TypeError, AttributeError):
             return None
 
     def put(self, key: str, result: FileResult) -> None:
         if result.internal_error:
             return  # let a crash be reproduced, not remembered
         target = self._path(key)
-        entry = {
-            "internal_error": False,
-            "findings": [{**finding.to_dict(), "path": ""} for finding in result.findings],
-        }
+        stored = {"findings": [{**finding.to_dict(), "path": ""} for finding in result.findings]}
+        entry = {"checksum": _checksum(key, stored), "result": stored}
         try:
             if not self._ready:
                 self.directory.mkdir(parents=True, exist_ok=True)
@@ -87,3 +96,54 @@ class Cache:
             os.replace(temporary, target)
         except OSError:
             pass  # a read-only or full disk makes the cache a no-op, never an error
+
+
+def _checksum(key: str, result: object) -> str:
+    """Guards an entry against damage: its key and its canonical JSON, hashed."""
+    text = json.dumps(result, sort_keys=True, separators=(",", ":"))
+    return hashlib.sha256(f"{key}\0{text}".encode()).hexdigest()
+
+
+def _optional_int(value: object) -> bool:
+    return value is None or (type(value) is int)
+
+
+def _valid_edit(edit: object) -> bool:
+    return (
+        isinstance(edit, dict)
+        and set(edit) == {"line", "column", "end_line", "end_column", "content"}
+        and all(type(edit[name]) is int for name in ("line", "column", "end_line", "end_column"))
+        and isinstance(edit["content"], str)
+    )
+
+
+def _valid_fix(fix: object) -> bool:
+    return fix is None or (
+        isinstance(fix, dict)
+        and isinstance(fix.get("description"), str)
+        and isinstance(fix.get("safe"), bool)
+        and isinstance(fix.get("edits"), list)
+        and all(_valid_edit(edit) for edit in fix["edits"])
+    )
+
+
+def _valid_finding(item: object) -> bool:
+    return (
+        isinstance(item, dict)
+        and type(item.get("line")) is int
+        and type(item.get("column")) is int
+        and _optional_int(item.get("end_line"))
+        and _optional_int(item.get("end_column"))
+        and isinstance(item.get("code"), str)
+        and isinstance(item.get("message"), str)
+        and _valid_fix(item.get("fix"))
+    )
+
+
+def _valid_result(result: object) -> bool:
+    """The shape :meth:`Cache.put` writes: ``{"findings": [finding, ...]}``."""
+    return (
+        isinstance(result, dict)
+        and isinstance(result.get("findings"), list)
+        and all(_valid_finding(item) for item in result["findings"])
+    )

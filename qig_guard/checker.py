@@ -7,7 +7,7 @@ never imports or executes the code it checks.
 from __future__ import annotations
 
 import traceback
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from typing import TYPE_CHECKING
 
 from qig_guard import noqa
@@ -82,24 +82,40 @@ def check_text(
     project: ProjectFacts | None = None,
 ) -> FileResult:
     """Parse ``source`` and run ``rules`` over it (no trigger filtering)."""
+    from qig_guard.parsing import with_deep_stack
+
+    return with_deep_stack(lambda: _check_text(path, source, config, rules, project))
+
+
+def _check_text(
+    path: str,
+    source: str,
+    config: Config,
+    rules: list[type[Rule]],
+    project: ProjectFacts | None,
+) -> FileResult:
     import libcst as cst
     from libcst.metadata import MetadataWrapper
 
     from qig_guard.facts.project import ProjectFacts, file_facts, index_words
+    from qig_guard.parsing import ParseRefused, parse
     from qig_guard.resolve import ScopeTracker
     from qig_guard.rules.base import FileContext
     from qig_guard.walk import walk_batched
 
     result = FileResult(parsed=True)
     try:
-        module = cst.parse_module(source)
+        parsed = parse(source)
+    except ParseRefused as error:
+        result.findings.append(_file_error(path, str(error), error.line, error.column))
+        return result
     except cst.ParserSyntaxError as error:
         result.findings.append(_syntax_error(path, source, error))
         return result
     except (RecursionError, MemoryError, ValueError) as error:
-        result.findings.append(_file_error(path, f"cannot parse, not checked: {error!r}"))
+        result.findings.append(_file_error(path, f"libcst cannot parse, not checked: {error!r}"))
         return result
-    wrapper = MetadataWrapper(module, unsafe_skip_copy=True)
+    wrapper = MetadataWrapper(parsed.module, unsafe_skip_copy=True)
     scopes = ScopeTracker()
     if project is None:
         data = source.encode("utf-8", "surrogatepass")
@@ -108,8 +124,15 @@ def check_text(
     instances = [rule(context) for rule in rules]
     try:
         walk_batched(wrapper, [scopes, *instances])
-    except RecursionError:
-        result.findings.append(_file_error(path, "file nests too deeply to check"))
+    except RecursionError as error:
+        where = traceback.extract_tb(error.__traceback__)[-1]
+        result.findings.append(
+            _file_error(
+                path,
+                "nests too deeply for libcst's metadata (RecursionError at "
+                f"{where.filename.rsplit('/', 1)[-1]}:{where.lineno}); not checked",
+            )
+        )
         return result
     for instance in instances:
         if instance.error is not None:
@@ -123,6 +146,9 @@ def check_text(
                     "other rules' findings are kept; please report this",
                 )
             )
-    result.findings.extend(noqa.apply(context.findings, source, config.strict_noqa))
+    findings = noqa.apply(context.findings, source, config.strict_noqa)
+    if parsed.rewritten:  # fixes were located in the rewritten text: offer none
+        findings = [replace(finding, fix=None) for finding in findings]
+    result.findings.extend(findings)
     result.findings.sort(key=lambda finding: finding.sort_key)
     return result

@@ -254,19 +254,23 @@ def command_check(args: argparse.Namespace) -> int:
     if args.add_noqa:
         return _add_noqa(result, console)
     findings = result.findings
+    fix_failed = False
     if args.fix or args.diff:
         from qig_guard.apply_fixes import apply_fixes
 
         outcome = apply_fixes(result, Config(), unsafe=args.unsafe_fixes, write=not args.diff)
         if args.diff:
             if not args.silent:
-                sys.stdout.write(outcome.diff)
+                write_report(outcome.diff, None)
+            if outcome.failures or result.internal_error:
+                return EXIT_ERROR
             return EXIT_FINDINGS if outcome.diff else EXIT_CLEAN
         if outcome.fixed:
             console.note(f"qig-guard: fixed {outcome.fixed} finding(s)")
             if args.show_fixes and not console.quiet:
                 sys.stderr.write(_fixed_listing(findings, outcome.findings))
         findings = outcome.findings
+        fix_failed = outcome.failures > 0
     if args.baseline is not None:
         from qig_guard import baseline
 
@@ -285,7 +289,7 @@ def command_check(args: argparse.Namespace) -> int:
                 "--update-baseline drops them"
             )
     _report(args, result, findings, source_of, console)
-    if result.internal_error:
+    if result.internal_error or fix_failed:
         return EXIT_ERROR
     return EXIT_FINDINGS if findings and not args.exit_zero else EXIT_CLEAN
 
@@ -310,10 +314,8 @@ def _report(
         statistics=args.statistics,
         source_of=source_of,
     )
-    if args.output_file:
-        args.output_file.write_text(text, encoding="utf-8")
-    elif not args.silent:
-        sys.stdout.write(text)
+    if args.output_file or not args.silent:
+        write_report(text, args.output_file)
     if args.statistics:
         stats = result.stats
         console.note(
@@ -470,6 +472,31 @@ def command_explain(args: argparse.Namespace) -> int:
     return EXIT_CLEAN
 
 
+def write_report(text: str, output: Path | None) -> None:
+    """Write a report to ``output`` or stdout. File names that are not valid UTF-8
+    (surrogate escapes) are written back as the bytes they came from."""
+    if output is not None:
+        with open(output, "w", encoding="utf-8", errors="surrogateescape") as stream:
+            stream.write(text)
+        return
+    try:
+        sys.stdout.write(text)
+    except UnicodeEncodeError:
+        sys.stdout.flush()
+        encoding = sys.stdout.encoding or "utf-8"
+        sys.stdout.buffer.write(text.encode(encoding, errors="surrogateescape"))
+        sys.stdout.buffer.flush()
+
+
+def _describe(error: BaseException) -> str:
+    """``TypeError: message (at file.py:12)`` for an unexpected exception."""
+    import traceback
+
+    where = traceback.extract_tb(error.__traceback__)
+    place = f" (at {where[-1].filename.rsplit('/', 1)[-1]}:{where[-1].lineno})" if where else ""
+    return f"{type(error).__name__}: {error}{place}"
+
+
 def main(argv: Sequence[str] | None = None) -> int:
     parser = build_parser()
     args = parser.parse_args(argv)
@@ -483,4 +510,11 @@ def main(argv: Sequence[str] | None = None) -> int:
         print("qig-guard: interrupted", file=sys.stderr)
     except BrokenPipeError:
         return EXIT_CLEAN
+    except OSError as error:
+        name = f"{error.filename}: " if error.filename is not None else ""
+        print(f"qig-guard: error: {name}{error.strerror or error}", file=sys.stderr)
+    except UnicodeError as error:
+        print(f"qig-guard: error: {error}", file=sys.stderr)
+    except Exception as error:  # any crash exits 2, never 1, and without a traceback
+        print(f"qig-guard: internal error: {_describe(error)}; please report this", file=sys.stderr)
     return EXIT_ERROR

@@ -4,24 +4,30 @@ A fix's edits are applied to the source text (highest position first, skipping
 any edit that overlaps one already taken), the result is re-parsed with
 libcst and checked again, and the loop repeats until no applicable fix is
 left, so ``--fix`` twice changes nothing the second time. A round that does
-not re-parse is discarded whole. Files are written atomically with their
-mode kept.
+not re-parse is discarded whole. Edits are located on the parser's lines
+(split on ``\n``, ``\r\n`` and ``\r`` only). Files are written atomically,
+to a symlink's target, with their mode kept; a file without write permission
+is left alone and reported.
 """
 
 from __future__ import annotations
 
+import contextlib
 import difflib
 import os
+import re
 import stat
 import tempfile
 from collections.abc import Iterable
 from dataclasses import dataclass
+from functools import partial
 from pathlib import Path
 from typing import TYPE_CHECKING
 
 from qig_guard.checker import check_text
 from qig_guard.config import Config
 from qig_guard.findings import Edit, Finding
+from qig_guard.parsing import ParseRefused, line_starts, parse, split_lines, with_deep_stack
 
 if TYPE_CHECKING:
     from qig_guard.facts.project import ProjectFacts
@@ -30,16 +36,9 @@ if TYPE_CHECKING:
 MAX_ROUNDS = 10
 
 
-def _offsets(source: str) -> list[int]:
-    starts = [0]
-    for line in source.splitlines(keepends=True):
-        starts.append(starts[-1] + len(line))
-    return starts
-
-
 def apply_edits(source: str, edits: Iterable[Edit]) -> str:
     """Apply non-overlapping ``edits`` to ``source`` (overlapping ones are skipped)."""
-    starts = _offsets(source)
+    starts = line_starts(source)  # the parser's lines: never split on form feed or U+2028
 
     def offset(line: int, column: int) -> int:
         return starts[line - 1] + column - 1
@@ -93,27 +92,66 @@ def fix_source(
         if candidate == source:
             break
         try:
-            cst.parse_module(candidate)
+            with_deep_stack(partial(parse, candidate))
         except cst.ParserSyntaxError as error:
             return FixOutcome(source, applied, findings, f"a fix did not re-parse: {error.message}")
+        except (ParseRefused, RecursionError, MemoryError, ValueError) as error:
+            return FixOutcome(source, applied, findings, f"a fix did not re-parse: {error}")
         source = candidate
         applied += len(fixes)
         findings = check_text(path, source, config, rules, project).findings
     return FixOutcome(source, applied, findings)
 
 
+class NotWritten(Exception):
+    """A fixed file could not be written; the message says why."""
+
+
+def _temporary_pattern(name: str) -> re.Pattern[str]:
+    """Names of ``write_atomic``'s temporary files for ``name`` (mkstemp: 8 characters)."""
+    return re.compile(rf"\.{re.escape(name)}\.[a-z0-9_]{{8}}\.tmp")
+
+
+def remove_orphans(path: Path) -> None:
+    """Delete temporary files a killed ``write_atomic`` left next to ``path``'s target."""
+    target = Path(os.path.realpath(path))
+    pattern = _temporary_pattern(target.name)
+    try:
+        entries = list(os.scandir(target.parent))
+    except OSError:
+        return
+    for entry in entries:
+        if pattern.fullmatch(entry.name) and entry.is_file(follow_symlinks=False):
+            with contextlib.suppress(OSError):
+                os.unlink(entry.path)
+
+
 def write_atomic(path: Path, data: bytes) -> None:
-    """Replace ``path`` with ``data`` via a temporary file and rename, keeping its mode."""
-    mode = stat.S_IMODE(path.stat().st_mode) if path.exists() else None
-    handle, temporary = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
+    """Replace the file ``path`` names (through symlinks) with ``data``, keeping its mode.
+
+    Written to a temporary file in the same directory and renamed into place.
+    Raises NotWritten for a file without write permission and for any OS error.
+    """
+    target = Path(os.path.realpath(path))
+    try:
+        mode = stat.S_IMODE(target.stat().st_mode)
+        if not mode & 0o222 or not os.access(target, os.W_OK):
+            raise NotWritten(f"{target} is not writable (mode {mode:04o}); left unchanged")
+        handle, temporary = tempfile.mkstemp(
+            dir=target.parent, prefix=f".{target.name}.", suffix=".tmp"
+        )
+    except OSError as error:
+        raise NotWritten(f"cannot write {target}: {error.strerror or error}") from None
     try:
         with os.fdopen(handle, "wb") as stream:
             stream.write(data)
             stream.flush()
             os.fsync(stream.fileno())
-        if mode is not None:
-            os.chmod(temporary, mode)
-        os.replace(temporary, path)
+        os.chmod(temporary, mode)
+        os.replace(temporary, target)
+    except OSError as error:
+        Path(temporary).unlink(missing_ok=True)
+        raise NotWritten(f"cannot write {target}: {error.strerror or error}") from None
     except BaseException:
         Path(temporary).unlink(missing_ok=True)
         raise
@@ -122,8 +160,8 @@ def write_atomic(path: Path, data: bytes) -> None:
 def unified_diff(path: str, before: str, after: str) -> str:
     return "".join(
         difflib.unified_diff(
-            before.splitlines(keepends=True),
-            after.splitlines(keepends=True),
+            split_lines(before),
+            split_lines(after),
             fromfile=f"a/{path}",
             tofile=f"b/{path}",
         )

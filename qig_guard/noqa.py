@@ -14,6 +14,7 @@ import tokenize
 from collections.abc import Iterable
 
 from qig_guard.findings import Finding
+from qig_guard.parsing import split_lines
 
 _NOQA = re.compile(
     r"#\s*noqa(?P<sep>\s*:\s*(?P<codes>[A-Z]+[0-9]+(?:[,\s]+[A-Z]+[0-9]+)*))?",
@@ -29,7 +30,7 @@ def directives(source: str) -> dict[int, frozenset[str]]:
     if "noqa" not in source and "NOQA" not in source.upper():
         return {}
     found: dict[int, frozenset[str]] = {}
-    for number, line in enumerate(source.splitlines(), start=1):
+    for number, line in enumerate(split_lines(source), start=1):
         if "#" not in line:
             continue
         match = _NOQA.search(line)

@@ -2,7 +2,9 @@
 
 Only files whose results are not cached are read by a worker; only files in
 which some rule's trigger matches are parsed. Output order is deterministic
-(sorted by path, line, column) whatever the number of processes. Tests prove
+(sorted by path, line, column) whatever the number of processes. Files are
+always checked in worker processes (``-j 1`` is one worker), so a file that
+crashes or hangs the parser costs only itself (see ``isolation``). Tests prove
 that filtered, cached and parallel runs report exactly what a plain run does.
 """
 
@@ -10,9 +12,8 @@ from __future__ import annotations
 
 import os
 from collections.abc import Iterable, Sequence
-from concurrent.futures import ProcessPoolExecutor
 from dataclasses import dataclass, field
-from functools import lru_cache
+from functools import lru_cache, partial
 from pathlib import Path
 
 from qig_guard.cache import Cache
@@ -21,7 +22,9 @@ from qig_guard.config import Config, ConfigResolver
 from qig_guard.discovery import discover_files, matches_glob, relative_posix
 from qig_guard.facts.project import EMPTY, FactsCache, ProjectFacts, index_words
 from qig_guard.findings import Finding
+from qig_guard.isolation import run_isolated
 from qig_guard.rules import select_codes
+from qig_guard.source import SourceError, read_regular
 
 
 @dataclass
@@ -78,23 +81,22 @@ def _rules_for(codes: tuple[str, ...]) -> list[type]:
     return load_rules(codes)
 
 
-_WORKER_CONFIGS: list[Config] = []
-_WORKER_PROJECT: ProjectFacts = EMPTY
-
 # A file to check: its displayed path, bytes, rule codes and configuration's index.
 Task = tuple[str, bytes, tuple[str, ...], int]
 
 
-def _init_worker(configs: list[Config], project: ProjectFacts) -> None:
-    global _WORKER_CONFIGS, _WORKER_PROJECT
-    _WORKER_CONFIGS = configs
-    _WORKER_PROJECT = project
-
-
-def _check_one(task: Task) -> FileResult:
+def _check_one(configs: Sequence[Config], project: ProjectFacts, task: Task) -> FileResult:
     display, data, codes, config_index = task
-    config = _WORKER_CONFIGS[config_index]
-    return check_source(display, data, config, _rules_for(codes), _WORKER_PROJECT)
+    return check_source(display, data, configs[config_index], _rules_for(codes), project)
+
+
+def _failed(task: Task, reason: str, internal: bool) -> FileResult:
+    display = task[0]
+    if internal:
+        message = f"internal error ({reason}); please report this"
+    else:
+        message = f"the checker's worker process {reason} on this file; not checked"
+    return FileResult([Finding(display, 1, 1, FILE_ERROR, message)], internal_error=internal)
 
 
 @dataclass
@@ -133,9 +135,12 @@ def run(
         if not codes:
             continue
         try:
-            data = path.read_bytes()
+            data = read_regular(path, file_config.max_file_size)
+        except SourceError as error:
+            result.findings.append(Finding(display, 1, 1, FILE_ERROR, str(error)))
+            continue
         except OSError as error:
-            message = f"cannot read: {error.strerror}"
+            message = f"cannot read: {error.strerror or error}"
             if path.is_symlink() and not path.exists():
                 message = f"cannot read: dangling symbolic link to {os.readlink(path)}"
             result.findings.append(Finding(display, 1, 1, FILE_ERROR, message))
@@ -146,11 +151,11 @@ def run(
     caches: dict[tuple[Path, str], Cache] = {}
     for scope in scopes.values():
         if use_cache and scope.config.cache_path is not None:
-            key = (
+            where = (
                 scope.config.cache_path,
                 f"{scope.config.fingerprint()}\0{result.project.digest}",
             )
-            scope.cache = caches.setdefault(key, Cache(*key))
+            scope.cache = caches.setdefault(where, Cache(*where))
     pending: list[tuple[Task, _Scope, str | None, int]] = []
     for display, path, data, codes, scope in files:
         lines = data.count(b"\n")
@@ -208,11 +213,11 @@ def _index(
 def _execute(
     tasks: Sequence[Task], configs: list[Config], project: ProjectFacts, jobs: int
 ) -> Iterable[FileResult]:
-    if jobs <= 1 or len(tasks) < 4:
-        _init_worker(configs, project)
-        return [_check_one(task) for task in tasks]
-    chunk = max(1, min(16, len(tasks) // (jobs * 8)))
-    with ProcessPoolExecutor(
-        max_workers=min(jobs, len(tasks)), initializer=_init_worker, initargs=(configs, project)
-    ) as pool:
-        return list(pool.map(_check_one, tasks, chunksize=chunk))
+    """Check ``tasks`` in worker processes: a crash or hang costs only its file."""
+    if not tasks:
+        return []
+    import libcst  # noqa: F401 - imported once here, inherited by forked workers
+
+    for codes in {task[2] for task in tasks}:
+        _rules_for(codes)
+    return run_isolated(tasks, partial(_check_one, configs, project), _failed, jobs)

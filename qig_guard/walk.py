@@ -81,20 +81,32 @@ def walk_batched(wrapper: MetadataWrapper, visitors: Sequence[cst.BatchableCSTVi
         entries[cls] = made
         return made
 
-    def walk(node: cst.CSTNode) -> None:
-        fields, visits, leaves = entries.get(type(node)) or entry(type(node))
-        for visit in visits:
-            visit(node)
+    def children(node: cst.CSTNode, fields: tuple[str, ...]) -> list[cst.CSTNode]:
+        found: list[cst.CSTNode] = []
         for field in fields:
             value = getattr(node, field)
             if isinstance(value, cst.CSTNode):
-                walk(value)
+                found.append(value)
             elif type(value) is tuple or type(value) is list:
-                for item in value:
-                    if isinstance(item, cst.CSTNode):
-                        walk(item)
-        for leave in leaves:
-            leave(node)
+                found.extend(item for item in value if isinstance(item, cst.CSTNode))
+        return found
+
+    def walk(root: cst.CSTNode) -> None:
+        # An explicit stack, not recursion: a 400-term sum or 500 implicitly
+        # concatenated strings nest that deep. A node is pushed twice: to visit
+        # (then its children follow, first on top) and to leave.
+        stack: list[tuple[cst.CSTNode, bool]] = [(root, False)]
+        while stack:
+            node, leaving = stack.pop()
+            fields, visits, leaves = entries.get(type(node)) or entry(type(node))
+            if leaving:
+                for leave in leaves:
+                    leave(node)
+                continue
+            for visit in visits:
+                visit(node)
+            stack.append((node, True))
+            stack.extend((child, False) for child in reversed(children(node, fields)))
 
     with ExitStack() as stack:
         for visitor in visitors:

@@ -13,7 +13,17 @@ import pytest
 from qig_guard.cli import main
 
 COPY = "student.load_state_dict(teacher.state_dict())\n"  # QIG001, no fix
-SAFE = "model.basin_matcher.target_basin = new_basin\n"  # QIG002, safe fix
+SAFE = "model.basin_matcher.target_basin = new_basin\n"  # QIG002, safe fix beside MATCHER
+# The project's matcher: it defines the setter and models keep one in `basin_matcher`, so
+# the project index makes SAFE's fix safe when this file is part of the run.
+MATCHER = (
+    "class BasinMatcher:\n"
+    "    def set_target_basin(self, basin):\n"
+    "        self.target_basin = basin\n\n\n"
+    "class Model:\n"
+    "    def __init__(self):\n"
+    "        self.basin_matcher = BasinMatcher()\n"
+)
 UNSAFE = 'import torch\n\nstate = torch.load(path, map_location="cpu")\n'  # QIG010, unsafe fix
 
 
@@ -349,6 +359,7 @@ def test_summary_counts_fixable_and_hidden_fixes(
     project: Path, capsys: pytest.CaptureFixture[str]
 ) -> None:
     write(project / "a.py", SAFE)
+    write(project / "matcher.py", MATCHER)
     write(project / "b.py", UNSAFE)
     write(project / "c.py", COPY)
     _, _, err = check(capsys)
@@ -366,6 +377,7 @@ def test_summary_counts_fixable_and_hidden_fixes(
 
 def test_show_fixes_lists_what_fix_fixed(project: Path, capsys: pytest.CaptureFixture[str]) -> None:
     write(project / "a.py", SAFE + SAFE.replace("new_basin", "other"))
+    write(project / "matcher.py", MATCHER)
     write(project / "c.py", COPY)
     code, out, err = check(capsys, "--fix", "--show-fixes")
     assert code == 1 and out == [out[0]] and out[0].startswith("c.py:1:1: QIG001")
@@ -403,7 +415,9 @@ def test_stdin_with_stdin_filename(
     stdin(COPY)
     assert check(capsys, "-", "--stdin-filename", "lab/train.py")[:2] == (0, [])
     stdin(COPY + SAFE)
-    code = main(["check", "-", "--stdin-filename", "src/t.py", "--fix", "--no-cache"])
+    # a lone buffer: the index cannot show `basin_matcher`'s class, so the fix is unsafe
+    fix = ["--fix", "--unsafe-fixes", "--no-cache"]
+    code = main(["check", "-", "--stdin-filename", "src/t.py", *fix])
     out, err = capsys.readouterr()
     assert out == COPY + "model.basin_matcher.set_target_basin(new_basin)\n"
     assert code == 1 and err.startswith("src/t.py:1:1: QIG001")

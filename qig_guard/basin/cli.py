@@ -107,14 +107,14 @@ def run_validate(args: argparse.Namespace) -> int:
     files: list[Path] = []
     for path in args.paths:
         found = basin_files([path], settings)
-        if not found and Path(path).is_dir():
+        if not found and Path(path).is_dir() and not args.silent:
             globs = ", ".join(settings.files)
             print(
                 f"qig-guard: warning: no basin files found in {path} (files globs: {globs})",
                 file=sys.stderr,
             )
         files += found
-    if any(Path(path).is_dir() for path in args.paths):
+    if any(Path(path).is_dir() for path in args.paths) and not (args.quiet or args.silent):
         print(f"{len(files)} basin file{'' if len(files) == 1 else 's'} checked", file=sys.stderr)
     findings = [finding for path in files for finding in validate_basin_file(path, settings)]
     report = render(
@@ -125,10 +125,10 @@ def run_validate(args: argparse.Namespace) -> int:
         statistics=args.statistics,
         automation_id=BASIN_AUTOMATION,
     )
-    if output:
-        output.write_text(report, encoding="utf-8")
-    elif not args.silent:
-        sys.stdout.write(report)
+    if not args.silent:
+        from qig_guard.cli import write_report
+
+        write_report(report, output)
     return 1 if findings and not args.exit_zero else 0
 
 
@@ -186,8 +186,17 @@ def run_convert(args: argparse.Namespace) -> int:
         print(f"{source}: not converted, the result would not be a valid basin file:")
         sys.stdout.write("".join(f"  {problem}\n" for problem in problems))
         return 1
-    data = encode(conversion.document).encode("utf-8")
-    write_atomically(output, data)
+    try:
+        data = encode(conversion.document).encode("utf-8")
+    except UnicodeEncodeError as error:
+        bad = error.object[error.start : error.end].encode("unicode_escape").decode("ascii")
+        return _error(f"{source}: a string holds {bad}, which UTF-8 cannot encode; not converted")
+    if output.is_dir():
+        return _error(f"{output} is a folder; not converted")
+    try:
+        write_atomically(output, data)
+    except OSError as error:
+        return _error(f"cannot write {output}: {error.strerror or error}; not converted")
     print(f"wrote {output} ({len(data)} bytes)")
     findings = validate_basin_file(output, settings)
     sys.stdout.write(render(findings, "text", BASIN_RULES, files_checked=1))

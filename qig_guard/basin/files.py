@@ -144,12 +144,15 @@ def save_basin(
     final_Phi: float | None = None,
     regime: str | None = None,
     expected_dim: int | None = DEFAULT_DIM,
+    max_size: int | None = None,
 ) -> Path:
     """Validate and atomically write a version 1 basin file; returns its path.
 
     ``expected_dim`` is the dimension the basin must have (the spec's 64 by default;
     pass ``basin_settings(config).dim`` for a project's ``[tool.qig-guard.basin] dim``,
-    or ``None`` to accept any).
+    or ``None`` to accept any). A file over ``max_size`` bytes (default: ``basin
+    validate``'s default ``max-size``) is refused, so that nothing is written that
+    validation rejects.
     """
     path = Path(path)
     vector = _floats("basin", basin)
@@ -180,5 +183,16 @@ def save_basin(
     if fisher_diag is not None:
         document["fisher_diag"] = _floats("fisher_diag", fisher_diag)
     _raise_problems(path, document, expected_dim)
-    write_atomically(path, encode(document).encode("utf-8"))
+    data = encode(document).encode("utf-8")
+    if max_size is None:
+        from qig_guard.basin.settings import BasinSettings
+
+        max_size = BasinSettings.max_size
+    if len(data) > max_size:
+        raise BasinFileError(
+            f"{path}: the basin file would be {len(data)} bytes, over the {max_size}-byte "
+            "limit that `qig-guard basin validate` enforces (max-size; a "
+            f"{len(vector)}-dimensional basin is too large); not written"
+        )
+    write_atomically(path, data)
     return path

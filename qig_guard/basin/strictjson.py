@@ -17,6 +17,8 @@ from json.decoder import scanstring  # type: ignore[attr-defined]
 from pathlib import Path
 from typing import Any
 
+from qig_guard.source import NotRegularFile, TooLarge, read_regular
+
 MAX_DEPTH = 64
 JsonPath = tuple[str | int, ...]
 
@@ -74,8 +76,11 @@ def _check_depth(text: str) -> None:
 def read_json(path: Path, max_bytes: int) -> JsonDocument:
     """Parse ``path`` strictly; files over ``max_bytes`` are refused unread."""
     try:
-        with path.open("rb") as handle:
-            data = handle.read(max_bytes + 1)
+        data = read_regular(path, max_bytes)
+    except TooLarge:
+        raise JsonReadError(f"larger than {max_bytes} bytes: not parsed") from None
+    except NotRegularFile as error:
+        raise JsonReadError(str(error).replace("; not checked", ": not read")) from None
     except OSError as error:
         raise JsonReadError(f"cannot read: {error.strerror or error}") from None
     if len(data) > max_bytes:

@@ -11,6 +11,7 @@ from __future__ import annotations
 import importlib
 import pkgutil
 import re
+import types
 from collections.abc import Iterable
 from functools import lru_cache
 from typing import TYPE_CHECKING
@@ -54,6 +55,7 @@ def load_rule(code: str) -> type[Rule]:
     for value in vars(module).values():
         if (
             isinstance(value, type)
+            and not isinstance(value, types.GenericAlias)  # a type on Python 3.10
             and issubclass(value, Rule)
             and value.__dict__.get("code") == code
         ):

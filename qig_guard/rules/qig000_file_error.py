@@ -11,9 +11,12 @@ class FileError(Rule):
     ## What it does
     Reports a file that qig-guard could not check: it does not parse, is not
     valid in its declared encoding (PEP 263; UTF-8 by default), is larger than
-    `max-file-size`, or made a rule crash (an internal error, reported with the
-    rule's code; the other rules' findings for the file are kept). Under
-    `strict-noqa` it also reports a bare `# noqa` that suppresses a finding.
+    `max-file-size`, is not a regular file (a FIFO, a device), nests deeper than
+    the parser can handle (the message gives the depth or CPython's reason),
+    crashed or timed out the worker process that checked it, or made a rule
+    crash (an internal error, reported with the rule's code; the other rules'
+    findings for the file are kept). Under `strict-noqa` it also reports a bare
+    `# noqa` that suppresses a finding.
 
     ## Why is this bad
     A file that is silently skipped is a file whose violations go unseen. The
@@ -31,8 +34,9 @@ class FileError(Rule):
     ```
 
     ## Use instead
-    Fix the syntax or the encoding, raise `max-file-size` for generated files
-    that must be checked, or exclude them with `exclude`.
+    Fix the syntax or the encoding, split deeply nested generated expressions,
+    raise `max-file-size` for generated files that must be checked, or exclude
+    them with `exclude`.
     """
 
     code = "QIG000"

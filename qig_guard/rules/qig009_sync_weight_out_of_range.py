@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import ast
+import itertools
 import re
 from functools import lru_cache
 
@@ -16,21 +17,35 @@ from qig_guard.rules.base import Invalid, Rule
 _SYNC_WEIGHT = "sync_weight*"
 # Trigger texts. A literal is `-(0.5)`, `(+2)`, `1e-3`, `0x1`; gaps may hold comments.
 # Gaps are atomic (what follows one never starts with a space or `#`): linear time.
+# Python 3.10 has no `(?>...)`: each gap gets its own lookahead group.
 _COMMENT = r"#[^\n]*"
-_GAP = rf"(?>(?:[\s\\]|{_COMMENT})*)"
+_ATOMIC_NAMES = itertools.count()
+
+
+def _atomic(body: str) -> str:
+    """``(?>body)`` for Python 3.10 too: a lookahead captures, a backreference consumes."""
+    name = f"atomic{next(_ATOMIC_NAMES)}"
+    return rf"(?=(?P<{name}>{body}))(?P={name})"
+
+
+def _gap() -> str:
+    return _atomic(rf"(?:[\s\\]|{_COMMENT})*")
+
+
+_SIGNS = _atomic(rf"(?:[-+(\s\\]|{_COMMENT})*")
 _LITERAL = (
-    rf"(?P<sign>(?>(?:[-+(\s\\]|{_COMMENT})*))"
+    rf"(?P<sign>{_SIGNS})"
     r"(?P<number>0[xXoObB][\da-fA-F_]+|(?:\d[\d_]*\.?[\d_]*|\.\d[\d_]*)(?:[eE][-+]?\d[\d_]*)?[jJ]?)"
 )
 # `sync_weight=W`, `sync_weight: float = W`, `x = cfg.sync_weight = W`, `"sync-weight": W`.
 _NAMED = re.compile(
-    rf"(?i:sync[_-]?weight)\w*[\"']?{_GAP}(?::|(?::[^=]*?)?=(?!=)(?:{_GAP}[\w.]+{_GAP}=(?!=))*)"
+    rf"(?i:sync[_-]?weight)\w*[\"']?{_gap()}(?::|(?::[^=]*?)?=(?!=)(?:{_gap()}[\w.]+{_gap()}=(?!=))*)"
     rf"{_LITERAL}"
 )
-_DEFAULT = re.compile(rf"default{_GAP}={_LITERAL}")
+_DEFAULT = re.compile(rf"default{_gap()}={_LITERAL}")
 # `b + W * (a - b)` and `b + (a - b) * W`: a hand-written lerp.
-_WEIGHT_FIRST = re.compile(rf"\+{_LITERAL}(?:{_GAP}\))*{_GAP}\*{_GAP}\(")
-_WEIGHT_LAST = re.compile(rf"\)(?:{_GAP}\))*{_GAP}\*{_LITERAL}")
+_WEIGHT_FIRST = re.compile(rf"\+{_LITERAL}(?:{_gap()}\))*{_gap()}\*{_gap()}\(")
+_WEIGHT_LAST = re.compile(rf"\)(?:{_gap()}\))*{_gap()}\*{_LITERAL}")
 _LERP = re.compile(r"lerp_?\b")
 
 

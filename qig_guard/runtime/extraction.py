@@ -162,9 +162,13 @@ def load_checkpoint_state(
     return dict(state)
 
 
-def _stored_target(state: Mapping[str, Tensor]) -> Tensor | None:
+def _stored_target(path: Path, state: Mapping[str, Tensor]) -> Tensor | None:
     target = state.get(TARGET_KEY)
     has_target = state.get(HAS_TARGET_KEY)
+    if has_target is not None and has_target.numel() != 1:
+        raise CheckpointError(
+            f"{path}: {HAS_TARGET_KEY} holds {has_target.numel()} elements; expected one boolean"
+        )
     if target is None or (has_target is not None and not bool(has_target)):
         return None
     return target
@@ -203,14 +207,17 @@ def extract_basin_from_checkpoint(
     """
     path = Path(checkpoint_path)
     state = load_checkpoint_state(path)
-    basin = _stored_target(state)
+    basin = _stored_target(path, state)
     if basin is None:
         basin = _computed_basin(state, model)
     if basin.dim() != 1 or not basin.dtype.is_floating_point:
         raise CheckpointError(f"{path}: the basin must be a 1-d float tensor")
     options: dict[str, Any] = {"source_model": path.stem}
     if all(key in state for key in FISHER_KEYS):
-        options.update(fisher_fields(*(state[key] for key in FISHER_KEYS)))
+        try:
+            options.update(fisher_fields(*(state[key] for key in FISHER_KEYS)))
+        except (ValueError, RuntimeError) as error:  # an out-of-range or non-scalar buffer
+            raise CheckpointError(f"{path}: {error}") from None
     options.update(metadata)
     return save_basin(
         output_path,

@@ -30,9 +30,15 @@ def fisher_fields(fisher_diag: Tensor, estimator: Tensor, samples: Tensor) -> di
     count = int(samples)
     if count <= 0:
         return {}
+    index = int(estimator)
+    if not 0 <= index < len(FISHER_ESTIMATORS):
+        raise ValueError(
+            f"fisher_estimator is {index}, not an index into {FISHER_ESTIMATORS} "
+            f"(0 to {len(FISHER_ESTIMATORS) - 1})"
+        )
     return {
         "fisher_diag": fisher_diag.detach().double().cpu().tolist(),
-        "fisher_estimator": FISHER_ESTIMATORS[int(estimator)],
+        "fisher_estimator": FISHER_ESTIMATORS[index],
         "fisher_samples": count,
     }
 

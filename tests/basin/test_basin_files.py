@@ -263,7 +263,7 @@ def test_load_names_legacy_shapes(tmp_path: Path) -> None:
 
 
 def test_load_refuses_files_over_its_cap(tmp_path: Path) -> None:
-    path = _save(tmp_path / "basin.json", dim=512)
+    path = _save(tmp_path / "basin.json", dim=512, max_size=64 * 1024)
     with pytest.raises(BasinFileError, match="larger than 4096 bytes"):
         load_basin(path, max_bytes=4096)
     assert load_basin(path).dim == 512
@@ -285,3 +285,14 @@ def test_load_names_a_document_that_is_no_basin(tmp_path: Path) -> None:
     path.write_text('{"attractors": []}')
     with pytest.raises(BasinFileError, match="not a basin file: it has no `basin` vector"):
         load_basin(path)
+
+
+def test_save_basin_refuses_what_validate_would_reject(tmp_path: Path) -> None:
+    target = tmp_path / "huge.json"
+    with pytest.raises(BasinFileError, match=r"over the 4096-byte limit .* not written"):
+        save_basin(
+            target, [0.5] * 100_000, source_model="A", extracted_from="a.pt", expected_dim=None
+        )
+    assert not target.exists()
+    small = save_basin(target, [0.5] * 64, source_model="A", extracted_from="a.pt", max_size=4096)
+    assert validate_basin_file(small) == []

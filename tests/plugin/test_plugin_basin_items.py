@@ -151,3 +151,10 @@ def test_a_bad_configuration_is_a_usage_error(project: pytest.Pytester) -> None:
     result = project.runpytest("--qig-basins")
     assert result.ret == pytest.ExitCode.USAGE_ERROR
     result.stderr.fnmatch_lines(["*qig-guard: tool.qig-guard.basin.max-size: *"])
+
+
+def test_a_missing_ini_basin_path_is_a_usage_error(project: pytest.Pytester) -> None:
+    project.makeini("[pytest]\nqig_basin_paths = nonexist\n")
+    result = project.runpytest("--co", "-q")
+    assert result.ret == pytest.ExitCode.USAGE_ERROR
+    result.stderr.fnmatch_lines(["*qig-guard: qig_basin_paths: no such file or folder: *nonexist"])

@@ -16,15 +16,20 @@ def restore(model):
     model.load_state_dict(snapshot)
 """
 
+# Files are checked in worker processes: each parse is appended to a log file.
 COUNT_PARSES = """
+import pathlib
+
 import qig_guard.checker
 
-parses = []
+LOG = pathlib.Path("parses.log")
+LOG.unlink(missing_ok=True)
 _check_text = qig_guard.checker.check_text
 
 
 def counting_check_text(path, *args, **kwargs):
-    parses.append(path)
+    with LOG.open("a") as log:
+        log.write(path + "\\n")
     return _check_text(path, *args, **kwargs)
 
 
@@ -32,6 +37,7 @@ qig_guard.checker.check_text = counting_check_text
 
 
 def pytest_sessionfinish(session):
+    parses = LOG.read_text().split() if LOG.exists() else []
     print(f"\\nparsed: {sorted(parses)}")
 """
 
@@ -90,3 +96,10 @@ def test_unchanged_files_are_not_parsed_again(project: pytest.Pytester) -> None:
     second = project.runpytest_subprocess("--qig-guard", "-p", "no:cacheprovider")
     second.stdout.fnmatch_lines(["parsed: ['distil.py']"])
     second.assert_outcomes(passed=4, failed=1)
+
+
+def test_a_file_that_crashes_the_parser_fails_alone(project: pytest.Pytester) -> None:
+    project.makepyfile(deep=WEIGHT_COPY + "x = " + "-" * 20000 + "1\n")
+    result = project.runpytest("--qig-guard")  # the session survives and reports both
+    result.stdout.fnmatch_lines(["*deep.py:*QIG000*nests too deeply*"])
+    result.assert_outcomes(passed=2, failed=2)

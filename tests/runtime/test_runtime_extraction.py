@@ -141,3 +141,24 @@ def test_size_and_tensor_caps_apply_before_loading(tmp_path, make_model):
         load_checkpoint_state(path, max_tensors=3)
     with pytest.raises(CheckpointError, match="cap"):
         load_checkpoint_state(path, max_bytes=1000)
+
+
+def test_a_multi_element_has_target_is_a_clear_error(tmp_path, make_model):
+    state = make_model().state_dict()
+    state["basin_matcher.has_target"] = torch.tensor([True, False])
+    checkpoint = tmp_path / "odd.pt"
+    torch.save(state, checkpoint)
+    with pytest.raises(CheckpointError, match="has_target holds 2 elements; expected one"):
+        extract_basin_from_checkpoint(checkpoint, tmp_path / "odd.json")
+
+
+def test_an_out_of_range_fisher_estimator_is_a_clear_error(tmp_path, make_model):
+    model = make_model()
+    model.basin_matcher.set_target_basin(torch.randn(64))
+    state = model.state_dict()
+    state["basin_matcher.fisher_samples"] = torch.tensor(8)
+    state["basin_matcher.fisher_estimator"] = torch.tensor(99)
+    checkpoint = tmp_path / "odd.pt"
+    torch.save(state, checkpoint)
+    with pytest.raises(CheckpointError, match=r"fisher_estimator is 99, not an index .*0 to 2"):
+        extract_basin_from_checkpoint(checkpoint, tmp_path / "odd.json")

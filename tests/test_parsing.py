@@ -1,0 +1,80 @@
+"""The parser front: CPython's limits first, libcst's line splitting, rewritten targets."""
+
+from __future__ import annotations
+
+import ast
+import re
+import sys
+
+import pytest
+
+from qig_guard.parsing import (
+    MAX_DEPTH,
+    ParseRefused,
+    parse,
+    rewrite_annotated_targets,
+    scan,
+    split_lines,
+    with_deep_stack,
+)
+from qig_guard.rules import all_codes, load_rule
+
+
+def test_lines_split_only_on_newline_sequences() -> None:
+    source = "a\fb\x1c\x85\u2028c\r\nd\re\nf"
+    assert split_lines(source) == ["a\fb\x1c\x85\u2028c\r\n", "d\r", "e\n", "f"]
+    assert split_lines("") == []
+    assert split_lines("x\n") == ["x\n"]
+
+
+@pytest.mark.parametrize(
+    ("source", "expected"),
+    [
+        ("(x): int = 1\n", "x  : int = 1\n"),
+        ("( x ) : int\n", "x     : int\n"),
+        ("é = 1; (self.y): str = 'é'\n", "é = 1; self.y  : str = 'é'\n"),
+        ("if a:\n    (b[0]): int = 2\n", "if a:\n    b[0]  : int = 2\n"),
+        ("x: int = 1\n", "x: int = 1\n"),
+        ("(x\n): int = 1\n", "(x\n): int = 1\n"),  # multi-line: left alone
+    ],
+)
+def test_parenthesized_annotated_targets_are_rewritten_in_place(source: str, expected: str) -> None:
+    assert rewrite_annotated_targets(source, scan(ast.parse(source)).annotated) == expected
+
+
+def test_rewritten_files_parse_and_say_so() -> None:
+    assert parse("(x): int = 1\n").rewritten
+    assert not parse("x: int = 1\n").rewritten
+
+
+def test_depth_is_measured_without_recursion() -> None:
+    tree = with_deep_stack(lambda: ast.parse("x = " + " + ".join(["a"] * 5000)))
+    assert scan(tree).depth > 5000
+
+
+def test_deeper_than_the_limit_is_refused_with_its_depth() -> None:
+    with pytest.raises(ParseRefused, match=rf"nests \d+ levels deep, over .* {MAX_DEPTH}"):
+        with_deep_stack(lambda: parse("x = " + "-" * (MAX_DEPTH + 10) + "1\n"))
+
+
+def test_cpython_nesting_errors_are_refused_other_syntax_errors_go_to_libcst() -> None:
+    with pytest.raises(ParseRefused, match="too many nested parentheses"):
+        parse("x = " + "(" * 300 + ")" * 300 + "\n")
+    import libcst as cst
+
+    with pytest.raises(cst.ParserSyntaxError):
+        parse("def f(:\n")
+
+
+def test_no_rule_pattern_needs_python_3_11() -> None:
+    # Atomic groups and possessive quantifiers are new in Python 3.11's re.
+    for code in all_codes():
+        module = sys.modules[load_rule(code).__module__]
+        for value in vars(module).values():
+            if isinstance(value, re.Pattern):
+                assert not re.search(r"\(\?>|[*+?}]\+", value.pattern), (code, value.pattern)
+
+
+def test_rules_load_next_to_generic_aliases() -> None:
+    # On Python 3.10 `tuple[str, str]` is an instance of type; issubclass() on it raises.
+    assert load_rule("QIG001").code == "QIG001"
