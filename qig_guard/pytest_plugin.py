@@ -204,9 +204,6 @@ def pytest_addoption(parser: pytest.Parser) -> None:
 
 def pytest_configure(config: pytest.Config) -> None:
     options = config.stash[_OPTIONS] = _Options(config)
-    missing = [path for path in options.basin_paths if not path.exists()]
-    if missing:
-        raise pytest.UsageError(f"qig-guard: qig_basin_paths: no such file or folder: {missing[0]}")
     if options.basins:
         options.basin_settings  # noqa: B018 - a bad configuration is a usage error, now
     elif options.guard:

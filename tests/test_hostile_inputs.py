@@ -36,7 +36,9 @@ def check(
 
 @pytest.fixture
 def project(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
-    """A working directory with one file holding a real finding."""
+    """A working directory (a git root, so results are cached there) with one file holding
+    a real finding."""
+    (tmp_path / ".git").mkdir()
     (tmp_path / "good.py").write_text(ASSIGNMENT)
     monkeypatch.chdir(tmp_path)
     return tmp_path
@@ -75,10 +77,10 @@ def test_a_crashing_worker_costs_only_its_file(
     (project / "crash.py").write_text(ASSIGNMENT)
     check_one = runner._check_one
 
-    def segfault_on_crash_py(config: object, task: runner.Task) -> object:
+    def segfault_on_crash_py(configs: object, project: object, task: runner.Task) -> object:
         if task[0] == "crash.py":
             os.kill(os.getpid(), signal.SIGSEGV)
-        return check_one(config, task)  # type: ignore[arg-type]
+        return check_one(configs, project, task)  # type: ignore[arg-type]
 
     monkeypatch.setattr(runner, "_check_one", segfault_on_crash_py)
     for jobs in ("1", "2"):
@@ -95,10 +97,10 @@ def test_a_file_over_the_time_limit_costs_only_its_file(
     (project / "slow.py").write_text(ASSIGNMENT)
     check_one = runner._check_one
 
-    def hang_on_slow_py(config: object, task: runner.Task) -> object:
+    def hang_on_slow_py(configs: object, project: object, task: runner.Task) -> object:
         if task[0] == "slow.py":
             time.sleep(60)
-        return check_one(config, task)  # type: ignore[arg-type]
+        return check_one(configs, project, task)  # type: ignore[arg-type]
 
     monkeypatch.setattr(runner, "_check_one", hang_on_slow_py)
     monkeypatch.setattr(isolation, "FILE_TIME_LIMIT", 1.0)
@@ -112,7 +114,7 @@ def test_a_file_over_the_time_limit_costs_only_its_file(
 def test_an_exception_in_a_worker_is_an_internal_error(
     project: Path, capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    def broken(config: object, task: runner.Task) -> object:
+    def broken(configs: object, project: object, task: runner.Task) -> object:
         raise TypeError("broken on purpose")
 
     monkeypatch.setattr(runner, "_check_one", broken)
@@ -197,7 +199,7 @@ def test_a_fix_never_swallows_code_after_a_line_like_character(
 ) -> None:
     before = f"x = 1  # a{LINE_LIKE[name]}b\n" + ASSIGNMENT
     (project / "t.py").write_text(before, encoding="utf-8", newline="")
-    code, _, err = check(capsys, "--fix", "t.py")
+    code, _, err = check(capsys, "--fix", "--unsafe-fixes", "t.py")
     assert code == 0 and "fixed 1" in err
     after = (project / "t.py").read_bytes().decode("utf-8")
     assert after == f"x = 1  # a{LINE_LIKE[name]}b\n" + FIXED
@@ -208,7 +210,7 @@ def test_a_fix_through_a_symlink_edits_its_target(
 ) -> None:
     (project / "real.py").write_text(ASSIGNMENT)
     (project / "link.py").symlink_to("real.py")
-    code, _, _ = check(capsys, "--fix", "link.py")
+    code, _, _ = check(capsys, "--fix", "--unsafe-fixes", "link.py")
     assert code == 0
     assert (project / "link.py").is_symlink()
     assert (project / "real.py").read_text() == FIXED
@@ -218,7 +220,7 @@ def test_a_read_only_file_is_reported_and_left_alone(
     project: Path, capsys: pytest.CaptureFixture[str]
 ) -> None:
     (project / "good.py").chmod(0o444)
-    code, lines, err = check(capsys, "--fix")
+    code, lines, err = check(capsys, "--fix", "--unsafe-fixes")
     assert code == 2
     assert "good.py: fixes not written:" in err and "not writable (mode 0444)" in err
     assert any(line.startswith(GOOD_FINDING) for line in lines)  # the finding is kept
@@ -238,7 +240,7 @@ def test_a_read_only_directory_is_reported_without_a_traceback(
 
         monkeypatch.setattr(tempfile, "mkstemp", refuse)
     try:
-        code, lines, err = check(capsys, "--fix")
+        code, lines, err = check(capsys, "--fix", "--unsafe-fixes")
     finally:
         project.chmod(0o755)
     assert code == 2
@@ -255,7 +257,7 @@ def test_orphaned_temporary_files_are_cleaned_up(
     orphan.write_text("partial")
     unrelated = project / ".good.py.backup.tmp"
     unrelated.write_text("someone else's")
-    code, _, _ = check(capsys, "--fix")
+    code, _, _ = check(capsys, "--fix", "--unsafe-fixes")
     assert code == 0
     assert not orphan.exists() and unrelated.exists()
 

@@ -157,4 +157,4 @@ def test_a_missing_ini_basin_path_is_a_usage_error(project: pytest.Pytester) -> 
     project.makeini("[pytest]\nqig_basin_paths = nonexist\n")
     result = project.runpytest("--co", "-q")
     assert result.ret == pytest.ExitCode.USAGE_ERROR
-    result.stderr.fnmatch_lines(["*qig-guard: qig_basin_paths: no such file or folder: *nonexist"])
+    result.stderr.fnmatch_lines(["*qig-guard: qig_basin_paths: *nonexist: no such file or folder"])
