@@ -43,7 +43,7 @@ from qig_guard.runtime.model import QIGKernelRecursive
 from qig_guard.runtime.modes import evaluation
 
 StopReason = Literal["converged", "line_search_failed", "max_steps"]
-_COLUMN_BYTES = 64 * 1024**2
+_COLUMN_BYTES = 16 * 1024**2
 
 
 class ConsolidationStats(TypedDict):
@@ -66,7 +66,7 @@ def _vjp(basin: Tensor, params: Sequence[Tensor], weights: Tensor, *, keep: bool
     return [torch.zeros_like(p) if g is None else g for g, p in zip(grads, params, strict=True)]
 
 
-def reaching(basin: Tensor, params: Sequence[nn.Parameter]) -> list[nn.Parameter]:
+def reaching(basin: Tensor, params: Sequence[Tensor]) -> list[Tensor]:
     """The parameters among ``params`` that ``basin`` depends on (graph kept)."""
     grads = torch.autograd.grad(
         basin,
@@ -96,7 +96,7 @@ def gram_matrix(basin: Tensor, params: Sequence[Tensor]) -> Tensor:
     dim = basin.shape[0]
     u = torch.zeros_like(basin, requires_grad=True)
     spread = torch.autograd.grad(basin, params, grad_outputs=u, create_graph=True)
-    half_square = sum((part * part).sum() for part in spread) / 2
+    half_square = torch.stack([(part * part).sum() for part in spread]).sum() / 2
     (gram_u,) = torch.autograd.grad(half_square, u, create_graph=True)
     param_bytes = sum(p.numel() * p.element_size() for p in params)
     width = max(1, min(dim, _COLUMN_BYTES // max(1, param_bytes)))
@@ -170,7 +170,7 @@ def consolidate_toward_basin(
 
     reason: StopReason = "max_steps"
     with evaluation(model):
-        params = reaching(model.compute_basin(), list(named.values()))
+        params = reaching(model.compute_basin(), [*named.values()])
         if not params:
             raise ValueError("none of the parameters to consolidate reaches the basin")
         history = [basin_distance(model, target, fisher)]
@@ -199,7 +199,7 @@ def consolidate_toward_basin(
 
 def _step(
     model: QIGKernelRecursive,
-    params: list[nn.Parameter],
+    params: list[Tensor],
     target: Tensor,
     fisher: Tensor,
     history: list[float],

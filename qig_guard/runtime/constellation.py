@@ -108,7 +108,7 @@ class Constellation:
             torch.save(model.state_dict(), checkpoint)
             save_basin(
                 root / f"{name}.basin.json",
-                _basin(model).double().tolist(),
+                _basin(model).cpu().double().tolist(),
                 source_model=name,
                 extracted_from=checkpoint.name,
             )
@@ -116,7 +116,7 @@ class Constellation:
             if bool(matcher.has_target):
                 save_basin(
                     root / f"{name}.target.basin.json",
-                    matcher.target_basin.double().tolist(),
+                    matcher.target_basin.cpu().double().tolist(),
                     source_model=name,
                     extracted_from=checkpoint.name,
                     **matcher.fisher_fields(),
@@ -161,7 +161,7 @@ class Constellation:
             if entry["has_target"]:
                 model.basin_matcher.set_target_basin(root / f"{name}.target.basin.json")
             saved = torch.tensor(load_basin(root / f"{name}.basin.json").basin)
-            if not torch.allclose(_basin(model).double(), saved.double(), atol=atol):
+            if not torch.allclose(_basin(model).cpu().double(), saved.double(), atol=atol):
                 raise ValueError(f"{name}: restored basin differs from {name}.basin.json")
             models.append(model)
         low, high = manifest["sync_weight_range"]

@@ -214,7 +214,7 @@ def extract_basin_from_checkpoint(
     options.update(metadata)
     return save_basin(
         output_path,
-        basin.detach().double().cpu().tolist(),
+        basin.detach().cpu().double().tolist(),
         extracted_from=str(path),
         checkpoint_sha256=_sha256(path),
         **options,

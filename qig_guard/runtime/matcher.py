@@ -63,7 +63,7 @@ def fisher_fields(fisher_diag: Tensor, estimator: Tensor, samples: Tensor) -> di
     if count <= 0:
         return {}
     return {
-        "fisher_diag": fisher_diag.detach().double().cpu().tolist(),
+        "fisher_diag": fisher_diag.detach().cpu().double().tolist(),
         "fisher_estimator": FISHER_ESTIMATORS[int(estimator)],
         "fisher_samples": count,
     }
@@ -143,7 +143,7 @@ class BasinMatcher(nn.Module):
 
     def _apply(self, fn: Callable[[Tensor], Tensor], recurse: bool = True) -> BasinMatcher:
         kept = {name: self._buffers[name] for name in METRIC_BUFFERS}
-        super()._apply(fn, recurse)
+        super()._apply(fn, recurse)  # type: ignore[no-untyped-call]
         for name, original in kept.items():
             moved = self._buffers[name]
             if original is not None and moved is not None and moved.dtype != original.dtype:
@@ -167,7 +167,7 @@ class BasinMatcher(nn.Module):
         self._basin_of_owner = basin_of_owner
 
     def __getstate__(self) -> dict[str, Any]:
-        state = dict(super().__getstate__())
+        state = dict(super().__getstate__())  # type: ignore[no-untyped-call]
         state["_basin_of_owner"] = None  # rebound by the owner; a copy must not call the original
         return state
 

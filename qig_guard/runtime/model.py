@@ -202,7 +202,7 @@ class QIGKernelRecursive(nn.Module):
         self.basin_matcher.bind(basin)
 
     def __setstate__(self, state: dict[str, Any]) -> None:
-        super().__setstate__(state)
+        super().__setstate__(state)  # type: ignore[no-untyped-call]
         self._bind_matcher()  # copies and unpickled models measure themselves
 
     @property
