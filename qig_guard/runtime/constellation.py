@@ -137,13 +137,16 @@ class Constellation:
         return path
 
     @classmethod
-    def load(cls, directory: str | os.PathLike[str], *, atol: float = 1e-4) -> Constellation:
+    def load(cls, path: str | os.PathLike[str], *, atol: float = 1e-4) -> Constellation:
         """Rebuild a saved constellation; each member from its own files only.
 
+        ``path`` is what ``save`` returned (the manifest) or its directory.
         Raises ``ValueError`` when a member's recomputed basin differs from its
         saved basin file by more than ``atol`` (a checkpoint and basin out of step).
         """
-        root = Path(directory)
+        root = Path(path)
+        if root.name == MANIFEST and root.is_file():
+            root = root.parent
         raw = (root / MANIFEST).read_bytes()
         if len(raw) > _MANIFEST_LIMIT:
             raise ValueError(f"{root / MANIFEST} is larger than {_MANIFEST_LIMIT} bytes")

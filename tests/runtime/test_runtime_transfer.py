@@ -77,8 +77,9 @@ def test_save_and_load_restore_each_member_from_its_own_files(tmp_path, make_mod
     constellation = _constellation(make_model)
     constellation.sync()
     constellation.rotate()
-    constellation.save(tmp_path / "c")
-    restored = Constellation.load(tmp_path / "c")
+    manifest = constellation.save(tmp_path / "c")
+    restored = Constellation.load(manifest)  # what save returned is what load takes
+    assert Constellation.load(tmp_path / "c").names == restored.names  # or its directory
     assert restored.names == constellation.names
     assert restored.active_index == 1
     originals = [*constellation.members, constellation.ocean]
