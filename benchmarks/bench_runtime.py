@@ -12,7 +12,8 @@ package used before, and with a Python loop (timed on a subset and scaled).
 
 Consolidation: each (size, method) runs one step in a fresh process; peak extra
 memory is the highest resident set size sampled every 2 ms during the step minus
-the resident size just before it (model built, one forward done). ``dense`` is the
+the resident size just before it (model built, one forward done); ``ru_maxrss``
+is not used, as Linux carries it over from the parent process across exec. ``dense`` is the
 previous implementation, kept here as the baseline: the 64 x P Jacobian from one
 batched backward, ``J J^T`` by matrix product, steps through ``parameters_to_vector``.
 It is skipped above ``--dense-limit`` parameters (its Jacobian alone is 256 bytes
@@ -24,7 +25,6 @@ from __future__ import annotations
 import argparse
 import json
 import os
-import resource
 import subprocess
 import sys
 import threading
@@ -191,7 +191,7 @@ def measure(work: Callable[[], object]) -> tuple[float, int]:
     seconds = time.perf_counter() - start
     done.set()
     sampler.join()
-    peak = max(peak, _rss_bytes(), resource.getrusage(resource.RUSAGE_SELF).ru_maxrss * 1024)
+    peak = max(peak, _rss_bytes())
     return seconds, peak - baseline
 
 

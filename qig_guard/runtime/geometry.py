@@ -87,7 +87,8 @@ def fisher_distance(a: Tensor, b: Tensor, fisher_diag: Tensor) -> Tensor:
         diff = diff * scale
     else:
         diff.mul_(scale)
-    return torch.linalg.vector_norm(diff, dim=-1).to(dtype)
+    norm: Tensor = torch.linalg.vector_norm(diff, dim=-1)
+    return norm.to(dtype)
 
 
 def fisher_geodesic(a: Tensor, b: Tensor, t: float | Tensor) -> Tensor:
