@@ -74,9 +74,13 @@ class DistributedConstellation:
     @property
     def role(self) -> Role:
         """What this rank is now: ``"active"``, ``"observer"`` or ``"ocean"``."""
-        if self.rank == self.ocean_rank:
+        return self.role_of(self.rank)
+
+    def role_of(self, rank: int) -> Role:
+        """What ``rank`` is now."""
+        if rank == self.ocean_rank:
             return "ocean"
-        return "active" if self.rank == self.active_rank else "observer"
+        return "active" if rank == self.active_rank else "observer"
 
     @property
     def observer_ranks(self) -> list[int]:

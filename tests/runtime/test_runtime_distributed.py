@@ -85,3 +85,29 @@ def test_fisher_all_reduce_equals_the_estimate_on_pooled_data(ranks):
     for result in ranks:
         assert int(result["total"]) == pooled[:, 1:].numel()
         torch.testing.assert_close(result["reduced"], expected, rtol=1e-6, atol=1e-12)
+
+
+def test_the_example_runs_on_three_ranks_and_contracts_the_observer(tmp_path):
+    example = Path(__file__).parents[2] / "examples" / "distributed_constellation.py"
+    store = tmp_path / "store"
+    processes = [
+        subprocess.Popen(
+            [sys.executable, str(example), "--store", str(store)],
+            env={
+                **os.environ,
+                "RANK": str(rank),
+                "WORLD_SIZE": "3",
+                "GLOO_SOCKET_IFNAME": "lo",
+                "CUDA_VISIBLE_DEVICES": "",
+            },
+            stdout=subprocess.PIPE,
+            stderr=subprocess.STDOUT,
+            text=True,
+        )
+        for rank in range(3)
+    ]
+    outputs = [process.communicate(timeout=180)[0] for process in processes]
+    assert [p.returncode for p in processes] == [0, 0, 0], outputs
+    rows = {line.split()[1]: line.split() for line in outputs[0].splitlines() if "  0." in line}
+    assert float(rows["observer"][4]) == pytest.approx(0.9, abs=0.02)  # moved 10% of the way
+    assert rows["ocean"][2] == rows["ocean"][3]  # the Ocean only measures
