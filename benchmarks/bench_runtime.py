@@ -45,7 +45,7 @@ from qig_guard.runtime import (
 )
 
 DIM = 64
-SIZES: dict[str, dict[str, int]] = {
+SIZES: dict[str, dict[str, Any]] = {
     "small": {"d_model": 160, "vocab_size": 2048, "n_heads": 4},
     "medium": {"d_model": 384, "vocab_size": 4096, "n_heads": 6},
     "large": {"d_model": 512, "vocab_size": 10240, "n_heads": 8},
