@@ -12,14 +12,15 @@ the push-through identity:
 a ``basin_dim x basin_dim`` system whatever the parameter count. ``lambda`` is
 ``damping`` times the mean diagonal of ``diag(F) J J^T``.
 
-``J`` is never materialised. Column ``i`` of the Gram matrix ``J J^T`` is
-``J (J^T e_i)``: one vector-Jacobian product (reverse mode, on the step's graph)
-followed by one Jacobian-vector product (forward mode, through the math attention
-kernel, which has forward-mode derivatives). ``J^T y`` is one more vector-Jacobian
-product. Parameters that cannot reach the basin (the output head, the final norm)
-are dropped after the first product. Extra memory is therefore a few
-parameter-sized buffers (one product, the step, the starting point), not
-``basin_dim`` of them; the small system is solved in float64 on the CPU.
+``J`` is never materialised. ``J J^T`` is the Hessian in ``u`` of
+``|J^T u|^2 / 2``: ``J^T u`` is one vector-Jacobian product built with a graph,
+its squared norm's gradient in ``u`` is ``J J^T u``, and each column of ``J J^T``
+is one more backward pass through that (a Jacobian-vector product of ``J`` taken
+by double backward; the math attention kernel is used, as it is twice differentiable
+on every device). ``J^T y`` is one vector-Jacobian product. Parameters that
+cannot reach the basin (the output head, the final norm) are skipped. Extra
+memory is a few parameter-sized buffers (the product, the step, the starting
+point), not ``basin_dim`` of them; the small system is solved in float64 on the CPU.
 
 The step ``eta * d`` starts at ``eta = step_fraction`` and is halved until the
 Fisher distance decreases, so the distance never increases; parameters are
@@ -110,7 +111,7 @@ def gram_matrix(basin: Tensor, params: Sequence[Tensor]) -> Tensor:
             retain_graph=True,
             is_grads_batched=True,
         )
-        blocks.append(rows.double().cpu())
+        blocks.append(rows.detach().cpu().double())
     gram = torch.cat(blocks)
     return (gram + gram.T) / 2
 
@@ -119,11 +120,11 @@ def gauss_newton_coefficients(
     gram: Tensor, residual: Tensor, fisher: Tensor, damping: float
 ) -> Tensor:
     """``y = (lambda I + diag(F) G)^-1 diag(F) r``, so that the step is ``-J^T y``."""
-    weights = fisher.detach().double().cpu()
+    weights = fisher.detach().cpu().double()
     system = weights.unsqueeze(1) * gram
     lam = damping * float(system.diagonal().mean().clamp_min(1e-12))
     system = system + lam * torch.eye(system.shape[0], dtype=torch.float64)
-    solution: Tensor = torch.linalg.solve(system, weights * residual.detach().double().cpu())
+    solution: Tensor = torch.linalg.solve(system, weights * residual.detach().cpu().double())
     return solution
 
 

@@ -42,7 +42,7 @@ class _Entry:
 
     handles: list[RemovableHandle] = field(default_factory=list)
     patched: list[tuple[nn.Module, str, Any]] = field(default_factory=list)
-    state: dict[str, tuple[bool, int, Tensor | None, int]] = field(default_factory=dict)
+    state: dict[int, tuple[bool, int, Tensor | None, int]] = field(default_factory=dict)
 
 
 _MISSING = object()
@@ -54,29 +54,32 @@ def _parameter_state(param: Tensor) -> tuple[bool, int, Tensor | None, int]:
 
 
 class frozen(ContextDecorator):
-    """Forbid training, gradients, steps and edits on the parameters of ``modules``."""
+    """Forbid training, gradients, steps and edits on the parameters of ``modules``.
 
-    def __init__(self, *modules: nn.Module) -> None:
+    ``check_on_exit=False`` skips the exit checks (for callers that compare the
+    parameters themselves and report differently).
+    """
+
+    def __init__(self, *modules: nn.Module, check_on_exit: bool = True) -> None:
         if not modules:
             raise ValueError("frozen() needs at least one module")
         self._modules = modules
+        self._check_on_exit = check_on_exit
         self._entries: list[_Entry] = []
 
-    def _named_parameters(self) -> dict[str, Tensor]:
-        named: dict[str, Tensor] = {}
-        for index, module in enumerate(self._modules):
-            prefix = "" if len(self._modules) == 1 else f"[{index}]."
+    def _named_parameters(self) -> dict[int, tuple[str, Tensor]]:
+        named: dict[int, tuple[str, Tensor]] = {}
+        for module in self._modules:
             for name, param in module.named_parameters():
-                named.setdefault(prefix + name, param)
+                named.setdefault(id(param), (name, param))
         return named
 
     def __enter__(self) -> frozen:
         named = self._named_parameters()
-        entry = _Entry(state={name: _parameter_state(p) for name, p in named.items()})
-        entry.handles.append(
-            register_optimizer_step_pre_hook(self._step_hook({id(p): n for n, p in named.items()}))
-        )
-        for name, param in named.items():
+        entry = _Entry(state={key: _parameter_state(p) for key, (_, p) in named.items()})
+        names = {key: name for key, (name, _) in named.items()}
+        entry.handles.append(register_optimizer_step_pre_hook(self._step_hook(names)))
+        for name, param in named.values():
             if param.requires_grad:
                 hook = param.register_hook(self._grad_hook(name))  # type: ignore[no-untyped-call]
                 entry.handles.append(hook)
@@ -109,14 +112,14 @@ class frozen(ContextDecorator):
                 del module.__dict__[name]
             else:
                 object.__setattr__(module, name, previous)
-        if exc_type is None:
+        if exc_type is None and self._check_on_exit:
             self._check_unchanged(entry)
 
     def _check_unchanged(self, entry: _Entry) -> None:
-        for name, param in self._named_parameters().items():
-            if name not in entry.state:
+        for key, (name, param) in self._named_parameters().items():
+            if key not in entry.state:
                 continue
-            requires_grad, version, grad, grad_version = entry.state[name]
+            requires_grad, version, grad, grad_version = entry.state[key]
             if param.requires_grad and not requires_grad:
                 raise FrozenParameterError(
                     f"requires_grad_(True) was called on frozen parameter {name!r} inside frozen()"
