@@ -33,6 +33,7 @@ SHARED: dict[str, Any] = {
     "dropout": 0.0,
 }
 TEACHER: dict[str, Any] = {"d_model": 96, "vocab_size": VOCAB, **SHARED}
+STUDENT_WIDTH = 80
 
 
 def counting_batch(batch: int = 16, length: int = 24) -> torch.Tensor:
@@ -74,14 +75,17 @@ def run(directory: Path) -> None:
         training_steps=steps,
     )
 
-    student = initialize_with_basin(VOCAB, basin_file, d_model=64, **SHARED)
+    # Wider than the basin (64): a student with d_model <= 64 cannot represent every
+    # basin, and transfer_basin would warn with the distance it cannot go below.
+    student = initialize_with_basin(VOCAB, basin_file, d_model=STUDENT_WIDTH, **SHARED)
     stats = transfer_basin(basin_file, student, steps=100, lr=1e-2)
 
     weights = checkpoint.stat().st_size
     transferred = basin_file.stat().st_size
-    print(f"teacher d_model={TEACHER['d_model']}, student d_model=64")
+    print(f"teacher d_model={TEACHER['d_model']}, student d_model={STUDENT_WIDTH}")
     print(f"basin distance before transfer: {stats['basin_distance_before']:.4f}")
     print(f"basin distance after transfer:  {stats['basin_distance_after']:.4f}")
+    print(f"reachable floor for the student: {stats['reachable_floor']:.2g}")
     print(f"transferred: {basin_file.name}, {transferred} bytes")
     print(f"teacher weights (never copied): {weights} bytes, {weights / transferred:.0f}x larger")
     print(f"finished in {time.perf_counter() - started:.1f} s")

@@ -108,17 +108,19 @@ class Constellation:
             torch.save(model.state_dict(), checkpoint)
             save_basin(
                 root / f"{name}.basin.json",
-                _basin(model).double().tolist(),
+                _basin(model).cpu().double().tolist(),
                 source_model=name,
                 extracted_from=checkpoint.name,
+                expected_dim=None,  # the members' own dimension
             )
             matcher = model.basin_matcher
             if bool(matcher.has_target):
                 save_basin(
                     root / f"{name}.target.basin.json",
-                    matcher.target_basin.double().tolist(),
+                    matcher.target_basin.cpu().double().tolist(),
                     source_model=name,
                     extracted_from=checkpoint.name,
+                    expected_dim=None,
                     **matcher.fisher_fields(),
                 )
             entries.append(
@@ -137,13 +139,16 @@ class Constellation:
         return path
 
     @classmethod
-    def load(cls, directory: str | os.PathLike[str], *, atol: float = 1e-4) -> Constellation:
+    def load(cls, path: str | os.PathLike[str], *, atol: float = 1e-4) -> Constellation:
         """Rebuild a saved constellation; each member from its own files only.
 
+        ``path`` is what ``save`` returned (the manifest) or its directory.
         Raises ``ValueError`` when a member's recomputed basin differs from its
         saved basin file by more than ``atol`` (a checkpoint and basin out of step).
         """
-        root = Path(directory)
+        root = Path(path)
+        if root.name == MANIFEST and root.is_file():
+            root = root.parent
         raw = (root / MANIFEST).read_bytes()
         if len(raw) > _MANIFEST_LIMIT:
             raise ValueError(f"{root / MANIFEST} is larger than {_MANIFEST_LIMIT} bytes")
@@ -161,7 +166,7 @@ class Constellation:
             if entry["has_target"]:
                 model.basin_matcher.set_target_basin(root / f"{name}.target.basin.json")
             saved = torch.tensor(load_basin(root / f"{name}.basin.json").basin)
-            if not torch.allclose(_basin(model).double(), saved.double(), atol=atol):
+            if not torch.allclose(_basin(model).cpu().double(), saved.double(), atol=atol):
                 raise ValueError(f"{name}: restored basin differs from {name}.basin.json")
             models.append(model)
         low, high = manifest["sync_weight_range"]

@@ -5,7 +5,9 @@ archive (``PK\\x03\\x04``) is read with ``torch.load(..., weights_only=True)``; 
 safetensors file (8-byte little-endian header length, then a JSON header) is
 parsed here without extra packages. Anything else, legacy pickles included, is
 refused; there is no fallback to unsafe loading. File size and tensor count are
-capped before any tensor is materialised.
+capped before any tensor is materialised. Key prefixes added by wrappers
+(``module.`` from DDP, ``_orig_mod.`` from ``torch.compile``, ``model.`` from
+Lightning), in any combination, are removed.
 """
 
 from __future__ import annotations
@@ -32,6 +34,8 @@ MAX_TENSORS = 100_000
 MAX_HEADER_BYTES = 100 * 1024**2
 TARGET_KEY = "basin_matcher.target_basin"
 HAS_TARGET_KEY = "basin_matcher.has_target"
+WRAPPER_PREFIXES = ("module.", "_orig_mod.", "model.")
+PROVENANCE_PATH_LIMIT = 200
 FISHER_KEYS = tuple(
     f"basin_matcher.{name}" for name in ("fisher_diag", "fisher_estimator", "fisher_samples")
 )
@@ -125,12 +129,46 @@ def _read_torch_zip(path: Path, max_bytes: int, max_tensors: int) -> Any:
         ) from None
 
 
+def unwrapped_key(key: str) -> str:
+    """``key`` without the wrapper prefixes it starts with (any order, any number)."""
+    stripped = True
+    while stripped:
+        stripped = False
+        for prefix in WRAPPER_PREFIXES:
+            if key.startswith(prefix) and len(key) > len(prefix):
+                key, stripped = key[len(prefix) :], True
+    return key
+
+
+def _unwrap(file: Path, state: Mapping[str, Tensor]) -> dict[str, Tensor]:
+    unwrapped: dict[str, Tensor] = {}
+    for key, value in state.items():
+        bare = unwrapped_key(key)
+        if bare in unwrapped:
+            raise CheckpointError(f"{file}: keys {key!r} and another both unwrap to {bare!r}")
+        unwrapped[bare] = value
+    return unwrapped
+
+
+def _provenance_path(path: Path) -> str:
+    """The checkpoint path for the provenance, shortened so a basin file stays small."""
+    text = str(path)
+    if len(text) <= PROVENANCE_PATH_LIMIT:
+        return text
+    name = path.name
+    if len(name) > PROVENANCE_PATH_LIMIT - 4:
+        keep = (PROVENANCE_PATH_LIMIT - 5) // 2
+        name = f"{name[:keep]}...{name[-keep:]}"
+    return f".../{name}"
+
+
 def load_checkpoint_state(
     path: str | os.PathLike[str], *, max_bytes: int = MAX_BYTES, max_tensors: int = MAX_TENSORS
 ) -> dict[str, Tensor]:
     """The state dict in a checkpoint, read safely by content (see the module docstring).
 
-    A torch checkpoint may wrap the state under ``model_state_dict`` or ``state_dict``.
+    A torch checkpoint may wrap the state under ``model_state_dict`` or ``state_dict``;
+    wrapper key prefixes are removed (see the module docstring).
     """
     file = Path(path)
     size = file.stat().st_size
@@ -159,7 +197,7 @@ def load_checkpoint_state(
         raise CheckpointError(f"{file}: no state dict of named tensors found")
     if len(state) > max_tensors:
         raise CheckpointError(f"{file}: {len(state)} tensors exceed the cap of {max_tensors}")
-    return dict(state)
+    return _unwrap(file, state)
 
 
 def _stored_target(path: Path, state: Mapping[str, Tensor]) -> Tensor | None:
@@ -203,7 +241,9 @@ def extract_basin_from_checkpoint(
     probes under ``torch.no_grad()`` in eval mode. ``metadata`` goes to
     ``qig_guard.basin.save_basin`` (``source_model`` defaults to the file stem; an
     estimated metric stored in the checkpoint is written as ``fisher_diag``);
-    the provenance records the checkpoint path and sha256. Returns the file path.
+    the provenance records the checkpoint path (``extracted_from``, which the
+    caller may override; a path longer than 200 characters is shortened to its
+    name) and sha256. Returns the file path.
     """
     path = Path(checkpoint_path)
     state = load_checkpoint_state(path)
@@ -212,17 +252,16 @@ def extract_basin_from_checkpoint(
         basin = _computed_basin(state, model)
     if basin.dim() != 1 or not basin.dtype.is_floating_point:
         raise CheckpointError(f"{path}: the basin must be a 1-d float tensor")
-    options: dict[str, Any] = {"source_model": path.stem}
+    options: dict[str, Any] = {
+        "source_model": path.stem,
+        "extracted_from": _provenance_path(path),
+        "checkpoint_sha256": _sha256(path),
+        "expected_dim": None,  # the model's own basin dimension, whatever it is
+    }
     if all(key in state for key in FISHER_KEYS):
         try:
             options.update(fisher_fields(*(state[key] for key in FISHER_KEYS)))
         except (ValueError, RuntimeError) as error:  # an out-of-range or non-scalar buffer
             raise CheckpointError(f"{path}: {error}") from None
     options.update(metadata)
-    return save_basin(
-        output_path,
-        basin.detach().double().cpu().tolist(),
-        extracted_from=str(path),
-        checkpoint_sha256=_sha256(path),
-        **options,
-    )
+    return save_basin(output_path, basin.detach().cpu().double().tolist(), **options)

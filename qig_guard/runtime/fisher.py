@@ -29,6 +29,7 @@ from typing import Literal
 import torch
 from torch import Tensor
 
+from qig_guard.runtime.geometry import wide_dtype
 from qig_guard.runtime.matcher import FISHER_ESTIMATORS
 from qig_guard.runtime.model import QIGKernelRecursive
 from qig_guard.runtime.modes import evaluation
@@ -48,6 +49,7 @@ def _exact_fisher(model: QIGKernelRecursive, hidden: Tensor) -> Tensor:
     vocab = model.lm_head.out_features
     chunk = max(1, _TRUE_CHUNK_ELEMENTS // (projection.shape[0] * vocab))
     parts = []
+    wide = wide_dtype(hidden)
     for block in torch.split(hidden, chunk):
 
         def directional(direction: Tensor, block: Tensor = block) -> Tensor:
@@ -57,8 +59,8 @@ def _exact_fisher(model: QIGKernelRecursive, hidden: Tensor) -> Tensor:
 
         with warnings.catch_warnings():  # torch.func's own internals use torch.jit.script
             warnings.filterwarnings("ignore", r"`torch\.jit\.script` is deprecated")
-            jacobian = torch.func.vmap(directional)(projection).double()  # (basin_dim, n, vocab)
-        probs = torch.softmax(logits(block).double(), dim=-1)
+            jacobian = torch.func.vmap(directional)(projection).to(wide)  # (basin_dim, n, vocab)
+        probs = torch.softmax(logits(block).to(wide), dim=-1)
         mean = (jacobian * probs).sum(dim=-1)
         parts.append(((jacobian**2 * probs).sum(dim=-1) - mean**2).T)
     return torch.cat(parts)
@@ -73,7 +75,8 @@ def estimate_fisher_diag(
     generator: torch.Generator | None = None,
     install: bool = False,
 ) -> Tensor:
-    """Diagonal Fisher over basin coordinates, float64 of shape ``(basin_dim,)``.
+    """Diagonal Fisher over basin coordinates, shape ``(basin_dim,)``: float64 on the CPU,
+    float32 on other devices (MPS has no float64).
 
     ``inputs`` are token ids ``(B, T)`` with ``T >= 2`` (default: the matcher's
     probes). Entries are floored at ``floor`` so the result is a valid metric for
@@ -101,7 +104,8 @@ def estimate_fisher_diag(
         labels = torch.multinomial(flat, 1, generator=generator).reshape(ids[:, 1:].shape)
     log_likelihood = log_probs.gather(-1, labels.unsqueeze(-1)).sum()
     (grad_hidden,) = torch.autograd.grad(log_likelihood, hidden)
-    along_basin = grad_hidden.double() @ model.basin_matcher.projection.double().T
+    wide = wide_dtype(grad_hidden)
+    along_basin = grad_hidden.to(wide) @ model.basin_matcher.projection.to(wide).T
     fisher = along_basin.pow(2).reshape(-1, along_basin.shape[-1]).mean(dim=0)
     return _finish(model, fisher, floor, estimator, samples, install)
 

@@ -12,6 +12,7 @@ model's representation changing at all, and the basin would say nothing about it
 from __future__ import annotations
 
 import os
+from collections.abc import Callable
 from typing import Any
 
 import torch
@@ -23,6 +24,37 @@ from qig_guard.runtime.geometry import fisher_distance, validate_fisher_diag
 
 BasinSource = Tensor | str | os.PathLike[str]
 FISHER_ESTIMATORS = ("empirical", "true", "true_mc")
+METRIC_BUFFERS = ("target_basin", "fisher_diag")
+
+
+def accumulation_dtype(dtype: torch.dtype) -> torch.dtype:
+    """Half and bfloat16 accumulate in float32; float32 and float64 in themselves."""
+    return torch.promote_types(dtype, torch.float32)
+
+
+def read_basin(source: BasinSource) -> tuple[Tensor, tuple[Tensor, str, int] | None]:
+    """A basin tensor and, for a basin file with a metric, ``(fisher_diag, estimator, samples)``.
+
+    A tensor is returned as given; a path is read with ``qig_guard.basin.load_basin``
+    (schema-validated, never unpickled). Anything else raises ``TypeError``.
+    """
+    if isinstance(source, Tensor):
+        return source, None
+    if not isinstance(source, (str, os.PathLike)):
+        raise TypeError(
+            f"expected a tensor or a path to a basin file, got {type(source).__name__}; "
+            "wrap a list with torch.tensor(...)"
+        )
+    loaded = load_basin(source)
+    basin = torch.tensor(loaded.basin, dtype=torch.float32)
+    if loaded.fisher_diag is None:
+        return basin, None
+    fisher = torch.tensor(loaded.fisher_diag, dtype=torch.float32)
+    return basin, (
+        fisher,
+        str(loaded.metadata["fisher_estimator"]),
+        int(loaded.metadata["fisher_samples"]),
+    )
 
 
 def fisher_fields(fisher_diag: Tensor, estimator: Tensor, samples: Tensor) -> dict[str, Any]:
@@ -37,7 +69,7 @@ def fisher_fields(fisher_diag: Tensor, estimator: Tensor, samples: Tensor) -> di
             f"(0 to {len(FISHER_ESTIMATORS) - 1})"
         )
     return {
-        "fisher_diag": fisher_diag.detach().double().cpu().tolist(),
+        "fisher_diag": fisher_diag.detach().cpu().double().tolist(),
         "fisher_estimator": FISHER_ESTIMATORS[index],
         "fisher_samples": count,
     }
@@ -59,7 +91,9 @@ class BasinMatcher(nn.Module):
     its provenance ``fisher_estimator`` (index into ``FISHER_ESTIMATORS``) and
     ``fisher_samples`` (0 while the metric is the default).
     ``set_target_basin`` is the only way to change the target; assigning the
-    attribute raises ``AttributeError``.
+    attribute raises ``AttributeError``. ``target_basin`` and ``fisher_diag`` stay
+    float32 (or float64) when the module is cast to half precision: a Fisher entry
+    above 65,504 would otherwise become ``inf``.
     """
 
     projection: Tensor
@@ -102,6 +136,7 @@ class BasinMatcher(nn.Module):
         self.register_buffer("fisher_diag", torch.ones(basin_dim))
         self.register_buffer("fisher_estimator", torch.tensor(0))
         self.register_buffer("fisher_samples", torch.tensor(0))
+        self._basin_of_owner: Callable[[], Tensor] | None = None
         if target_basin is not None:
             self.set_target_basin(target_basin)
 
@@ -112,33 +147,60 @@ class BasinMatcher(nn.Module):
             )
         super().__setattr__(name, value)
 
-    def set_target_basin(self, basin_or_path: BasinSource) -> None:
-        """Validate and set the target from a tensor or a standard basin file.
+    def _apply(self, fn: Callable[[Tensor], Tensor], recurse: bool = True) -> BasinMatcher:
+        kept = {name: self._buffers[name] for name in METRIC_BUFFERS}
+        super()._apply(fn, recurse)  # type: ignore[no-untyped-call]
+        for name, original in kept.items():
+            moved = self._buffers[name]
+            if original is not None and moved is not None and moved.dtype != original.dtype:
+                wide = accumulation_dtype(moved.dtype)
+                self._buffers[name] = original.to(device=moved.device, dtype=wide)
+        return self
 
-        A tensor must be real floating point, finite, of shape ``(basin_dim,)``. A
-        path is read with ``qig_guard.basin.load_basin`` (schema-validated, never
-        unpickled); its ``fisher_diag``, when present, becomes the basin metric.
+    @property
+    def current_basin(self) -> Tensor:
+        """The owning model's basin on the probes now (read-only, differentiable).
+
+        Runs the model in its current mode; call ``model.eval()`` first for the
+        dropout-free basin. Raises ``RuntimeError`` for a matcher that belongs to no model.
         """
-        fisher: tuple[Tensor, str, int] | None = None
-        if isinstance(basin_or_path, Tensor):
-            basin = basin_or_path
-            if not basin.dtype.is_floating_point:
-                raise ValueError(f"target basin must be floating point, got {basin.dtype}")
-        else:
-            loaded = load_basin(basin_or_path)
-            basin = torch.tensor(loaded.basin, dtype=torch.float64)
-            if loaded.fisher_diag is not None:
-                fisher = (
-                    torch.tensor(loaded.fisher_diag, dtype=torch.float64),
-                    str(loaded.metadata["fisher_estimator"]),
-                    int(loaded.metadata["fisher_samples"]),
-                )
+        if self._basin_of_owner is None:
+            raise RuntimeError("this matcher belongs to no model; use model.compute_basin()")
+        return self._basin_of_owner()
+
+    def bind(self, basin_of_owner: Callable[[], Tensor]) -> None:
+        """Set what ``current_basin`` evaluates (called by the owning model)."""
+        self._basin_of_owner = basin_of_owner
+
+    def __getstate__(self) -> dict[str, Any]:
+        state = dict(super().__getstate__())  # type: ignore[no-untyped-call]
+        state["_basin_of_owner"] = None  # rebound by the owner; a copy must not call the original
+        return state
+
+    def checked_basin(
+        self, basin_or_path: BasinSource
+    ) -> tuple[Tensor, tuple[Tensor, str, int] | None]:
+        """``read_basin`` plus the target checks: real floating point, finite, ``(basin_dim,)``."""
+        basin, fisher = read_basin(basin_or_path)
+        if not basin.dtype.is_floating_point:
+            raise ValueError(f"target basin must be floating point, got {basin.dtype}")
         if tuple(basin.shape) != (self.basin_dim,):
             raise ValueError(
                 f"target basin must have shape ({self.basin_dim},), got {tuple(basin.shape)}"
             )
         if not bool(torch.all(torch.isfinite(basin))):
             raise ValueError("target basin must be finite")
+        return basin, fisher
+
+    def set_target_basin(self, basin_or_path: BasinSource) -> None:
+        """Validate and set the target from a tensor or a standard basin file.
+
+        A tensor must be real floating point, finite, of shape ``(basin_dim,)``. A
+        path is read with ``qig_guard.basin.load_basin`` (schema-validated, never
+        unpickled); its ``fisher_diag``, when present, becomes the basin metric.
+        Anything else (a list, say) raises ``TypeError``: expected a tensor or a path.
+        """
+        basin, fisher = self.checked_basin(basin_or_path)
         if fisher is not None:
             self.set_fisher_diag(*fisher)
         with torch.no_grad():
@@ -172,8 +234,10 @@ class BasinMatcher(nn.Module):
         return F.layer_norm(hidden, (self.d_model,)) @ self.projection.T
 
     def pool(self, hidden: Tensor) -> Tensor:
-        """The basin of a batch of hidden states ``(..., d_model)``: mean coordinates."""
-        return self.coordinates(hidden).reshape(-1, self.basin_dim).mean(dim=0)
+        """The basin of a batch of hidden states ``(..., d_model)``: mean coordinates,
+        accumulated in at least float32 (a half-precision model gets a float32 basin)."""
+        coordinates = self.coordinates(hidden).reshape(-1, self.basin_dim)
+        return coordinates.mean(dim=0, dtype=accumulation_dtype(coordinates.dtype))
 
     def basin_distance(self, basin: Tensor) -> Tensor:
         """Fisher distance from ``basin`` (batched over leading dims) to the target."""

@@ -15,7 +15,9 @@ are unrelated. The regime is named from ``Phi``: below 0.45 ``"linear"``, below
 from __future__ import annotations
 
 import os
-from typing import Any, NamedTuple, TypedDict
+import weakref
+from collections.abc import Callable, Iterator, Mapping
+from typing import Any, NamedTuple
 
 import torch
 import torch.nn.functional as F
@@ -27,13 +29,47 @@ LINEAR_BELOW = 0.45
 GEOMETRIC_BELOW = 0.8
 
 
-class Telemetry(TypedDict):
-    """What ``QIGKernelRecursive.forward`` reports next to the logits."""
+class Telemetry(Mapping[str, Any]):
+    """What ``QIGKernelRecursive.forward`` reports next to the logits, read lazily.
 
-    Phi: float
-    recursion_depth: int
-    regime: str
-    basin_distance: float | None
+    A read-only mapping with ``Phi`` (float), ``recursion_depth`` (int), ``regime``
+    (str) and ``basin_distance`` (float, or None without a target). Values that live
+    on the device are turned into Python numbers on first read, not in ``forward``,
+    so a training loop that never reads them pays no host synchronisation for them.
+    """
+
+    _KEYS = ("Phi", "recursion_depth", "regime", "basin_distance")
+
+    def __init__(self, phi: Tensor, depth: int, basin_distance: Callable[[], float | None]):
+        self._phi = phi
+        self._depth = depth
+        self._basin_distance = basin_distance
+        self._values: dict[str, Any] = {}
+
+    def __getitem__(self, key: str) -> Any:
+        if key not in self._KEYS:
+            raise KeyError(key)
+        if key not in self._values:
+            self._values[key] = self._compute(key)
+        return self._values[key]
+
+    def _compute(self, key: str) -> Any:
+        if key == "Phi":
+            return float(self._phi)
+        if key == "recursion_depth":
+            return self._depth
+        if key == "regime":
+            return regime_of(self["Phi"])
+        return self._basin_distance()
+
+    def __iter__(self) -> Iterator[str]:
+        return iter(self._KEYS)
+
+    def __len__(self) -> int:
+        return len(self._KEYS)
+
+    def __repr__(self) -> str:
+        return f"Telemetry({dict(self)!r})"
 
 
 class Features(NamedTuple):
@@ -150,8 +186,24 @@ class QIGKernelRecursive(nn.Module):
                 nn.init.normal_(module.weight, std=0.02)
             if isinstance(module, nn.Linear) and module.bias is not None:
                 nn.init.zeros_(module.bias)
+        self._bind_matcher()
         if target_basin is not None:
             self.basin_matcher.set_target_basin(target_basin)
+
+    def _bind_matcher(self) -> None:
+        owner = weakref.ref(self)
+
+        def basin() -> Tensor:
+            model = owner()
+            if model is None:
+                raise RuntimeError("the model that owned this matcher is gone")
+            return model.compute_basin()
+
+        self.basin_matcher.bind(basin)
+
+    def __setstate__(self, state: dict[str, Any]) -> None:
+        super().__setstate__(state)  # type: ignore[no-untyped-call]
+        self._bind_matcher()  # copies and unpickled models measure themselves
 
     @property
     def fisher_diag(self) -> Tensor:
@@ -174,20 +226,22 @@ class QIGKernelRecursive(nn.Module):
         return Features(hidden, self.lm_head(self.norm(hidden)), phi, depth)
 
     def forward(self, input_ids: Tensor) -> tuple[Tensor, Telemetry]:
-        """Logits ``(B, T, vocab)`` and telemetry for ``input_ids`` ``(B, T)``."""
+        """Logits ``(B, T, vocab)`` and lazy telemetry for ``input_ids`` ``(B, T)``.
+
+        The basin distance is computed from this batch's hidden states only when the
+        telemetry's ``basin_distance`` is read.
+        """
         hidden, logits, phi, depth = self.features(input_ids)
-        distance: float | None = None
-        if bool(self.basin_matcher.has_target):
-            basin = self.basin_matcher.pool(hidden.detach())
-            distance = float(self.basin_matcher.basin_distance(basin))
-        mean_phi = float(phi.detach().mean())
-        telemetry: Telemetry = {
-            "Phi": mean_phi,
-            "recursion_depth": depth,
-            "regime": regime_of(mean_phi),
-            "basin_distance": distance,
-        }
-        return logits, telemetry
+        matcher = self.basin_matcher
+        detached = hidden.detach()
+
+        def basin_distance() -> float | None:
+            if not bool(matcher.has_target):
+                return None
+            with torch.no_grad():
+                return float(matcher.basin_distance(matcher.pool(detached)))
+
+        return logits, Telemetry(phi.detach().mean(), depth, basin_distance)
 
     def compute_basin(self, input_ids: Tensor | None = None) -> Tensor:
         """The basin (differentiable in the parameters), on the matcher's probes by default."""

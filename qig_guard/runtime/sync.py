@@ -18,9 +18,9 @@ from torch import Tensor
 
 @overload
 def sync_constellation_basins(
-    active: Tensor,
-    observers: Tensor,
-    ocean: Tensor,
+    active_basin: Tensor,
+    observer_basins: Tensor,
+    ocean_basin: Tensor,
     sync_weight: float = ...,
     *,
     sync_weight_range: tuple[float, float] = ...,
@@ -29,9 +29,9 @@ def sync_constellation_basins(
 
 @overload
 def sync_constellation_basins(
-    active: Tensor,
-    observers: Sequence[Tensor],
-    ocean: Tensor,
+    active_basin: Tensor,
+    observer_basins: Sequence[Tensor],
+    ocean_basin: Tensor,
     sync_weight: float = ...,
     *,
     sync_weight_range: tuple[float, float] = ...,
@@ -39,14 +39,14 @@ def sync_constellation_basins(
 
 
 def sync_constellation_basins(
-    active: Tensor,
-    observers: Tensor | Sequence[Tensor],
-    ocean: Tensor,
+    active_basin: Tensor,
+    observer_basins: Tensor | Sequence[Tensor],
+    ocean_basin: Tensor,
     sync_weight: float = 0.1,
     *,
     sync_weight_range: tuple[float, float] = (0.05, 0.1),
 ) -> tuple[Tensor, list[Tensor] | Tensor]:
-    """Return ``(ocean_basin, observer_basins)`` after one sync.
+    """Return ``(ocean_basin, observer_basins)`` after one sync (the spec's signature).
 
     The Ocean basin is returned detached and cloned: it is measured, never
     updated. Observers move toward ``active.detach()`` by ``sync_weight``, which
@@ -55,6 +55,7 @@ def sync_constellation_basins(
     tensor comes back); observers keep their autograd history, the active basin
     contributes none.
     """
+    active, observers, ocean = active_basin, observer_basins, ocean_basin
     low, high = sync_weight_range
     if not low <= sync_weight <= high:
         raise ValueError(
@@ -75,8 +76,8 @@ def sync_constellation_basins(
         raise ValueError(
             f"observers must be (n, {active.shape[0]}), got shape {tuple(stacked.shape)}"
         )
-    ocean_basin = ocean.detach().clone()
+    measured = ocean.detach().clone()
     moved = torch.lerp(stacked, active.detach().to(stacked.dtype), sync_weight)
     if isinstance(observers, Tensor):
-        return ocean_basin, moved
-    return ocean_basin, list(moved.unbind(0))
+        return measured, moved
+    return measured, list(moved.unbind(0))

@@ -3,13 +3,20 @@
 from __future__ import annotations
 
 import itertools
+import warnings
 
 import pytest
 
 torch = pytest.importorskip("torch")
 
+from qig_guard.basin import save_basin  # noqa: E402
 from qig_guard.runtime import consolidate_toward_basin, estimate_fisher_diag  # noqa: E402
-from qig_guard.runtime.consolidation import basin_jacobian  # noqa: E402
+from qig_guard.runtime.consolidation import (  # noqa: E402
+    _vjp,
+    basin_with_graph,
+    gram_matrix,
+    reaching,
+)
 
 
 def _reachable_target(make_model):
@@ -53,19 +60,90 @@ def test_parameters_outside_the_selection_stay_frozen(make_model):
     assert not torch.equal(model.block.qkv.weight, block_before)
 
 
-def test_batched_jacobian_matches_row_by_row_backward(make_model):
+def _dense_jacobian(model, params):
+    """Row by row: one backward pass per basin coordinate (the reference)."""
+    rows = []
+    for i in range(64):
+        grads = torch.autograd.grad(model.compute_basin()[i], params, allow_unused=True)
+        rows.append(
+            torch.cat(
+                [
+                    (torch.zeros_like(p) if g is None else g).reshape(-1)
+                    for g, p in zip(grads, params, strict=True)
+                ]
+            )
+        )
+    return torch.stack(rows).double()
+
+
+def test_matrix_free_products_match_the_dense_jacobian(make_model):
     model = make_model()
     model.eval()
-    params = list(model.block.parameters())
-    jacobian = basin_jacobian(model.compute_basin(), params)
-    for row in (0, 31, 63):
-        grads = torch.autograd.grad(model.compute_basin()[row], params)
-        expected = torch.cat([g.reshape(-1) for g in grads])
-        assert torch.allclose(jacobian[row], expected, atol=1e-6)
+    basin = basin_with_graph(model)
+    kept = reaching(basin, list(model.parameters()))
+    names = {id(p): name for name, p in model.named_parameters()}
+    skipped = {name for name, p in model.named_parameters()} - {names[id(p)] for p in kept}
+    assert skipped == {"lm_head.weight", "norm.weight", "norm.bias"}
+    jacobian = _dense_jacobian(model, kept)
+    gram = gram_matrix(basin, kept)
+    expected = jacobian @ jacobian.T
+    assert torch.allclose(gram, expected, rtol=1e-4, atol=1e-4 * float(expected.abs().max()))
+    weights = torch.randn(64)
+    transposed = torch.cat([g.reshape(-1) for g in _vjp(basin, kept, weights, keep=False)])
+    assert torch.allclose(transposed.double(), jacobian.T @ weights.double(), atol=1e-5)
+
+
+def test_parameters_keep_their_storage_and_aliases_see_the_update(make_model):
+    model = make_model()
+    pointers = [p.data_ptr() for p in model.parameters()]
+    alias = model.block.qkv.weight.view(-1)  # e.g. an EMA helper holding a view
+    before = alias.clone()
+    consolidate_toward_basin(model, _reachable_target(make_model), steps=1)
+    assert [p.data_ptr() for p in model.parameters()] == pointers
+    assert not torch.equal(alias, before)
+    assert torch.equal(alias, model.block.qkv.weight.view(-1))
+
+
+def test_stats_give_the_stop_reason_and_the_time(make_model):
+    model = make_model()
+    target = _reachable_target(make_model)
+    stats = consolidate_toward_basin(model, target, steps=2)
+    assert stats["stop_reason"] == "max_steps" and stats["steps"] == 2
+    assert stats["seconds"] > 0
+    loose = consolidate_toward_basin(model, target, steps=50, tolerance=1e9)
+    assert loose["stop_reason"] == "converged" and loose["steps"] == 0
+    # A target off the reachable set: progress stalls and line search gives up.
+    stuck = consolidate_toward_basin(
+        model, torch.full((64,), 50.0), steps=50, parameters=[model.block.out.bias], max_halvings=2
+    )
+    assert stuck["stop_reason"] == "line_search_failed" and stuck["steps"] < 50
+
+
+def test_the_spec_lr_warns_and_does_not_shrink_the_step(make_model):
+    target = _reachable_target(make_model)
+    plain = consolidate_toward_basin(make_model(), target, steps=1)
+    with pytest.warns(UserWarning, match="lr=0.0001 is ignored"):
+        spec = consolidate_toward_basin(make_model(), target, steps=1, lr=0.0001)
+    assert spec["basin_distance_after"] == pytest.approx(plain["basin_distance_after"])
+    assert spec["consolidation_improvement"] > 100 * 0.0001
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        half = consolidate_toward_basin(make_model(), target, steps=1, step_fraction=0.5)
+    assert half["basin_distance_after"] > plain["basin_distance_after"]
+
+
+def test_a_basin_file_is_accepted_as_the_target(tmp_path, make_model):
+    target = _reachable_target(make_model)
+    path = save_basin(
+        tmp_path / "t.json", target.double().tolist(), source_model="t", extracted_from="test"
+    )
+    from_file = consolidate_toward_basin(make_model(), path, steps=1)
+    from_tensor = consolidate_toward_basin(make_model(), target, steps=1)
+    assert from_file["basin_distance_after"] == pytest.approx(from_tensor["basin_distance_after"])
 
 
 def test_consolidation_rejects_a_malformed_target(make_model):
-    with pytest.raises(ValueError, match="target_basin"):
+    with pytest.raises(ValueError, match="target basin"):
         consolidate_toward_basin(make_model(), torch.zeros(10))
 
 

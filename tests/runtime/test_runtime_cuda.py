@@ -73,3 +73,26 @@ def test_frozen_guard_on_device() -> None:
         logits, _ = ocean(torch.randint(0, 97, (2, 8), device=CUDA))
         logits.sum().backward()
         optimizer.step()
+
+
+def test_half_precision_model_on_device_keeps_float32_metric_and_storage() -> None:
+    model = _model(4).to(CUDA)
+    model.basin_matcher.set_fisher_diag(torch.full((64,), 1e5), "empirical", 4)
+    model.half().eval()
+    assert model.basin_matcher.fisher_diag.dtype == torch.float32
+    with torch.no_grad():
+        target = _model(5).to(CUDA).half().eval().compute_basin()
+    pointers = [p.data_ptr() for p in model.parameters()]
+    stats = consolidate_toward_basin(model, target, steps=2)
+    assert stats["basin_distance_after"] < stats["basin_distance_before"]
+    assert [p.data_ptr() for p in model.parameters()] == pointers
+    _, telemetry = model(torch.randint(0, 97, (2, 8), device=CUDA))
+    assert telemetry["Phi"] >= 0.0
+
+
+def test_no_float64_off_the_cpu() -> None:
+    p = torch.softmax(torch.randn(8, 64, device=CUDA), -1)
+    q = torch.softmax(torch.randn(8, 64, device=CUDA), -1)
+    assert fisher_rao_distance(p, q).dtype == torch.float32
+    model = _model(6).to(CUDA)
+    assert estimate_fisher_diag(model).dtype == torch.float32

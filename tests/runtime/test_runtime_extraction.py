@@ -162,3 +162,44 @@ def test_an_out_of_range_fisher_estimator_is_a_clear_error(tmp_path, make_model)
     torch.save(state, checkpoint)
     with pytest.raises(CheckpointError, match=r"fisher_estimator is 99, not an index .*0 to 2"):
         extract_basin_from_checkpoint(checkpoint, tmp_path / "odd.json")
+
+
+@pytest.mark.parametrize(
+    "prefix", ["module.", "_orig_mod.", "model.", "module._orig_mod.", "model.module._orig_mod."]
+)
+def test_wrapped_checkpoints_are_unwrapped_including_the_target(tmp_path, make_model, prefix):
+    model = make_model(seed=2)
+    target = torch.randn(64)
+    model.basin_matcher.set_target_basin(target)
+    wrapped = {prefix + key: value for key, value in model.state_dict().items()}
+    checkpoint = tmp_path / "wrapped.pt"
+    torch.save({"state_dict": wrapped}, checkpoint)
+    fresh = make_model(seed=3)
+    fresh.load_state_dict(load_checkpoint_state(checkpoint))
+    assert torch.equal(fresh.lm_head.weight, model.lm_head.weight)
+    out = extract_basin_from_checkpoint(checkpoint, tmp_path / "b.json")
+    assert load_basin(out).basin == pytest.approx(target.tolist())
+
+
+def test_colliding_unwrapped_keys_are_refused(tmp_path):
+    checkpoint = tmp_path / "both.pt"
+    torch.save({"module.w": torch.ones(1), "w": torch.zeros(1)}, checkpoint)
+    with pytest.raises(CheckpointError, match="unwrap to 'w'"):
+        load_checkpoint_state(checkpoint)
+
+
+def test_extracted_from_may_be_given_and_long_paths_keep_the_file_small(tmp_path, make_model):
+    model = make_model()
+    model.basin_matcher.set_target_basin(torch.randn(64))
+    model.basin_matcher.set_fisher_diag(torch.rand(64) + 0.5, "empirical", 10)
+    deep = tmp_path.joinpath(*["a-rather-long-directory-name"] * 40)
+    deep.mkdir(parents=True)
+    checkpoint = deep / ("x" * 240 + ".pt")
+    torch.save(model.state_dict(), checkpoint)
+    out = extract_basin_from_checkpoint(checkpoint, tmp_path / "long.json")
+    assert out.stat().st_size < 4096
+    assert load_basin(out).metadata["provenance"]["extracted_from"].startswith(".../xxx")
+    named = extract_basin_from_checkpoint(
+        checkpoint, tmp_path / "named.json", extracted_from="runs/42/last.pt"
+    )
+    assert load_basin(named).metadata["provenance"]["extracted_from"] == "runs/42/last.pt"

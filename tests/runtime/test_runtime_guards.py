@@ -89,3 +89,53 @@ def test_weights_copied_through_a_checkpoint_file_are_detected(tmp_path, make_mo
     student.load_state_dict(load_checkpoint_state(tmp_path / "teacher.pt"))
     with pytest.raises(WeightSharingError, match="token_embedding"):
         assert_no_weight_sharing(student, teacher)
+
+
+def test_train_mode_on_ocean_or_a_submodule_is_caught_and_eval_is_allowed(make_model):
+    ocean = make_model()
+    ocean.eval()
+    with frozen(ocean):
+        ocean.eval()
+        with pytest.raises(FrozenParameterError, match=r"QIGKernelRecursive\.train\(\)"):
+            ocean.train()  # noqa: QIG003
+        with pytest.raises(FrozenParameterError, match=r"QIGKernelRecursive\.block\.train\(\)"):
+            ocean.block.train()  # noqa: QIG003
+    assert not ocean.training
+    ocean.train()  # the guard is gone on exit  # noqa: QIG003
+    assert ocean.training and "train" not in vars(ocean)
+
+
+def test_requires_grad_turned_back_on_is_caught(make_model):
+    ocean = make_model()
+    ocean.requires_grad_(False)
+    with pytest.raises(FrozenParameterError, match=r"requires_grad_\(True\).*lm_head\.weight"):  # noqa: SIM117
+        with frozen(ocean):
+            ocean.lm_head.weight.requires_grad_(True)  # noqa: QIG003
+            _loss(ocean, torch.randint(0, 40, (2, 5))).backward()
+    assert ocean.lm_head.weight.grad is not None  # what the guard reports: the grad leaked
+
+
+def test_in_place_edits_under_no_grad_are_caught(make_model):
+    ocean = make_model()
+    with pytest.raises(FrozenParameterError, match=r"'block\.out\.bias' was modified in place"):  # noqa: SIM117
+        with frozen(ocean), torch.no_grad():
+            ocean.block.out.bias.add_(1.0)
+
+
+def test_load_state_dict_into_ocean_is_caught(make_model):
+    ocean, other = make_model(seed=0), make_model(seed=1)
+    before = ocean.lm_head.weight.detach().clone()
+    with frozen(ocean), pytest.raises(FrozenParameterError, match=r"\.load_state_dict\(\)"):
+        ocean.load_state_dict(other.state_dict())  # noqa: QIG001
+    assert torch.equal(ocean.lm_head.weight, before)
+    ocean.load_state_dict(other.state_dict())  # allowed again after the guard  # noqa: QIG001
+
+
+def test_nested_guards_restore_each_other(make_model):
+    ocean = make_model()
+    with frozen(ocean):
+        with frozen(ocean):
+            pass
+        with pytest.raises(FrozenParameterError):
+            ocean.train()  # noqa: QIG003
+    ocean.train()  # noqa: QIG003
