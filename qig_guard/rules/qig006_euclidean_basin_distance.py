@@ -3,17 +3,21 @@
 from __future__ import annotations
 
 import re
-from collections.abc import Iterator
+from collections.abc import Iterator, Sequence
 
 import libcst as cst
 
 from qig_guard.config import Config
 from qig_guard.names import words
+from qig_guard.resolve import dotted_name
 from qig_guard.rules._basin_values import (
     BasinRule,
     BasinText,
+    BasinValues,
+    Kind,
     Value,
     basin_text_pattern,
+    call_args,
     mentions_basin,
 )
 from qig_guard.rules._text import arguments_text, import_aliases, receiver_text
@@ -59,12 +63,45 @@ _SQUARES = frozenset({"torch.square", "numpy.square", "torch.pow", "numpy.power"
 _ONES = frozenset({"torch.ones", "torch.ones_like", "numpy.ones", "numpy.ones_like"})
 _KEEP = frozenset({"detach", "clone", "cpu", "float", "double", "flatten", "view", "reshape"})
 _SCALARS = frozenset({"mean", "sum", "max", "min", "median", "std", "var", "norm", "item"})
+_ARCCOS = frozenset({"numpy.arccos", "torch.acos", "torch.arccos", "math.acos"})
+_CLIPS = frozenset({"numpy.clip", "torch.clamp", "torch.clip"})
+_DOTS = frozenset(
+    {
+        "torch.dot",
+        "numpy.dot",
+        "torch.inner",
+        "numpy.inner",
+        "torch.vdot",
+        "numpy.vdot",
+        "torch.matmul",
+        "numpy.matmul",
+    }
+)
+_NORMALIZE = "torch.nn.functional.normalize"
 _NAMES = frozenset(
     q.rsplit(".", 1)[-1]
-    for q in (*_NORMS, *_PAIRWISE, *_COSINES, *_MODULES, *_SQRTS, *_REDUCTIONS, *_SQUARES, *_ONES)
+    for q in (
+        *_NORMS,
+        *_PAIRWISE,
+        *_COSINES,
+        *_MODULES,
+        *_SQRTS,
+        *_REDUCTIONS,
+        *_SQUARES,
+        *_ONES,
+        *_ARCCOS,
+        *_CLIPS,
+        *_DOTS,
+        _NORMALIZE,
+    )
 )
 _MODULE_TEXT = re.compile(r"MSELoss|PairwiseDistance|CosineSimilarity")
-_FISHER_IMPL = frozenset({"distance", "dist", "metric", "geodesic", "norm", "rao"})
+# A function named like this measures the distance between two basins (its first two parameters).
+_FISHER_WORDS = frozenset({"fisher", "rao", "bures", "geodesic"})
+_DISTANCE_WORDS = frozenset({"distance", "dist"})
+_DEF_NAME = re.compile(r"\bdef\s+(\w*(?:[Ff]isher|[Rr]ao|[Bb]ures|[Gg]eodesic)\w*)\(")
+_ARCCOS_TEXT = re.compile(r"\b(?:arc)?cos\(|\bacos\(|(?<![\w.])1(?:\.0*)?\s*-")
+_TRIG = frozenset({"sin", "cos", "sinh", "cosh", "tan"})  # what a slerp does with an angle
 
 
 # Callees whose call the rule reports, by last name; what the operands' text must show.
@@ -164,6 +201,165 @@ class _SelfAssignments(cst.CSTVisitor):
                 self.values.setdefault(t.attr.value, []).append(node.value)
 
 
+def _compares_by_name(function_name: str) -> bool:
+    """``fisher_distance``, ``_fisher_rao_distance``, ``bures_dist``: a distance between basins."""
+    found = set(words(function_name))
+    return bool(found & _FISHER_WORDS and found & _DISTANCE_WORDS)
+
+
+def _returns(function: cst.FunctionDef) -> list[cst.BaseExpression | None]:
+    """The values of the function's own ``return`` statements (not nested functions')."""
+    found: list[cst.BaseExpression | None] = []
+    stack: list[cst.CSTNode] = [function.body]
+    while stack:
+        node = stack.pop()
+        if isinstance(node, cst.Return):
+            found.append(node.value)
+        elif not isinstance(node, (cst.FunctionDef, cst.ClassDef, cst.Lambda)):
+            stack.extend(node.children)
+    return found
+
+
+def _first_parameter(function: cst.FunctionDef) -> str | None:
+    names = [p.name.value for p in (*function.params.posonly_params, *function.params.params)]
+    names = [n for n in names if n not in {"self", "cls"}]
+    return names[0] if names else None
+
+
+class _DistanceValues(BasinValues):
+    """:class:`BasinValues` that also knows three facts of distance code.
+
+    - A Fisher-named distance function (``fisher_distance_np(a, b)``,
+      ``_fisher_rao_distance``) compares two basins: its first two parameters are basins.
+    - A same-file helper that returns its first parameter divided by a norm
+      (``normalize(v)``) keeps its argument's kind.
+    - Values bound after the expression being checked (``before``) don't reach it.
+    """
+
+    def __init__(self, context: FileContext) -> None:
+        super().__init__(context)
+        self.before: cst.CSTNode | None = None
+        self._normalisers: dict[int, bool] = {}
+
+    def _compares_basins(self, function_name: str) -> bool:
+        return super()._compares_basins(function_name) or _compares_by_name(function_name)
+
+    def bound_values(self, name: str) -> list[Value] | None:
+        values = super().bound_values(name)
+        if values is None or len(values) < 2 or self.before is None:
+            return values
+        limit = self._start(self.before)
+        reaching = [
+            v for v in values if not isinstance(v, cst.BaseExpression) or self._start(v) < limit
+        ]
+        return reaching or None
+
+    def _start(self, node: cst.CSTNode) -> tuple[int, int]:
+        start = self.context.position(node).start
+        return start.line, start.column
+
+    def _call_kind(self, node: cst.Call) -> Kind | None:
+        found = super()._call_kind(node)
+        if found is None and self.is_normaliser(node.func):
+            positional, _ = call_args(node)
+            return self.kind(positional[0]) if positional else None
+        return found
+
+    def is_normaliser(self, func: cst.BaseExpression) -> bool:
+        """``func`` names a function of this file (or a method of this class) that
+        returns its first parameter divided by a norm or passed to ``normalize``."""
+        function = self._local_function(func)
+        if function is None:
+            return False
+        known = self._normalisers.get(id(function))
+        if known is None:
+            known = self._normalisers[id(function)] = _normalises(function)
+        return known
+
+    def _local_function(self, func: cst.BaseExpression) -> cst.FunctionDef | None:
+        if isinstance(func, cst.Name):
+            body: Sequence[cst.CSTNode] = self.context.module.body
+            name = func.value
+        elif (
+            isinstance(func, cst.Attribute)
+            and isinstance(func.value, cst.Name)
+            and func.value.value in {"self", "cls"}
+            and self.context.scopes.classes
+        ):
+            body = self.context.scopes.classes[-1].body.body
+            name = func.attr.value
+        else:
+            return None
+        for statement in body:
+            if isinstance(statement, cst.FunctionDef) and statement.name.value == name:
+                return statement
+        return None
+
+
+def _normalises(function: cst.FunctionDef) -> bool:
+    first = _first_parameter(function)
+    returns = _returns(function)
+    if first is None or not returns:
+        return False
+    norms = {
+        target.target.value
+        for line in function.body.body
+        if isinstance(line, cst.SimpleStatementLine)
+        for small in line.body
+        if isinstance(small, cst.Assign)
+        for target in small.targets
+        if isinstance(target.target, cst.Name) and _mentions_norm(small.value)
+    }
+
+    def scaled(value: cst.BaseExpression | None) -> bool:
+        if isinstance(value, cst.BinaryOperation) and isinstance(value.operator, cst.Divide):
+            root = value.left
+            while isinstance(root, cst.Call) and isinstance(root.func, cst.Attribute):
+                root = root.func.value
+            divisor = value.right
+            named = {n.value for n in _names_in(divisor)}
+            return (
+                isinstance(root, cst.Name)
+                and root.value == first
+                and (_mentions_norm(divisor) or bool(named & norms))
+            )
+        if isinstance(value, cst.Call):
+            name = dotted_name(value.func) or ""
+            positional, _ = call_args(value)
+            return (
+                name.rsplit(".", 1)[-1] == "normalize"
+                and bool(positional)
+                and isinstance(positional[0], cst.Name)
+                and positional[0].value == first
+            )
+        return False
+
+    return all(scaled(value) for value in returns)
+
+
+def _names_in(node: cst.CSTNode) -> Iterator[cst.Name]:
+    stack = [node]
+    while stack:
+        current = stack.pop()
+        if isinstance(current, cst.Name):
+            yield current
+        stack.extend(current.children)
+
+
+def _mentions_norm(node: cst.CSTNode) -> bool:
+    """A call of a ``norm``/``sqrt``-named function in ``node``."""
+    stack = [node]
+    while stack:
+        current = stack.pop()
+        if isinstance(current, cst.Call):
+            name = dotted_name(current.func) or ""
+            last = name.rsplit(".", 1)[-1]
+            if "norm" in last or last == "sqrt":
+                return True
+        stack.extend(current.children)
+    return False
+
+
 class EuclideanBasinDistance(BasinRule):
     """
     ## What it does
@@ -231,19 +427,26 @@ class EuclideanBasinDistance(BasinRule):
 
     def __init__(self, context: FileContext) -> None:
         super().__init__(context)
+        self.values = self._distances = _DistanceValues(context)
         self._covered: set[int] = set()
         self._classes: dict[int, dict[str, list[cst.BaseExpression]]] = {}
         self._mentions_modules = _MODULE_TEXT.search(context.source) is not None
 
     @classmethod
     def could_match(cls, source: str, config: Config) -> bool:
-        """A basin name, then an ``nn`` distance module, an identity Fisher metric
-        (``ones`` and ``fisher``), ``** 0.5``, or a call of a norm, sqrt, pairwise
-        distance, cosine, dot or squared reduction whose operands may hold a basin."""
+        """A Fisher-named distance function (its parameters are basins), or a basin
+        name and then an ``nn`` distance module, an identity Fisher metric (``ones``
+        and ``fisher``), ``** 0.5``, an ``arccos`` or ``1 -`` beside a norm, or a call of
+        a norm, sqrt, pairwise distance, cosine, dot or squared reduction whose operands
+        may hold a basin."""
+        if any(_compares_by_name(name) for name in _DEF_NAME.findall(source)):
+            return True
         names = (*config.basin_names, *config.basin_tables)
         basin = basin_text_pattern(names)
         if not mentions_basin(source, names, basin):
             return False
+        if ("norm" in source or "sqrt" in source) and _ARCCOS_TEXT.search(source):
+            return True
         if any(m in source for m in ("Loss", "Distance", "Similarity")) and _MODULE_TEXT.search(
             source
         ):
@@ -266,18 +469,36 @@ class EuclideanBasinDistance(BasinRule):
 
     # -- visiting ------------------------------------------------------------
     def visit_BinaryOperation(self, node: cst.BinaryOperation) -> None:
+        if id(node) in self._covered:
+            return
         if isinstance(node.operator, cst.Power) and _number(node.right) == 0.5:
+            self._distances.before = node
             self._check_sqrt(node, node.left)
+        elif isinstance(node.operator, cst.Multiply):
+            for two, rest in ((node.left, node.right), (node.right, node.left)):
+                if _number(two) == 2 and isinstance(rest, cst.BinaryOperation):
+                    self._covered.add(id(rest))  # ``2 * (1 - cos)``: reported at its ``sqrt``
+        elif isinstance(node.operator, cst.Subtract) and _number(node.left) == 1:
+            self._distances.before = node
+            if self._is_unit_cosine(node.right):
+                self._cover(node)
+                self._flag(node, "one minus the cosine of basins (a cosine distance)")
 
     def visit_Call(self, node: cst.Call) -> None:
         func = node.func
-        if (
-            id(node) in self._covered
-            or not self._may_flag(func)
-            or self._in_fisher_implementation()
-        ):
+        if id(node) in self._covered or not self._may_flag(func):
             return
+        self._distances.before = node
         qualified = self._resolve(func)
+        cosine: cst.BaseExpression | None = None
+        if qualified in _ARCCOS:
+            cosine = argument(node, 0, "x", "input")
+        elif isinstance(func, cst.Attribute) and func.attr.value in {"acos", "arccos"}:
+            cosine = func.value
+        if cosine is not None and self._is_unit_cosine(cosine) and not self._is_slerp(node):
+            self._cover(node)
+            self._flag(node, "the angle of a cosine between basins (`arccos`)")
+            return
         if qualified in _SQRTS:
             inner = argument(node, 0, "x", "input")
             if inner is not None:
@@ -313,8 +534,6 @@ class EuclideanBasinDistance(BasinRule):
         return self.values.call_name(func, _NAMES)
 
     def _check_sqrt(self, node: cst.BaseExpression, inner: cst.BaseExpression) -> None:
-        if self._in_fisher_implementation():
-            return
         if self._is_sum_of_squares(inner):
             self._cover(inner)
             self._flag(node, "a hand-rolled Euclidean distance between basins")
@@ -323,11 +542,11 @@ class EuclideanBasinDistance(BasinRule):
             self._flag(node, "the chordal distance `sqrt(2 * (1 - cos))`, Euclidean on the sphere")
 
     def _cover(self, node: cst.CSTNode) -> None:
-        """Mark ``node`` and the calls in it as reported by an enclosing finding."""
+        """Mark ``node`` and the calls and operations in it as reported by an enclosing finding."""
         stack = [node]
         while stack:
             current = stack.pop()
-            if isinstance(current, cst.Call):
+            if isinstance(current, (cst.Call, cst.BinaryOperation)):
                 self._covered.add(id(current))
             stack.extend(current.children)
 
@@ -336,14 +555,6 @@ class EuclideanBasinDistance(BasinRule):
             node,
             f"basin proximity measured with {what}; use the Fisher distance "
             "`fisher_distance(a, b, fisher_diag)`",
-        )
-
-    def _in_fisher_implementation(self) -> bool:
-        scopes = [s.name.value for s in self.context.scopes.functions] + [
-            s.name.value for s in self.context.scopes.classes
-        ]
-        return any(
-            "fisher" in (found := set(words(name))) and found & _FISHER_IMPL for name in scopes
         )
 
     # -- shapes ------------------------------------------------------------
@@ -413,10 +624,14 @@ class EuclideanBasinDistance(BasinRule):
         if not isinstance(node, cst.Call):
             return False
         func = node.func
-        if self._resolve(func) in _COSINES:
+        qualified = self._resolve(func)
+        if qualified in _COSINES:
             first, second = argument(node, 0, "x1", "input"), argument(node, 1, "x2", "other")
             return self._has_basin_operand(first, second)
-        if isinstance(func, cst.Attribute):
+        if qualified in _CLIPS or (isinstance(func, cst.Name) and func.value == "float"):
+            inner = argument(node, 0, "input", "a", "x")
+            return inner is not None and self._is_cosine(inner)
+        if isinstance(func, cst.Attribute) and qualified is None:
             if func.attr.value in {"clamp", "clip", "item", "squeeze", *_KEEP}:
                 return self._is_cosine(func.value)
             if func.attr.value == "sum" and isinstance(func.value, cst.BinaryOperation):
@@ -427,9 +642,13 @@ class EuclideanBasinDistance(BasinRule):
         return False
 
     def _is_chordal(self, node: Value) -> bool:
-        """``2 * (1 - cos)``, ``(1 - cos) * 2`` or ``2 - 2 * cos`` with a basin cosine."""
+        """``2 * (1 - cos)``, ``(1 - cos) * 2`` or ``2 - 2 * cos`` with a basin cosine
+        (also clamped)."""
         if isinstance(node, cst.Name):
             return self.values.follow(node.value, self._is_chordal)
+        if isinstance(node, cst.Call):
+            inner = self._clipped(node)
+            return inner is not None and self._is_chordal(inner)
         if not isinstance(node, cst.BinaryOperation):
             return False
         if isinstance(node.operator, cst.Multiply):
@@ -450,6 +669,131 @@ class EuclideanBasinDistance(BasinRule):
                 and _number(product.left) == 2
                 and self._is_cosine(product.right)
             )
+        return False
+
+    def _clipped(self, node: cst.Call) -> cst.BaseExpression | None:
+        """``x`` of ``np.clip(x, ...)``, ``torch.clamp(x, ...)``, ``x.clamp(...)``, ``float(x)``,
+        ``x.item()``."""
+        func = node.func
+        qualified = self._resolve(func)
+        if qualified in _CLIPS or (isinstance(func, cst.Name) and func.value == "float"):
+            return argument(node, 0, "input", "a", "x")
+        if (
+            isinstance(func, cst.Attribute)
+            and qualified is None
+            and func.attr.value in {"clamp", "clip", "item", "squeeze", *_KEEP}
+        ):
+            return func.value
+        return None
+
+    def _is_unit_cosine(self, node: Value) -> bool:
+        """A cosine of basins built by formula: a dot over the product of the norms,
+        or a dot of normalised basins (also clipped, via local names)."""
+        if isinstance(node, cst.Name):
+            return self.values.follow(node.value, self._is_unit_cosine)
+        if isinstance(node, cst.Call):
+            inner = self._clipped(node)
+            if inner is not None:
+                return self._is_unit_cosine(inner)
+        if isinstance(node, cst.BinaryOperation) and isinstance(node.operator, cst.Divide):
+            operands = self._dot_operands(node.left)
+            return (
+                operands is not None
+                and self._has_basin_operand(*operands)
+                and self._is_norm_like(node.right)
+            )
+        if not isinstance(node, cst.BaseExpression):
+            return False
+        operands = self._dot_operands(node)
+        return operands is not None and all(self._is_unit(o) for o in operands)
+
+    def _dot_operands(
+        self, node: cst.BaseExpression
+    ) -> tuple[cst.BaseExpression, cst.BaseExpression] | None:
+        """``(a, b)`` of ``np.dot(a, b)``, ``a @ b``, ``(a * b).sum()``, ``np.sum(a * b)``;
+        a local name assigned once is followed."""
+        if isinstance(node, cst.Name):
+            value = self.values.single_value(node.value)
+            return self._dot_operands(value) if value is not None else None
+        if isinstance(node, cst.BinaryOperation) and isinstance(node.operator, cst.MatrixMultiply):
+            return node.left, node.right
+        if not isinstance(node, cst.Call):
+            return None
+        func = node.func
+        qualified = self._resolve(func)
+        if qualified in _DOTS:
+            first, second = argument(node, 0, "input", "a"), argument(node, 1, "other", "b")
+            return (first, second) if first is not None and second is not None else None
+        product: cst.BaseExpression | None = None
+        if qualified in {"numpy.sum", "torch.sum"}:
+            product = argument(node, 0, "input", "a")
+        elif isinstance(func, cst.Attribute) and qualified is None and func.attr.value == "sum":
+            product = func.value
+        if isinstance(product, cst.BinaryOperation) and isinstance(product.operator, cst.Multiply):
+            return product.left, product.right
+        return None
+
+    def _is_unit(self, node: Value) -> bool:
+        """A basin scaled to unit length: ``F.normalize(b)``, ``b / norm(b)`` (``+ eps``),
+        or a same-file normalising helper of a basin."""
+        if isinstance(node, cst.Name):
+            return self.values.follow(node.value, self._is_unit)
+        if isinstance(node, cst.BinaryOperation) and isinstance(node.operator, cst.Divide):
+            return self.values.is_basin(node.left) and self._is_norm_like(node.right)
+        if isinstance(node, cst.Call):
+            func = node.func
+            if self._resolve(func) == _NORMALIZE or self._distances.is_normaliser(func):
+                first = argument(node, 0, "input", "x")
+                return first is not None and self.values.is_basin(first)
+            if isinstance(func, cst.Attribute) and func.attr.value in _KEEP:
+                return self._is_unit(func.value)
+        return False
+
+    def _is_norm_like(self, node: Value) -> bool:
+        """A norm, a square root, a product of them, or one plus a small constant."""
+        if isinstance(node, cst.Name):
+            return self.values.follow(node.value, self._is_norm_like)
+        if isinstance(node, cst.BinaryOperation):
+            if isinstance(node.operator, cst.Multiply):
+                return self._is_norm_like(node.left) and self._is_norm_like(node.right)
+            if isinstance(node.operator, cst.Add):
+                return self._is_norm_like(node.left) or self._is_norm_like(node.right)
+            return isinstance(node.operator, cst.Power) and _number(node.right) == 0.5
+        if not isinstance(node, cst.Call):
+            return False
+        func = node.func
+        qualified = self._resolve(func)
+        if qualified in _NORMS or qualified in _SQRTS:
+            return True
+        if isinstance(func, cst.Attribute) and func.attr.value in {"norm", "sqrt"}:
+            return qualified is None or qualified in _NORMS
+        if isinstance(func, cst.Name) and func.value in {"float", "max"}:
+            first = argument(node, 0)
+            return first is not None and self._is_norm_like(first)
+        inner = self._clipped(node)
+        return inner is not None and self._is_norm_like(inner)
+
+    def _is_slerp(self, angle: cst.Call) -> bool:
+        """The angle is bound to a name that a ``sin``/``cos`` of the function uses:
+        a spherical interpolation, not a distance."""
+        scope, flow = self.values.flow()
+        span = self.context.position(angle)
+        start, end = (span.start.line, span.start.column), (span.end.line, span.end.column)
+        for name, values in flow.values.items():
+            for value in values:
+                if not isinstance(value, cst.BaseExpression):
+                    continue
+                bound = self.context.position(value)
+                if (bound.start.line, bound.start.column) <= start and end <= (
+                    bound.end.line,
+                    bound.end.column,
+                ):
+                    break
+            else:
+                continue
+            pattern = rf"\b(?:{'|'.join(_TRIG)})\s*\([^\n]*\b{re.escape(name)}\b"
+            if re.search(pattern, self.context.code_for(scope)):
+                return True
         return False
 
     def _has_basin_operand(self, *operands: cst.BaseExpression | None) -> bool:
@@ -511,14 +855,16 @@ class EuclideanBasinDistance(BasinRule):
         return found
 
     def _is_identity_fisher(self, node: cst.Call) -> bool:
-        """``fisher_distance(a, b, torch.ones_like(a))``: the identity metric."""
+        """``fisher_distance(a, b, torch.ones_like(a))``, ``diagonal_fisher_distance(a, b,
+        fisher_diagonal=ones)``: the identity metric, passed after the two basins."""
         name = self.context.code_for(node.func).rsplit(".", 1)[-1]
         called = set(words(name))
-        if "fisher" not in called or not called & {"distance", "dist"}:
+        if "fisher" not in called or not called & _DISTANCE_WORDS:
             return False
-        metric = argument(node, 2, "fisher_diag", "fisher", "metric", "diag", "weights")
-        operands = (argument(node, 0), argument(node, 1))
-        return metric is not None and self._is_ones(metric) and self._has_basin_operand(*operands)
+        positional, keywords = call_args(node)
+        metrics = [*positional[2:], *keywords.values()]
+        operands = positional[:2]
+        return any(self._is_ones(m) for m in metrics) and self._has_basin_operand(*operands)
 
     def _is_ones(self, node: Value) -> bool:
         if isinstance(node, cst.Call):
