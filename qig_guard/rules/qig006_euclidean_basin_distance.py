@@ -78,6 +78,7 @@ _DOTS = frozenset(
     }
 )
 _NORMALIZE = "torch.nn.functional.normalize"
+_RANDOMS = frozenset({"torch.randn", "torch.rand", "torch.randn_like", "torch.rand_like"})
 _NAMES = frozenset(
     q.rsplit(".", 1)[-1]
     for q in (
@@ -99,6 +100,7 @@ _MODULE_TEXT = re.compile(r"MSELoss|PairwiseDistance|CosineSimilarity")
 # A function named like this measures the distance between two basins (its first two parameters).
 _FISHER_WORDS = frozenset({"fisher", "rao", "bures", "geodesic"})
 _DISTANCE_WORDS = frozenset({"distance", "dist"})
+_DEF = re.compile(r"\bdef\s+(\w*[Dd]ist\w*)\(")
 _DEF_NAME = re.compile(r"\bdef\s+(\w*(?:[Ff]isher|[Rr]ao|[Bb]ures|[Gg]eodesic)\w*)\(")
 _ARCCOS_TEXT = re.compile(r"\b(?:arc)?cos\(|\bacos\(|(?<![\w.])1(?:\.0*)?\s*-")
 _TRIG = frozenset({"sin", "cos", "sinh", "cosh", "tan"})  # what a slerp does with an angle
@@ -240,9 +242,53 @@ class _DistanceValues(BasinValues):
         super().__init__(context)
         self.before: cst.CSTNode | None = None
         self._normalisers: dict[int, bool] = {}
+        self._calls: dict[str, list[cst.Call]] | None = None
 
     def _compares_basins(self, function_name: str) -> bool:
-        return super()._compares_basins(function_name) or _compares_by_name(function_name)
+        return (
+            super()._compares_basins(function_name)
+            or _compares_by_name(function_name)
+            or (
+                bool(_DISTANCE_WORDS.intersection(words(function_name)))
+                and self._called_with_basins(function_name)
+            )
+        )
+
+    def _called_with_basins(self, function_name: str) -> bool:
+        """Some call of ``function_name(...)`` or ``self.function_name(...)`` in this file
+        passes a basin-named value among its first two arguments."""
+        if self._calls is None:
+            self._calls = {}
+            stack: list[cst.CSTNode] = [self.context.module]
+            while stack:
+                node = stack.pop()
+                if isinstance(node, cst.Call):
+                    func = node.func
+                    if isinstance(func, cst.Name):
+                        self._calls.setdefault(func.value, []).append(node)
+                    elif isinstance(func, cst.Attribute) and dotted_name(func.value) in {
+                        "self",
+                        "cls",
+                    }:
+                        self._calls.setdefault(func.attr.value, []).append(node)
+                stack.extend(node.children)
+        return any(
+            self._named_basin(argument)
+            for call in self._calls.get(function_name, ())
+            for argument in call_args(call)[0][:2]
+        )
+
+    def _named_basin(self, node: cst.BaseExpression) -> bool:
+        """A basin by its name alone: ``target_basin``, ``self.basin.detach()``, ``d["basin"]``."""
+        if isinstance(node, cst.Name):
+            return self.kind_of_name(node.value) is Kind.BASIN
+        if isinstance(node, cst.Attribute):
+            return self.kind_of_name(node.attr.value) is Kind.BASIN
+        if isinstance(node, cst.Call) and isinstance(node.func, cst.Attribute):
+            return node.func.attr.value in _KEEP and self._named_basin(node.func.value)
+        if isinstance(node, cst.Subscript):
+            return self.kind(node) is Kind.BASIN
+        return False
 
     def bound_values(self, name: str) -> list[Value] | None:
         values = super().bound_values(name)
@@ -337,6 +383,37 @@ def _normalises(function: cst.FunctionDef) -> bool:
     return all(scaled(value) for value in returns)
 
 
+def _unwrap(value: Value) -> Value:
+    """``x`` of ``float(x)`` and ``x.item()``."""
+    if isinstance(value, cst.Call):
+        func = value.func
+        if isinstance(func, cst.Name) and func.value == "float" and len(value.args) == 1:
+            return value.args[0].value
+        if isinstance(func, cst.Attribute) and func.attr.value == "item" and not value.args:
+            return func.value
+    return value
+
+
+def _use_role(name: cst.Name, parents: tuple[cst.CSTNode, ...]) -> str | None:
+    """``"divisor"`` in ``v / name`` or ``v / (name + eps)``, ``"compare"`` in a
+    comparison, else ``None``."""
+    parent = parents[-1]
+    if isinstance(parent, (cst.Comparison, cst.ComparisonTarget)):
+        return "compare"
+    if isinstance(parent, cst.BinaryOperation) and isinstance(parent.operator, cst.Add):
+        name_or_sum: cst.CSTNode = parent
+        parent = parents[-2] if len(parents) > 1 else parent
+    else:
+        name_or_sum = name
+    if (
+        isinstance(parent, cst.BinaryOperation)
+        and isinstance(parent.operator, cst.Divide)
+        and parent.right is name_or_sum
+    ):
+        return "divisor"
+    return None
+
+
 def _names_in(node: cst.CSTNode) -> Iterator[cst.Name]:
     stack = [node]
     while stack:
@@ -363,27 +440,41 @@ def _mentions_norm(node: cst.CSTNode) -> bool:
 class EuclideanBasinDistance(BasinRule):
     """
     ## What it does
-    Flags a Euclidean or cosine proximity between basins: `torch.norm(a - b)`,
-    `(a - b).norm()`, `torch.linalg.norm`/`vector_norm`, `np.linalg.norm(a - b)`,
-    `torch.dist`, `torch.cdist`, `F.pairwise_distance`, `F.mse_loss`,
-    `nn.MSELoss()(a, b)` (also through a name or `self.criterion`),
-    `F.cosine_similarity`, and the hand-rolled forms `sqrt(((a - b) ** 2).sum())`,
-    `((a - b) ** 2).mean()`, `torch.sqrt((d * d).sum())` where `d = a - b`, the
-    chordal `sqrt(2 * (1 - cos))`, and a Fisher-distance call whose Fisher
-    diagonal is `torch.ones_like(...)`/`np.ones(...)` (the identity metric).
+    Flags a Euclidean, cosine, chordal or angle-of-cosine distance between
+    basins, recognised by its formula wherever it appears, also inside a
+    function named after the Fisher distance:
+
+    - the Euclidean norm of a difference: `torch.norm(a - b)`, `(a - b).norm()`,
+      `torch.linalg.norm`/`vector_norm`, `np.linalg.norm(a - b)`, `torch.dist`,
+      `torch.cdist`, `F.pairwise_distance`, `F.mse_loss`, `nn.MSELoss()(a, b)`
+      (also through a name or `self.criterion`), and hand-rolled
+      `sqrt(((a - b) ** 2).sum())`, `((a - b) ** 2).mean()`, `sqrt((d * d).sum())`;
+    - a cosine: `F.cosine_similarity`, or a dot over the norms
+      (`np.dot(a, b) / (np.linalg.norm(a) * np.linalg.norm(b))`, `a @ b / (na * nb)`)
+      or a dot of normalised basins (`F.normalize`, `b / (norm(b) + eps)`, a
+      normalising helper of the same file), used as a distance: `1 - cos`,
+      `arccos(cos)` (clipped or not), or the chordal `sqrt(2 * (1 - cos))`;
+    - a Fisher-distance call whose Fisher diagonal is `ones`/`ones_like`
+      (the identity metric), under any keyword.
 
     At least one operand must be a basin: by name (`basin-names`), a table of
-    basins (`basin-tables`), or a value flowing from one within the function.
-    Not flagged: a weighted difference (`sqrt(F) * (a - b)`), one vector's
-    magnitude or normalisation (`basin / basin.norm()`), an explicit non-2
-    order (`p=1`), distances between things that are not basins, and the body
-    of a function or class implementing the Fisher distance itself.
+    basins (`basin-tables`), a value flowing from one within the function, or
+    a parameter of a function comparing two basins by its name
+    (`basin_distance(a, b)`, `fisher_distance_np(a, b)`, `_fisher_rao_distance`).
+    Not flagged: a difference weighted by a Fisher metric (`sqrt(F) * (a - b)`),
+    computations in sqrt-probability coordinates (Bhattacharyya
+    `arccos(sum(sqrt(p * q)))`, Hellinger `norm(sqrt(p) - sqrt(q))`, `arccos` of a
+    plain dot), one vector's magnitude or normalisation (`basin / basin.norm()`),
+    an explicit non-2 order (`p=1`), an angle that feeds `sin` (a slerp), and
+    distances between things that are not basins.
 
     ## Why is this bad
     Basins live on a curved statistical manifold; the spec requires basin
     proximity to be measured with the Fisher metric. A Euclidean or cosine
     distance weighs every coordinate alike, so training and sync steps follow
-    the wrong geometry and distances are not comparable across models.
+    the wrong geometry and distances are not comparable across models. Named
+    after Fisher or not, `sqrt(2 * (1 - cos))` and `arccos(cos)` of L2-normalised
+    raw vectors are Euclidean geometry on the unit sphere.
 
     ## Example
     ```python
@@ -414,6 +505,11 @@ class EuclideanBasinDistance(BasinRule):
             "import torch\nfrom qig_guard.runtime import fisher_distance\n"
             "dist = fisher_distance(basin, target_basin, torch.ones_like(basin))\n"
         ),
+        Invalid(
+            "import numpy as np\n\n\ndef fisher_distance(a, b):\n"
+            "    cos = np.dot(a, b) / (np.linalg.norm(a) * np.linalg.norm(b))\n"
+            "    return np.sqrt(2 * (1 - cos))\n"
+        ),
     )
     VALID = (
         "from qig_guard.runtime import fisher_distance\n"
@@ -423,6 +519,8 @@ class EuclideanBasinDistance(BasinRule):
         "import torch\nerr = torch.norm(logits - labels)\n",
         "import torch\n\n\ndef fisher_distance(a_basin, b_basin, fisher_diag):\n"
         "    return torch.sqrt((fisher_diag * (a_basin - b_basin) ** 2).sum())\n",
+        "import numpy as np\n\n\ndef fisher_rao_distance(p, q):\n"
+        "    return np.arccos(np.clip(np.sum(np.sqrt(p * q)), 0.0, 1.0))\n",
     )
 
     def __init__(self, context: FileContext) -> None:
@@ -447,6 +545,8 @@ class EuclideanBasinDistance(BasinRule):
             return False
         if ("norm" in source or "sqrt" in source) and _ARCCOS_TEXT.search(source):
             return True
+        if any(_DISTANCE_WORDS.intersection(words(name)) for name in _DEF.findall(source)):
+            return True  # a distance function whose callers may pass basins
         if any(m in source for m in ("Loss", "Distance", "Similarity")) and _MODULE_TEXT.search(
             source
         ):
@@ -550,7 +650,9 @@ class EuclideanBasinDistance(BasinRule):
                 self._covered.add(id(current))
             stack.extend(current.children)
 
-    def _flag(self, node: cst.CSTNode, what: str) -> None:
+    def _flag(self, node: cst.BaseExpression, what: str) -> None:
+        if self._only_normalises(node):
+            return
         self.report(
             node,
             f"basin proximity measured with {what}; use the Fisher distance "
@@ -563,9 +665,7 @@ class EuclideanBasinDistance(BasinRule):
         if isinstance(node, cst.BinaryOperation) and isinstance(node.operator, cst.Subtract):
             if _is_scalar(node.left) or _is_scalar(node.right):
                 return False  # centring or shifting one vector: ``basin - basin.mean()``
-            return self.values.is_basin_or_table(node.left) or self.values.is_basin_or_table(
-                node.right
-            )
+            return self._is_basin(node.left) or self._is_basin(node.right)
         if isinstance(node, cst.Name):
             return self.values.follow(node.value, self._is_difference)
         if isinstance(node, cst.Call) and isinstance(node.func, cst.Attribute):
@@ -621,6 +721,8 @@ class EuclideanBasinDistance(BasinRule):
             return self.values.follow(node.value, self._is_cosine)
         if isinstance(node, cst.BinaryOperation) and isinstance(node.operator, cst.MatrixMultiply):
             return self._has_basin_operand(node.left, node.right)
+        if isinstance(node, cst.BinaryOperation) and isinstance(node.operator, cst.Divide):
+            return self._is_unit_cosine(node)
         if not isinstance(node, cst.Call):
             return False
         func = node.func
@@ -673,11 +775,16 @@ class EuclideanBasinDistance(BasinRule):
 
     def _clipped(self, node: cst.Call) -> cst.BaseExpression | None:
         """``x`` of ``np.clip(x, ...)``, ``torch.clamp(x, ...)``, ``x.clamp(...)``, ``float(x)``,
-        ``x.item()``."""
+        ``max(x, eps)``, ``x.item()``."""
         func = node.func
         qualified = self._resolve(func)
         if qualified in _CLIPS or (isinstance(func, cst.Name) and func.value == "float"):
             return argument(node, 0, "input", "a", "x")
+        if isinstance(func, cst.Name) and func.value in {"max", "min"} and len(node.args) == 2:
+            first, second = (a.value for a in node.args)
+            if _number(second) is not None or isinstance(second, cst.UnaryOperation):
+                return first
+            return second if _number(first) is not None else None
         if (
             isinstance(func, cst.Attribute)
             and qualified is None
@@ -797,7 +904,54 @@ class EuclideanBasinDistance(BasinRule):
         return False
 
     def _has_basin_operand(self, *operands: cst.BaseExpression | None) -> bool:
-        return any(o is not None and self.values.is_basin_or_table(o) for o in operands)
+        return any(o is not None and self._is_basin(o) for o in operands)
+
+    def _is_basin(self, node: cst.BaseExpression) -> bool:
+        """A basin or a table of basins, not one drawn at random in this function
+        (``basin1 = np.random.randn(64)`` in a test of a distance function)."""
+        return self.values.is_basin_or_table(node) and not self._is_random(node)
+
+    def _is_random(self, node: Value) -> bool:
+        if isinstance(node, cst.Name):
+            return self.values.follow(node.value, self._is_random)
+        if not isinstance(node, cst.Call):
+            return False
+        func = node.func
+        if isinstance(func, cst.Attribute) and func.attr.value in _KEEP:
+            return self._is_random(func.value)
+        name = self.context.qualified_name(func) or ""
+        return name.startswith(("numpy.random.", "random.")) or name in _RANDOMS
+
+    def _only_normalises(self, node: cst.BaseExpression) -> bool:
+        """The value is bound to a name that is only divided by (``v / (n + eps)``) and
+        compared: a difference scaled to a unit direction, not a distance."""
+        scope, flow = self.values.flow()
+        if not isinstance(scope, cst.FunctionDef):
+            return False
+        name = next(
+            (n for n, bound in flow.values.items() if any(_unwrap(v) is node for v in bound)),
+            None,
+        )
+        if name is None:
+            return False
+        divides = False
+        stack: list[tuple[cst.CSTNode, tuple[cst.CSTNode, ...]]] = [(scope.body, ())]
+        while stack:
+            current, parents = stack.pop()
+            if isinstance(current, cst.Name) and current.value == name and parents:
+                role = _use_role(current, parents)
+                if role is None:
+                    return False
+                divides = divides or role == "divisor"
+            elif not isinstance(current, cst.AssignTarget):
+                parents = (*parents[-2:], current)
+                if isinstance(current, cst.Attribute):
+                    stack.append((current.value, parents))  # not the ``norm`` of ``x.norm``
+                elif isinstance(current, cst.Arg):
+                    stack.append((current.value, parents))
+                else:
+                    stack.extend((child, parents) for child in current.children)
+        return divides
 
     def _is_norm_of_difference(self, node: cst.Call, qualified: str | None) -> bool:
         func = node.func

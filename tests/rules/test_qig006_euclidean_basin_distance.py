@@ -271,6 +271,37 @@ FLAGGED = {
             v = F.normalize(target_basin, dim=-1)
             return (u * v).sum().clamp(-1, 1).acos()
     """,
+    "norm_used_as_divisor_and_reported": """
+        import numpy as np
+
+        def push(current_basin, target_basin, log):
+            gap = target_basin - current_basin
+            norm = np.linalg.norm(gap)
+            log["basin_distance"] = float(norm)
+            return gap / norm
+    """,
+    "chordal_floored_with_max_in_fisher_method": """
+        import numpy as np
+
+        class Monitor:
+            def _compute_fisher_distance(self, a, b):
+                na, nb = np.linalg.norm(a), np.linalg.norm(b)
+                if na < 1e-8 or nb < 1e-8:
+                    return 0.0
+                cos = np.clip(np.dot(a, b) / (na * nb), -1.0, 1.0)
+                d2 = 2.0 * (1.0 - cos)
+                return float(np.sqrt(max(d2, 1e-8)))
+    """,
+    "distance_helper_whose_caller_passes_basins": """
+        import numpy as np
+
+        class Kernel:
+            def _dist(self, x, y):
+                return float(np.linalg.norm(x - y))
+
+            def resonance(self, other):
+                return 1.0 / (1.0 + self._dist(self.basin_coords, other.basin_coords))
+    """,
     "self_normaliser_method": """
         import numpy as np
 
@@ -369,6 +400,35 @@ NOT_FLAGGED = {
     "one_minus_a_probability": """
         def keep(basin, dropout):
             return basin * (1 - dropout)
+    """,
+    "difference_scaled_to_a_unit_direction": """
+        import numpy as np
+
+        def step_toward(current_basin, target, G):
+            direction = target - current_basin
+            norm = np.linalg.norm(direction)
+            if norm < 1e-10:
+                return current_basin
+            direction = direction / (norm + 1e-12)
+            return current_basin + 0.1 * np.linalg.solve(G, direction)
+    """,
+    "identity_metric_on_random_vectors_in_a_test": """
+        import numpy as np
+
+        def test_fisher_rao_distance_diagonal():
+            basin1 = np.random.randn(64)
+            basin2 = np.random.randn(64)
+            metric = np.ones(64)
+            assert fisher_rao_distance(basin1, basin2, metric=metric) > 0
+    """,
+    "distance_helper_called_with_embeddings": """
+        import numpy as np
+
+        def _dist(x, y):
+            return float(np.linalg.norm(x - y))
+
+        def nearest(query_vec, vectors, basin_dim=64):
+            return min(vectors, key=lambda v: _dist(query_vec, v))
     """,
     "fisher_weighted_distance_in_fisher_method": """
         import torch
