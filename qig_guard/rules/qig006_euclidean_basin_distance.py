@@ -395,8 +395,8 @@ def _unwrap(value: Value) -> Value:
 
 
 def _use_role(name: cst.Name, parents: tuple[cst.CSTNode, ...]) -> str | None:
-    """``"divisor"`` in ``v / name`` or ``v / (name + eps)``, ``"compare"`` in a
-    comparison, else ``None``."""
+    """``"divisor"`` in ``v / name`` or ``v / (name + eps)`` (not ``1 / (1 + name)``),
+    ``"compare"`` in a comparison, else ``None``."""
     parent = parents[-1]
     if isinstance(parent, (cst.Comparison, cst.ComparisonTarget)):
         return "compare"
@@ -409,6 +409,7 @@ def _use_role(name: cst.Name, parents: tuple[cst.CSTNode, ...]) -> str | None:
         isinstance(parent, cst.BinaryOperation)
         and isinstance(parent.operator, cst.Divide)
         and parent.right is name_or_sum
+        and _number(parent.left) is None
     ):
         return "divisor"
     return None

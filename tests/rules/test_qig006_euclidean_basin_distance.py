@@ -302,6 +302,13 @@ FLAGGED = {
             def resonance(self, other):
                 return 1.0 / (1.0 + self._dist(self.basin_coords, other.basin_coords))
     """,
+    "norm_turned_into_similarity": """
+        import torch
+
+        def resonance(self, other):
+            gap = (self.basin_coords - other.basin_coords).norm().item()
+            return 1.0 / (1.0 + gap)
+    """,
     "self_normaliser_method": """
         import numpy as np
 
