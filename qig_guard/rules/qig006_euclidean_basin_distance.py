@@ -102,7 +102,11 @@ _FISHER_WORDS = frozenset({"fisher", "rao", "bures", "geodesic"})
 _DISTANCE_WORDS = frozenset({"distance", "dist"})
 _DEF = re.compile(r"\bdef\s+(\w*[Dd]ist\w*)\(")
 _DEF_NAME = re.compile(r"\bdef\s+(\w*(?:[Ff]isher|[Rr]ao|[Bb]ures|[Gg]eodesic)\w*)\(")
-_ARCCOS_TEXT = re.compile(r"\b(?:arc)?cos\(|\bacos\(|(?<![\w.])1(?:\.0*)?\s*-")
+_ONE_MINUS = re.compile(r"(?<![\w.])1(?:\.0*)?\s*-\s*(\(|[A-Za-z_]\w*)")
+_DOT_TEXT = re.compile(
+    r"dot\(|@|inner\(|matmul\(|sum\(|clip\(|clamp\(|normalize\("
+    r"|(?:dot|norm|sqrt)[^\n]*/|/[^\n]*(?:dot|norm|sqrt)"
+)
 _TRIG = frozenset({"sin", "cos", "sinh", "cosh", "tan"})  # what a slerp does with an angle
 
 
@@ -138,6 +142,35 @@ def _reported_calls(source: str, aliases: dict[str, str]) -> Iterator[tuple[str,
 
 def _squared(text: str) -> bool:
     return "*" in text or "pow" in text or "square" in text
+
+
+def _one_minus_dot(source: str) -> bool:
+    """``1 - x`` where ``x`` (the rest of the line, or a name's assignments) shows a dot
+    product, a sum, a clip, ``normalize`` or a division beside a dot, norm or sqrt: what
+    a cosine built by formula looks like."""
+    for match in _ONE_MINUS.finditer(source):
+        line_end = source.find("\n", match.end())
+        if _DOT_TEXT.search(source, match.start(1), line_end if line_end >= 0 else len(source)):
+            return True
+        name = match.group(1)
+        if name != "(" and re.search(rf"\b{name}\s*=[^=\n][^\n]*(?:{_DOT_TEXT.pattern})", source):
+            return True
+    return False
+
+
+class _DistanceText(BasinText):
+    """:class:`BasinText` where any name may be a basin also when the file defines a
+    Fisher-named or distance-named function (its parameters may be basins)."""
+
+    def __init__(
+        self, source: str, basin: re.Pattern[str], names: Sequence[str], parameters: bool
+    ) -> None:
+        super().__init__(source, basin, names)
+        self._parameters = parameters
+
+    @property
+    def any_name(self) -> bool:
+        return self._parameters or super().any_name
 
 
 def _may_report(source: str, text: BasinText, last: str, start: int, paren: int) -> bool:
@@ -533,21 +566,23 @@ class EuclideanBasinDistance(BasinRule):
 
     @classmethod
     def could_match(cls, source: str, config: Config) -> bool:
-        """A Fisher-named distance function (its parameters are basins), or a basin
-        name and then an ``nn`` distance module, an identity Fisher metric (``ones``
+        """A Fisher-named distance function (its parameters are basins) or a basin
+        name, and then an ``nn`` distance module, an identity Fisher metric (``ones``
         and ``fisher``), ``** 0.5``, an ``arccos`` or ``1 -`` beside a norm, or a call of
         a norm, sqrt, pairwise distance, cosine, dot or squared reduction whose operands
-        may hold a basin."""
-        if any(_compares_by_name(name) for name in _DEF_NAME.findall(source)):
-            return True
+        may hold a basin (any name, in a file defining a Fisher- or distance-named function)."""
+        fisher_def = any(_compares_by_name(name) for name in _DEF_NAME.findall(source))
         names = (*config.basin_names, *config.basin_tables)
         basin = basin_text_pattern(names)
-        if not mentions_basin(source, names, basin):
+        if not fisher_def and not mentions_basin(source, names, basin):
             return False
-        if ("norm" in source or "sqrt" in source) and _ARCCOS_TEXT.search(source):
+        if ("norm" in source or "sqrt" in source) and (
+            "acos" in source or "arccos" in source or _one_minus_dot(source)
+        ):
             return True
-        if any(_DISTANCE_WORDS.intersection(words(name)) for name in _DEF.findall(source)):
-            return True  # a distance function whose callers may pass basins
+        parameters = fisher_def or any(
+            _DISTANCE_WORDS.intersection(words(name)) for name in _DEF.findall(source)
+        )
         if any(m in source for m in ("Loss", "Distance", "Similarity")) and _MODULE_TEXT.search(
             source
         ):
@@ -562,7 +597,7 @@ class EuclideanBasinDistance(BasinRule):
                 except ValueError:
                     continue
         aliases = {alias: imported for imported, alias in import_aliases(source)}
-        text = BasinText(source, basin, names)
+        text = _DistanceText(source, basin, names, parameters)
         return any(
             _may_report(source, text, last, start, paren)
             for last, start, paren in _reported_calls(source, aliases)

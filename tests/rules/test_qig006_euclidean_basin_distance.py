@@ -571,6 +571,24 @@ TRIGGER_FLAGGED = {
     "distance_parameters": (
         "import torch\n\ndef basin_distance(a, b):\n    return torch.dist(a, b)\n"
     ),
+    "fisher_named_function_without_basin_text": (
+        "import numpy as np\n\ndef fisher_dist(a, b):\n    return np.linalg.norm(a - b)\n"
+    ),
+    "one_minus_dot_over_norm_names": (
+        "import numpy as np\n\ndef drift(basin_a, basin_b):\n"
+        "    dot = np.dot(basin_a, basin_b)\n"
+        "    na, nb = np.linalg.norm(basin_a), np.linalg.norm(basin_b)\n"
+        "    cos = dot / (na * nb)\n    return 1 - cos\n"
+    ),
+    "angle_of_normalised_basins": (
+        "import torch\nimport torch.nn.functional as F\n\n"
+        "u = F.normalize(active_basin, dim=0)\nv = F.normalize(ocean_basin, dim=0)\n"
+        "angle = torch.acos(torch.clamp(u @ v, -1, 1))\n"
+    ),
+    "distance_helper_called_with_basins": (
+        "import numpy as np\n\ndef _dist(x, y):\n    return np.linalg.norm(x - y)\n\n"
+        "gap = _dist(ocean_basin, active_basin)\n"
+    ),
 }
 
 
@@ -592,6 +610,9 @@ TRIGGER_REJECTED = {
         "loss = ocean(batch)[0].mean()\n"
     ),
     "unrelated_norm": "import torch\n# basin drift is logged elsewhere\nerr = torch.norm(w)\n",
+    "one_minus_a_probability_beside_a_norm": (
+        "import numpy as np\nbasin = load()\nscale = np.linalg.norm(w)\nkeep = 1 - dropout\n"
+    ),
 }
 
 
