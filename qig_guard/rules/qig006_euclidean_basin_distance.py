@@ -19,6 +19,7 @@ from qig_guard.rules._basin_values import (
     basin_text_pattern,
     call_args,
     mentions_basin,
+    string_value,
 )
 from qig_guard.rules._text import arguments_text, import_aliases, receiver_text
 from qig_guard.rules.base import FileContext, Invalid, argument
@@ -40,6 +41,9 @@ _PAIRWISE = {
     "torch.nn.functional.pairwise_distance": True,
     "torch.nn.functional.mse_loss": False,
     "torch.nn.functional.cosine_similarity": False,
+    "torch.pairwise_distance": True,
+    "torch.cosine_similarity": False,
+    "math.dist": False,
     "scipy.spatial.distance.euclidean": False,
     "scipy.spatial.distance.sqeuclidean": False,
     "scipy.spatial.distance.cosine": False,
@@ -49,6 +53,7 @@ _PAIRWISE = {
 _COSINES = frozenset(
     {
         "torch.nn.functional.cosine_similarity",
+        "torch.cosine_similarity",
         "sklearn.metrics.pairwise.cosine_similarity",
         "torch.dot",
         "numpy.dot",
@@ -56,11 +61,20 @@ _COSINES = frozenset(
         "numpy.inner",
     }
 )
+# Functions taking a ``metric`` (at this position) that is Euclidean when not given.
+_METRIC_CALLS = {
+    "scipy.spatial.distance.cdist": 2,
+    "scipy.spatial.distance.pdist": 1,
+    "sklearn.metrics.pairwise_distances": 2,
+    "sklearn.metrics.pairwise.pairwise_distances": 2,
+}
+_EUCLIDEAN_METRICS = frozenset({"euclidean", "sqeuclidean", "cosine", "l2"})
 _MODULES = frozenset({"torch.nn.MSELoss", "torch.nn.PairwiseDistance", "torch.nn.CosineSimilarity"})
 _SQRTS = frozenset({"torch.sqrt", "numpy.sqrt", "math.sqrt"})
 _REDUCTIONS = frozenset({"torch.sum", "torch.mean", "numpy.sum", "numpy.mean", "sum"})
 _SQUARES = frozenset({"torch.square", "numpy.square", "torch.pow", "numpy.power"})
 _ONES = frozenset({"torch.ones", "torch.ones_like", "numpy.ones", "numpy.ones_like"})
+_ABS = frozenset({"abs", "numpy.abs", "numpy.absolute", "torch.abs"})
 _KEEP = frozenset({"detach", "clone", "cpu", "float", "double", "flatten", "view", "reshape"})
 _SCALARS = frozenset({"mean", "sum", "max", "min", "median", "std", "var", "norm", "item"})
 _ARCCOS = frozenset({"numpy.arccos", "torch.acos", "torch.arccos", "math.acos"})
@@ -84,12 +98,14 @@ _NAMES = frozenset(
     for q in (
         *_NORMS,
         *_PAIRWISE,
+        *_METRIC_CALLS,
         *_COSINES,
         *_MODULES,
         *_SQRTS,
         *_REDUCTIONS,
         *_SQUARES,
         *_ONES,
+        *_ABS,
         *_ARCCOS,
         *_CLIPS,
         *_DOTS,
@@ -112,7 +128,8 @@ _TRIG = frozenset({"sin", "cos", "sinh", "cosh", "tan"})  # what a slerp does wi
 
 # Callees whose call the rule reports, by last name; what the operands' text must show.
 _REPORTED = frozenset(
-    q.rsplit(".", 1)[-1] for q in (*_NORMS, *_PAIRWISE, *_SQRTS, *_REDUCTIONS, "torch.dot")
+    q.rsplit(".", 1)[-1]
+    for q in (*_NORMS, *_PAIRWISE, *_METRIC_CALLS, *_SQRTS, *_REDUCTIONS, "torch.dot")
 ) | {"dist"}
 _SQUARED = frozenset({"sum", "mean"})  # reported only around a square: ``*``, pow, square
 _STEMS = ("norm", "sqrt", "sum", "mean", "dist", "mse", "cosine", "euclidean", "dot")
@@ -704,8 +721,13 @@ class EuclideanBasinDistance(BasinRule):
             return self._is_basin(node.left) or self._is_basin(node.right)
         if isinstance(node, cst.Name):
             return self.values.follow(node.value, self._is_difference)
-        if isinstance(node, cst.Call) and isinstance(node.func, cst.Attribute):
-            return node.func.attr.value in _KEEP and self._is_difference(node.func.value)
+        if isinstance(node, cst.Call):
+            func = node.func
+            if self._resolve(func) in _ABS:
+                inner = argument(node, 0, "x", "input")
+                return inner is not None and self._is_difference(inner)
+            if isinstance(func, cst.Attribute):
+                return func.attr.value in {*_KEEP, "abs"} and self._is_difference(func.value)
         return False
 
     def _is_square_of_difference(self, node: cst.BaseExpression) -> bool:
@@ -731,7 +753,11 @@ class EuclideanBasinDistance(BasinRule):
         return False
 
     def _is_sum_of_squares(self, node: cst.BaseExpression) -> bool:
-        """``((a - b) ** 2).sum()``, ``torch.mean(d * d)``, ``torch.dot(d, d)``."""
+        """``((a - b) ** 2).sum()``, ``torch.mean(d * d)``, ``torch.dot(d, d)``, ``d @ d``."""
+        if isinstance(node, cst.BinaryOperation) and isinstance(node.operator, cst.MatrixMultiply):
+            return self.context.code_for(node.left) == self.context.code_for(
+                node.right
+            ) and self._is_difference(node.left)
         if not isinstance(node, cst.Call):
             return False
         func = node.func
@@ -1009,10 +1035,14 @@ class EuclideanBasinDistance(BasinRule):
                 argument(node, 0, "input", "x1", "u", "X", "XA"),
                 argument(node, 1, "other", "target", "x2", "v", "Y", "XB"),
             )
-        if isinstance(func, cst.Attribute) and func.attr.value == "dist" and node.args:
-            return _euclidean_order(argument(node, 1, "p")) and self.values.is_basin_or_table(
-                func.value
+        if qualified in _METRIC_CALLS:
+            metric = argument(node, _METRIC_CALLS[qualified], "metric")
+            name = string_value(metric) if metric is not None else "euclidean"
+            return name in _EUCLIDEAN_METRICS and self._has_basin_operand(
+                argument(node, 0, "XA", "X"), argument(node, 1, "XB", "Y")
             )
+        if isinstance(func, cst.Attribute) and func.attr.value == "dist" and node.args:
+            return _euclidean_order(argument(node, 1, "p")) and self._is_basin(func.value)
         return False
 
     def _is_module_call(self, node: cst.Call) -> bool:

@@ -309,6 +309,33 @@ FLAGGED = {
             gap = (self.basin_coords - other.basin_coords).norm().item()
             return 1.0 / (1.0 + gap)
     """,
+    "math_dist": """
+        import math
+
+        gap = math.dist(ocean_basin, active_basin)
+    """,
+    "torch_cosine_similarity_top_level": """
+        import torch
+
+        sim = torch.cosine_similarity(current_basin, target_basin, dim=0)
+    """,
+    "scipy_cdist_default_metric": """
+        from scipy.spatial.distance import cdist
+
+        pairwise = cdist(observer_basins, observer_basins)
+    """,
+    "sqrt_of_difference_matmul_itself": """
+        import numpy as np
+
+        def gap(current_basin, target_basin):
+            d = current_basin - target_basin
+            return np.sqrt(d @ d)
+    """,
+    "sqrt_of_summed_squared_absolute_difference": """
+        import numpy as np
+
+        d = np.sqrt(np.sum(np.abs(basin_a - basin_b) ** 2))
+    """,
     "self_normaliser_method": """
         import numpy as np
 
@@ -436,6 +463,16 @@ NOT_FLAGGED = {
 
         def nearest(query_vec, vectors, basin_dim=64):
             return min(vectors, key=lambda v: _dist(query_vec, v))
+    """,
+    "scipy_cdist_other_metric": """
+        from scipy.spatial.distance import cdist
+
+        pairwise = cdist(observer_basins, observer_basins, metric="cityblock")
+    """,
+    "l1_of_absolute_difference": """
+        import numpy as np
+
+        d = np.sum(np.abs(basin_a - basin_b))
     """,
     "fisher_weighted_distance_in_fisher_method": """
         import torch
