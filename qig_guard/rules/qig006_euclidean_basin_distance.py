@@ -497,9 +497,11 @@ class EuclideanBasinDistance(BasinRule):
 
     - the Euclidean norm of a difference: `torch.norm(a - b)`, `(a - b).norm()`,
       `torch.linalg.norm`/`vector_norm`, `np.linalg.norm(a - b)`, `torch.dist`,
-      `torch.cdist`, `F.pairwise_distance`, `F.mse_loss`, `nn.MSELoss()(a, b)`
-      (also through a name or `self.criterion`), and hand-rolled
-      `sqrt(((a - b) ** 2).sum())`, `((a - b) ** 2).mean()`, `sqrt((d * d).sum())`;
+      `torch.cdist`, `F.pairwise_distance`, `math.dist`, SciPy's `euclidean` and
+      `cdist`/`pdist` (Euclidean or cosine metric), `F.mse_loss`,
+      `nn.MSELoss()(a, b)` (also through a name or `self.criterion`), and
+      hand-rolled `sqrt(((a - b) ** 2).sum())`, `((a - b) ** 2).mean()`,
+      `sqrt((d * d).sum())`, `sqrt(d @ d)`;
     - a cosine: `F.cosine_similarity`, or a dot over the norms
       (`np.dot(a, b) / (np.linalg.norm(a) * np.linalg.norm(b))`, `a @ b / (na * nb)`)
       or a dot of normalised basins (`F.normalize`, `b / (norm(b) + eps)`, a
