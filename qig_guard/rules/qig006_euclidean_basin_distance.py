@@ -972,7 +972,13 @@ class EuclideanBasinDistance(BasinRule):
 
     def _is_basin(self, node: cst.BaseExpression) -> bool:
         """A basin or a table of basins, not one drawn at random in this function
-        (``basin1 = np.random.randn(64)`` in a test of a distance function)."""
+        (``basin1 = np.random.randn(64)`` in a test of a distance function); a list
+        display of basins (``[basin_a]``) is a table."""
+        if isinstance(node, (cst.List, cst.Tuple)):
+            return bool(node.elements) and all(
+                not isinstance(e, cst.StarredElement) and self._is_basin(e.value)
+                for e in node.elements
+            )
         return self.values.is_basin_or_table(node) and not self._is_random(node)
 
     def _is_random(self, node: Value) -> bool:

@@ -336,6 +336,12 @@ FLAGGED = {
 
         d = np.sqrt(np.sum(np.abs(basin_a - basin_b) ** 2))
     """,
+    "sklearn_cosine_of_listed_basins": """
+        from sklearn.metrics.pairwise import cosine_similarity
+
+        def similarity(basin_a, basin_b):
+            return cosine_similarity([basin_a], [basin_b])[0][0]
+    """,
     "self_normaliser_method": """
         import numpy as np
 
