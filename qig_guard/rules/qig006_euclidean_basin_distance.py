@@ -123,13 +123,19 @@ _DOT_TEXT = re.compile(
     r"dot\(|@|inner\(|matmul\(|sum\(|clip\(|clamp\(|normalize\("
     r"|(?:dot|norm|sqrt)[^\n]*/|/[^\n]*(?:dot|norm|sqrt)"
 )
+# Where a cosine bound to ``{name}`` becomes a distance (reported there) or feeds a slerp.
+_USES_OF_A_COSINE = (
+    r"\b(?:acos|arccos|sqrt|clip|clamp|float|max|min)\s*\([^\n]*\b{name}\b"
+    r"|(?<![\w.])[12](?:\.0*)?\s*-\s*(?:2(?:\.0*)?\s*\*\s*)?{name}\b"
+    r"|\b{name}\s*\.\s*(?:acos|arccos|clamp|clip)\b"
+)
 _TRIG = frozenset({"sin", "cos", "sinh", "cosh", "tan"})  # what a slerp does with an angle
 
 
 # Callees whose call the rule reports, by last name; what the operands' text must show.
 _REPORTED = frozenset(
     q.rsplit(".", 1)[-1]
-    for q in (*_NORMS, *_PAIRWISE, *_METRIC_CALLS, *_SQRTS, *_REDUCTIONS, "torch.dot")
+    for q in (*_NORMS, *_PAIRWISE, *_METRIC_CALLS, *_SQRTS, *_REDUCTIONS, "torch.dot", _NORMALIZE)
 ) | {"dist"}
 _SQUARED = frozenset({"sum", "mean"})  # reported only around a square: ``*``, pow, square
 _STEMS = ("norm", "sqrt", "sum", "mean", "dist", "mse", "cosine", "euclidean", "dot")
@@ -638,6 +644,9 @@ class EuclideanBasinDistance(BasinRule):
             if self._is_unit_cosine(node.right):
                 self._cover(node)
                 self._flag(node, "one minus the cosine of basins (a cosine distance)")
+        elif isinstance(node.operator, (cst.Divide, cst.MatrixMultiply)):
+            self._distances.before = node
+            self._check_cosine_formula(node)
 
     def visit_Call(self, node: cst.Call) -> None:
         func = node.func
@@ -650,9 +659,10 @@ class EuclideanBasinDistance(BasinRule):
             cosine = argument(node, 0, "x", "input")
         elif isinstance(func, cst.Attribute) and func.attr.value in {"acos", "arccos"}:
             cosine = func.value
-        if cosine is not None and self._is_unit_cosine(cosine) and not self._is_slerp(node):
-            self._cover(node)
-            self._flag(node, "the angle of a cosine between basins (`arccos`)")
+        if cosine is not None and self._is_unit_cosine(cosine):
+            self._cover(node)  # a slerp's angle: neither it nor its cosine is a distance
+            if not self._is_slerp(node):
+                self._flag(node, "the angle of a cosine between basins (`arccos`)")
             return
         if qualified in _SQRTS:
             inner = argument(node, 0, "x", "input")
@@ -672,6 +682,8 @@ class EuclideanBasinDistance(BasinRule):
             self._flag(node, "a hand-rolled squared Euclidean distance between basins")
         elif self._is_identity_fisher(node):
             self._flag(node, "a Fisher distance with the identity metric (`ones`), i.e. Euclidean")
+        else:
+            self._check_cosine_formula(node)
 
     def _may_flag(self, func: cst.BaseExpression) -> bool:
         """A cheap look at the callee before anything is resolved."""
@@ -947,9 +959,15 @@ class EuclideanBasinDistance(BasinRule):
     def _is_slerp(self, angle: cst.Call) -> bool:
         """The angle is bound to a name that a ``sin``/``cos`` of the function uses:
         a spherical interpolation, not a distance."""
+        return self._name_used_in(angle, rf"\b(?:{'|'.join(_TRIG)})\s*\([^\n]*\b{{name}}\b")
+
+    def _name_used_in(self, node: cst.BaseExpression, template: str) -> bool:
+        """A local name whose assigned value contains ``node`` appears in the enclosing
+        function's code where ``template`` (with ``{name}``) matches."""
         scope, flow = self.values.flow()
-        span = self.context.position(angle)
+        span = self.context.position(node)
         start, end = (span.start.line, span.start.column), (span.end.line, span.end.column)
+        code: str | None = None
         for name, values in flow.values.items():
             for value in values:
                 if not isinstance(value, cst.BaseExpression):
@@ -962,10 +980,22 @@ class EuclideanBasinDistance(BasinRule):
                     break
             else:
                 continue
-            pattern = rf"\b(?:{'|'.join(_TRIG)})\s*\([^\n]*\b{re.escape(name)}\b"
-            if re.search(pattern, self.context.code_for(scope)):
+            code = self.context.code_for(scope) if code is None else code
+            if re.search(template.replace("{name}", re.escape(name)), code):
                 return True
         return False
+
+    def _check_cosine_formula(self, node: cst.BaseExpression) -> None:
+        """A cosine of basins by formula (``dot / (na * nb)``, a dot of normalised basins),
+        unless an ``arccos``, ``1 -``, square root or clip of it reports it (or a slerp uses it)."""
+        if isinstance(node, cst.BinaryOperation) and isinstance(node.operator, cst.Divide):
+            cosine = self._is_unit_cosine(node)
+        else:
+            operands = self._dot_operands(node)
+            cosine = operands is not None and all(self._is_unit(o) for o in operands)
+        if cosine and not self._name_used_in(node, _USES_OF_A_COSINE):
+            self._cover(node)
+            self._flag(node, "a cosine of basins (a dot product over their norms)")
 
     def _has_basin_operand(self, *operands: cst.BaseExpression | None) -> bool:
         return any(o is not None and self._is_basin(o) for o in operands)

@@ -342,6 +342,22 @@ FLAGGED = {
         def similarity(basin_a, basin_b):
             return cosine_similarity([basin_a], [basin_b])[0][0]
     """,
+    "cosine_by_dot_over_norms_for_ranking": """
+        import numpy as np
+
+        def nearest(query_basin, stored_basins):
+            scores = [
+                np.dot(query_basin, b) / (np.linalg.norm(query_basin) * np.linalg.norm(b))
+                for b in stored_basins
+            ]
+            return int(np.argmax(scores))
+    """,
+    "cosine_of_normalised_basins_matmul": """
+        import torch.nn.functional as F
+
+        def alignment(current_basin, target_basin):
+            return F.normalize(current_basin, dim=0) @ F.normalize(target_basin, dim=0)
+    """,
     "self_normaliser_method": """
         import numpy as np
 
