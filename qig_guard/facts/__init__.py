@@ -1,0 +1,1 @@
+"""Facts about values and code that the rules query."""
