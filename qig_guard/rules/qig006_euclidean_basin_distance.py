@@ -3,18 +3,21 @@
 from __future__ import annotations
 
 import re
-from collections.abc import Iterator
+from collections.abc import Iterator, Sequence
 
 import libcst as cst
 
 from qig_guard.config import Config
+from qig_guard.facts.distances import DISTANCE_WORDS, DistanceValues, compares_by_name
 from qig_guard.names import words
 from qig_guard.rules._basin_values import (
     BasinRule,
     BasinText,
     Value,
     basin_text_pattern,
+    call_args,
     mentions_basin,
+    string_value,
 )
 from qig_guard.rules._text import arguments_text, import_aliases, receiver_text
 from qig_guard.rules.base import FileContext, Invalid, argument
@@ -36,6 +39,9 @@ _PAIRWISE = {
     "torch.nn.functional.pairwise_distance": True,
     "torch.nn.functional.mse_loss": False,
     "torch.nn.functional.cosine_similarity": False,
+    "torch.pairwise_distance": True,
+    "torch.cosine_similarity": False,
+    "math.dist": False,
     "scipy.spatial.distance.euclidean": False,
     "scipy.spatial.distance.sqeuclidean": False,
     "scipy.spatial.distance.cosine": False,
@@ -45,6 +51,7 @@ _PAIRWISE = {
 _COSINES = frozenset(
     {
         "torch.nn.functional.cosine_similarity",
+        "torch.cosine_similarity",
         "sklearn.metrics.pairwise.cosine_similarity",
         "torch.dot",
         "numpy.dot",
@@ -52,24 +59,79 @@ _COSINES = frozenset(
         "numpy.inner",
     }
 )
+# Functions taking a ``metric`` (at this position) that is Euclidean when not given.
+_METRIC_CALLS = {
+    "scipy.spatial.distance.cdist": 2,
+    "scipy.spatial.distance.pdist": 1,
+    "sklearn.metrics.pairwise_distances": 2,
+    "sklearn.metrics.pairwise.pairwise_distances": 2,
+}
+_EUCLIDEAN_METRICS = frozenset({"euclidean", "sqeuclidean", "cosine", "l2"})
 _MODULES = frozenset({"torch.nn.MSELoss", "torch.nn.PairwiseDistance", "torch.nn.CosineSimilarity"})
 _SQRTS = frozenset({"torch.sqrt", "numpy.sqrt", "math.sqrt"})
 _REDUCTIONS = frozenset({"torch.sum", "torch.mean", "numpy.sum", "numpy.mean", "sum"})
 _SQUARES = frozenset({"torch.square", "numpy.square", "torch.pow", "numpy.power"})
 _ONES = frozenset({"torch.ones", "torch.ones_like", "numpy.ones", "numpy.ones_like"})
+_ABS = frozenset({"abs", "numpy.abs", "numpy.absolute", "torch.abs"})
 _KEEP = frozenset({"detach", "clone", "cpu", "float", "double", "flatten", "view", "reshape"})
 _SCALARS = frozenset({"mean", "sum", "max", "min", "median", "std", "var", "norm", "item"})
+_ARCCOS = frozenset({"numpy.arccos", "torch.acos", "torch.arccos", "math.acos"})
+_CLIPS = frozenset({"numpy.clip", "torch.clamp", "torch.clip"})
+_DOTS = frozenset(
+    {
+        "torch.dot",
+        "numpy.dot",
+        "torch.inner",
+        "numpy.inner",
+        "torch.vdot",
+        "numpy.vdot",
+        "torch.matmul",
+        "numpy.matmul",
+    }
+)
+_NORMALIZE = "torch.nn.functional.normalize"
+_RANDOMS = frozenset({"torch.randn", "torch.rand", "torch.randn_like", "torch.rand_like"})
 _NAMES = frozenset(
     q.rsplit(".", 1)[-1]
-    for q in (*_NORMS, *_PAIRWISE, *_COSINES, *_MODULES, *_SQRTS, *_REDUCTIONS, *_SQUARES, *_ONES)
+    for q in (
+        *_NORMS,
+        *_PAIRWISE,
+        *_METRIC_CALLS,
+        *_COSINES,
+        *_MODULES,
+        *_SQRTS,
+        *_REDUCTIONS,
+        *_SQUARES,
+        *_ONES,
+        *_ABS,
+        *_ARCCOS,
+        *_CLIPS,
+        *_DOTS,
+        _NORMALIZE,
+    )
 )
 _MODULE_TEXT = re.compile(r"MSELoss|PairwiseDistance|CosineSimilarity")
-_FISHER_IMPL = frozenset({"distance", "dist", "metric", "geodesic", "norm", "rao"})
+# Function definitions whose names make their first two parameters basins (see facts.distances).
+_DEF = re.compile(r"\bdef\s+(\w*[Dd]ist\w*)\(")
+_DEF_NAME = re.compile(r"\bdef\s+(\w*(?:[Ff]isher|[Rr]ao|[Bb]ures|[Gg]eodesic)\w*)\(")
+_ONE_MINUS = re.compile(r"(?<![\w.])1(?:\.0*)?\s*-\s*(\(|[A-Za-z_]\w*)")
+_DOT_TEXT = re.compile(
+    r"dot\(|@|inner\(|matmul\(|sum\(|clip\(|clamp\(|normalize\("
+    r"|(?:dot|norm|sqrt)[^\n]*/|/[^\n]*(?:dot|norm|sqrt)"
+)
+# Where a cosine bound to ``{name}`` becomes a distance (reported there) or feeds a slerp.
+_USES_OF_A_COSINE = (
+    r"\b(?:acos|arccos|sqrt|clip|clamp|float|max|min)\s*\([^\n]*\b{name}\b"
+    r"|(?<![\w.])[12](?:\.0*)?\s*-\s*(?:2(?:\.0*)?\s*\*\s*)?{name}\b"
+    r"|\b{name}\s*\.\s*(?:acos|arccos|clamp|clip)\b"
+)
+_TRIG = frozenset({"sin", "cos", "sinh", "cosh", "tan"})  # what a slerp does with an angle
 
 
 # Callees whose call the rule reports, by last name; what the operands' text must show.
 _REPORTED = frozenset(
-    q.rsplit(".", 1)[-1] for q in (*_NORMS, *_PAIRWISE, *_SQRTS, *_REDUCTIONS, "torch.dot")
+    q.rsplit(".", 1)[-1]
+    for q in (*_NORMS, *_PAIRWISE, *_METRIC_CALLS, *_SQRTS, *_REDUCTIONS, "torch.dot", _NORMALIZE)
 ) | {"dist"}
 _SQUARED = frozenset({"sum", "mean"})  # reported only around a square: ``*``, pow, square
 _STEMS = ("norm", "sqrt", "sum", "mean", "dist", "mse", "cosine", "euclidean", "dot")
@@ -99,6 +161,35 @@ def _reported_calls(source: str, aliases: dict[str, str]) -> Iterator[tuple[str,
 
 def _squared(text: str) -> bool:
     return "*" in text or "pow" in text or "square" in text
+
+
+def _one_minus_dot(source: str) -> bool:
+    """``1 - x`` where ``x`` (the rest of the line, or a name's assignments) shows a dot
+    product, a sum, a clip, ``normalize`` or a division beside a dot, norm or sqrt: what
+    a cosine built by formula looks like."""
+    for match in _ONE_MINUS.finditer(source):
+        line_end = source.find("\n", match.end())
+        if _DOT_TEXT.search(source, match.start(1), line_end if line_end >= 0 else len(source)):
+            return True
+        name = match.group(1)
+        if name != "(" and re.search(rf"\b{name}\s*=[^=\n][^\n]*(?:{_DOT_TEXT.pattern})", source):
+            return True
+    return False
+
+
+class _DistanceText(BasinText):
+    """:class:`BasinText` where any name may be a basin also when the file defines a
+    Fisher-named or distance-named function (its parameters may be basins)."""
+
+    def __init__(
+        self, source: str, basin: re.Pattern[str], names: Sequence[str], parameters: bool
+    ) -> None:
+        super().__init__(source, basin, names)
+        self._parameters = parameters
+
+    @property
+    def any_name(self) -> bool:
+        return self._parameters or super().any_name
 
 
 def _may_report(source: str, text: BasinText, last: str, start: int, paren: int) -> bool:
@@ -164,30 +255,78 @@ class _SelfAssignments(cst.CSTVisitor):
                 self.values.setdefault(t.attr.value, []).append(node.value)
 
 
+def _unwrap(value: Value) -> Value:
+    """``x`` of ``float(x)`` and ``x.item()``."""
+    if isinstance(value, cst.Call):
+        func = value.func
+        if isinstance(func, cst.Name) and func.value == "float" and len(value.args) == 1:
+            return value.args[0].value
+        if isinstance(func, cst.Attribute) and func.attr.value == "item" and not value.args:
+            return func.value
+    return value
+
+
+def _use_role(name: cst.Name, parents: tuple[cst.CSTNode, ...]) -> str | None:
+    """``"divisor"`` in ``v / name`` or ``v / (name + eps)`` (not ``1 / (1 + name)``),
+    ``"compare"`` in a comparison, else ``None``."""
+    parent = parents[-1]
+    if isinstance(parent, (cst.Comparison, cst.ComparisonTarget)):
+        return "compare"
+    if isinstance(parent, cst.BinaryOperation) and isinstance(parent.operator, cst.Add):
+        name_or_sum: cst.CSTNode = parent
+        parent = parents[-2] if len(parents) > 1 else parent
+    else:
+        name_or_sum = name
+    if (
+        isinstance(parent, cst.BinaryOperation)
+        and isinstance(parent.operator, cst.Divide)
+        and parent.right is name_or_sum
+        and _number(parent.left) is None
+    ):
+        return "divisor"
+    return None
+
+
 class EuclideanBasinDistance(BasinRule):
     """
     ## What it does
-    Flags a Euclidean or cosine proximity between basins: `torch.norm(a - b)`,
-    `(a - b).norm()`, `torch.linalg.norm`/`vector_norm`, `np.linalg.norm(a - b)`,
-    `torch.dist`, `torch.cdist`, `F.pairwise_distance`, `F.mse_loss`,
-    `nn.MSELoss()(a, b)` (also through a name or `self.criterion`),
-    `F.cosine_similarity`, and the hand-rolled forms `sqrt(((a - b) ** 2).sum())`,
-    `((a - b) ** 2).mean()`, `torch.sqrt((d * d).sum())` where `d = a - b`, the
-    chordal `sqrt(2 * (1 - cos))`, and a Fisher-distance call whose Fisher
-    diagonal is `torch.ones_like(...)`/`np.ones(...)` (the identity metric).
+    Flags a Euclidean, cosine, chordal or angle-of-cosine distance between
+    basins, recognised by its formula wherever it appears, also inside a
+    function named after the Fisher distance:
+
+    - the Euclidean norm of a difference: `torch.norm(a - b)`, `(a - b).norm()`,
+      `torch.linalg.norm`/`vector_norm`, `np.linalg.norm(a - b)`, `torch.dist`,
+      `torch.cdist`, `F.pairwise_distance`, `math.dist`, SciPy's `euclidean` and
+      `cdist`/`pdist` (Euclidean or cosine metric), `F.mse_loss`,
+      `nn.MSELoss()(a, b)` (also through a name or `self.criterion`), and
+      hand-rolled `sqrt(((a - b) ** 2).sum())`, `((a - b) ** 2).mean()`,
+      `sqrt((d * d).sum())`, `sqrt(d @ d)`;
+    - a cosine: `F.cosine_similarity`, or a dot over the norms
+      (`np.dot(a, b) / (np.linalg.norm(a) * np.linalg.norm(b))`, `a @ b / (na * nb)`)
+      or a dot of normalised basins (`F.normalize`, `b / (norm(b) + eps)`, a
+      normalising helper of the same file), used as a distance: `1 - cos`,
+      `arccos(cos)` (clipped or not), or the chordal `sqrt(2 * (1 - cos))`;
+    - a Fisher-distance call whose Fisher diagonal is `ones`/`ones_like`
+      (the identity metric), under any keyword.
 
     At least one operand must be a basin: by name (`basin-names`), a table of
-    basins (`basin-tables`), or a value flowing from one within the function.
-    Not flagged: a weighted difference (`sqrt(F) * (a - b)`), one vector's
-    magnitude or normalisation (`basin / basin.norm()`), an explicit non-2
-    order (`p=1`), distances between things that are not basins, and the body
-    of a function or class implementing the Fisher distance itself.
+    basins (`basin-tables`), a value flowing from one within the function, or
+    a parameter of a function comparing two basins by its name
+    (`basin_distance(a, b)`, `fisher_distance_np(a, b)`, `_fisher_rao_distance`).
+    Not flagged: a difference weighted by a Fisher metric (`sqrt(F) * (a - b)`),
+    computations in sqrt-probability coordinates (Bhattacharyya
+    `arccos(sum(sqrt(p * q)))`, Hellinger `norm(sqrt(p) - sqrt(q))`, `arccos` of a
+    plain dot), one vector's magnitude or normalisation (`basin / basin.norm()`),
+    an explicit non-2 order (`p=1`), an angle that feeds `sin` (a slerp), and
+    distances between things that are not basins.
 
     ## Why is this bad
     Basins live on a curved statistical manifold; the spec requires basin
     proximity to be measured with the Fisher metric. A Euclidean or cosine
     distance weighs every coordinate alike, so training and sync steps follow
-    the wrong geometry and distances are not comparable across models.
+    the wrong geometry and distances are not comparable across models. Named
+    after Fisher or not, `sqrt(2 * (1 - cos))` and `arccos(cos)` of L2-normalised
+    raw vectors are Euclidean geometry on the unit sphere.
 
     ## Example
     ```python
@@ -218,6 +357,11 @@ class EuclideanBasinDistance(BasinRule):
             "import torch\nfrom qig_guard.runtime import fisher_distance\n"
             "dist = fisher_distance(basin, target_basin, torch.ones_like(basin))\n"
         ),
+        Invalid(
+            "import numpy as np\n\n\ndef fisher_distance(a, b):\n"
+            "    cos = np.dot(a, b) / (np.linalg.norm(a) * np.linalg.norm(b))\n"
+            "    return np.sqrt(2 * (1 - cos))\n"
+        ),
     )
     VALID = (
         "from qig_guard.runtime import fisher_distance\n"
@@ -227,23 +371,36 @@ class EuclideanBasinDistance(BasinRule):
         "import torch\nerr = torch.norm(logits - labels)\n",
         "import torch\n\n\ndef fisher_distance(a_basin, b_basin, fisher_diag):\n"
         "    return torch.sqrt((fisher_diag * (a_basin - b_basin) ** 2).sum())\n",
+        "import numpy as np\n\n\ndef fisher_rao_distance(p, q):\n"
+        "    return np.arccos(np.clip(np.sum(np.sqrt(p * q)), 0.0, 1.0))\n",
     )
 
     def __init__(self, context: FileContext) -> None:
         super().__init__(context)
+        self.values = self._distances = DistanceValues(context)
         self._covered: set[int] = set()
         self._classes: dict[int, dict[str, list[cst.BaseExpression]]] = {}
         self._mentions_modules = _MODULE_TEXT.search(context.source) is not None
 
     @classmethod
     def could_match(cls, source: str, config: Config) -> bool:
-        """A basin name, then an ``nn`` distance module, an identity Fisher metric
-        (``ones`` and ``fisher``), ``** 0.5``, or a call of a norm, sqrt, pairwise
-        distance, cosine, dot or squared reduction whose operands may hold a basin."""
+        """A Fisher-named distance function (its parameters are basins) or a basin
+        name, and then an ``nn`` distance module, an identity Fisher metric (``ones``
+        and ``fisher``), ``** 0.5``, an ``arccos`` or ``1 -`` beside a norm, or a call of
+        a norm, sqrt, pairwise distance, cosine, dot or squared reduction whose operands
+        may hold a basin (any name, in a file defining a Fisher- or distance-named function)."""
+        fisher_def = any(compares_by_name(name) for name in _DEF_NAME.findall(source))
         names = (*config.basin_names, *config.basin_tables)
         basin = basin_text_pattern(names)
-        if not mentions_basin(source, names, basin):
+        if not fisher_def and not mentions_basin(source, names, basin):
             return False
+        if ("norm" in source or "sqrt" in source) and (
+            "acos" in source or "arccos" in source or _one_minus_dot(source)
+        ):
+            return True
+        parameters = fisher_def or any(
+            DISTANCE_WORDS.intersection(words(name)) for name in _DEF.findall(source)
+        )
         if any(m in source for m in ("Loss", "Distance", "Similarity")) and _MODULE_TEXT.search(
             source
         ):
@@ -258,7 +415,7 @@ class EuclideanBasinDistance(BasinRule):
                 except ValueError:
                     continue
         aliases = {alias: imported for imported, alias in import_aliases(source)}
-        text = BasinText(source, basin, names)
+        text = _DistanceText(source, basin, names, parameters)
         return any(
             _may_report(source, text, last, start, paren)
             for last, start, paren in _reported_calls(source, aliases)
@@ -266,18 +423,40 @@ class EuclideanBasinDistance(BasinRule):
 
     # -- visiting ------------------------------------------------------------
     def visit_BinaryOperation(self, node: cst.BinaryOperation) -> None:
+        if id(node) in self._covered:
+            return
         if isinstance(node.operator, cst.Power) and _number(node.right) == 0.5:
+            self._distances.before = node
             self._check_sqrt(node, node.left)
+        elif isinstance(node.operator, cst.Multiply):
+            for two, rest in ((node.left, node.right), (node.right, node.left)):
+                if _number(two) == 2 and isinstance(rest, cst.BinaryOperation):
+                    self._covered.add(id(rest))  # ``2 * (1 - cos)``: reported at its ``sqrt``
+        elif isinstance(node.operator, cst.Subtract) and _number(node.left) == 1:
+            self._distances.before = node
+            if self._is_unit_cosine(node.right):
+                self._cover(node)
+                self._flag(node, "one minus the cosine of basins (a cosine distance)")
+        elif isinstance(node.operator, (cst.Divide, cst.MatrixMultiply)):
+            self._distances.before = node
+            self._check_cosine_formula(node)
 
     def visit_Call(self, node: cst.Call) -> None:
         func = node.func
-        if (
-            id(node) in self._covered
-            or not self._may_flag(func)
-            or self._in_fisher_implementation()
-        ):
+        if id(node) in self._covered or not self._may_flag(func):
             return
+        self._distances.before = node
         qualified = self._resolve(func)
+        cosine: cst.BaseExpression | None = None
+        if qualified in _ARCCOS:
+            cosine = argument(node, 0, "x", "input")
+        elif isinstance(func, cst.Attribute) and func.attr.value in {"acos", "arccos"}:
+            cosine = func.value
+        if cosine is not None and self._is_unit_cosine(cosine):
+            self._cover(node)  # a slerp's angle: neither it nor its cosine is a distance
+            if not self._is_slerp(node):
+                self._flag(node, "the angle of a cosine between basins (`arccos`)")
+            return
         if qualified in _SQRTS:
             inner = argument(node, 0, "x", "input")
             if inner is not None:
@@ -296,6 +475,8 @@ class EuclideanBasinDistance(BasinRule):
             self._flag(node, "a hand-rolled squared Euclidean distance between basins")
         elif self._is_identity_fisher(node):
             self._flag(node, "a Fisher distance with the identity metric (`ones`), i.e. Euclidean")
+        else:
+            self._check_cosine_formula(node)
 
     def _may_flag(self, func: cst.BaseExpression) -> bool:
         """A cheap look at the callee before anything is resolved."""
@@ -313,8 +494,6 @@ class EuclideanBasinDistance(BasinRule):
         return self.values.call_name(func, _NAMES)
 
     def _check_sqrt(self, node: cst.BaseExpression, inner: cst.BaseExpression) -> None:
-        if self._in_fisher_implementation():
-            return
         if self._is_sum_of_squares(inner):
             self._cover(inner)
             self._flag(node, "a hand-rolled Euclidean distance between basins")
@@ -323,27 +502,21 @@ class EuclideanBasinDistance(BasinRule):
             self._flag(node, "the chordal distance `sqrt(2 * (1 - cos))`, Euclidean on the sphere")
 
     def _cover(self, node: cst.CSTNode) -> None:
-        """Mark ``node`` and the calls in it as reported by an enclosing finding."""
+        """Mark ``node`` and the calls and operations in it as reported by an enclosing finding."""
         stack = [node]
         while stack:
             current = stack.pop()
-            if isinstance(current, cst.Call):
+            if isinstance(current, (cst.Call, cst.BinaryOperation)):
                 self._covered.add(id(current))
             stack.extend(current.children)
 
-    def _flag(self, node: cst.CSTNode, what: str) -> None:
+    def _flag(self, node: cst.BaseExpression, what: str) -> None:
+        if self._only_normalises(node):
+            return
         self.report(
             node,
             f"basin proximity measured with {what}; use the Fisher distance "
             "`fisher_distance(a, b, fisher_diag)`",
-        )
-
-    def _in_fisher_implementation(self) -> bool:
-        scopes = [s.name.value for s in self.context.scopes.functions] + [
-            s.name.value for s in self.context.scopes.classes
-        ]
-        return any(
-            "fisher" in (found := set(words(name))) and found & _FISHER_IMPL for name in scopes
         )
 
     # -- shapes ------------------------------------------------------------
@@ -352,13 +525,16 @@ class EuclideanBasinDistance(BasinRule):
         if isinstance(node, cst.BinaryOperation) and isinstance(node.operator, cst.Subtract):
             if _is_scalar(node.left) or _is_scalar(node.right):
                 return False  # centring or shifting one vector: ``basin - basin.mean()``
-            return self.values.is_basin_or_table(node.left) or self.values.is_basin_or_table(
-                node.right
-            )
+            return self._is_basin(node.left) or self._is_basin(node.right)
         if isinstance(node, cst.Name):
             return self.values.follow(node.value, self._is_difference)
-        if isinstance(node, cst.Call) and isinstance(node.func, cst.Attribute):
-            return node.func.attr.value in _KEEP and self._is_difference(node.func.value)
+        if isinstance(node, cst.Call):
+            func = node.func
+            if self._resolve(func) in _ABS:
+                inner = argument(node, 0, "x", "input")
+                return inner is not None and self._is_difference(inner)
+            if isinstance(func, cst.Attribute):
+                return func.attr.value in {*_KEEP, "abs"} and self._is_difference(func.value)
         return False
 
     def _is_square_of_difference(self, node: cst.BaseExpression) -> bool:
@@ -384,7 +560,11 @@ class EuclideanBasinDistance(BasinRule):
         return False
 
     def _is_sum_of_squares(self, node: cst.BaseExpression) -> bool:
-        """``((a - b) ** 2).sum()``, ``torch.mean(d * d)``, ``torch.dot(d, d)``."""
+        """``((a - b) ** 2).sum()``, ``torch.mean(d * d)``, ``torch.dot(d, d)``, ``d @ d``."""
+        if isinstance(node, cst.BinaryOperation) and isinstance(node.operator, cst.MatrixMultiply):
+            return self.context.code_for(node.left) == self.context.code_for(
+                node.right
+            ) and self._is_difference(node.left)
         if not isinstance(node, cst.Call):
             return False
         func = node.func
@@ -410,13 +590,19 @@ class EuclideanBasinDistance(BasinRule):
             return self.values.follow(node.value, self._is_cosine)
         if isinstance(node, cst.BinaryOperation) and isinstance(node.operator, cst.MatrixMultiply):
             return self._has_basin_operand(node.left, node.right)
+        if isinstance(node, cst.BinaryOperation) and isinstance(node.operator, cst.Divide):
+            return self._is_unit_cosine(node)
         if not isinstance(node, cst.Call):
             return False
         func = node.func
-        if self._resolve(func) in _COSINES:
+        qualified = self._resolve(func)
+        if qualified in _COSINES:
             first, second = argument(node, 0, "x1", "input"), argument(node, 1, "x2", "other")
             return self._has_basin_operand(first, second)
-        if isinstance(func, cst.Attribute):
+        if qualified in _CLIPS or (isinstance(func, cst.Name) and func.value == "float"):
+            inner = argument(node, 0, "input", "a", "x")
+            return inner is not None and self._is_cosine(inner)
+        if isinstance(func, cst.Attribute) and qualified is None:
             if func.attr.value in {"clamp", "clip", "item", "squeeze", *_KEEP}:
                 return self._is_cosine(func.value)
             if func.attr.value == "sum" and isinstance(func.value, cst.BinaryOperation):
@@ -427,9 +613,13 @@ class EuclideanBasinDistance(BasinRule):
         return False
 
     def _is_chordal(self, node: Value) -> bool:
-        """``2 * (1 - cos)``, ``(1 - cos) * 2`` or ``2 - 2 * cos`` with a basin cosine."""
+        """``2 * (1 - cos)``, ``(1 - cos) * 2`` or ``2 - 2 * cos`` with a basin cosine
+        (also clamped)."""
         if isinstance(node, cst.Name):
             return self.values.follow(node.value, self._is_chordal)
+        if isinstance(node, cst.Call):
+            inner = self._clipped(node)
+            return inner is not None and self._is_chordal(inner)
         if not isinstance(node, cst.BinaryOperation):
             return False
         if isinstance(node.operator, cst.Multiply):
@@ -452,8 +642,209 @@ class EuclideanBasinDistance(BasinRule):
             )
         return False
 
+    def _clipped(self, node: cst.Call) -> cst.BaseExpression | None:
+        """``x`` of ``np.clip(x, ...)``, ``torch.clamp(x, ...)``, ``x.clamp(...)``, ``float(x)``,
+        ``max(x, eps)``, ``x.item()``."""
+        func = node.func
+        qualified = self._resolve(func)
+        if qualified in _CLIPS or (isinstance(func, cst.Name) and func.value == "float"):
+            return argument(node, 0, "input", "a", "x")
+        if isinstance(func, cst.Name) and func.value in {"max", "min"} and len(node.args) == 2:
+            first, second = (a.value for a in node.args)
+            if _number(second) is not None or isinstance(second, cst.UnaryOperation):
+                return first
+            return second if _number(first) is not None else None
+        if (
+            isinstance(func, cst.Attribute)
+            and qualified is None
+            and func.attr.value in {"clamp", "clip", "item", "squeeze", *_KEEP}
+        ):
+            return func.value
+        return None
+
+    def _is_unit_cosine(self, node: Value) -> bool:
+        """A cosine of basins built by formula: a dot over the product of the norms,
+        or a dot of normalised basins (also clipped, via local names)."""
+        if isinstance(node, cst.Name):
+            return self.values.follow(node.value, self._is_unit_cosine)
+        if isinstance(node, cst.Call):
+            inner = self._clipped(node)
+            if inner is not None:
+                return self._is_unit_cosine(inner)
+        if isinstance(node, cst.BinaryOperation) and isinstance(node.operator, cst.Divide):
+            operands = self._dot_operands(node.left)
+            return (
+                operands is not None
+                and self._has_basin_operand(*operands)
+                and self._is_norm_like(node.right)
+            )
+        if not isinstance(node, cst.BaseExpression):
+            return False
+        operands = self._dot_operands(node)
+        return operands is not None and all(self._is_unit(o) for o in operands)
+
+    def _dot_operands(
+        self, node: cst.BaseExpression
+    ) -> tuple[cst.BaseExpression, cst.BaseExpression] | None:
+        """``(a, b)`` of ``np.dot(a, b)``, ``a @ b``, ``(a * b).sum()``, ``np.sum(a * b)``;
+        a local name assigned once is followed."""
+        if isinstance(node, cst.Name):
+            value = self.values.single_value(node.value)
+            return self._dot_operands(value) if value is not None else None
+        if isinstance(node, cst.BinaryOperation) and isinstance(node.operator, cst.MatrixMultiply):
+            return node.left, node.right
+        if not isinstance(node, cst.Call):
+            return None
+        func = node.func
+        qualified = self._resolve(func)
+        if qualified in _DOTS:
+            first, second = argument(node, 0, "input", "a"), argument(node, 1, "other", "b")
+            return (first, second) if first is not None and second is not None else None
+        product: cst.BaseExpression | None = None
+        if qualified in {"numpy.sum", "torch.sum"}:
+            product = argument(node, 0, "input", "a")
+        elif isinstance(func, cst.Attribute) and qualified is None and func.attr.value == "sum":
+            product = func.value
+        if isinstance(product, cst.BinaryOperation) and isinstance(product.operator, cst.Multiply):
+            return product.left, product.right
+        return None
+
+    def _is_unit(self, node: Value) -> bool:
+        """A basin scaled to unit length: ``F.normalize(b)``, ``b / norm(b)`` (``+ eps``),
+        or a same-file normalising helper of a basin."""
+        if isinstance(node, cst.Name):
+            return self.values.follow(node.value, self._is_unit)
+        if isinstance(node, cst.BinaryOperation) and isinstance(node.operator, cst.Divide):
+            return self.values.is_basin(node.left) and self._is_norm_like(node.right)
+        if isinstance(node, cst.Call):
+            func = node.func
+            if self._resolve(func) == _NORMALIZE or self._distances.is_normaliser(func):
+                first = argument(node, 0, "input", "x")
+                return first is not None and self.values.is_basin(first)
+            if isinstance(func, cst.Attribute) and func.attr.value in _KEEP:
+                return self._is_unit(func.value)
+        return False
+
+    def _is_norm_like(self, node: Value) -> bool:
+        """A norm, a square root, a product of them, or one plus a small constant."""
+        if isinstance(node, cst.Name):
+            return self.values.follow(node.value, self._is_norm_like)
+        if isinstance(node, cst.BinaryOperation):
+            if isinstance(node.operator, cst.Multiply):
+                return self._is_norm_like(node.left) and self._is_norm_like(node.right)
+            if isinstance(node.operator, cst.Add):
+                return self._is_norm_like(node.left) or self._is_norm_like(node.right)
+            return isinstance(node.operator, cst.Power) and _number(node.right) == 0.5
+        if not isinstance(node, cst.Call):
+            return False
+        func = node.func
+        qualified = self._resolve(func)
+        if qualified in _NORMS or qualified in _SQRTS:
+            return True
+        if isinstance(func, cst.Attribute) and func.attr.value in {"norm", "sqrt"}:
+            return qualified is None or qualified in _NORMS
+        if isinstance(func, cst.Name) and func.value in {"float", "max"}:
+            first = argument(node, 0)
+            return first is not None and self._is_norm_like(first)
+        inner = self._clipped(node)
+        return inner is not None and self._is_norm_like(inner)
+
+    def _is_slerp(self, angle: cst.Call) -> bool:
+        """The angle is bound to a name that a ``sin``/``cos`` of the function uses:
+        a spherical interpolation, not a distance."""
+        return self._name_used_in(angle, rf"\b(?:{'|'.join(_TRIG)})\s*\([^\n]*\b{{name}}\b")
+
+    def _name_used_in(self, node: cst.BaseExpression, template: str) -> bool:
+        """A local name whose assigned value contains ``node`` appears in the enclosing
+        function's code where ``template`` (with ``{name}``) matches."""
+        scope, flow = self.values.flow()
+        span = self.context.position(node)
+        start, end = (span.start.line, span.start.column), (span.end.line, span.end.column)
+        code: str | None = None
+        for name, values in flow.values.items():
+            for value in values:
+                if not isinstance(value, cst.BaseExpression):
+                    continue
+                bound = self.context.position(value)
+                if (bound.start.line, bound.start.column) <= start and end <= (
+                    bound.end.line,
+                    bound.end.column,
+                ):
+                    break
+            else:
+                continue
+            code = self.context.code_for(scope) if code is None else code
+            if re.search(template.replace("{name}", re.escape(name)), code):
+                return True
+        return False
+
+    def _check_cosine_formula(self, node: cst.BaseExpression) -> None:
+        """A cosine of basins by formula (``dot / (na * nb)``, a dot of normalised basins),
+        unless an ``arccos``, ``1 -``, square root or clip of it reports it (or a slerp uses it)."""
+        if isinstance(node, cst.BinaryOperation) and isinstance(node.operator, cst.Divide):
+            cosine = self._is_unit_cosine(node)
+        else:
+            operands = self._dot_operands(node)
+            cosine = operands is not None and all(self._is_unit(o) for o in operands)
+        if cosine and not self._name_used_in(node, _USES_OF_A_COSINE):
+            self._cover(node)
+            self._flag(node, "a cosine of basins (a dot product over their norms)")
+
     def _has_basin_operand(self, *operands: cst.BaseExpression | None) -> bool:
-        return any(o is not None and self.values.is_basin_or_table(o) for o in operands)
+        return any(o is not None and self._is_basin(o) for o in operands)
+
+    def _is_basin(self, node: cst.BaseExpression) -> bool:
+        """A basin or a table of basins, not one drawn at random in this function
+        (``basin1 = np.random.randn(64)`` in a test of a distance function); a list
+        display of basins (``[basin_a]``) is a table."""
+        if isinstance(node, (cst.List, cst.Tuple)):
+            return bool(node.elements) and all(
+                not isinstance(e, cst.StarredElement) and self._is_basin(e.value)
+                for e in node.elements
+            )
+        return self.values.is_basin_or_table(node) and not self._is_random(node)
+
+    def _is_random(self, node: Value) -> bool:
+        if isinstance(node, cst.Name):
+            return self.values.follow(node.value, self._is_random)
+        if not isinstance(node, cst.Call):
+            return False
+        func = node.func
+        if isinstance(func, cst.Attribute) and func.attr.value in _KEEP:
+            return self._is_random(func.value)
+        name = self.context.qualified_name(func) or ""
+        return name.startswith(("numpy.random.", "random.")) or name in _RANDOMS
+
+    def _only_normalises(self, node: cst.BaseExpression) -> bool:
+        """The value is bound to a name that is only divided by (``v / (n + eps)``) and
+        compared: a difference scaled to a unit direction, not a distance."""
+        scope, flow = self.values.flow()
+        if not isinstance(scope, cst.FunctionDef):
+            return False
+        name = next(
+            (n for n, bound in flow.values.items() if any(_unwrap(v) is node for v in bound)),
+            None,
+        )
+        if name is None:
+            return False
+        divides = False
+        stack: list[tuple[cst.CSTNode, tuple[cst.CSTNode, ...]]] = [(scope.body, ())]
+        while stack:
+            current, parents = stack.pop()
+            if isinstance(current, cst.Name) and current.value == name and parents:
+                role = _use_role(current, parents)
+                if role is None:
+                    return False
+                divides = divides or role == "divisor"
+            elif not isinstance(current, cst.AssignTarget):
+                parents = (*parents[-2:], current)
+                if isinstance(current, cst.Attribute):
+                    stack.append((current.value, parents))  # not the ``norm`` of ``x.norm``
+                elif isinstance(current, cst.Arg):
+                    stack.append((current.value, parents))
+                else:
+                    stack.extend((child, parents) for child in current.children)
+        return divides
 
     def _is_norm_of_difference(self, node: cst.Call, qualified: str | None) -> bool:
         func = node.func
@@ -475,10 +866,14 @@ class EuclideanBasinDistance(BasinRule):
                 argument(node, 0, "input", "x1", "u", "X", "XA"),
                 argument(node, 1, "other", "target", "x2", "v", "Y", "XB"),
             )
-        if isinstance(func, cst.Attribute) and func.attr.value == "dist" and node.args:
-            return _euclidean_order(argument(node, 1, "p")) and self.values.is_basin_or_table(
-                func.value
+        if qualified in _METRIC_CALLS:
+            metric = argument(node, _METRIC_CALLS[qualified], "metric")
+            name = string_value(metric) if metric is not None else "euclidean"
+            return name in _EUCLIDEAN_METRICS and self._has_basin_operand(
+                argument(node, 0, "XA", "X"), argument(node, 1, "XB", "Y")
             )
+        if isinstance(func, cst.Attribute) and func.attr.value == "dist" and node.args:
+            return _euclidean_order(argument(node, 1, "p")) and self._is_basin(func.value)
         return False
 
     def _is_module_call(self, node: cst.Call) -> bool:
@@ -511,14 +906,16 @@ class EuclideanBasinDistance(BasinRule):
         return found
 
     def _is_identity_fisher(self, node: cst.Call) -> bool:
-        """``fisher_distance(a, b, torch.ones_like(a))``: the identity metric."""
+        """``fisher_distance(a, b, torch.ones_like(a))``, ``diagonal_fisher_distance(a, b,
+        fisher_diagonal=ones)``: the identity metric, passed after the two basins."""
         name = self.context.code_for(node.func).rsplit(".", 1)[-1]
         called = set(words(name))
-        if "fisher" not in called or not called & {"distance", "dist"}:
+        if "fisher" not in called or not called & DISTANCE_WORDS:
             return False
-        metric = argument(node, 2, "fisher_diag", "fisher", "metric", "diag", "weights")
-        operands = (argument(node, 0), argument(node, 1))
-        return metric is not None and self._is_ones(metric) and self._has_basin_operand(*operands)
+        positional, keywords = call_args(node)
+        metrics = [*positional[2:], *keywords.values()]
+        operands = positional[:2]
+        return any(self._is_ones(m) for m in metrics) and self._has_basin_operand(*operands)
 
     def _is_ones(self, node: Value) -> bool:
         if isinstance(node, cst.Call):

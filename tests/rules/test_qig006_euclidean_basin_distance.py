@@ -185,6 +185,190 @@ FLAGGED = {
     "tensor_dist_method": """
         gap = ocean_basin.dist(active_basin)
     """,
+    "euclidean_inside_fisher_named_method": """
+        import torch
+
+        class FisherMetric:
+            def distance(self, current_basin, target_basin):
+                return torch.norm(current_basin - target_basin)
+    """,
+    "hand_rolled_norm_before_difference_is_renormalised": """
+        import torch
+
+        def push(source_basin, target):
+            target_basin = target.get_basin()
+            direction = source_basin - target_basin
+            gap = torch.sqrt((direction * direction).sum())
+            direction = torch.nn.functional.normalize(direction, dim=0)
+            return target_basin + 0.1 * direction, gap
+    """,
+    "identity_fisher_diagonal_keyword": """
+        import torch
+
+        def consolidate(model, basin_point, geodesic):
+            target = model.basin_matcher.target_basin
+            return geodesic.diagonal_fisher_distance(
+                basin_point, target, fisher_diagonal=torch.ones_like(basin_point)
+            )
+    """,
+    "arccos_of_normalised_dot_in_fisher_named_method": """
+        import numpy as np
+
+        class Consolidator:
+            def _fisher_rao_distance(self, a, b):
+                a_unit = a / (np.linalg.norm(a) + 1e-10)
+                b_unit = b / (np.linalg.norm(b) + 1e-10)
+                cos = np.clip(np.dot(a_unit, b_unit), 0.0, 1.0)
+                return float(np.arccos(cos))
+    """,
+    "angle_of_dot_over_norms": """
+        import numpy as np
+
+        def basin_distance(a, b):
+            a = np.asarray(a, dtype=np.float32)
+            b = np.asarray(b, dtype=np.float32)
+            na = float(np.linalg.norm(a))
+            nb = float(np.linalg.norm(b))
+            c = float(np.clip(np.dot(a, b) / (na * nb), -1.0, 1.0))
+            return float(np.arccos(c))
+    """,
+    "chordal_under_fisher_name_with_normalising_helper": """
+        import numpy as np
+
+        def unit_np(v):
+            length = np.sqrt(np.sum(v * v, axis=-1, keepdims=True))
+            return v / (length + 1e-10)
+
+        def fisher_distance_np(a, b):
+            a_unit = unit_np(a.flatten())
+            b_unit = unit_np(b.flatten())
+            cos = np.clip(np.dot(a_unit, b_unit), -1.0, 1.0)
+            return float(np.sqrt(2.0 * (1.0 - cos)))
+    """,
+    "clamped_chordal": """
+        import torch
+
+        def bures_distance(a, b):
+            cos = torch.dot(torch.nn.functional.normalize(a, dim=0),
+                            torch.nn.functional.normalize(b, dim=0))
+            d2 = 2.0 * (1.0 - cos)
+            return torch.sqrt(torch.clamp(d2, min=1e-8))
+    """,
+    "one_minus_cosine_of_basins": """
+        import numpy as np
+
+        def drift(ocean_basin, active_basin):
+            cos = ocean_basin @ active_basin / (
+                np.linalg.norm(ocean_basin) * np.linalg.norm(active_basin)
+            )
+            return 1 - cos
+    """,
+    "angle_method_form_torch": """
+        import torch.nn.functional as F
+
+        def spread(current_basin, target_basin):
+            u = F.normalize(current_basin, dim=-1)
+            v = F.normalize(target_basin, dim=-1)
+            return (u * v).sum().clamp(-1, 1).acos()
+    """,
+    "norm_used_as_divisor_and_reported": """
+        import numpy as np
+
+        def push(current_basin, target_basin, log):
+            gap = target_basin - current_basin
+            norm = np.linalg.norm(gap)
+            log["basin_distance"] = float(norm)
+            return gap / norm
+    """,
+    "chordal_floored_with_max_in_fisher_method": """
+        import numpy as np
+
+        class Monitor:
+            def _compute_fisher_distance(self, a, b):
+                na, nb = np.linalg.norm(a), np.linalg.norm(b)
+                if na < 1e-8 or nb < 1e-8:
+                    return 0.0
+                cos = np.clip(np.dot(a, b) / (na * nb), -1.0, 1.0)
+                d2 = 2.0 * (1.0 - cos)
+                return float(np.sqrt(max(d2, 1e-8)))
+    """,
+    "distance_helper_whose_caller_passes_basins": """
+        import numpy as np
+
+        class Kernel:
+            def _dist(self, x, y):
+                return float(np.linalg.norm(x - y))
+
+            def resonance(self, other):
+                return 1.0 / (1.0 + self._dist(self.basin_coords, other.basin_coords))
+    """,
+    "norm_turned_into_similarity": """
+        import torch
+
+        def resonance(self, other):
+            gap = (self.basin_coords - other.basin_coords).norm().item()
+            return 1.0 / (1.0 + gap)
+    """,
+    "math_dist": """
+        import math
+
+        gap = math.dist(ocean_basin, active_basin)
+    """,
+    "torch_cosine_similarity_top_level": """
+        import torch
+
+        sim = torch.cosine_similarity(current_basin, target_basin, dim=0)
+    """,
+    "scipy_cdist_default_metric": """
+        from scipy.spatial.distance import cdist
+
+        pairwise = cdist(observer_basins, observer_basins)
+    """,
+    "sqrt_of_difference_matmul_itself": """
+        import numpy as np
+
+        def gap(current_basin, target_basin):
+            d = current_basin - target_basin
+            return np.sqrt(d @ d)
+    """,
+    "sqrt_of_summed_squared_absolute_difference": """
+        import numpy as np
+
+        d = np.sqrt(np.sum(np.abs(basin_a - basin_b) ** 2))
+    """,
+    "sklearn_cosine_of_listed_basins": """
+        from sklearn.metrics.pairwise import cosine_similarity
+
+        def similarity(basin_a, basin_b):
+            return cosine_similarity([basin_a], [basin_b])[0][0]
+    """,
+    "cosine_by_dot_over_norms_for_ranking": """
+        import numpy as np
+
+        def nearest(query_basin, stored_basins):
+            scores = [
+                np.dot(query_basin, b) / (np.linalg.norm(query_basin) * np.linalg.norm(b))
+                for b in stored_basins
+            ]
+            return int(np.argmax(scores))
+    """,
+    "cosine_of_normalised_basins_matmul": """
+        import torch.nn.functional as F
+
+        def alignment(current_basin, target_basin):
+            return F.normalize(current_basin, dim=0) @ F.normalize(target_basin, dim=0)
+    """,
+    "self_normaliser_method": """
+        import numpy as np
+
+        class Tracker:
+            def _unit(self, x):
+                return x / np.linalg.norm(x)
+
+            def gap(self, ocean_basin, other_basin):
+                dot = np.dot(self._unit(ocean_basin), self._unit(other_basin))
+                return np.arccos(np.clip(dot, -1, 1))
+    """,
 }
 
 
@@ -230,10 +414,94 @@ NOT_FLAGGED = {
         def fisher_distance(basin_a, basin_b, fisher_diag):
             diff = basin_a - basin_b
             return torch.sqrt((diff * diff * fisher_diag).sum())
+    """,
+    "bhattacharyya_angle_in_fisher_function": """
+        import numpy as np
+
+        def fisher_rao_distance(p, q, eps=1e-12):
+            p = np.clip(p, eps, None) / np.sum(np.clip(p, eps, None))
+            q = np.clip(q, eps, None) / np.sum(np.clip(q, eps, None))
+            bc = np.sum(np.sqrt(p * q))
+            return float(np.arccos(np.clip(bc, 0.0, 1.0)))
+    """,
+    "hellinger_in_fisher_function": """
+        import torch
+
+        def fisher_geodesic_distance(p, q):
+            return 2 * torch.norm(torch.sqrt(p) - torch.sqrt(q))
+    """,
+    "arccos_of_raw_dot_in_sqrt_coordinates": """
+        import numpy as np
+
+        def _fisher_distance(self, a, b):
+            inner = np.clip(np.dot(a, b), 0.0, 1.0)
+            return float(np.arccos(inner))
+    """,
+    "slerp_angle_between_unit_basins": """
+        import numpy as np
+
+        def slerp_basins(start_basin, end_basin, t):
+            a = start_basin / np.linalg.norm(start_basin)
+            b = end_basin / np.linalg.norm(end_basin)
+            omega = np.arccos(np.clip(np.dot(a, b), -1.0, 1.0))
+            return (np.sin((1 - t) * omega) * a + np.sin(t * omega) * b) / np.sin(omega)
+    """,
+    "cosine_of_token_embeddings": """
+        import numpy as np
+
+        def similarity(query_vec, doc_vec):
+            cos = np.dot(query_vec, doc_vec) / (np.linalg.norm(query_vec) * np.linalg.norm(doc_vec))
+            return 1.0 - cos
+    """,
+    "one_minus_a_probability": """
+        def keep(basin, dropout):
+            return basin * (1 - dropout)
+    """,
+    "difference_scaled_to_a_unit_direction": """
+        import numpy as np
+
+        def step_toward(current_basin, target, G):
+            direction = target - current_basin
+            norm = np.linalg.norm(direction)
+            if norm < 1e-10:
+                return current_basin
+            direction = direction / (norm + 1e-12)
+            return current_basin + 0.1 * np.linalg.solve(G, direction)
+    """,
+    "identity_metric_on_random_vectors_in_a_test": """
+        import numpy as np
+
+        def test_fisher_rao_distance_diagonal():
+            basin1 = np.random.randn(64)
+            basin2 = np.random.randn(64)
+            metric = np.ones(64)
+            assert fisher_rao_distance(basin1, basin2, metric=metric) > 0
+    """,
+    "distance_helper_called_with_embeddings": """
+        import numpy as np
+
+        def _dist(x, y):
+            return float(np.linalg.norm(x - y))
+
+        def nearest(query_vec, vectors, basin_dim=64):
+            return min(vectors, key=lambda v: _dist(query_vec, v))
+    """,
+    "scipy_cdist_other_metric": """
+        from scipy.spatial.distance import cdist
+
+        pairwise = cdist(observer_basins, observer_basins, metric="cityblock")
+    """,
+    "l1_of_absolute_difference": """
+        import numpy as np
+
+        d = np.sum(np.abs(basin_a - basin_b))
+    """,
+    "fisher_weighted_distance_in_fisher_method": """
+        import torch
 
         class FisherMetric:
             def distance(self, current_basin, target_basin):
-                return torch.norm(current_basin - target_basin)
+                return torch.norm(self.fisher_diag.sqrt() * (current_basin - target_basin))
     """,
     "l1_norm": """
         import torch
@@ -362,6 +630,24 @@ TRIGGER_FLAGGED = {
     "distance_parameters": (
         "import torch\n\ndef basin_distance(a, b):\n    return torch.dist(a, b)\n"
     ),
+    "fisher_named_function_without_basin_text": (
+        "import numpy as np\n\ndef fisher_dist(a, b):\n    return np.linalg.norm(a - b)\n"
+    ),
+    "one_minus_dot_over_norm_names": (
+        "import numpy as np\n\ndef drift(basin_a, basin_b):\n"
+        "    dot = np.dot(basin_a, basin_b)\n"
+        "    na, nb = np.linalg.norm(basin_a), np.linalg.norm(basin_b)\n"
+        "    cos = dot / (na * nb)\n    return 1 - cos\n"
+    ),
+    "angle_of_normalised_basins": (
+        "import torch\nimport torch.nn.functional as F\n\n"
+        "u = F.normalize(active_basin, dim=0)\nv = F.normalize(ocean_basin, dim=0)\n"
+        "angle = torch.acos(torch.clamp(u @ v, -1, 1))\n"
+    ),
+    "distance_helper_called_with_basins": (
+        "import numpy as np\n\ndef _dist(x, y):\n    return np.linalg.norm(x - y)\n\n"
+        "gap = _dist(ocean_basin, active_basin)\n"
+    ),
 }
 
 
@@ -383,6 +669,9 @@ TRIGGER_REJECTED = {
         "loss = ocean(batch)[0].mean()\n"
     ),
     "unrelated_norm": "import torch\n# basin drift is logged elsewhere\nerr = torch.norm(w)\n",
+    "one_minus_a_probability_beside_a_norm": (
+        "import numpy as np\nbasin = load()\nscale = np.linalg.norm(w)\nkeep = 1 - dropout\n"
+    ),
 }
 
 
