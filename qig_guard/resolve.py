@@ -118,6 +118,9 @@ class _BindingCollector:
         if isinstance(node, cst.Assign):
             for target in node.targets:
                 self._bind_target(target.target)
+            reexported = _reexported_module(node)
+            if reexported is not None:
+                self.bindings[reexported[0]] = reexported[1]
         elif isinstance(node, cst.AnnAssign):
             if node.value is not None:
                 self._bind_target(node.target)
@@ -149,6 +152,22 @@ class _BindingCollector:
             bound = alias.asname.name if alias.asname is not None else alias.name
             for name in target_names(bound):
                 self.bindings[name] = qualified
+
+
+# Modules that projects re-export through a module of their own (``torch = utils.torch``).
+_REEXPORTED = {"torch": "torch", "np": "numpy", "numpy": "numpy", "pickle": "pickle"}
+
+
+def _reexported_module(node: cst.Assign) -> tuple[str, str] | None:
+    """``("torch", "torch")`` for ``torch = cc.torch``: a name bound to a well-known module
+    that another module of the project imported (its attribute of the same name)."""
+    if len(node.targets) != 1 or not isinstance(node.targets[0].target, cst.Name):
+        return None
+    value = node.value
+    if not (isinstance(value, cst.Attribute) and isinstance(value.value, cst.Name)):
+        return None
+    module = _REEXPORTED.get(value.attr.value)
+    return (node.targets[0].target.value, module) if module else None
 
 
 def _params(parameters: cst.Parameters) -> Iterator[str]:

@@ -102,3 +102,20 @@ def test_global_declaration_defers_to_module() -> None:
 
 def test_non_name_callee_is_unresolved() -> None:
     assert resolve_calls("get()(x)\n")[0] == (None, None)
+
+
+def test_a_module_re_exported_through_another_module_resolves() -> None:
+    source = (
+        "from src import helpers as hp\n"
+        "torch = hp.torch\n"
+        "np = hp.np\n"
+        "other = hp.torch_like\n"
+        "torch.save(x, p)\n"
+        "np.save(p, x)\n"
+        "other.save(x, p)\n"
+    )
+    assert [qualified for _, qualified in resolve_calls(source)] == [
+        "torch.save",
+        "numpy.save",
+        None,  # `other` is a local of unknown value
+    ]

@@ -15,6 +15,7 @@ from qig_guard.rules._basin_values import (
     Kind,
     basin_text_pattern,
     call_args,
+    dict_entries,
     mentions_basin,
 )
 from qig_guard.rules._text import arguments_text, import_aliases, split_arguments, word_before
@@ -37,6 +38,9 @@ _SINGLE_PAYLOAD = {
     "gzip.compress": (0, ("data",)),
 }
 _ARCHIVES = frozenset({"numpy.savez", "numpy.savez_compressed"})
+_CHECKPOINT_WRITERS = frozenset({"torch.save", "pickle.dump", "pickle.dumps", "joblib.dump"})
+# Any JSON writer in the module: the basin may be exported as JSON there.
+_WRITES_JSON = re.compile(r"\bjson\.dumps?\s*\(|\bsave_basin\s*\(|\bto_json\s*\(|\bdumps?\s*\(")
 _PACKERS = frozenset({"struct.pack", "struct.pack_into"})
 _NAMES = frozenset(q.rsplit(".", 1)[-1] for q in (*_SINGLE_PAYLOAD, *_ARCHIVES, *_PACKERS))
 _FIXABLE = frozenset({"torch.save", "numpy.save"})
@@ -124,15 +128,16 @@ def _is_checkpoint(argument: str) -> bool:
     return False
 
 
-def _may_write_basin(arguments: list[str], text: BasinText) -> bool:
-    """False when no argument of a writer call can be (or name) a basin or basin record."""
+def _may_write_basin(arguments: list[str], text: BasinText, checkpoints: bool = False) -> bool:
+    """False when no argument of a writer call can be (or name) a basin or basin record
+    (``checkpoints``: or a checkpoint dict holding one)."""
     for given in arguments:
         keyword = _KEYWORD.match(given)
         if keyword is not None:
             if text.basin.search(keyword.group(1)):
                 return True  # ``np.savez(f, basin=...)``
             given = given[keyword.end() :]
-        if not _is_checkpoint(given) and text.may_hold_basin(given):
+        if (checkpoints or not _is_checkpoint(given)) and text.may_hold_basin(given):
             return True
     return False
 
@@ -188,6 +193,10 @@ class BasinNotJson(BasinRule):
     INVALID = (
         Invalid("import torch\ntorch.save(target_basin, 'basin.pt')\n"),
         Invalid(
+            "import torch\ntorch.save({'model_state_dict': model.state_dict(),"
+            " 'basin': model.basin_matcher.target_basin}, 'ckpt.pt')\n"
+        ),
+        Invalid(
             "import pickle\n\n\ndef export(model, f):\n"
             "    vec = model.basin_matcher.current_basin.detach().cpu()\n"
             "    pickle.dump(vec, f)\n"
@@ -204,7 +213,8 @@ class BasinNotJson(BasinRule):
     )
     VALID = (
         "import torch\ntorch.save({'model_state_dict': model.state_dict(),"
-        " 'optimizer': opt.state_dict(), 'basin': basin}, path)\n",
+        " 'optimizer': opt.state_dict(), 'basin': basin}, path)\n"
+        "save_basin('basin.json', basin, source_model='Gary-A')\n",
         "import json\njson.dump({'basin': basin.tolist()}, f)\n",
         "import torch\ntorch.save(observer_basins, 'bank.pt')\n",
         "import numpy as np\nnp.save('vocab.npy', basin_vocab)\n",
@@ -224,11 +234,14 @@ class BasinNotJson(BasinRule):
             return True
         aliases = {alias: imported for imported, alias in import_aliases(source)}
         text = BasinText(source, basin, names)
+        json_free = not _WRITES_JSON.search(source)  # then a checkpoint may be the only copy
         for qualified, start in _writer_calls(source, aliases):
             arguments = arguments_text(source, start)
             if arguments is None:
                 return True
-            if _may_write_basin(_payload(split_arguments(arguments), qualified), text):
+            checkpoints = qualified in _CHECKPOINT_WRITERS and json_free
+            payload = _payload(split_arguments(arguments), qualified)
+            if _may_write_basin(payload, text, checkpoints):
                 return True
         return False
 
@@ -256,6 +269,17 @@ class BasinNotJson(BasinRule):
                 self._flag(node, writer, self._fix(node, qualified, payload))
             elif self._is_basin_record(payload):
                 self._flag(node, f"{writer} of a basin record with no model state")
+            elif (
+                qualified in _CHECKPOINT_WRITERS
+                and (held := self._only_in_checkpoint(payload)) is not None
+            ):
+                # an inline checkpoint is reported at its basin, a named one at the call
+                self.report(
+                    held if isinstance(payload, cst.Dict) else node,
+                    f"basin kept only inside a {writer} checkpoint: this module writes no "
+                    "JSON, so the basin has no human-readable file; also export it with "
+                    "`save_basin(path, basin, ...)`",
+                )
         elif qualified in _ARCHIVES:
             positional, keywords_ = call_args(node)
             starred = [a.value for a in node.args if a.star == "*"]
@@ -285,6 +309,39 @@ class BasinNotJson(BasinRule):
             and data.func.attr.value == "tobytes"
             and self.values.is_basin(data.func.value)
         )
+
+    def _only_in_checkpoint(self, payload: cst.BaseExpression) -> cst.BaseExpression | None:
+        """The basin a checkpoint dict (or one it nests, also per member in a list
+        comprehension) holds, in a module that never writes JSON."""
+        if _WRITES_JSON.search(self.context.source):
+            return None
+        found = self.values.dict_of(payload)
+        if found is None:
+            return None
+        pending = [found[0]]
+        while pending:
+            entries = pending.pop()
+            for key, value in entries:
+                if (
+                    value is not None
+                    and not _literal(value)
+                    and self.values.holds_basin([(key, value)])
+                ):
+                    return value
+            for _, value in entries:
+                if isinstance(value, cst.ListComp):
+                    value = value.elt
+                elif isinstance(value, (cst.List, cst.Tuple)):
+                    pending.extend(
+                        nested
+                        for element in value.elements
+                        if (nested := dict_entries(element.value)) is not None
+                    )
+                    continue
+                nested = dict_entries(value) if value is not None else None
+                if nested is not None:
+                    pending.append(nested)
+        return None
 
     def _is_basin_record(self, payload: cst.BaseExpression) -> bool:
         """A dict holding a basin and metadata only (no ``**`` spread, no model state)."""
@@ -325,6 +382,15 @@ class BasinNotJson(BasinRule):
             fix_description="Write the basin with `save_basin(path, basin)` (JSON)",
             safe=False,
         )
+
+
+def _literal(value: cst.BaseExpression | None) -> bool:
+    """``None``, a number or a string: nothing that holds a vector."""
+    return (
+        value is None
+        or isinstance(value, (cst.BaseString, cst.BaseNumber))
+        or (isinstance(value, cst.Name) and value.value in {"None", "True", "False"})
+    )
 
 
 def _calls_state_dict(call: cst.Call) -> bool:

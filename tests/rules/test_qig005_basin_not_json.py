@@ -159,6 +159,9 @@ NOT_FLAGGED = {
                 },
                 path,
             )
+
+        def export(basin, path):  # the basin is also written as JSON
+            save_basin(path, basin, source_model="m")
     """,
     "checkpoint_built_then_filled": """
         import torch
@@ -167,16 +170,25 @@ NOT_FLAGGED = {
             ckpt = {"basin": basin}
             ckpt["model"] = model.state_dict()
             torch.save(ckpt, path)
+
+        def export(basin, path):  # the basin is also written as JSON
+            save_basin(path, basin, source_model="m")
     """,
     "checkpoint_with_module": """
         import torch
 
         torch.save({"model": model, "basin": basin}, "full.pt")
+
+        def export(basin, path):  # the basin is also written as JSON
+            save_basin(path, basin, source_model="m")
     """,
     "spread_checkpoint": """
         import torch
 
         torch.save({**state, "basin": basin}, "full.pt")
+
+        def export(basin, path):  # the basin is also written as JSON
+            save_basin(path, basin, source_model="m")
     """,
     "json_writer": """
         import json
@@ -328,7 +340,7 @@ TRIGGER_REJECTED = {
     "full_checkpoint": (
         "import torch\ntorch.save(\n    {\n        'model_state_dict': model.state_dict(),\n"
         "        'basin': model.basin_matcher.target_basin,\n        'step': step,\n    },\n"
-        "    path,\n)\n"
+        "    path,\n)\nsave_basin('b.json', model.basin_matcher.target_basin)\n"
     ),
     "json_log": "import json\njson.dump({'basin_drift': drift}, handle)\n",
     "weights_only": "import torch\n# basin kept in the json\ntorch.save(model.state_dict(), p)\n",
@@ -418,3 +430,65 @@ def test_basin_rules_survive_odd_shapes() -> None:
         ("QIG006", 39),  # c is target_basin
         ("QIG006", 40),
     ]
+
+
+CHECKPOINT_ONLY = """
+    import torch
+
+
+    def save_checkpoint(coordinator, path):
+        state = {
+            "step": coordinator.step,
+            "members": [
+                {
+                    "name": m.name,
+                    "state_dict": m.model.state_dict(),
+                    "basin": m.basin,
+                    "target_basin": m.model.basin_matcher.target_basin,
+                }
+                for m in coordinator.members
+            ],
+            "ocean": {"state_dict": coordinator.ocean.state_dict(), "basin": None},
+        }
+        torch.save(state, path)  # 19
+"""
+
+
+def test_a_basin_kept_only_inside_a_checkpoint_is_flagged() -> None:
+    findings = rule_findings(BasinNotJson, CHECKPOINT_ONLY)
+    assert [f.line for f in findings] == [19]
+    assert "only inside a `torch.save` checkpoint" in findings[0].message
+
+
+@pytest.mark.parametrize(
+    "source",
+    [
+        # the module also writes the basin as JSON
+        textwrap.dedent(CHECKPOINT_ONLY)
+        + "\n\ndef export(m, path):\n    save_basin(path, m.basin, source_model=m.name)\n",
+        # a checkpoint that holds no basin (None and strings are no vectors)
+        """
+        import torch
+
+        def save(model, opt, path, step):
+            torch.save({"model": model.state_dict(), "optimizer": opt.state_dict(),
+                        "basin": None, "basin_path": "b.json", "step": step}, path)
+        """,
+    ],
+)
+def test_checkpoints_with_a_json_export_or_without_a_basin_are_quiet(source: str) -> None:
+    assert rule_findings(BasinNotJson, source) == []
+
+
+def test_an_inline_checkpoint_is_reported_at_its_basin() -> None:
+    source = """
+        import torch
+
+        def save(kernel, path):
+            torch.save({
+                "kernel_state": kernel.model.state_dict(),
+                "step": kernel.step,
+                "basin_ref": kernel.basin_ref.detach().cpu(),  # 8
+            }, path)
+    """
+    assert [f.line for f in rule_findings(BasinNotJson, source)] == [8]
