@@ -171,3 +171,45 @@ def test_basins_known_from_the_project_are_checked_in_other_files(tmp_path: Path
         ("export.py", 6, "QIG011"),
         ("export.py", 6, "QIG011"),
     ]
+
+
+def test_one_argument_element_wise_transformations_keep_their_argument() -> None:
+    source = b"""\
+import numpy as np
+
+
+def fisher_normalize_np(arr, eps=1e-10):
+    p = np.maximum(arr, eps)
+    return p / p.sum()
+
+
+def project_to_simplex(v):
+    return np.sum(v)  # a reduction: no vector comes out
+
+
+def normalize_pair(a, b):
+    return a / b
+"""
+    project = ProjectFacts.merge([file_facts(source)])
+    assert project.keeps_argument("fisher_normalize_np")
+    assert not project.keeps_argument("project_to_simplex")
+    assert not project.keeps_argument("normalize_pair")
+
+
+def test_a_basin_through_a_project_normaliser_is_still_a_basin(tmp_path: Path) -> None:
+    (tmp_path / "geometry.py").write_text(
+        "import numpy as np\n\n\ndef fisher_normalize_np(arr):\n"
+        "    p = np.abs(arr) + 1e-10\n    return p / p.sum()\n"
+    )
+    (tmp_path / "packet.py").write_text(
+        "import zlib\n\nimport numpy as np\n\nfrom geometry import fisher_normalize_np\n\n\n"
+        "class SleepPacket:\n"
+        "    def to_bytes(self):\n"
+        "        quantized = (fisher_normalize_np(self.basin) * 32767).astype(np.int16)\n"
+        "        payload = self.header() + quantized.tobytes()\n"
+        "        return zlib.compress(payload, level=9)\n"
+    )
+    config = Config(source=tmp_path / "pyproject.toml", select=("QIG005",))
+    findings = run([tmp_path], config, jobs=1, use_cache=False).findings
+    assert [(f.path.rsplit("/", 1)[-1], f.line) for f in findings] == [("packet.py", 11)]
+    assert "`.tobytes()`" in findings[0].message

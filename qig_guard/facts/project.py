@@ -41,7 +41,7 @@ from qig_guard.names import words
 if TYPE_CHECKING:
     from qig_guard.config import Config
 
-FORMAT = "6"
+FORMAT = "7"
 BASIN_WORDS = ("basin", "attractor")
 UNKNOWN = "?"  # an attribute also assigned something other than a class instance
 
@@ -58,7 +58,8 @@ def relevance(extra_words: tuple[str, ...] = ()) -> re.Pattern[bytes]:
     return re.compile(
         rb"self\.%s[ \t]*(?::[^=\n]+)?=(?!=)|self\.\w+[ \t]*=[ \t]*%s\(" % (word, word)
         + rb"|^[ \t]+return[ \t]+[\w.]+\.\w*(?i:basin)\w*(?:\.\w+\(\))*[ \t]*$"
-        + rb"|^[ \t]+return[ \t]+\w+\[['\"]\w*(?i:basin)",
+        + rb"|^[ \t]+return[ \t]+\w+\[['\"]\w*(?i:basin)"
+        + rb"|^def[ \t]+\w*(?i:normali[sz]e|simplex|project)\w*[ \t]*\(",
         re.MULTILINE,
     )
 
@@ -77,6 +78,7 @@ class ClassFacts:
     kinds: tuple[tuple[str, str], ...] = ()
     returns_basin: tuple[str, ...] = ()
     sources: tuple[tuple[str, str], ...] = ()
+    keeps_argument: tuple[str, ...] = ()
 
 
 def _self_writes(
@@ -168,6 +170,42 @@ def _loads_basin(callee: str) -> bool:
     return names_a_basin(callee) and bool(_LOADER_WORDS.intersection(words(callee)))
 
 
+_ELEMENTWISE = (ast.Div, ast.Mult, ast.Add, ast.Sub, ast.Pow)
+
+
+def _keeps_argument(function: ast.FunctionDef | ast.AsyncFunctionDef) -> bool:
+    """A one-argument transformation of a vector (``fisher_normalize(v)``,
+    ``to_simplex(p, eps=1e-10)``): one required parameter, and every ``return`` an
+    element-wise arithmetic expression of it or of locals computed from it
+    (``return p / p.sum()``), not a reduction (``np.sum(p)``) or a comparison."""
+    arguments = function.args
+    required = len(arguments.posonlyargs) + len(arguments.args) - len(arguments.defaults)
+    if required != 1 or arguments.vararg is not None:
+        return False
+    derived = {(arguments.posonlyargs or arguments.args)[0].arg}
+    returned: list[ast.expr] = []
+    for node in function.body:
+        for inner in ast.walk(node):
+            if isinstance(inner, (ast.FunctionDef, ast.AsyncFunctionDef, ast.Lambda)):
+                break
+            if isinstance(inner, ast.Assign) and len(inner.targets) == 1:
+                target = inner.targets[0]
+                if isinstance(target, ast.Name) and _mentions(inner.value, derived):
+                    derived.add(target.id)
+            elif isinstance(inner, ast.Return) and inner.value is not None:
+                returned.append(inner.value)
+    return bool(returned) and all(
+        isinstance(value, ast.BinOp)
+        and isinstance(value.op, _ELEMENTWISE)
+        and _mentions(value.left, derived)
+        for value in returned
+    )
+
+
+def _mentions(node: ast.expr, names: set[str]) -> bool:
+    return any(isinstance(n, ast.Name) and n.id in names for n in ast.walk(node))
+
+
 def _module_facts(tree: ast.Module) -> ClassFacts:
     """The module's own functions, as the methods of a class named ``""``."""
     functions = [n for n in tree.body if isinstance(n, (ast.FunctionDef, ast.AsyncFunctionDef))]
@@ -179,6 +217,8 @@ def _module_facts(tree: ast.Module) -> ClassFacts:
         (),
         (),
         tuple(sorted(f.name for f in functions if _returns_basin(f))),
+        (),
+        tuple(sorted(f.name for f in functions if _keeps_argument(f))),
     )
 
 
@@ -264,6 +304,7 @@ class ProjectFacts:
     _kinds: dict[str, frozenset[str]] = field(default_factory=dict, compare=False, repr=False)
     _methods: dict[str, frozenset[str]] = field(default_factory=dict, compare=False, repr=False)
     _returns_basin: frozenset[str] = field(default_factory=frozenset, compare=False, repr=False)
+    _keeps_argument: frozenset[str] = field(default_factory=frozenset, compare=False, repr=False)
     _basin_attributes: frozenset[str] = field(default_factory=frozenset, compare=False, repr=False)
 
     @classmethod
@@ -285,6 +326,7 @@ class ProjectFacts:
             for attribute, kind in klass.kinds:
                 kinds.setdefault(attribute, set()).add(kind)
         returns_basin = frozenset(name for klass in classes for name in klass.returns_basin)
+        keeps_argument = frozenset(name for klass in classes for name in klass.keeps_argument)
         basin_attributes = frozenset(
             attribute
             for klass in classes
@@ -299,6 +341,7 @@ class ProjectFacts:
             {a: frozenset(v) for a, v in kinds.items()},
             {c: frozenset(v) for c, v in methods.items()},
             returns_basin,
+            keeps_argument,
             basin_attributes,
         )
 
@@ -319,6 +362,11 @@ class ProjectFacts:
     def returns_basin(self, function: str) -> bool:
         """True when a function or method of the project so named returns a basin."""
         return function in self._returns_basin
+
+    def keeps_argument(self, function: str) -> bool:
+        """True when the project's module function so named transforms its one vector
+        argument element-wise (a normaliser): a basin in, a basin out."""
+        return function in self._keeps_argument
 
     def holds_basin(self, attribute: str) -> bool:
         """True when the project assigns ``self.attribute`` a basin from a call
@@ -366,14 +414,16 @@ def _to_json(klass: ClassFacts) -> list[object]:
         klass.kinds,
         list(klass.returns_basin),
         klass.sources,
+        list(klass.keeps_argument),
     ]
 
 
 def _from_json(item: list[object]) -> ClassFacts:
-    name, methods, writes, setters, holds, kinds, returns_basin, sources = item
+    name, methods, writes, setters, holds, kinds, returns_basin, sources, keeps = item
     assert isinstance(name, str) and isinstance(methods, list) and isinstance(writes, list)
     assert isinstance(setters, list) and isinstance(holds, list) and isinstance(kinds, list)
     assert isinstance(returns_basin, list) and isinstance(sources, list)
+    assert isinstance(keeps, list)
     return ClassFacts(
         name,
         tuple(str(m) for m in methods),
@@ -383,6 +433,7 @@ def _from_json(item: list[object]) -> ClassFacts:
         tuple((str(a), str(b)) for a, b in kinds),
         tuple(str(r) for r in returns_basin),
         tuple((str(a), str(b)) for a, b in sources),
+        tuple(str(k) for k in keeps),
     )
 
 

@@ -42,7 +42,7 @@ _COLLECTION_WORDS = frozenset({"list", "lists", "buffer", "queue", "cache", "poo
 _KEEP_METHODS = frozenset({
     "detach", "clone", "cpu", "cuda", "to", "numpy", "tolist", "float", "double", "half",
     "squeeze", "unsqueeze", "view", "reshape", "flatten", "ravel", "contiguous", "copy",
-    "astype", "tobytes", "requires_grad_", "detach_", "type_as"
+    "astype", "requires_grad_", "detach_", "type_as"
 })
 # fmt: on
 _KEEP_ATTRS = frozenset({"data", "T", "mT", "real"})
@@ -485,6 +485,8 @@ class BasinValues:
         by_name = self.kind_of_name(last)
         if by_name is None and self.context.project.returns_basin(last):
             return Kind.BASIN  # the project's function returns a basin, whatever its name
+        if by_name is None and positional and self.context.project.keeps_argument(last):
+            return self.kind(positional[0])  # a normaliser of the project: basin in, basin out
         return by_name
 
     def _binary_kind(self, node: cst.BinaryOperation) -> Kind | None:

@@ -19,7 +19,7 @@ from qig_guard.rules._basin_values import (
     mentions_basin,
 )
 from qig_guard.rules._text import arguments_text, import_aliases, split_arguments, word_before
-from qig_guard.rules.base import Invalid, argument
+from qig_guard.rules.base import FileContext, Invalid, argument
 
 # Writer -> (index of the payload argument, its keyword names).
 _SINGLE_PAYLOAD = {
@@ -148,17 +148,25 @@ class BasinNotJson(BasinRule):
     Flags a basin (the identity vector itself) written in a binary or pickle
     format: `torch.save(basin, ...)`, `pickle.dump`, `joblib.dump`, `np.save`,
     `np.savez`/`np.savez_compressed` (positionally or by keyword),
-    `struct.pack(fmt, *basin)`, `zlib.compress(basin.tobytes())`,
+    `struct.pack(fmt, *basin)`, `zlib.compress(basin)`, the raw bytes
+    `basin.tobytes()` (unless only hashed: `hashlib.sha256(basin.tobytes())`),
     `basin.tofile(...)`, or a `torch.save`/`pickle.dump` of a dict that holds a
     basin and its metadata but no model state.
 
+    A full training checkpoint (state dicts, optimizer) that carries a basin
+    next to the weights, also per member of a constellation, is flagged only
+    when its module writes no JSON at all (`json.dump`, `save_basin`): then
+    the checkpoint is the basin's only copy.
+
     A basin is recognised by name (`basin-names`, e.g. `target_basin`,
     `self.basin`, `ckpt["basin"]`), by indexing or iterating a table of basins
-    (`basin-tables`), and by flow within the function (`vec =
-    basin.detach().cpu()`). Not flagged: a full training checkpoint (state
-    dicts, optimizer) that carries a basin next to the weights, JSON writers,
-    tables of many basins and things about a basin (`basin_path`,
-    `basin_dim`, `basin_vocab`).
+    (`basin-tables`), by flow within the function (`vec =
+    basin.detach().cpu()`), and by the project index: what the project's
+    functions return (a matcher output, an extractor), which attributes it
+    assigns from basin loaders, and its one-argument normalisers
+    (`fisher_normalize(basin)` is still a basin). Not flagged: such a
+    checkpoint beside a JSON export, JSON writers, tables of many basins and
+    things about a basin (`basin_path`, `basin_dim`, `basin_vocab`).
 
     ## Why is this bad
     The spec moves identity as a 2-4 KB human-readable JSON file with its
@@ -230,7 +238,7 @@ class BasinNotJson(BasinRule):
         basin = basin_text_pattern(names)
         if not mentions_basin(source, names, basin):
             return False
-        if "tofile" in source or ("tobytes" in source and "write" in source):
+        if "tofile" in source or "tobytes" in source:
             return True
         aliases = {alias: imported for imported, alias in import_aliases(source)}
         text = BasinText(source, basin, names)
@@ -245,15 +253,64 @@ class BasinNotJson(BasinRule):
                 return True
         return False
 
+    def __init__(self, context: FileContext) -> None:
+        super().__init__(context)
+        self._not_serialised: set[int] = set()  # `.tobytes()` calls only hashed or reported
+        # `raw = basin.tobytes()`, reported when the scope ends unless `raw` was hashed
+        self._raw_names: dict[tuple[int, str], cst.Call] = {}
+        self._hashed_names: set[tuple[int, str]] = set()
+
+    def _scope_id(self) -> int:
+        functions = self.context.scopes.functions
+        return id(functions[-1]) if functions else 0
+
+    def visit_Assign(self, node: cst.Assign) -> None:
+        value = node.value
+        if (
+            len(node.targets) == 1
+            and isinstance(node.targets[0].target, cst.Name)
+            and isinstance(value, cst.Call)
+            and isinstance(value.func, cst.Attribute)
+            and value.func.attr.value == "tobytes"
+            and self.values.is_basin(value.func.value)
+        ):
+            self._not_serialised.add(id(value))
+            self._raw_names[self._scope_id(), node.targets[0].target.value] = value
+
+    def leave_FunctionDef(self, original_node: cst.FunctionDef) -> None:
+        self._report_raw_bytes(id(original_node))
+
+    def leave_Module(self, original_node: cst.Module) -> None:
+        self._report_raw_bytes(0)
+
+    def _report_raw_bytes(self, scope: int) -> None:
+        for key in [key for key in self._raw_names if key[0] == scope]:
+            call = self._raw_names.pop(key)
+            if key not in self._hashed_names:
+                self._flag(call, "`.tobytes()`")
+
     def visit_Call(self, node: cst.Call) -> None:
         func = node.func
         if isinstance(func, cst.Attribute) and func.attr.value == "tofile":
             if self.values.is_basin(func.value):
                 self._flag(node, "`.tofile()`")
             return
+        if _hashes(self.context, node):  # a fingerprint of the basin, not a copy of it
+            self._not_serialised.update(id(arg.value) for arg in node.args)
+            scope = self._scope_id()
+            self._hashed_names.update(
+                (scope, arg.value.value) for arg in node.args if isinstance(arg.value, cst.Name)
+            )
+            return
+        if isinstance(func, cst.Attribute) and func.attr.value == "tobytes":
+            if id(node) not in self._not_serialised and self.values.is_basin(func.value):
+                self._flag(node, "`.tobytes()`")
+            return
         if isinstance(func, cst.Attribute) and func.attr.value in {"write", "write_bytes"}:
             data = argument(node, 0, "data")
             if self._is_basin_bytes(data):
+                assert data is not None
+                self._not_serialised.add(id(data))
                 self._flag(node, f"`.{func.attr.value}()` of its raw bytes")
             return
         qualified = self.values.call_name(func, _NAMES)
@@ -382,6 +439,18 @@ class BasinNotJson(BasinRule):
             fix_description="Write the basin with `save_basin(path, basin)` (JSON)",
             safe=False,
         )
+
+
+_HASHERS = frozenset({"hash", "builtins.hash"})
+
+
+def _hashes(context: FileContext, call: cst.Call) -> bool:
+    """``hashlib.sha256(...)``, ``hash(...)`` or ``digest.update(...)``: hashing."""
+    func = call.func
+    if isinstance(func, cst.Attribute) and func.attr.value == "update":
+        return True
+    qualified = context.qualified_name(func) or ""
+    return qualified.startswith("hashlib.") or qualified in _HASHERS
 
 
 def _literal(value: cst.BaseExpression | None) -> bool:

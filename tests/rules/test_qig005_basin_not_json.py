@@ -492,3 +492,38 @@ def test_an_inline_checkpoint_is_reported_at_its_basin() -> None:
             }, path)
     """
     assert [f.line for f in rule_findings(BasinNotJson, source)] == [8]
+
+
+def test_raw_bytes_of_a_basin_are_flagged_once_and_hashes_are_quiet() -> None:
+    source = """
+        import hashlib
+        import zlib
+
+        import numpy as np
+
+        class SleepPacket:
+            def to_bytes(self):
+                quantized = (self.basin * 32767).astype(np.int16)
+                payload = self.header() + quantized.tobytes()  # 10
+                return zlib.compress(payload)
+
+            def identity_hash(self):
+                raw = self.basin.tobytes()
+                return hashlib.sha256(raw).hexdigest()[:16]
+
+            def fingerprint(self):
+                digest = hashlib.sha256(self.basin.tobytes()).hexdigest()
+                h = hashlib.blake2b()
+                h.update(self.target_basin.tobytes())
+                return digest, h.hexdigest(), hash(self.basin.tobytes())
+
+            def dump(self, f):
+                f.write(self.basin.tobytes())  # 24
+
+            def send(self, sock):
+                raw = self.basin.tobytes()  # 27
+                sock.sendall(raw)
+    """
+    findings = rule_findings(BasinNotJson, source)
+    assert [f.line for f in findings] == [10, 24, 27]
+    assert "`.tobytes()`" in findings[0].message
