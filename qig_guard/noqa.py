@@ -62,3 +62,17 @@ def apply(findings: Iterable[Finding], source: str, strict: bool) -> list[Findin
             )
         )
     return kept
+
+
+def add_code(line: str, code: str) -> str:
+    """``line`` (without its line break) with ``code`` added to its ``# noqa`` directive,
+    or with a ``# noqa: CODE`` comment appended when it has none."""
+    match = _NOQA.search(line) if "#" in line else None
+    if match is None:
+        return f"{line.rstrip()}  # noqa: {code}"
+    codes = match.group("codes")
+    if codes is None:  # a bare `# noqa`: name the code
+        return f"{line[: match.end()]}: {code}{line[match.end() :]}"
+    if code in _CODE.findall(codes.upper()):
+        return line
+    return f"{line[: match.end()]},{code}{line[match.end() :]}"

@@ -156,3 +156,25 @@ def _execute(
         max_workers=min(jobs, len(tasks)), initializer=_init_worker, initargs=(config,)
     ) as pool:
         return list(pool.map(_check_one, tasks, chunksize=chunk))
+
+
+def check_file(path: Path, data: bytes, config: Config, cache: Cache | None = None) -> RunResult:
+    """Check ``data`` as the contents of ``path`` (an editor's unsaved buffer, say)
+    exactly as :func:`run` checks that file: its per-file rules and the cache.
+    Exclusion is the caller's decision (see ``discovery.is_excluded``)."""
+    result = RunResult()
+    selected = select_codes(config.select, config.ignore)
+    codes = file_codes(relative_posix(path, config.root), selected, config)
+    if not codes:
+        return result
+    display = relative_posix(path, Path.cwd())
+    key = cache.key(data, codes) if cache is not None else None
+    outcome = cache.get(key, display) if cache is not None and key is not None else None
+    if outcome is None:
+        outcome = check_source(display, data, config, _rules_for(codes))
+        if cache is not None and key is not None:
+            cache.put(key, outcome)
+    result.paths[display] = path
+    _collect(result, outcome, selected)
+    result.findings.sort(key=lambda finding: finding.sort_key)
+    return result
