@@ -71,7 +71,7 @@ def add_code(line: str, code: str) -> str:
     if match is None:
         return f"{line.rstrip()}  # noqa: {code}"
     codes = match.group("codes")
-    if codes is None:  # a bare `# noqa`: name the code
+    if codes is None:  # a bare directive: name the code
         return f"{line[: match.end()]}: {code}{line[match.end() :]}"
     if code in _CODE.findall(codes.upper()):
         return line

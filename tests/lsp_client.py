@@ -30,6 +30,7 @@ class LspClient:
         self._messages: queue.Queue[Message | None] = queue.Queue()
         self._next_id = 0
         self.notifications: list[Message] = []
+        self.initialized: Message = {}
         self._reader = threading.Thread(target=self._read, daemon=True)
         self._reader.start()
         self._stderr: list[bytes] = []
@@ -101,9 +102,11 @@ class LspClient:
     def diagnostics(self, uri: str, version: int | None = None, timeout: float = 60) -> Message:
         """The next ``publishDiagnostics`` for ``uri`` (for ``version`` when given)."""
         return self.wait(
-            lambda m: m.get("method") == "textDocument/publishDiagnostics"
-            and m["params"]["uri"] == uri
-            and (version is None or m["params"].get("version") == version),
+            lambda m: (
+                m.get("method") == "textDocument/publishDiagnostics"
+                and m["params"]["uri"] == uri
+                and (version is None or m["params"].get("version") == version)
+            ),
             timeout,
         )["params"]
 
@@ -127,6 +130,7 @@ class LspClient:
             },
         )
         self.notify("initialized", {})
+        self.initialized = response
         return response
 
     def close(self) -> int:

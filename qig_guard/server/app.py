@@ -20,8 +20,8 @@ from pygls.workspace.position_codec import PositionCodec, ServerTextPosition
 
 from qig_guard import __version__
 from qig_guard.findings import Edit, Finding, Fix
-from qig_guard.server import DEBOUNCE_MS
 from qig_guard.fixer import applicable
+from qig_guard.server import DEBOUNCE_MS
 from qig_guard.server.documents import (
     Projects,
     check_document,
@@ -271,7 +271,9 @@ def hover(session: Session, params: types.HoverParams) -> types.Hover | None:
     if not pages:
         return None
     return types.Hover(
-        contents=types.MarkupContent(kind=types.MarkupKind.Markdown, value="\n\n---\n\n".join(pages))
+        contents=types.MarkupContent(
+            kind=types.MarkupKind.Markdown, value="\n\n---\n\n".join(pages)
+        )
     )
 
 

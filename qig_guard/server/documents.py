@@ -23,7 +23,7 @@ from qig_guard.checker import FILE_ERROR
 from qig_guard.config import Config, ConfigError, find_pyproject, load_pyproject
 from qig_guard.discovery import PYTHON_SUFFIXES, is_excluded, relative_posix
 from qig_guard.findings import Edit, Finding, Fix
-from qig_guard.fixer import apply_edits, applicable, fix_source
+from qig_guard.fixer import applicable, apply_edits, fix_source
 from qig_guard.rules import load_rules, select_codes
 
 LINE_BREAK = re.compile(r"\r\n|\r|\n")

@@ -30,7 +30,8 @@ def rule_url(code: str) -> str | None:
 def sections(markdown: str) -> dict[str, str]:
     """A rule docstring's ``## Heading`` sections, by heading."""
     parts = _HEADING.split(markdown)
-    return {title.strip(): body.strip() for title, body in zip(parts[1::2], parts[2::2])}
+    pairs = zip(parts[1::2], parts[2::2], strict=True)
+    return {title.strip(): body.strip() for title, body in pairs}
 
 
 def hover_text(code: str) -> str | None:
@@ -41,7 +42,9 @@ def hover_text(code: str) -> str | None:
         return None
     found = sections(info.documentation)
     if found:
-        body = "\n\n".join(f"**{title}**\n\n{found[title]}" for title in HOVER_SECTIONS if title in found)
+        body = "\n\n".join(
+            f"**{title}**\n\n{found[title]}" for title in HOVER_SECTIONS if title in found
+        )
     else:  # basin checks document themselves in one paragraph
         body = info.documentation
     return f"**{info.code} {info.name}**: {info.summary}\n\n{body}\n\n[Rule page]({rule_url(code)})"
