@@ -16,6 +16,10 @@ from qig_guard.findings import Finding
 from qig_guard.source import SourceError, decode
 
 if TYPE_CHECKING:
+    from collections.abc import Callable
+
+    import libcst as cst
+
     from qig_guard.rules.base import Rule
 
 FILE_ERROR = "QIG000"
@@ -49,8 +53,15 @@ def _syntax_error(path: str, source: str, error: Exception) -> Finding:
     return _file_error(path, f"libcst cannot parse this file, not checked: {detail}")
 
 
-def check_source(path: str, data: bytes, config: Config, rules: list[type[Rule]]) -> FileResult:
-    """Run ``rules`` over ``data`` (the bytes of the file at ``path``)."""
+def check_source(
+    path: str,
+    data: bytes,
+    config: Config,
+    rules: list[type[Rule]],
+    parse: Callable[[str], cst.Module] | None = None,
+) -> FileResult:
+    """Run ``rules`` over ``data`` (the bytes of the file at ``path``); ``parse``
+    replaces ``libcst.parse_module`` (the language server reuses unchanged parts)."""
     try:
         source, _ = decode(data, config.max_file_size)
     except SourceError as error:
@@ -60,10 +71,16 @@ def check_source(path: str, data: bytes, config: Config, rules: list[type[Rule]]
         if [rule.code for rule in rules] != [FILE_ERROR]:
             return FileResult()  # no rule could fire: not even parsed
         candidates = []  # QIG000 alone selected: parse every file for its syntax
-    return check_text(path, source, config, candidates)
+    return check_text(path, source, config, candidates, parse)
 
 
-def check_text(path: str, source: str, config: Config, rules: list[type[Rule]]) -> FileResult:
+def check_text(
+    path: str,
+    source: str,
+    config: Config,
+    rules: list[type[Rule]],
+    parse: Callable[[str], cst.Module] | None = None,
+) -> FileResult:
     """Parse ``source`` and run ``rules`` over it (no trigger filtering)."""
     import libcst as cst
     from libcst.metadata import MetadataWrapper
@@ -74,7 +91,7 @@ def check_text(path: str, source: str, config: Config, rules: list[type[Rule]]) 
 
     result = FileResult(parsed=True)
     try:
-        module = cst.parse_module(source)
+        module = (parse or cst.parse_module)(source)
     except cst.ParserSyntaxError as error:
         result.findings.append(_syntax_error(path, source, error))
         return result

@@ -9,11 +9,12 @@ that filtered, cached and parallel runs report exactly what a plain run does.
 from __future__ import annotations
 
 import os
-from collections.abc import Iterable, Sequence
+from collections.abc import Callable, Iterable, Sequence
 from concurrent.futures import ProcessPoolExecutor
 from dataclasses import dataclass, field
 from functools import lru_cache
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 from qig_guard.cache import Cache
 from qig_guard.checker import FILE_ERROR, FileResult, check_source
@@ -21,6 +22,9 @@ from qig_guard.config import Config
 from qig_guard.discovery import discover_files, matches_glob, relative_posix
 from qig_guard.findings import Finding
 from qig_guard.rules import select_codes
+
+if TYPE_CHECKING:
+    import libcst as cst
 
 
 @dataclass
@@ -158,10 +162,17 @@ def _execute(
         return list(pool.map(_check_one, tasks, chunksize=chunk))
 
 
-def check_file(path: Path, data: bytes, config: Config, cache: Cache | None = None) -> RunResult:
+def check_file(
+    path: Path,
+    data: bytes,
+    config: Config,
+    cache: Cache | None = None,
+    parse: Callable[[str], cst.Module] | None = None,
+) -> RunResult:
     """Check ``data`` as the contents of ``path`` (an editor's unsaved buffer, say)
     exactly as :func:`run` checks that file: its per-file rules and the cache.
-    Exclusion is the caller's decision (see ``discovery.is_excluded``)."""
+    Exclusion is the caller's decision (see ``discovery.is_excluded``); ``parse``
+    is passed to :func:`~qig_guard.checker.check_source`."""
     result = RunResult()
     selected = select_codes(config.select, config.ignore)
     codes = file_codes(relative_posix(path, config.root), selected, config)
@@ -171,7 +182,7 @@ def check_file(path: Path, data: bytes, config: Config, cache: Cache | None = No
     key = cache.key(data, codes) if cache is not None else None
     outcome = cache.get(key, display) if cache is not None and key is not None else None
     if outcome is None:
-        outcome = check_source(display, data, config, _rules_for(codes))
+        outcome = check_source(display, data, config, _rules_for(codes), parse)
         if cache is not None and key is not None:
             cache.put(key, outcome)
     result.paths[display] = path

@@ -32,6 +32,7 @@ from qig_guard.server.documents import (
     split_lines,
 )
 from qig_guard.server.pages import hover_text, rule_url
+from qig_guard.server.reparse import Reparser
 
 NAME = "qig-guard"
 DEBOUNCE_SECONDS = DEBOUNCE_MS / 1000
@@ -58,6 +59,7 @@ class Session:
         self.projects = projects
         self.checked: dict[str, Checked] = {}
         self.timers: dict[str, asyncio.TimerHandle] = {}
+        self.reparsers: dict[str, Reparser] = {}
 
     def _cancel(self, uri: str) -> None:
         timer = self.timers.pop(uri, None)
@@ -72,7 +74,8 @@ class Session:
             return None
         path = Path(document.path)
         text = document.source
-        checked = Checked(text, path, check_document(path, text, self.projects))
+        reparser = self.reparsers.setdefault(uri, Reparser())
+        checked = Checked(text, path, check_document(path, text, self.projects, reparser))
         self.checked[uri] = checked
         lines = split_lines(text)
         codec = document.position_codec
@@ -94,6 +97,7 @@ class Session:
     def close(self, uri: str) -> None:
         self._cancel(uri)
         self.checked.pop(uri, None)
+        self.reparsers.pop(uri, None)
         self.server.text_document_publish_diagnostics(
             types.PublishDiagnosticsParams(uri=uri, diagnostics=[])
         )

@@ -25,6 +25,7 @@ from qig_guard.discovery import PYTHON_SUFFIXES, is_excluded, relative_posix
 from qig_guard.findings import Edit, Finding, Fix
 from qig_guard.fixer import applicable, apply_edits, fix_source
 from qig_guard.rules import load_rules, select_codes
+from qig_guard.server.reparse import Reparser
 
 LINE_BREAK = re.compile(r"\r\n|\r|\n")
 BASIN_SUFFIX = ".json"
@@ -116,17 +117,20 @@ def _file_error(path: Path, message: str) -> Finding:
     return Finding(str(path), 1, 1, FILE_ERROR, message)
 
 
-def check_document(path: Path, text: str, projects: Projects) -> list[Finding]:
+def check_document(
+    path: Path, text: str, projects: Projects, reparser: Reparser | None = None
+) -> list[Finding]:
     """The findings for a buffer holding ``text`` that will be saved as ``path``:
     a Python file's rule findings, a basin file's validation findings, nothing for
-    other or excluded files."""
+    other or excluded files. ``reparser`` (one per buffer) reuses the unchanged
+    statements of its previous parse."""
     try:
         if is_python(path):
             config = projects.config(path)
             if is_excluded(path, config):
                 return []
             data = source_bytes(text)
-            return runner.check_file(path, data, config, projects.cache(path)).findings
+            return runner.check_file(path, data, config, projects.cache(path), reparser).findings
         if path.suffix == BASIN_SUFFIX:
             settings = projects.basin_settings(path)
             if not is_basin_file(path, settings):
