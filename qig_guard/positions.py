@@ -12,6 +12,7 @@ from __future__ import annotations
 
 from collections.abc import Mapping
 from functools import cache
+from typing import ClassVar
 
 import libcst as cst
 from libcst.metadata import CodePosition, CodeRange, MetadataWrapper, PositionProvider
@@ -46,7 +47,13 @@ def _contains(root: cst.CSTNode, target: cst.CSTNode) -> bool:
 
 
 class StatementPositions:
-    """``positions(node)``: the node's :class:`CodeRange` in ``module``."""
+    """``positions(node)``: the node's :class:`CodeRange` in ``module``.
+
+    The line counts of the last module's statements are kept: a language server
+    that reuses unchanged statement nodes in its next parse counts only the new ones.
+    """
+
+    _counted: ClassVar[dict[cst.BaseStatement, int]] = {}
 
     def __init__(self, module: cst.Module) -> None:
         self.module = module
@@ -61,9 +68,16 @@ class StatementPositions:
             module = self.module
             line = 1 + sum(_lines(module.code_for_node(empty)) for empty in module.header)
             self._starts = []
+            previous = StatementPositions._counted
+            counted: dict[cst.BaseStatement, int] = {}
             for statement in module.body:
                 self._starts.append(line)
-                line += _lines(module.code_for_node(statement))
+                count = previous.get(statement)
+                if count is None:
+                    count = _lines(module.code_for_node(statement))
+                counted[statement] = count
+                line += count
+            StatementPositions._counted = counted
         return self._starts
 
     def _statement(self, node: cst.CSTNode) -> int | None:

@@ -20,10 +20,12 @@ from __future__ import annotations
 import ast
 import itertools
 import re
+from collections.abc import Sequence
 
 import libcst as cst
 
 _LINE_END = re.compile(r"\r\n|\n")
+Statement = cst.SimpleStatementLine | cst.BaseCompoundStatement
 DEFAULT_INDENT = " " * 4  # what libcst assumes for a module without an indented block
 
 
@@ -58,6 +60,8 @@ class Reparser:
     def __init__(self) -> None:
         self._known: dict[str, cst.Module] = {}
         self._exact: dict[tuple[str, str, str], bool] = {}
+        self._moved: dict[str, list[Statement]] = {}
+        self._next_moved: dict[str, list[Statement]] = {}
 
     def __call__(self, source: str) -> cst.Module:
         pieces = _pieces(source)
@@ -70,8 +74,22 @@ class Reparser:
             self._known, self._exact = {}, {}
             return cst.parse_module(source)  # raises the whole file's error
         self._known = dict(zip(pieces, modules, strict=True))
+        self._next_moved = {}
         joined = self._join(pieces, modules)
+        self._moved = self._next_moved
         return joined if joined is not None else cst.parse_module(source)
+
+    def _statements(self, piece: str, module: cst.Module) -> Sequence[Statement]:
+        """The piece's statements, its leading lines moved into the first (the same
+        nodes for the same piece, so that work keyed on them carries over)."""
+        known = self._moved.get(piece)
+        if known is None:
+            known = list(module.body)
+            if module.header:
+                head = known[0]
+                known[0] = head.with_changes(leading_lines=[*module.header, *head.leading_lines])
+        self._next_moved[piece] = known
+        return known
 
     def _join(self, pieces: list[str], modules: list[cst.Module]) -> cst.Module | None:
         """One module of the pieces' statements, or None when some piece's code would
@@ -89,17 +107,11 @@ class Reparser:
         self._exact = exact
         if not all(exact.values()):
             return None
-        body: list[cst.BaseStatement] = []
-        for index, module in enumerate(modules):
-            statements = list(module.body)
-            if not statements or (module.footer and index < len(modules) - 1):
+        body: list[Statement] = []
+        for index, (piece, module) in enumerate(zip(pieces, modules, strict=True)):
+            if not module.body or (module.footer and index < len(modules) - 1):
                 return None
-            if index and module.header:
-                head = statements[0]
-                statements[0] = head.with_changes(
-                    leading_lines=[*module.header, *head.leading_lines]
-                )
-            body.extend(statements)
+            body.extend(module.body if index == 0 else self._statements(piece, module))
         return modules[0].with_changes(
             body=body,
             footer=modules[-1].footer,
