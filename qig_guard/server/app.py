@@ -204,21 +204,41 @@ def code_actions(
         end = _server_point(lines, codec, params.range.end)
         for finding in _overlapping(checked.findings, lines, start, end):
             actions.extend(_quick_fixes(uri, finding, checked, lines, codec))
-    if only is not None and _wanted(FIX_ALL, only):  # asked for by kind: it re-checks the file
-        fixed = fix_all(checked.path, checked.text, checked.findings, session.projects)
-        if fixed is not None:
-            whole = types.Range(
-                start=types.Position(line=0, character=0),
-                end=position(lines, codec, len(lines), len(lines[-1]) + 1),
-            )
-            actions.append(
-                types.CodeAction(
-                    title=f"{NAME}: fix all safely fixable findings",
-                    kind=FIX_ALL,
-                    edit=_workspace_edit(uri, [types.TextEdit(range=whole, new_text=fixed)]),
-                )
-            )
+    if only is not None and _wanted(FIX_ALL, only):  # asked for by kind (on save, say)
+        action = _fix_all_action(uri)
+        if resolve_fix_all(session, action).edit is not None:
+            actions.append(action)
+    elif only is None and any(applicable(f, unsafe=False) for f in checked.findings):
+        # Offered with every request (the cursor moving); its edit re-checks the
+        # file, so it is computed when the client resolves the action.
+        actions.append(_fix_all_action(uri))
     return actions
+
+
+def _fix_all_action(uri: str) -> types.CodeAction:
+    return types.CodeAction(
+        title=f"{NAME}: fix all safely fixable findings", kind=FIX_ALL, data={"uri": uri}
+    )
+
+
+def resolve_fix_all(session: Session, action: types.CodeAction) -> types.CodeAction:
+    """Fill in the fix-all action's edit: every safe fix, as ``check --fix`` applies them."""
+    uri = action.data.get("uri") if isinstance(action.data, dict) else None
+    if action.kind != FIX_ALL or not isinstance(uri, str):
+        return action
+    current = session.current(uri)
+    if current is None:
+        return action
+    document, checked = current
+    fixed = fix_all(checked.path, checked.text, checked.findings, session.projects)
+    if fixed is not None:
+        lines = split_lines(checked.text)
+        whole = types.Range(
+            start=types.Position(line=0, character=0),
+            end=position(lines, document.position_codec, len(lines), len(lines[-1]) + 1),
+        )
+        action.edit = _workspace_edit(uri, [types.TextEdit(range=whole, new_text=fixed)])
+    return action
 
 
 def _workspace_edit(uri: str, edits: list[types.TextEdit]) -> types.WorkspaceEdit:
@@ -307,12 +327,16 @@ def create_server(debounce: float = DEBOUNCE_SECONDS, *, use_cache: bool = True)
 
     @server.feature(
         types.TEXT_DOCUMENT_CODE_ACTION,
-        types.CodeActionOptions(code_action_kinds=[QUICK_FIX, FIX_ALL]),
+        types.CodeActionOptions(code_action_kinds=[QUICK_FIX, FIX_ALL], resolve_provider=True),
     )
     def code_action(
         params: types.CodeActionParams,
     ) -> list[types.CodeAction | types.Command] | None:
         return code_actions(session, params)
+
+    @server.feature(types.CODE_ACTION_RESOLVE)
+    def code_action_resolve(params: types.CodeAction) -> types.CodeAction:
+        return resolve_fix_all(session, params)
 
     @server.feature(types.TEXT_DOCUMENT_HOVER)
     def on_hover(params: types.HoverParams) -> types.Hover | None:

@@ -79,6 +79,7 @@ def test_initialize_announces_the_features(client: LspClient) -> None:
     assert capabilities["textDocumentSync"]["openClose"] is True
     assert capabilities["textDocumentSync"]["save"]
     assert capabilities["hoverProvider"] is True
+    assert capabilities["codeActionProvider"]["resolveProvider"] is True
     assert set(capabilities["codeActionProvider"]["codeActionKinds"]) == {
         "quickfix",
         "source.fixAll.qig-guard",
@@ -166,11 +167,17 @@ def test_fix_all_applies_safe_fixes_only(client: LspClient, project: Path) -> No
     )
     (fix_all,) = _code_actions(client, uri, everything, ["source.fixAll"])
     assert fix_all["kind"] == "source.fixAll.qig-guard"
-    assert apply_text_edits(text, _edits(fix_all, uri)) == (
+    fixed = (
         "def sync(model, gary, basin):\n"
         "    model.basin_matcher.set_target_basin(basin)\n"
         "    gary.target_basin = basin\n"
     )
+    assert apply_text_edits(text, _edits(fix_all, uri)) == fixed
+    # Unfiltered requests (the cursor moving) offer it unresolved: the edit comes on resolve.
+    (offered,) = [a for a in _code_actions(client, uri, everything) if a["kind"] != "quickfix"]
+    assert offered["kind"] == "source.fixAll.qig-guard" and "edit" not in offered
+    resolved = client.request("codeAction/resolve", offered)["result"]
+    assert apply_text_edits(text, _edits(resolved, uri)) == fixed
 
 
 def test_basin_json_with_nan_gets_qig102(client: LspClient, project: Path, tmp_path: Path) -> None:
