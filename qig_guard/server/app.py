@@ -67,10 +67,10 @@ class Session:
             timer.cancel()
 
     def refresh(self, uri: str) -> Checked | None:
-        """Check the buffer now and publish its diagnostics."""
+        """Check the buffer now and publish its diagnostics (open files only)."""
         self._cancel(uri)
-        document = self.server.workspace.get_text_document(uri)
-        if document.path is None:
+        document = self.server.workspace.text_documents.get(uri)
+        if document is None or document.path is None:
             return None
         path = Path(document.path)
         text = document.source
@@ -103,8 +103,10 @@ class Session:
         )
 
     def current(self, uri: str) -> tuple[TextDocument, Checked] | None:
-        """The buffer and the findings of its current text."""
-        document = self.server.workspace.get_text_document(uri)
+        """The buffer and the findings of its current text (None: not an open file)."""
+        document = self.server.workspace.text_documents.get(uri)
+        if document is None:
+            return None
         checked = self.checked.get(uri)
         if checked is None or checked.text != document.source:
             checked = self.refresh(uri)

@@ -213,6 +213,9 @@ def test_malformed_messages_leave_the_server_working(client: LspClient, project:
     client.send_raw(b'{"jsonrpc": "2.0", "method": "textDocument/didOpen", "params": {}}')
     response = client.request("textDocument/nonsense", {})
     assert response["error"]["code"] == -32601  # method not found, answered
+    never_opened = {"uri": (project / "nowhere.py").as_uri()}
+    hover = {"textDocument": never_opened, "position": {"line": 0, "character": 0}}
+    assert client.request("textDocument/hover", hover)["result"] is None
     # Still checking files.
     published = _open(client, project / "after.py", VIOLATION)
     assert [d["code"] for d in published["diagnostics"]] == ["QIG002"]
