@@ -12,9 +12,12 @@ from __future__ import annotations
 import asyncio
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Any
 
 from lsprotocol import types
+from pygls.exceptions import JsonRpcException
 from pygls.lsp.server import LanguageServer
+from pygls.protocol import LanguageServerProtocol
 from pygls.workspace import TextDocument
 from pygls.workspace.position_codec import PositionCodec, ServerTextPosition
 
@@ -38,6 +41,19 @@ NAME = "qig-guard"
 DEBOUNCE_SECONDS = DEBOUNCE_MS / 1000
 FIX_ALL = f"{types.CodeActionKind.SourceFixAll.value}.{NAME}"
 QUICK_FIX = types.CodeActionKind.QuickFix.value
+
+
+class Protocol(LanguageServerProtocol):
+    """pygls's protocol, but a request whose parameters do not fit its method gets an
+    error response (pygls logs it and drops it, which leaves the client waiting)."""
+
+    def structure_message(self, data: dict[str, Any]) -> Any:
+        try:
+            return super().structure_message(data)
+        except JsonRpcException as error:
+            if "method" in data and isinstance(data.get("id"), (int, str)):
+                self._send_response(data["id"], error=error.to_response_error())
+            raise
 
 
 @dataclass
@@ -305,7 +321,7 @@ def hover(session: Session, params: types.HoverParams) -> types.Hover | None:
 
 def create_server(debounce: float = DEBOUNCE_SECONDS, *, use_cache: bool = True) -> LanguageServer:
     """A qig-guard language server, ready for ``start_io()``."""
-    server = LanguageServer(NAME, __version__)
+    server = LanguageServer(NAME, __version__, protocol_cls=Protocol)
     session = Session(server, debounce, Projects(use_cache=use_cache))
 
     @server.feature(types.TEXT_DOCUMENT_DID_OPEN)

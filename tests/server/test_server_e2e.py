@@ -210,6 +210,8 @@ def test_unparsable_and_excluded_files(client: LspClient, project: Path) -> None
 def test_malformed_messages_leave_the_server_working(client: LspClient, project: Path) -> None:
     client.send_raw(b"{this is not json")
     client.send_raw(b'{"jsonrpc": "2.0", "id": 900, "method": "textDocument/hover", "params": 5}')
+    invalid = client.wait(lambda message: message.get("id") == 900)
+    assert invalid["error"]["code"] == -32602  # invalid params, answered
     client.send_raw(b'{"jsonrpc": "2.0", "method": "textDocument/didOpen", "params": {}}')
     response = client.request("textDocument/nonsense", {})
     assert response["error"]["code"] == -32601  # method not found, answered
