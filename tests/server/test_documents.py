@@ -10,6 +10,7 @@ from pathlib import Path
 import pytest
 
 from qig_guard import runner
+from qig_guard.basin import save_basin, validate_basin_file
 from qig_guard.cli import main
 from qig_guard.config import load_pyproject
 from qig_guard.findings import Finding
@@ -49,6 +50,23 @@ def test_buffer_findings_equal_a_check_run_of_the_saved_file(tmp_path: Path) -> 
         ]
     assert _codes(check_document(root / "train.py", VIOLATION, projects)) == ["QIG002"]
     assert check_document(root / "tests/test_train.py", VIOLATION, projects) == []
+
+
+def test_basin_buffer_findings_equal_the_validators(tmp_path: Path) -> None:
+    root = _project(tmp_path)
+    (root / "basins").mkdir()
+    path = save_basin(
+        root / "basins" / "gary.json",
+        [0.01 * i for i in range(64)],
+        source_model="Gary-A",
+        extracted_from="ckpt.pt",
+    )
+    broken = path.read_text().replace('"Gary-A"', "NaN", 1).replace("0.02,", "Infinity,", 1)
+    path.write_text(broken)
+    from_buffer = check_document(path, broken, Projects())
+    assert {f.code for f in from_buffer} == {"QIG100", "QIG102"}
+    assert from_buffer == validate_basin_file(path, load_pyproject(root / "pyproject.toml"))
+    assert check_document(root / "settings.json", broken, Projects()) == []  # not a basin glob
 
 
 def test_noqa_excludes_and_other_files(tmp_path: Path) -> None:
