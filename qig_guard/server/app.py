@@ -63,6 +63,7 @@ class Checked:
     text: str
     path: Path
     findings: list[Finding]
+    reparser: Reparser
     parses: dict[Fix, bool] = field(default_factory=dict)
 
 
@@ -91,7 +92,8 @@ class Session:
         path = Path(document.path)
         text = document.source
         reparser = self.reparsers.setdefault(uri, Reparser())
-        checked = Checked(text, path, check_document(path, text, self.projects, reparser))
+        findings = check_document(path, text, self.projects, reparser)
+        checked = Checked(text, path, findings, reparser)
         self.checked[uri] = checked
         lines = split_lines(text)
         codec = document.position_codec
@@ -272,7 +274,7 @@ def _quick_fixes(
     fix = finding.fix
     if fix is not None:
         if fix not in checked.parses:
-            checked.parses[fix] = fix_parses(checked.text, fix)
+            checked.parses[fix] = fix_parses(checked.text, fix, checked.reparser)
         if checked.parses[fix]:
             label = "" if applicable(finding, unsafe=False) else " (unsafe fix)"
             actions.append(

@@ -166,12 +166,13 @@ def fix_all(path: Path, text: str, findings: list[Finding], projects: Projects) 
     return outcome.source
 
 
-def fix_parses(text: str, fix: Fix) -> bool:
-    """Whether ``text`` with ``fix`` applied still parses (a fix is offered only then)."""
+def fix_parses(text: str, fix: Fix, reparser: Reparser | None = None) -> bool:
+    """Whether ``text`` with ``fix`` applied still parses (a fix is offered only then);
+    the buffer's ``reparser`` parses only the statements the fix changes."""
     import libcst as cst
 
     try:
-        cst.parse_module(apply_edits(text, fix.edits))
+        (reparser or cst.parse_module)(apply_edits(text, fix.edits))
     except (cst.ParserSyntaxError, RecursionError, ValueError):
         return False
     return True

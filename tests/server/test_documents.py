@@ -13,7 +13,7 @@ from qig_guard import runner
 from qig_guard.basin import save_basin, validate_basin_file
 from qig_guard.cli import main
 from qig_guard.config import load_pyproject
-from qig_guard.findings import Finding
+from qig_guard.findings import Edit, Finding, Fix
 from qig_guard.server.documents import (
     Projects,
     check_document,
@@ -23,6 +23,7 @@ from qig_guard.server.documents import (
     source_bytes,
 )
 from qig_guard.server.pages import hover_text, rule_url, sections
+from qig_guard.server.reparse import Reparser
 
 VIOLATION = "def retarget(model, b):\n    model.basin_matcher.target_basin = b\n"
 
@@ -129,6 +130,9 @@ def test_fix_all_applies_safe_fixes_only(tmp_path: Path) -> None:
     assert fix_all(tmp_path / "a.py", only_unsafe, unsafe_findings, projects) is None
     (finding, _) = findings
     assert finding.fix is not None and fix_parses(text, finding.fix)
+    assert fix_parses(text, finding.fix, Reparser())
+    broken = Fix("breaks", (Edit(2, 5, 2, 5, "("),))
+    assert not fix_parses(text, broken) and not fix_parses(text, broken, Reparser())
 
 
 @pytest.mark.parametrize(
