@@ -199,6 +199,22 @@ def test_version_never_imports_pygls() -> None:
     assert out.stdout.splitlines()[-1] == "[]"
 
 
+def test_the_server_never_imports_torch(tmp_path: Path) -> None:
+    pytest.importorskip("pygls")
+    out = _probe(
+        "import sys\nfrom pathlib import Path\n"
+        "from qig_guard.server.app import create_server\n"
+        "from qig_guard.server.documents import Projects, check_document\n"
+        "from qig_guard.server.pages import hover_text\n"
+        "create_server()\n"
+        f"path = Path({str(tmp_path / 'a.py')!r})\n"
+        f"(finding,) = check_document(path, {VIOLATION!r}, Projects())\n"
+        "print(finding.code, bool(hover_text('QIG002')))\n"
+        "print('torch' in sys.modules)"
+    )
+    assert out.stdout.splitlines()[-2:] == ["QIG002 True", "False"], out.stderr
+
+
 def test_server_without_pygls_is_a_clear_usage_error() -> None:
     out = _probe(
         "import sys\nsys.modules['pygls'] = None\nfrom qig_guard.cli import main\n"
