@@ -41,6 +41,7 @@ NAME = "qig-guard"
 DEBOUNCE_SECONDS = DEBOUNCE_MS / 1000
 FIX_ALL = f"{types.CodeActionKind.SourceFixAll.value}.{NAME}"
 QUICK_FIX = types.CodeActionKind.QuickFix.value
+CONFIGURATION_GLOB = "**/pyproject.toml"
 
 
 class Protocol(LanguageServerProtocol):
@@ -340,6 +341,30 @@ def create_server(debounce: float = DEBOUNCE_SECONDS, *, use_cache: bool = True)
             session.refresh_all()  # the configuration may have changed
         elif params.text_document.uri in session.checked:
             session.refresh(params.text_document.uri)
+
+    @server.feature(types.INITIALIZED)
+    def initialized(params: types.InitializedParams) -> None:
+        capabilities = server.client_capabilities.workspace
+        watching = capabilities and capabilities.did_change_watched_files
+        if watching and watching.dynamic_registration:
+            server.client_register_capability(
+                types.RegistrationParams(
+                    [
+                        types.Registration(
+                            id=f"{NAME}-configuration",
+                            method=types.WORKSPACE_DID_CHANGE_WATCHED_FILES,
+                            register_options=types.DidChangeWatchedFilesRegistrationOptions(
+                                [types.FileSystemWatcher(glob_pattern=CONFIGURATION_GLOB)]
+                            ),
+                        )
+                    ]
+                )
+            )
+
+    @server.feature(types.WORKSPACE_DID_CHANGE_WATCHED_FILES)
+    def did_change_watched_files(params: types.DidChangeWatchedFilesParams) -> None:
+        if any(change.uri.endswith("/pyproject.toml") for change in params.changes):
+            session.refresh_all()  # a configuration changed outside the editor
 
     @server.feature(types.TEXT_DOCUMENT_DID_CLOSE)
     def did_close(params: types.DidCloseTextDocumentParams) -> None:

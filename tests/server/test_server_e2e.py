@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -148,6 +149,26 @@ def test_qig002_diagnostic_fix_noqa_hover_and_clearing(client: LspClient, projec
     assert 4 not in versions and 5 not in versions
 
 
+def test_configuration_changes_recheck_open_files(client: LspClient, project: Path) -> None:
+    path = project / "ignored_later.py"
+    uri = path.as_uri()
+    assert [d["code"] for d in _open(client, path, VIOLATION)["diagnostics"]] == ["QIG002"]
+    pyproject = project / "pyproject.toml"
+    before = pyproject.read_text()
+    try:
+        pyproject.write_text(before + 'per-file-ignores = { "ignored_later.py" = ["QIG002"] }\n')
+        client.notify(
+            "workspace/didChangeWatchedFiles",
+            {"changes": [{"uri": pyproject.as_uri(), "type": 2}]},
+        )
+        assert client.diagnostics(uri)["diagnostics"] == []
+    finally:
+        pyproject.write_text(before)
+        os.utime(pyproject, ns=(1, 1))  # a different mtime, however fast the file system
+        client.notify("textDocument/didClose", {"textDocument": {"uri": uri}})
+        assert client.diagnostics(uri)["diagnostics"] == []
+
+
 def test_fix_all_applies_safe_fixes_only(client: LspClient, project: Path) -> None:
     path = project / "sync.py"
     uri = path.as_uri()
@@ -223,9 +244,16 @@ def test_malformed_messages_leave_the_server_working(client: LspClient, project:
     assert [d["code"] for d in published["diagnostics"]] == ["QIG002"]
 
 
-def test_shutdown_and_exit(project: Path) -> None:
+def test_watching_configuration_then_shutdown_and_exit(project: Path) -> None:
     client = LspClient(project)
-    client.initialize(project)
+    watching = {"workspace": {"didChangeWatchedFiles": {"dynamicRegistration": True}}}
+    client.request("initialize", {"processId": None, "capabilities": watching})
+    client.notify("initialized", {})
+    register = client.wait(lambda message: message.get("method") == "client/registerCapability")
+    (registration,) = register["params"]["registrations"]
+    assert registration["method"] == "workspace/didChangeWatchedFiles"
+    assert registration["registerOptions"]["watchers"] == [{"globPattern": "**/pyproject.toml"}]
+    client.send({"id": register["id"], "result": None})
     assert client.request("shutdown")["result"] is None
     client.notify("exit")
     assert client.process.wait(timeout=30) == 0
