@@ -60,16 +60,23 @@ class Reparser:
     def __init__(self) -> None:
         self._known: dict[str, cst.Module] = {}
         self._exact: dict[tuple[str, str, str], bool] = {}
-        self._moved: dict[str, list[Statement]] = {}
-        self._next_moved: dict[str, list[Statement]] = {}
+        self._moved: dict[cst.Module, list[Statement]] = {}
+        self._next_moved: dict[cst.Module, list[Statement]] = {}
 
     def __call__(self, source: str) -> cst.Module:
         pieces = _pieces(source)
         if pieces is None or len(pieces) < 2:
             self._known, self._exact = {}, {}
             return cst.parse_module(source)
+        modules: list[cst.Module] = []
+        used: set[int] = set()
         try:
-            modules = [self._known.get(piece) or cst.parse_module(piece) for piece in pieces]
+            for piece in pieces:
+                known = self._known.get(piece)
+                if known is None or id(known) in used:
+                    known = cst.parse_module(piece)  # a repeated piece needs its own nodes
+                used.add(id(known))
+                modules.append(known)
         except cst.ParserSyntaxError:
             self._known, self._exact = {}, {}
             return cst.parse_module(source)  # raises the whole file's error
@@ -79,16 +86,16 @@ class Reparser:
         self._moved = self._next_moved
         return joined if joined is not None else cst.parse_module(source)
 
-    def _statements(self, piece: str, module: cst.Module) -> Sequence[Statement]:
-        """The piece's statements, its leading lines moved into the first (the same
-        nodes for the same piece, so that work keyed on them carries over)."""
-        known = self._moved.get(piece)
+    def _statements(self, module: cst.Module) -> Sequence[Statement]:
+        """A piece's statements, its leading lines moved into the first (the same nodes
+        for the same piece, so that work keyed on them carries over)."""
+        known = self._moved.get(module)
         if known is None:
             known = list(module.body)
             if module.header:
                 head = known[0]
                 known[0] = head.with_changes(leading_lines=[*module.header, *head.leading_lines])
-        self._next_moved[piece] = known
+        self._next_moved[module] = known
         return known
 
     def _join(self, pieces: list[str], modules: list[cst.Module]) -> cst.Module | None:
@@ -108,10 +115,10 @@ class Reparser:
         if not all(exact.values()):
             return None
         body: list[Statement] = []
-        for index, (piece, module) in enumerate(zip(pieces, modules, strict=True)):
+        for index, module in enumerate(modules):
             if not module.body or (module.footer and index < len(modules) - 1):
                 return None
-            body.extend(module.body if index == 0 else self._statements(piece, module))
+            body.extend(module.body if index == 0 else self._statements(module))
         return modules[0].with_changes(
             body=body,
             footer=modules[-1].footer,

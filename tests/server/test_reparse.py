@@ -80,6 +80,17 @@ def test_unchanged_statements_are_not_parsed_again() -> None:
     assert second.code.endswith("x = 3\n")
 
 
+def test_repeated_pieces_get_their_own_nodes() -> None:
+    reparse = Reparser()
+    source = "x = 1\n" + "\nmodel.basin_matcher.target_basin = b\n" * 3
+    reparse(source)
+    edited = source.replace("x = 1", "x = 2")
+    module = reparse(edited)
+    assert len({id(statement) for statement in module.body}) == len(module.body) == 4
+    lines = [f["line"] for f in _findings(edited, reparse)]
+    assert lines == [3, 5, 7] and _findings(edited, reparse) == _findings(edited, None)
+
+
 def test_a_syntax_error_is_the_whole_files() -> None:
     with pytest.raises(cst.ParserSyntaxError):
         Reparser()("x = 1\n\ndef f(:\n    pass\n")
