@@ -63,6 +63,7 @@ class Checked:
 
     text: str
     path: Path
+    python: bool
     findings: list[Finding]
     reparser: Reparser
     parses: dict[Fix, bool] = field(default_factory=dict)
@@ -93,8 +94,10 @@ class Session:
         path = Path(document.path)
         text = document.source
         reparser = self.reparsers.setdefault(uri, Reparser())
-        findings = check_document(path, text, self.projects, reparser)
-        checked = Checked(text, path, findings, reparser)
+        # Python by its suffix, or by the editor's word (a script without one, say).
+        python = is_python(path) or document.language_id == "python"
+        findings = check_document(path, text, self.projects, reparser, python=python)
+        checked = Checked(text, path, python, findings, reparser)
         self.checked[uri] = checked
         lines = split_lines(text)
         codec = document.position_codec
@@ -214,7 +217,7 @@ def code_actions(
     if current is None:
         return None
     document, checked = current
-    if not is_python(checked.path):
+    if not checked.python:
         return None
     lines = split_lines(checked.text)
     codec = document.position_codec

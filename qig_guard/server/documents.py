@@ -118,14 +118,20 @@ def _file_error(path: Path, message: str) -> Finding:
 
 
 def check_document(
-    path: Path, text: str, projects: Projects, reparser: Reparser | None = None
+    path: Path,
+    text: str,
+    projects: Projects,
+    reparser: Reparser | None = None,
+    *,
+    python: bool | None = None,
 ) -> list[Finding]:
     """The findings for a buffer holding ``text`` that will be saved as ``path``:
     a Python file's rule findings, a basin file's validation findings, nothing for
-    other or excluded files. ``reparser`` (one per buffer) reuses the unchanged
-    statements of its previous parse."""
+    other or excluded files. ``python`` says whether the buffer is Python (default:
+    by its suffix); ``reparser`` (one per buffer) reuses the unchanged statements of
+    its previous parse."""
     try:
-        if is_python(path):
+        if is_python(path) if python is None else python:
             config = projects.config(path)
             if is_excluded(path, config):
                 return []
@@ -152,8 +158,8 @@ def check_document(
 def fix_all(path: Path, text: str, findings: list[Finding], projects: Projects) -> str | None:
     """``text`` with every safe fix applied, re-parsed and re-checked round by round as
     ``check --fix`` does; None when there is nothing to fix or a round does not re-parse."""
-    if not is_python(path) or not any(applicable(f, unsafe=False) for f in findings):
-        return None
+    if not any(applicable(f, unsafe=False) for f in findings):
+        return None  # (only Python findings have fixes)
     try:
         config = projects.config(path)
     except ConfigError:

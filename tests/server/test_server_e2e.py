@@ -226,6 +226,10 @@ def test_unparsable_and_excluded_files(client: LspClient, project: Path) -> None
     assert diagnostic["code"] == "QIG000"
     assert "not checked" in diagnostic["message"]
     assert _open(client, project / "generated" / "out.py", VIOLATION)["diagnostics"] == []
+    # A script without a suffix is Python when the editor says so, as `check` does when named.
+    script = _open(client, project / "retarget", VIOLATION)
+    assert [d["code"] for d in script["diagnostics"]] == ["QIG002"]
+    assert _open(client, project / "notes", VIOLATION, language="plaintext")["diagnostics"] == []
 
 
 def test_malformed_messages_leave_the_server_working(client: LspClient, project: Path) -> None:
