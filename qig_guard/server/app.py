@@ -3,8 +3,10 @@
 Diagnostics are published on open and save, and after edits once the buffer
 has been quiet for the debounce delay. Code actions and hovers use the
 findings of the buffer's current text (checking it first when an edit is
-still waiting for its debounce). Positions are converted between the
-engine's 1-based code-point columns and the client's position encoding.
+still waiting for its debounce). Parsing and checking happen in a child
+process (:mod:`qig_guard.server.worker`), so that no file can crash the
+server. Positions are converted between the engine's 1-based code-point
+columns and the client's position encoding.
 """
 
 from __future__ import annotations
@@ -25,17 +27,9 @@ from qig_guard import __version__
 from qig_guard.findings import Edit, Finding, Fix
 from qig_guard.fixer import applicable
 from qig_guard.server import DEBOUNCE_MS
-from qig_guard.server.documents import (
-    Projects,
-    check_document,
-    fix_all,
-    fix_parses,
-    is_python,
-    noqa_edit,
-    split_lines,
-)
+from qig_guard.server.documents import is_python, noqa_edit, split_lines
 from qig_guard.server.pages import hover_text, rule_url
-from qig_guard.server.reparse import Reparser
+from qig_guard.server.worker import Worker
 
 NAME = "qig-guard"
 DEBOUNCE_SECONDS = DEBOUNCE_MS / 1000
@@ -65,20 +59,18 @@ class Checked:
     path: Path
     python: bool
     findings: list[Finding]
-    reparser: Reparser
     parses: dict[Fix, bool] = field(default_factory=dict)
 
 
 class Session:
     """The server's state: the open buffers' findings and their pending checks."""
 
-    def __init__(self, server: LanguageServer, debounce: float, projects: Projects) -> None:
+    def __init__(self, server: LanguageServer, debounce: float, worker: Worker) -> None:
         self.server = server
         self.debounce = debounce
-        self.projects = projects
+        self.worker = worker
         self.checked: dict[str, Checked] = {}
         self.timers: dict[str, asyncio.TimerHandle] = {}
-        self.reparsers: dict[str, Reparser] = {}
 
     def _cancel(self, uri: str) -> None:
         timer = self.timers.pop(uri, None)
@@ -93,11 +85,9 @@ class Session:
             return None
         path = Path(document.path)
         text = document.source
-        reparser = self.reparsers.setdefault(uri, Reparser())
         # Python by its suffix, or by the editor's word (a script without one, say).
         python = is_python(path) or document.language_id == "python"
-        findings = check_document(path, text, self.projects, reparser, python=python)
-        checked = Checked(text, path, python, findings, reparser)
+        checked = Checked(text, path, python, self.worker.check(uri, path, text, python))
         self.checked[uri] = checked
         lines = split_lines(text)
         codec = document.position_codec
@@ -119,7 +109,7 @@ class Session:
     def close(self, uri: str) -> None:
         self._cancel(uri)
         self.checked.pop(uri, None)
-        self.reparsers.pop(uri, None)
+        self.worker.forget(uri)
         self.server.text_document_publish_diagnostics(
             types.PublishDiagnosticsParams(uri=uri, diagnostics=[])
         )
@@ -227,7 +217,7 @@ def code_actions(
         start = _server_point(lines, codec, params.range.start)
         end = _server_point(lines, codec, params.range.end)
         for finding in _overlapping(checked.findings, lines, start, end):
-            actions.extend(_quick_fixes(uri, finding, checked, lines, codec))
+            actions.extend(_quick_fixes(session, uri, finding, checked, lines, codec))
     if only is not None and _wanted(FIX_ALL, only):  # asked for by kind (on save, say)
         action = _fix_all_action(uri)
         if resolve_fix_all(session, action).edit is not None:
@@ -254,7 +244,7 @@ def resolve_fix_all(session: Session, action: types.CodeAction) -> types.CodeAct
     if current is None:
         return action
     document, checked = current
-    fixed = fix_all(checked.path, checked.text, checked.findings, session.projects)
+    fixed = session.worker.fix_all(checked.path, checked.text, checked.findings)
     if fixed is not None:
         lines = split_lines(checked.text)
         whole = types.Range(
@@ -270,7 +260,12 @@ def _workspace_edit(uri: str, edits: list[types.TextEdit]) -> types.WorkspaceEdi
 
 
 def _quick_fixes(
-    uri: str, finding: Finding, checked: Checked, lines: list[str], codec: PositionCodec
+    session: Session,
+    uri: str,
+    finding: Finding,
+    checked: Checked,
+    lines: list[str],
+    codec: PositionCodec,
 ) -> list[types.CodeAction]:
     """The finding's own fix (labelled when unsafe) and its ``# noqa`` suppression."""
     actions = []
@@ -278,7 +273,7 @@ def _quick_fixes(
     fix = finding.fix
     if fix is not None:
         if fix not in checked.parses:
-            checked.parses[fix] = fix_parses(checked.text, fix, checked.reparser)
+            checked.parses[fix] = session.worker.fix_parses(uri, checked.text, fix)
         if checked.parses[fix]:
             label = "" if applicable(finding, unsafe=False) else " (unsafe fix)"
             actions.append(
@@ -328,7 +323,8 @@ def hover(session: Session, params: types.HoverParams) -> types.Hover | None:
 def create_server(debounce: float = DEBOUNCE_SECONDS, *, use_cache: bool = True) -> LanguageServer:
     """A qig-guard language server, ready for ``start_io()``."""
     server = LanguageServer(NAME, __version__, protocol_cls=Protocol)
-    session = Session(server, debounce, Projects(use_cache=use_cache))
+    worker = Worker(use_cache=use_cache)
+    session = Session(server, debounce, worker)
 
     @server.feature(types.TEXT_DOCUMENT_DID_OPEN)
     def did_open(params: types.DidOpenTextDocumentParams) -> None:
@@ -347,6 +343,7 @@ def create_server(debounce: float = DEBOUNCE_SECONDS, *, use_cache: bool = True)
 
     @server.feature(types.INITIALIZED)
     def initialized(params: types.InitializedParams) -> None:
+        worker.start()  # it imports libcst and the rules while the editor opens files
         capabilities = server.client_capabilities.workspace
         watching = capabilities and capabilities.did_change_watched_files
         if watching and watching.dynamic_registration:
