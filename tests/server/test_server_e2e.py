@@ -228,7 +228,8 @@ def test_unparsable_and_excluded_files(client: LspClient, project: Path) -> None
     # Nesting that kills libcst's native parser (a stack overflow) kills only the child.
     deep = "model.basin_matcher.target_basin = " + "(" * 3000 + "b" + ")" * 3000 + "\n"
     (crashed,) = _open(client, project / "deep.py", deep)["diagnostics"]
-    assert crashed["code"] == "QIG000" and "the parser crashed" in crashed["message"]
+    assert crashed["code"] == "QIG000"
+    assert "not checked" in crashed["message"] or "too deeply" in crashed["message"]
     assert [d["code"] for d in _open(client, project / "next.py", VIOLATION)["diagnostics"]] == [
         "QIG002"
     ]

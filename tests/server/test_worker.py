@@ -29,7 +29,9 @@ def test_a_crash_is_a_finding_and_the_next_check_works(worker: Worker, tmp_path:
     path = tmp_path / "a.py"
     assert _codes(worker, path, VIOLATION) == ["QIG002"]
     (crashed,) = worker.check("file:///a", path, CRASHES_LIBCST, True)
-    assert crashed.code == "QIG000" and "the parser crashed on this file" in crashed.message
+    # (With a stack large enough for libcst, the engine's own depth guard answers.)
+    assert crashed.code == "QIG000"
+    assert "not checked" in crashed.message or "too deeply" in crashed.message
     assert _codes(worker, path, VIOLATION) == ["QIG002"]  # a fresh child
 
 
