@@ -16,6 +16,10 @@ from qig_guard.findings import Finding
 from qig_guard.source import SourceError, decode
 
 if TYPE_CHECKING:
+    from collections.abc import Callable
+
+    import libcst as cst
+
     from qig_guard.facts.project import ProjectFacts
     from qig_guard.rules.base import Rule
 
@@ -56,9 +60,11 @@ def check_source(
     config: Config,
     rules: list[type[Rule]],
     project: ProjectFacts | None = None,
+    parse_module: Callable[[str], cst.Module] | None = None,
 ) -> FileResult:
     """Run ``rules`` over ``data`` (the bytes of the file at ``path``); ``project`` is
-    the run's index (by default, this file's own)."""
+    the run's index (by default, this file's own); ``parse_module`` replaces
+    ``libcst.parse_module`` (the language server reuses unchanged parts)."""
     try:
         source, _ = decode(data, config.max_file_size)
     except SourceError as error:
@@ -71,7 +77,7 @@ def check_source(
         if [rule.code for rule in rules] != [FILE_ERROR]:
             return FileResult()  # no rule could fire: not even parsed
         candidates = []  # QIG000 alone selected: parse every file for its syntax
-    return check_text(path, source, config, candidates, project)
+    return check_text(path, source, config, candidates, project, parse_module)
 
 
 def check_text(
@@ -80,11 +86,12 @@ def check_text(
     config: Config,
     rules: list[type[Rule]],
     project: ProjectFacts | None = None,
+    parse_module: Callable[[str], cst.Module] | None = None,
 ) -> FileResult:
     """Parse ``source`` and run ``rules`` over it (no trigger filtering)."""
     from qig_guard.parsing import with_deep_stack
 
-    return with_deep_stack(lambda: _check_text(path, source, config, rules, project))
+    return with_deep_stack(lambda: _check_text(path, source, config, rules, project, parse_module))
 
 
 def _check_text(
@@ -93,6 +100,7 @@ def _check_text(
     config: Config,
     rules: list[type[Rule]],
     project: ProjectFacts | None,
+    parse_module: Callable[[str], cst.Module] | None,
 ) -> FileResult:
     import libcst as cst
     from libcst.metadata import MetadataWrapper
@@ -105,7 +113,7 @@ def _check_text(
 
     result = FileResult(parsed=True)
     try:
-        parsed = parse(source)
+        parsed = parse(source, parse_module)
     except ParseRefused as error:
         result.findings.append(_file_error(path, str(error), error.line, error.column))
         return result

@@ -1,4 +1,4 @@
-"""The ``qig-guard`` command line: ``check``, ``rules``, ``explain`` and ``basin``.
+"""The ``qig-guard`` command line: ``check``, ``rules``, ``explain``, ``server`` and ``basin``.
 
 Exit codes: 0 clean, 1 findings, 2 usage, configuration or internal error.
 Start-up stays cheap: libcst is imported only when a file must be parsed,
@@ -182,6 +182,22 @@ def build_parser() -> argparse.ArgumentParser:
     explain = subparsers.add_parser("explain", help="print a rule's documentation")
     explain.add_argument("code", type=str.upper, metavar="CODE")
     explain.set_defaults(func=command_explain)
+    from qig_guard.server import DEBOUNCE_MS
+
+    server = subparsers.add_parser(
+        "server",
+        help="run the language server (LSP over stdio) for editors",
+        description="Speak the Language Server Protocol over stdin and stdout: diagnostics, "
+        "fixes and rule pages in the editor. Needs `pip install 'qig-guard[server]'`.",
+    )
+    server.add_argument(
+        "--debounce-ms",
+        type=int,
+        default=DEBOUNCE_MS,
+        metavar="MS",
+        help="check an edited buffer once it has been quiet this long (default: %(default)s)",
+    )
+    server.set_defaults(func=command_server)
     try:
         from qig_guard.basin.cli import register
     except ImportError:  # pragma: no cover - the basin package ships with qig-guard
@@ -495,6 +511,21 @@ def _describe(error: BaseException) -> str:
     where = traceback.extract_tb(error.__traceback__)
     place = f" (at {where[-1].filename.rsplit('/', 1)[-1]}:{where[-1].lineno})" if where else ""
     return f"{type(error).__name__}: {error}{place}"
+
+
+def command_server(args: argparse.Namespace) -> int:
+    if args.debounce_ms < 0:
+        raise UsageError("--debounce-ms must not be negative")
+    try:
+        from qig_guard.server.app import serve
+    except ImportError as error:
+        if (error.name or "").split(".")[0] not in ("pygls", "lsprotocol"):
+            raise
+        raise UsageError(
+            "`qig-guard server` needs pygls: pip install 'qig-guard[server]'"
+        ) from None
+    serve(args.debounce_ms / 1000)
+    return EXIT_CLEAN
 
 
 def main(argv: Sequence[str] | None = None) -> int:

@@ -112,3 +112,17 @@ def add_directives(source: str, codes_by_line: dict[int, set[str]]) -> tuple[str
             body = body[:column] + _merged_comment(body[column:], codes)
         lines[number - 1] = body + ending
     return "".join(lines), skipped
+
+
+def add_code(line: str, code: str) -> str:
+    """``line`` (without its line break) with ``code`` added to its ``# noqa`` directive,
+    or with a ``# noqa: CODE`` comment appended when it has none."""
+    match = _NOQA.search(line) if "#" in line else None
+    if match is None:
+        return f"{line.rstrip()}  # noqa: {code}"
+    codes = match.group("codes")
+    if codes is None:  # a bare directive: name the code
+        return f"{line[: match.end()]}: {code}{line[match.end() :]}"
+    if code in _CODE.findall(codes.upper()):
+        return line
+    return f"{line[: match.end()]},{code}{line[match.end() :]}"

@@ -144,9 +144,12 @@ def rewrite_annotated_targets(source: str, annotated: list[ast.AnnAssign]) -> st
     return source
 
 
-def parse(source: str) -> Parsed:
-    """Parse ``source`` with libcst, or raise ParseRefused (or libcst's own error)."""
+def parse(source: str, parse_module: Callable[[str], cst.Module] | None = None) -> Parsed:
+    """Parse ``source`` with libcst (or ``parse_module``), or raise ParseRefused (or
+    libcst's own error)."""
     import libcst as cst
+
+    parse_module = parse_module or cst.parse_module
 
     try:
         tree = ast.parse(source)
@@ -155,7 +158,7 @@ def parse(source: str) -> Parsed:
             raise ParseRefused(
                 f"syntax error, not checked: {error.msg}", error.lineno or 1, error.offset or 1
             ) from None
-        return Parsed(cst.parse_module(source), rewritten=False)
+        return Parsed(parse_module(source), rewritten=False)
     except (RecursionError, MemoryError) as error:
         raise ParseRefused(
             f"nests too deeply for CPython's own parser ({type(error).__name__}); not checked"
@@ -170,7 +173,7 @@ def parse(source: str) -> Parsed:
             getattr(shape.deepest, "lineno", 1),
         )
     rewritten = rewrite_annotated_targets(source, shape.annotated)
-    return Parsed(cst.parse_module(rewritten), rewritten=rewritten != source)
+    return Parsed(parse_module(rewritten), rewritten=rewritten != source)
 
 
 def with_deep_stack(function: Callable[[], Result]) -> Result:

@@ -11,10 +11,11 @@ that filtered, cached and parallel runs report exactly what a plain run does.
 from __future__ import annotations
 
 import os
-from collections.abc import Iterable, Sequence
+from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass, field
 from functools import lru_cache, partial
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 from qig_guard.cache import Cache
 from qig_guard.checker import FILE_ERROR, FileResult, check_source
@@ -25,6 +26,9 @@ from qig_guard.findings import Finding
 from qig_guard.isolation import run_isolated
 from qig_guard.rules import select_codes
 from qig_guard.source import SourceError, read_regular
+
+if TYPE_CHECKING:
+    import libcst as cst
 
 
 @dataclass
@@ -221,3 +225,37 @@ def _execute(
     for codes in {task[2] for task in tasks}:
         _rules_for(codes)
     return run_isolated(tasks, partial(_check_one, configs, project), _failed, jobs)
+
+
+def check_file(
+    path: Path,
+    data: bytes,
+    config: Config,
+    cache: Cache | None = None,
+    parse_module: Callable[[str], cst.Module] | None = None,
+    project: ProjectFacts | None = None,
+) -> RunResult:
+    """Check ``data`` as the contents of ``path`` (an editor's unsaved buffer, say)
+    exactly as :func:`run` checks that file: its per-file rules and the cache (whose
+    salt must include ``project``'s digest). Exclusion is the caller's decision (see
+    ``discovery.is_excluded``); ``project`` is the workspace's index (by default the
+    buffer's own), and ``parse_module`` is passed to
+    :func:`~qig_guard.checker.check_source`."""
+    result = RunResult()
+    selected = select_codes(config.select, config.ignore)
+    codes = file_codes(relative_posix(path, config.root), selected, config)
+    if not codes:
+        return result
+    display = relative_posix(path, Path.cwd())
+    key = cache.key(data, codes) if cache is not None else None
+    outcome = cache.get(key, display) if cache is not None and key is not None else None
+    if outcome is None:
+        outcome = check_source(
+            display, data, config, _rules_for(codes), project, parse_module=parse_module
+        )
+        if cache is not None and key is not None:
+            cache.put(key, outcome)
+    result.paths[display] = path
+    _collect(result, outcome, selected)
+    result.findings.sort(key=lambda finding: finding.sort_key)
+    return result

@@ -73,8 +73,8 @@ def _check_depth(text: str) -> None:
             raise JsonReadError(f"nested deeper than {MAX_DEPTH} levels")
 
 
-def read_json(path: Path, max_bytes: int) -> JsonDocument:
-    """Parse ``path`` strictly; files over ``max_bytes`` are refused unread."""
+def read_bytes(path: Path, max_bytes: int) -> bytes:
+    """The bytes of ``path``; files over ``max_bytes`` are refused unread."""
     try:
         data = read_regular(path, max_bytes)
     except TooLarge:
@@ -85,7 +85,12 @@ def read_json(path: Path, max_bytes: int) -> JsonDocument:
         raise JsonReadError(f"cannot read: {error.strerror or error}") from None
     if len(data) > max_bytes:
         raise JsonReadError(f"larger than {max_bytes} bytes: not parsed")
-    return parse_json(data)
+    return data
+
+
+def read_json(path: Path, max_bytes: int) -> JsonDocument:
+    """Parse ``path`` strictly; files over ``max_bytes`` are refused unread."""
+    return parse_json(read_bytes(path, max_bytes))
 
 
 def parse_json(data: bytes) -> JsonDocument:

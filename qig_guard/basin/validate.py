@@ -14,7 +14,7 @@ from qig_guard.basin import codes
 from qig_guard.basin.legacy import detect, legacy_message, not_a_basin
 from qig_guard.basin.schema import Problem, document_problems
 from qig_guard.basin.settings import BASIN_KEY, BasinSettings, FrozenFacts, basin_settings
-from qig_guard.basin.strictjson import JsonReadError, Locator, read_json
+from qig_guard.basin.strictjson import JsonReadError, Locator, parse_json, read_bytes
 from qig_guard.config import Config
 from qig_guard.findings import Finding
 
@@ -77,11 +77,24 @@ def validate_basin_file(
         size = Path(path).stat().st_size
     except OSError as error:
         return [Finding(name, 1, 1, codes.MALFORMED, f"cannot read: {error.strerror or error}")]
-    size_finding = _size_finding(name, size, settings)
     if size > PARSE_LIMIT:
+        size_finding = _size_finding(name, size, settings)
         return [size_finding] if size_finding else []
     try:
-        parsed = read_json(Path(path), PARSE_LIMIT)
+        data = read_bytes(Path(path), PARSE_LIMIT)
+    except JsonReadError as error:
+        return [Finding(name, error.line, error.column, codes.MALFORMED, error.message)]
+    return validate_basin_data(name, data, settings)
+
+
+def validate_basin_data(name: str, data: bytes, settings: BasinSettings) -> list[Finding]:
+    """Findings for a basin file's contents ``data`` (an editor's unsaved buffer, say),
+    reported under ``name``; the checks of :func:`validate_basin_file`."""
+    size_finding = _size_finding(name, len(data), settings)
+    if len(data) > PARSE_LIMIT:
+        return [size_finding] if size_finding else []
+    try:
+        parsed = parse_json(data)
     except JsonReadError as error:
         malformed = Finding(name, error.line, error.column, codes.MALFORMED, error.message)
         return [malformed, *([size_finding] if size_finding else [])]

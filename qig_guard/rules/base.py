@@ -19,12 +19,13 @@ from dataclasses import dataclass
 from typing import ClassVar
 
 import libcst as cst
-from libcst.metadata import CodeRange, MetadataWrapper, PositionProvider
+from libcst.metadata import CodeRange, MetadataWrapper
 
 from qig_guard.batching import VisitorFunction, visitor_names
 from qig_guard.config import Config
 from qig_guard.facts.project import EMPTY, ProjectFacts
 from qig_guard.findings import Edit, Finding, Fix
+from qig_guard.positions import StatementPositions
 from qig_guard.resolve import ScopeTracker, dotted_name
 
 
@@ -63,9 +64,9 @@ class FileContext:
         return self.wrapper.module
 
     def position(self, node: cst.CSTNode) -> CodeRange:
-        """The node's source range (computed once per file, on first use)."""
+        """The node's source range (tracked only in the top-level statements asked about)."""
         if self._positions is None:
-            self._positions = self.wrapper.resolve(PositionProvider).__getitem__
+            self._positions = StatementPositions(self.module)
         return self._positions(node)
 
     def qualified_name(self, node: cst.CSTNode) -> str | None:

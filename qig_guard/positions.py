@@ -1,0 +1,114 @@
+"""Source ranges of nodes, tracked only inside the top-level statements that need them.
+
+libcst's ``PositionProvider`` regenerates the whole module with position
+tracking, which costs more than parsing it, while a file's findings usually
+sit in a few of its top-level statements. Here each statement's first line
+comes from plain code generation (cheap), and positions are tracked only
+within a statement that holds a node asked about. The ranges are exactly
+``PositionProvider``'s (a test compares them node by node).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from functools import cache
+from typing import ClassVar
+
+import libcst as cst
+from libcst.metadata import CodePosition, CodeRange, MetadataWrapper, PositionProvider
+from libcst.metadata.position_provider import NEWLINE_RE
+
+from qig_guard.walk import _field_names
+
+
+def _lines(code: str) -> int:
+    return len(NEWLINE_RE.findall(code))
+
+
+@cache
+def _children(cls: type) -> tuple[str, ...]:
+    return _field_names(cls, skip_trivia=True)
+
+
+def _contains(root: cst.CSTNode, target: cst.CSTNode) -> bool:
+    """Whether ``target`` is ``root`` or below it (trivia nodes are not searched)."""
+    stack = [root]
+    while stack:
+        node = stack.pop()
+        if node is target:
+            return True
+        for name in _children(type(node)):
+            value = getattr(node, name)
+            if isinstance(value, cst.CSTNode):
+                stack.append(value)
+            elif type(value) is tuple or type(value) is list:
+                stack.extend(item for item in value if isinstance(item, cst.CSTNode))
+    return False
+
+
+class StatementPositions:
+    """``positions(node)``: the node's :class:`CodeRange` in ``module``.
+
+    The line counts of the last module's statements are kept: a language server
+    that reuses unchanged statement nodes in its next parse counts only the new ones.
+    """
+
+    _counted: ClassVar[dict[cst.BaseStatement, int]] = {}
+
+    def __init__(self, module: cst.Module) -> None:
+        self.module = module
+        self._starts: list[int] | None = None
+        self._statements: dict[int, Mapping[cst.CSTNode, CodeRange]] = {}
+        self._last = 0  # findings come in source order: search on from the last hit
+        self._whole: Mapping[cst.CSTNode, CodeRange] | None = None
+
+    def _first_lines(self) -> list[int]:
+        """The first line of each top-level statement (its leading comments included)."""
+        if self._starts is None:
+            module = self.module
+            line = 1 + sum(_lines(module.code_for_node(empty)) for empty in module.header)
+            self._starts = []
+            previous = StatementPositions._counted
+            counted: dict[cst.BaseStatement, int] = {}
+            for statement in module.body:
+                self._starts.append(line)
+                count = previous.get(statement)
+                if count is None:
+                    count = _lines(module.code_for_node(statement))
+                counted[statement] = count
+                line += count
+            StatementPositions._counted = counted
+        return self._starts
+
+    def _statement(self, node: cst.CSTNode) -> int | None:
+        body = self.module.body
+        for offset in range(len(body)):
+            index = (self._last + offset) % len(body)
+            if _contains(body[index], node):
+                self._last = index
+                return index
+        return None
+
+    def _in_statement(self, index: int) -> Mapping[cst.CSTNode, CodeRange]:
+        known = self._statements.get(index)
+        if known is None:
+            alone = self.module.with_changes(body=[self.module.body[index]], header=[], footer=[])
+            known = MetadataWrapper(alone, unsafe_skip_copy=True).resolve(PositionProvider)
+            self._statements[index] = known
+        return known
+
+    def __call__(self, node: cst.CSTNode) -> CodeRange:
+        index = self._statement(node)
+        if index is None:  # the module, its header or footer, or trivia
+            if self._whole is None:
+                wrapper = MetadataWrapper(self.module, unsafe_skip_copy=True)
+                self._whole = wrapper.resolve(PositionProvider)
+            return self._whole[node]
+        found = self._in_statement(index)[node]
+        shift = self._first_lines()[index] - 1
+        if not shift:
+            return found
+        return CodeRange(
+            CodePosition(found.start.line + shift, found.start.column),
+            CodePosition(found.end.line + shift, found.end.column),
+        )

@@ -1,0 +1,59 @@
+"""Positions tracked per top-level statement equal libcst's PositionProvider, node by node."""
+
+from __future__ import annotations
+
+import sys
+from pathlib import Path
+
+import libcst as cst
+import pytest
+from libcst.metadata import MetadataWrapper, PositionProvider
+
+from qig_guard.positions import StatementPositions
+from qig_guard.rules import all_codes, load_rules
+
+ROOT = Path(__file__).resolve().parent.parent
+
+SHAPES = {
+    "header-and-footer": "#!/usr/bin/env python\n# a header\n\nimport torch\n\n# a footer\n",
+    "crlf": "import torch\r\n\r\ndef f(model):\r\n    model.target_basin = b\r\n",
+    "no-trailing-newline": "x = 1\nmodel.basin_matcher.target_basin = b",
+    "tabs": "class A:\n\tdef f(self):\n\t\tif x:\n\t\t\treturn 1\n",
+    "decorated": "@torch.no_grad()\n# between\n@staticmethod\ndef f(a,\n      b):\n    pass\n",
+    "semicolons-and-continuations": "a = 1; b = [\n    2,\n]\nc = 1 + \\\n    2\n",
+    "strings": 'x = """one\ntwo"""\ny = f"{x!r:>{width}}"\n',
+    "only-comments": "# nothing\n\n# here\n",
+    "empty": "",
+}
+
+
+def _sources() -> list[tuple[str, str]]:
+    sources = list(SHAPES.items())
+    for rule in load_rules(all_codes()[1:]):  # QIG000's examples do not parse
+        sources += [(f"{rule.code}-{i}", example.code) for i, example in enumerate(rule.INVALID)]
+    sys.path.insert(0, str(ROOT / "benchmarks"))
+    try:
+        import corpus
+    finally:
+        sys.path.pop(0)
+    return sources + [(f"corpus-{i}", text) for i, text in enumerate(corpus.sample(3))]
+
+
+@pytest.mark.parametrize(("name", "source"), _sources(), ids=[name for name, _ in _sources()])
+def test_every_node_has_libcsts_position(name: str, source: str) -> None:
+    module = cst.parse_module(source)
+    expected = MetadataWrapper(module, unsafe_skip_copy=True).resolve(PositionProvider)
+    positions = StatementPositions(module)
+    # Every node of small sources; a sample of the large ones (each lookup searches).
+    step = 1 if len(expected) < 2000 else 13
+    for node in list(expected)[::step]:
+        assert positions(node) == expected[node], (name, type(node).__name__)
+
+
+def test_lookups_out_of_source_order() -> None:
+    module = cst.parse_module("a = 1\n\n\nb = 2\nc = 3\n")
+    expected = MetadataWrapper(module, unsafe_skip_copy=True).resolve(PositionProvider)
+    positions = StatementPositions(module)
+    for statement in reversed(module.body):
+        assert positions(statement) == expected[statement]
+    assert positions(module) == expected[module]
