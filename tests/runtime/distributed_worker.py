@@ -37,10 +37,10 @@ def main() -> None:
         fisher = estimate_fisher_diag(QIGKernelRecursive(**config), ids)
         reduced, total = all_reduce_fisher_diag(fisher, ids[:, 1:].numel())
         after = model.state_dict()
-        torch.save(
+        torch.save(  # a rank's results for the test process, not basin files
             {
                 "role": constellation.role,
-                "ocean_basin": ocean_basin,
+                "ocean_basin": ocean_basin,  # noqa: QIG005
                 "targets": targets,
                 "own_target": model.basin_matcher.target_basin.clone(),
                 "has_target": bool(model.basin_matcher.has_target),
