@@ -240,7 +240,7 @@ class SleepTrainMode(Rule):
         self._push("<module>", sleep=False)
 
     def visit_FunctionDef(self, node: cst.FunctionDef) -> None:
-        sleep = sleep_function(self.context.scopes, self.config) is not None
+        sleep = sleep_function(self.context.scopes, self.config, self.context.path) is not None
         self._push(node.name.value, sleep)
 
     def leave_FunctionDef(self, original_node: cst.FunctionDef) -> None:

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import re
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 
 import libcst as cst
@@ -38,16 +38,54 @@ _METADATA = frozenset({"shape", "dtype", "device", "ndim"})
 _SCALAR = frozenset({"len", "int", "float", "bool", "range", "round"})
 _MODEL_WORDS = frozenset({"model", "net", "network", "kernel", "transformer", "encoder"})
 _DATA_WORDS = frozenset({"loader", "dataloader", "dataset", "datasets"})
-_STORED_WORDS = frozenset({"replay", "buffer", "memory", "stored"})
 _WRAPPERS = frozenset({"enumerate", "iter", "zip", "list", "tqdm", "islice", "cycle", "tqdm.tqdm"})
-
-
-# Text every flagged call or loop holds inside the sleep code: a random API
-# (`torch.rand*`, `torch.normal`, `np.random.*`) or a loader/dataset name.
-_FRESH_WORDS = (
-    *("rand", "normal", "bernoulli", "poisson"),
-    *("loader", "Loader", "LOADER", "dataset", "Dataset", "DATASET"),
+# Calls whose result measures their arguments (a number), never carries them as data.
+_MEASURE_WORDS = frozenset({"distance", "dist", "norm", "similarity", "divergence", "magnitude"})
+# New data by the last word of its name (`new_examples`, `train_data`, `curriculum`), when
+# nothing in the function says where the value came from (a parameter, an attribute).
+_DATA_NOUNS = frozenset(
+    {"loader", "loaders", "dataloader", "dataset", "datasets", "data", "examples", "samples"}
+    | {"batches", "corpus", "curriculum", "inputs", "texts", "sentences", "documents", "prompts"}
 )
+# ... or a plural after a word that says it is new (`new_experiences`, `incoming_events`).
+_NEW_WORDS = frozenset({"new", "fresh", "incoming", "unseen", "novel", "external", "training"})
+_NOT_DATA_WORDS = frozenset(
+    {"replay", "replayed", "buffer", "memory", "memories", "stored", "history", "recent", "past"}
+    | {"own", "episodic", "cached", "archive", "basin", "basins", "meta", "metadata"}
+)
+
+# Text every flagged call, loop or write holds inside the sleep code: a random API
+# (`torch.rand*`, `torch.normal`, `np.random.*`), a loader/dataset name, or a word that
+# makes a name new data (its noun, or a word saying it is new).
+_FRESH_WORDS = tuple(
+    spelling
+    for word in (
+        *("rand", "normal", "bernoulli", "poisson", "loader", "dataset"),
+        *sorted(_DATA_NOUNS | _NEW_WORDS),
+    )
+    for spelling in (word, word.capitalize(), word.upper())
+)
+
+
+def _new_data(name: str) -> bool:
+    """Does the name (of a parameter or attribute) say it holds new data?"""
+    have = words(name)
+    if not have or not _NOT_DATA_WORDS.isdisjoint(have):
+        return False
+    if have[-1] in _DATA_NOUNS:
+        return True
+    return have[-1].endswith("s") and not _NEW_WORDS.isdisjoint(have[:-1])
+
+
+def _measures(func: cst.BaseExpression) -> bool:
+    """``len(x)``, ``float(x)``, ``fisher_distance(a, b)``, ``np.linalg.norm(x)``."""
+    dotted = dotted_name(func)
+    if dotted is None:
+        return False
+    last = dotted.rsplit(".", 1)[-1]
+    return last in _SCALAR or not _MEASURE_WORDS.isdisjoint(words(last))
+
+
 # Imports that let sleep code call those APIs by other names.
 _ALIASED = re.compile(r"(?:rand\w*|normal|bernoulli|poisson|DataLoader)[ \t]*$")
 _FROM_NUMPY_RANDOM = re.compile(r"numpy\.random[ \t]+import\b")
@@ -71,12 +109,15 @@ def _last(node: cst.BaseExpression) -> str | None:
 
 @dataclass
 class _Frame:
-    """One function being visited: is it sleep code, which names hold random data."""
+    """One function being visited: is it sleep code, which names hold random or new
+    data (each mapped to where that data came from: a random call, a data source)."""
 
     name: str
     sleep: bool
     no_grad: int
-    random_names: set[str] = field(default_factory=set)
+    random_names: dict[str, cst.CSTNode] = field(default_factory=dict)
+    data_names: dict[str, cst.CSTNode] = field(default_factory=dict)
+    assigned: set[str] = field(default_factory=set)
 
 
 class SleepFreshData(Rule):
@@ -192,7 +233,7 @@ class SleepFreshData(Rule):
     # --- where we are -------------------------------------------------------
 
     def visit_FunctionDef(self, node: cst.FunctionDef) -> None:
-        sleep = sleep_function(self.context.scopes, self.config) is not None
+        sleep = sleep_function(self.context.scopes, self.config, self.context.path) is not None
         outer = self._frames[-1].no_grad if self._frames else 0
         decorated = any(self._is_no_grad(d.decorator) for d in node.decorators)
         self._frames.append(_Frame(node.name.value, sleep, outer + decorated))
@@ -219,7 +260,7 @@ class SleepFreshData(Rule):
         frame = self._frames[-1] if self._frames else None
         return frame if frame is not None and frame.sleep else None
 
-    # --- random data ----------------------------------------------------------
+    # --- random and new data ------------------------------------------------
 
     def _is_random_call(self, node: cst.Call) -> bool:
         name = self.context.qualified_name(node.func)
@@ -230,30 +271,64 @@ class SleepFreshData(Rule):
         module, _, function = name.rpartition(".")
         return module == "numpy.random" and function not in _NUMPY_SELECTION
 
-    def _random_parts(self, node: cst.CSTNode, frame: _Frame) -> Iterator[cst.CSTNode]:
-        """Random calls and random-holding names that make up ``node``'s value."""
+    def _random_leaf(self, node: cst.CSTNode, frame: _Frame) -> cst.CSTNode | None:
+        """Where ``node``'s random data comes from, when it is a random call or name."""
+        if isinstance(node, cst.Name):
+            return frame.random_names.get(node.value)
+        if isinstance(node, cst.Call) and self._is_random_call(node):
+            return node
+        return None
+
+    def _data_leaf(self, node: cst.CSTNode, frame: _Frame) -> cst.CSTNode | None:
+        """Where ``node``'s new data comes from: a name bound to new data, or new data
+        by its own name (`new_examples`, `self.train_data`)."""
+        if isinstance(node, cst.Name):
+            if node.value in frame.assigned:  # where it came from decides, not its name
+                return frame.data_names.get(node.value)
+            return node if _new_data(node.value) else None
+        if isinstance(node, cst.Attribute) and node.attr.value != "data":  # not `tensor.data`
+            return node if _new_data(node.attr.value) else None
+        return None
+
+    def _parts(
+        self, node: cst.CSTNode, leaf: Callable[[cst.CSTNode], cst.CSTNode | None]
+    ) -> Iterator[tuple[cst.CSTNode, cst.CSTNode]]:
+        """``(part, origin)`` for the parts of ``node``'s value that ``leaf`` finds."""
         if isinstance(node, (cst.SubscriptElement, cst.Comparison, cst.Lambda)):
             return  # an index or a coin flip, not data
-        if isinstance(node, cst.Name) and node.value in frame.random_names:
-            yield node
+        origin = leaf(node)
+        if origin is not None:
+            yield node, origin
             return
         if isinstance(node, cst.Call):
             func = node.func
-            if self._is_random_call(node):
-                yield node
+            if _measures(func):
                 return
-            if dotted_name(func) in _SCALAR or (
-                isinstance(func, cst.Attribute) and func.attr.value in ("item", "tolist")
-            ):
+            if isinstance(func, cst.Attribute) and func.attr.value in ("item", "tolist"):
                 return
+            if isinstance(func, cst.Attribute):  # `x.to(device)`: x's data; not a callee
+                yield from self._parts(func.value, leaf)
+            for arg in node.args:
+                yield from self._parts(arg.value, leaf)
+            return
         if isinstance(node, cst.Arg):
-            yield from self._random_parts(node.value, frame)
+            yield from self._parts(node.value, leaf)
         elif isinstance(node, cst.Attribute):
             if node.attr.value not in _METADATA:
-                yield from self._random_parts(node.value, frame)
+                yield from self._parts(node.value, leaf)
         elif not isinstance(node, cst.Name):
             for child in node.children:
-                yield from self._random_parts(child, frame)
+                yield from self._parts(child, leaf)
+
+    def _random_parts(
+        self, node: cst.CSTNode, frame: _Frame
+    ) -> Iterator[tuple[cst.CSTNode, cst.CSTNode]]:
+        return self._parts(node, lambda n: self._random_leaf(n, frame))
+
+    def _data_parts(
+        self, node: cst.CSTNode, frame: _Frame
+    ) -> Iterator[tuple[cst.CSTNode, cst.CSTNode]]:
+        return self._parts(node, lambda n: self._data_leaf(n, frame))
 
     def _is_model(self, func: cst.BaseExpression) -> bool:
         if isinstance(func, cst.Attribute) and func.attr.value == "forward":
@@ -286,19 +361,51 @@ class SleepFreshData(Rule):
             as_basin = self._is_basin(keyword) or (setter and index == 0 and keyword is None)
             if not (to_model or as_basin):
                 continue
-            for part in self._random_parts(arg.value, frame):
-                self._report_random(
-                    part, "used as a basin" if as_basin else "fed to the model", frame
-                )
+            use = "used as a basin" if as_basin else "fed to the model"
+            for part, origin in self._random_parts(arg.value, frame):
+                self._report_random(part, origin, use, frame)
                 return  # one finding per call
+            for part, origin in self._data_parts(arg.value, frame):
+                self._report_new(part, origin, use, frame)
+                return
 
-    def _report_random(self, part: cst.CSTNode, use: str, frame: _Frame) -> None:
+    def _report_random(
+        self, part: cst.CSTNode, origin: cst.CSTNode, use: str, frame: _Frame
+    ) -> None:
+        if id(origin) in self._reported:
+            return
+        self._reported.add(id(origin))
+        via = "" if part is origin else f" (through `{self.context.code_for(part)}`)"
         self.report(
-            part,
-            f"random data `{self.context.code_for(part)}` {use} in sleep code "
+            origin,
+            f"random data `{self.context.code_for(origin)}`{via} {use} in sleep code "
             f"`{frame.name}`; consolidation uses no new data, only alignment to the stored "
             "basin",
         )
+
+    def _report_new(self, part: cst.CSTNode, origin: cst.CSTNode, use: str, frame: _Frame) -> None:
+        if id(origin) in self._reported:
+            return
+        self._reported.add(id(origin))
+        via = "" if part is origin else f" (through `{self.context.code_for(part)}`)"
+        self.report(
+            origin,
+            f"new data `{self.context.code_for(origin)}`{via} {use} in sleep code "
+            f"`{frame.name}`; consolidation uses no new data, only alignment to the stored "
+            "basin",
+        )
+
+    def visit_Return(self, node: cst.Return) -> None:
+        """``return target_basin`` of a basin made of random data hands it on."""
+        frame = self._frame()
+        value = node.value
+        if frame is None or value is None:
+            return
+        named = [value] if not isinstance(value, cst.Tuple) else [e.value for e in value.elements]
+        for each in named:
+            if isinstance(each, cst.Name) and self._is_basin(each.value):
+                for part, origin in self._random_parts(each, frame):
+                    self._report_random(part, origin, "returned as a basin", frame)
 
     def visit_Assign(self, node: cst.Assign) -> None:
         self._assigned([t.target for t in node.targets], node.value)
@@ -308,20 +415,30 @@ class SleepFreshData(Rule):
             self._assigned([node.target], node.value)
 
     def _assigned(self, targets: list[cst.BaseExpression], value: cst.BaseExpression) -> None:
+        """A basin attribute written from random or new data is reported; a local is
+        only tracked: building a random basin is not sleep training until the value is
+        handed on (to the model, a basin keyword or setter, an attribute, a return)."""
         frame = self._frame()
         if frame is None:
             return
-        parts = list(self._random_parts(value, frame))
-        basin = any(self._is_basin(dotted_name(t)) for t in targets)
-        if basin:
-            for part in parts:
-                self._report_random(part, "used as a basin", frame)
+        randoms = list(self._random_parts(value, frame))
+        data = list(self._data_parts(value, frame))
+        stored = any(self._is_basin(dotted_name(t)) for t in targets if not isinstance(t, cst.Name))
+        if stored:
+            for part, origin in randoms:
+                self._report_random(part, origin, "used as a basin", frame)
+            for part, origin in data[:1]:
+                self._report_new(part, origin, "made into a basin", frame)
+        output = isinstance(value, cst.Call) and self._is_model(value.func)
         for target in targets:
-            if isinstance(target, cst.Name):
-                if parts and not basin:
-                    frame.random_names.add(target.value)
-                else:
-                    frame.random_names.discard(target.value)
+            for name in target_names(target) if isinstance(target, cst.Name) else ():
+                frame.assigned.add(name)
+                frame.random_names.pop(name, None)
+                frame.data_names.pop(name, None)
+                if randoms and not stored:
+                    frame.random_names[name] = randoms[0][1]
+                if data and not stored and not output:
+                    frame.data_names[name] = data[0][1]
 
     # --- data iteration -------------------------------------------------------
 
@@ -343,7 +460,7 @@ class SleepFreshData(Rule):
             return None
         have = words(last)  # the last word names the thing: `val_loader`, not `dataset_names`
         data = bool(have) and (have[-1] in _DATA_WORDS or have[-1].endswith(("loader", "dataset")))
-        stored = not _STORED_WORDS.isdisjoint(have) or matches_any(
+        stored = not _NOT_DATA_WORDS.isdisjoint(have) or matches_any(
             last, (*self.config.basin_names, *self.config.basin_tables)
         )
         return node if data and not stored else None
@@ -365,10 +482,22 @@ class SleepFreshData(Rule):
                 self._report_data(source, frame)
 
     def _bind_loop(self, target: cst.BaseExpression, iterable: cst.BaseExpression) -> None:
-        """``for probe in noise``: the loop variable holds random data too."""
+        """``for probe in noise``, ``for x in new_examples``: the loop variable holds
+        random or new data too."""
         frame = self._frame()
-        if frame is not None and any(True for _ in self._random_parts(iterable, frame)):
-            frame.random_names.update(target_names(target))
+        if frame is None:
+            return
+        randoms = [origin for _, origin in self._random_parts(iterable, frame)]
+        source = self._data_source(iterable)
+        data = [source] if source is not None else [o for _, o in self._data_parts(iterable, frame)]
+        for name in target_names(target):
+            frame.assigned.add(name)
+            frame.random_names.pop(name, None)
+            frame.data_names.pop(name, None)
+            if randoms:
+                frame.random_names[name] = randoms[0]
+            if data:
+                frame.data_names[name] = data[0]
 
     def _check_loop(self, iterable: cst.BaseExpression) -> None:
         frame = self._frame()
