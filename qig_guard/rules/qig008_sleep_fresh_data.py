@@ -40,6 +40,10 @@ _MODEL_WORDS = frozenset({"model", "net", "network", "kernel", "transformer", "e
 _DATA_WORDS = frozenset({"loader", "dataloader", "dataset", "datasets"})
 _WRAPPERS = frozenset({"enumerate", "iter", "zip", "list", "tqdm", "islice", "cycle", "tqdm.tqdm"})
 # Calls whose result measures their arguments (a number), never carries them as data.
+_NOT_DATA_KINDS = frozenset(
+    {"bytes", "bytearray", "str", "int", "float", "bool", "Path", "dict", "Dict", "Mapping"}
+)
+_MEAN_WORDS = frozenset({"mean", "average", "centroid", "barycenter"})
 _MEASURE_WORDS = frozenset({"distance", "dist", "norm", "similarity", "divergence", "magnitude"})
 # New data by the last word of its name (`new_examples`, `train_data`, `curriculum`), when
 # nothing in the function says where the value came from (a parameter, an attribute).
@@ -118,6 +122,10 @@ class _Frame:
     random_names: dict[str, cst.CSTNode] = field(default_factory=dict)
     data_names: dict[str, cst.CSTNode] = field(default_factory=dict)
     assigned: set[str] = field(default_factory=set)
+    # Random names that perturb stored data (`basin + noise`): exploration around it.
+    perturbed: set[str] = field(default_factory=set)
+    # New-data names that went through a mean (`np.mean(new_experiences, 0)`).
+    aggregated: set[str] = field(default_factory=set)
 
 
 class SleepFreshData(Rule):
@@ -236,7 +244,14 @@ class SleepFreshData(Rule):
         sleep = sleep_function(self.context.scopes, self.config, self.context.path) is not None
         outer = self._frames[-1].no_grad if self._frames else 0
         decorated = any(self._is_no_grad(d.decorator) for d in node.decorators)
-        self._frames.append(_Frame(node.name.value, sleep, outer + decorated))
+        frame = _Frame(node.name.value, sleep, outer + decorated)
+        params = node.params
+        for param in (*params.posonly_params, *params.params, *params.kwonly_params):
+            annotation = param.annotation
+            kind = _last(annotation.annotation) if annotation is not None else None
+            if kind in _NOT_DATA_KINDS:  # `data: bytes` is a payload, not examples
+                frame.assigned.add(param.name.value)
+        self._frames.append(frame)
 
     def leave_FunctionDef(self, original_node: cst.FunctionDef) -> None:
         self._frames.pop()
@@ -361,13 +376,48 @@ class SleepFreshData(Rule):
             as_basin = self._is_basin(keyword) or (setter and index == 0 and keyword is None)
             if not (to_model or as_basin):
                 continue
-            use = "used as a basin" if as_basin else "fed to the model"
-            for part, origin in self._random_parts(arg.value, frame):
+            use = "fed to the model" if to_model else "used as a basin"
+            # A basin handed on must be made of random data, not stored data explored
+            # around, or be a mean of new data; anything random or new feeds no model.
+            randoms = to_model or not self._perturbs(arg.value, frame)
+            for part, origin in self._random_parts(arg.value, frame) if randoms else ():
                 self._report_random(part, origin, use, frame)
                 return  # one finding per call
-            for part, origin in self._data_parts(arg.value, frame):
+            data = to_model or self._aggregates(arg.value, frame)
+            for part, origin in self._data_parts(arg.value, frame) if data else ():
                 self._report_new(part, origin, use, frame)
                 return
+
+    def _perturbs(self, node: cst.BaseExpression, frame: _Frame) -> bool:
+        """Is ``node``'s random data noise added to stored data (`basin + noise`)?"""
+        if isinstance(node, cst.Name):
+            return node.value in frame.perturbed
+        if isinstance(node, cst.BinaryOperation) and isinstance(
+            node.operator, (cst.Add, cst.Subtract)
+        ):
+            sides = (node.left, node.right)
+            noisy = [any(True for _ in self._random_parts(side, frame)) for side in sides]
+            if any(noisy) and not all(noisy):
+                stored = sides[noisy.index(False)]
+                if not isinstance(stored, (cst.BaseNumber, cst.UnaryOperation)):
+                    return True
+        return any(
+            self._perturbs(child, frame)
+            for child in node.children
+            if isinstance(child, cst.BaseExpression | cst.Arg)
+            and not isinstance(child, cst.BaseNumber)
+        )
+
+    def _aggregates(self, node: cst.CSTNode, frame: _Frame) -> bool:
+        """Does ``node`` take a mean (`np.mean(x)`, `x.mean(0)`, `fisher_mean(xs)`)?"""
+        if isinstance(node, cst.Name):
+            return node.value in frame.aggregated
+        if isinstance(node, cst.Call):
+            func = node.func
+            last = func.attr.value if isinstance(func, cst.Attribute) else _last(func)
+            if last is not None and not _MEAN_WORDS.isdisjoint(words(last)):
+                return True
+        return any(self._aggregates(child, frame) for child in node.children)
 
     def _report_random(
         self, part: cst.CSTNode, origin: cst.CSTNode, use: str, frame: _Frame
@@ -383,13 +433,21 @@ class SleepFreshData(Rule):
             "basin",
         )
 
-    def _report_new(self, part: cst.CSTNode, origin: cst.CSTNode, use: str, frame: _Frame) -> None:
+    def _report_new(
+        self,
+        part: cst.CSTNode,
+        origin: cst.CSTNode,
+        use: str,
+        frame: _Frame,
+        at: cst.CSTNode | None = None,
+    ) -> None:
+        """Report new data at ``at`` (a basin write), else where it came from."""
         if id(origin) in self._reported:
             return
         self._reported.add(id(origin))
         via = "" if part is origin else f" (through `{self.context.code_for(part)}`)"
         self.report(
-            origin,
+            at or origin,
             f"new data `{self.context.code_for(origin)}`{via} {use} in sleep code "
             f"`{frame.name}`; consolidation uses no new data, only alignment to the stored "
             "basin",
@@ -403,7 +461,11 @@ class SleepFreshData(Rule):
             return
         named = [value] if not isinstance(value, cst.Tuple) else [e.value for e in value.elements]
         for each in named:
-            if isinstance(each, cst.Name) and self._is_basin(each.value):
+            if (
+                isinstance(each, cst.Name)
+                and self._is_basin(each.value)
+                and not self._perturbs(each, frame)
+            ):
                 for part, origin in self._random_parts(each, frame):
                     self._report_random(part, origin, "returned as a basin", frame)
 
@@ -424,21 +486,29 @@ class SleepFreshData(Rule):
         randoms = list(self._random_parts(value, frame))
         data = list(self._data_parts(value, frame))
         stored = any(self._is_basin(dotted_name(t)) for t in targets if not isinstance(t, cst.Name))
+        aggregates = bool(data) and self._aggregates(value, frame)
+        output = isinstance(value, cst.Call) and self._is_model(value.func)
         if stored:
             for part, origin in randoms:
                 self._report_random(part, origin, "used as a basin", frame)
-            for part, origin in data[:1]:
-                self._report_new(part, origin, "made into a basin", frame)
-        output = isinstance(value, cst.Call) and self._is_model(value.func)
+            for part, origin in data[:1] if not output else ():
+                self._report_new(part, origin, "made into the stored basin", frame, at=value)
+        perturbs = bool(randoms) and self._perturbs(value, frame)
         for target in targets:
             for name in target_names(target) if isinstance(target, cst.Name) else ():
                 frame.assigned.add(name)
-                frame.random_names.pop(name, None)
-                frame.data_names.pop(name, None)
+                for names in (frame.random_names, frame.data_names):
+                    names.pop(name, None)
+                frame.perturbed.discard(name)
+                frame.aggregated.discard(name)
                 if randoms and not stored:
                     frame.random_names[name] = randoms[0][1]
+                    if perturbs:
+                        frame.perturbed.add(name)
                 if data and not stored and not output:
                     frame.data_names[name] = data[0][1]
+                    if aggregates:
+                        frame.aggregated.add(name)
 
     # --- data iteration -------------------------------------------------------
 
@@ -494,6 +564,8 @@ class SleepFreshData(Rule):
             frame.assigned.add(name)
             frame.random_names.pop(name, None)
             frame.data_names.pop(name, None)
+            frame.perturbed.discard(name)
+            frame.aggregated.discard(name)
             if randoms:
                 frame.random_names[name] = randoms[0]
             if data:

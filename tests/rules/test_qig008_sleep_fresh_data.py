@@ -249,6 +249,39 @@ FLAGGED.update(
             """,
             [6],
         ),
+        "basin-replaced-by-a-helper-merging-new-experiences": (
+            """
+            class Habit:
+                def consolidate_sleep(self, new_experiences):
+                    pool = list(new_experiences)
+                    pool.append({"basin": self._basin})
+                    merged = self.merge_experiences(pool)
+                    self._basin = merged  # line 7
+                    return merged
+            """,
+            [7],
+        ),
+        "noise-written-into-the-identity-basin": (
+            """
+            import torch
+
+            class Dreamer:
+                def dream(self):
+                    noise = 0.05 * torch.randn(64)  # line 6
+                    self.target_basin = self.target_basin + noise
+            """,
+            [6],
+        ),
+        "mean-of-new-data-handed-to-the-setter": (
+            """
+            import torch
+
+            def consolidate(model, incoming_batches):
+                centroid = torch.stack(incoming_batches).mean(0)
+                model.basin_matcher.set_target_basin(centroid)  # line 6 (origin: line 5)
+            """,
+            [5],
+        ),
         "dream-trains-a-kernel-on-random-basins": (
             """
             import numpy as np
@@ -408,7 +441,35 @@ NOT_FLAGGED.update(
                 dreamed_basin = simplex_normalize(basin + perturbation)
                 shift = fisher_rao_distance(basin, dreamed_basin)
                 plans = self.planner.explore(dreamed_basin)
+                self.log.record_basin(basin_coords=dreamed_basin, source="dream")
                 return DreamResult(basin_perturbation=shift, plans=len(plans))
+            """,
+        "dream-returns-a-perturbed-stored-basin": """
+            import torch
+
+            def dream_step(stored_basin, scale=0.01):
+                explored_basin = stored_basin + scale * torch.randn_like(stored_basin)
+                return explored_basin
+            """,
+        "sleep-packet-decoded-from-bytes": """
+            import numpy as np
+
+            class SleepPacket:
+                @classmethod
+                def from_bytes(cls, data: bytes):
+                    basin = np.frombuffer(data[16:], dtype=np.float32)
+                    return cls(basin=basin)
+            """,
+        "sleep-packet-from-a-dict-payload": """
+            class SleepPacket:
+                def from_dict(cls, data: dict):
+                    packet = cls()
+                    packet.basin_coords = data["basin_coords"]
+                    return packet
+            """,
+        "new-examples-handed-on-unaveraged": """
+            def consolidate(self, new_examples):
+                return self.score(basin_inputs=new_examples)
             """,
         "replay-of-stored-experience": """
             def consolidate(self, steps):
