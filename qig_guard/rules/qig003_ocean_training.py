@@ -589,9 +589,9 @@ class OceanTraining(Rule):
         if dotted is None:
             return
         moves = moves_toward(value, self._frozen_basin)
-        if self._frozen_basin(dotted):
-            if moves or (isinstance(value, cst.Name) and self._blended(value.value)):
-                self._report_move(node, dotted)
+        blended = moves or (isinstance(value, cst.Name) and self._blended(value.value))
+        if blended and self._frozen_basin(dotted):
+            self._report_move(node, dotted)
         if isinstance(target, cst.Name):
             locals_ = self._basin_local()
             alias = isinstance(value, (cst.Name, cst.Attribute))

@@ -388,7 +388,7 @@ class SleepFreshData(Rule):
                 self._report_new(part, origin, use, frame)
                 return
 
-    def _perturbs(self, node: cst.BaseExpression, frame: _Frame) -> bool:
+    def _perturbs(self, node: cst.CSTNode, frame: _Frame) -> bool:
         """Is ``node``'s random data noise added to stored data (`basin + noise`)?"""
         if isinstance(node, cst.Name):
             return node.value in frame.perturbed
@@ -401,12 +401,7 @@ class SleepFreshData(Rule):
                 stored = sides[noisy.index(False)]
                 if not isinstance(stored, (cst.BaseNumber, cst.UnaryOperation)):
                     return True
-        return any(
-            self._perturbs(child, frame)
-            for child in node.children
-            if isinstance(child, cst.BaseExpression | cst.Arg)
-            and not isinstance(child, cst.BaseNumber)
-        )
+        return any(self._perturbs(child, frame) for child in node.children)
 
     def _aggregates(self, node: cst.CSTNode, frame: _Frame) -> bool:
         """Does ``node`` take a mean (`np.mean(x)`, `x.mean(0)`, `fisher_mean(xs)`)?"""
