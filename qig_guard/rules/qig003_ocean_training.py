@@ -444,12 +444,25 @@ class OceanTraining(Rule):
       `p.requires_grad_()` in a loop over its parameters;
     - inside a class whose name marks it as the frozen model (`class OceanWatcher`):
       any optimizer construction, optimizer `.step()` or `load_state_dict`, and
-      `.backward()`, even on `self.optimizer` and a plain `loss`.
+      `.backward()`, even on `self.optimizer` and a plain `loss`;
+    - the frozen model's basin moved toward other values, which trains it without
+      an optimizer: a moving average or additive step
+      (`ocean.basin = 0.95 * ocean.basin + 0.05 * mean`, `ocean.basin += w * (m -
+      ocean.basin)`), a blend helper given it and another value
+      (`slerp(ocean.basin, main, t=0.05)`, `torch.lerp(...)`, `geodesic_step(...)`,
+      also through a local written back), or an in-place update
+      (`ocean_basin.lerp_(m, 0.05)`, `ocean.basin_matcher.target_basin.mul_(0.9).add_(m)`,
+      `.copy_(blend)`). Its basin is a basin-named attribute or local of the frozen
+      model (`ocean.basin`, `ocean_basin`, `self.ocean.target_basin`), a local
+      alias of one, or a basin-named attribute of `self` in the frozen model's class.
 
     Not flagged: `ocean.eval()`, `requires_grad_(False)`, forward passes,
     saving `ocean.optimizer.state_dict()`, methods that merely sound like updates
     (`ocean.epoch_update()`), schedulers, and optimizers or losses of active models
-    inside an Ocean-named coordinator.
+    inside an Ocean-named coordinator; reading or measuring the Ocean's basin
+    (`fisher_distance(ocean.basin, m)`), setting, normalising or centring it by
+    itself, moving a detached copy (`b = ocean.basin.detach().clone()`), and
+    moving observers toward the Ocean.
 
     ## Why is this bad
     The Ocean is the constellation's frozen reference: it observes and measures,
@@ -476,7 +489,8 @@ class OceanTraining(Rule):
     `requires_grad = True` become `False`. These fixes are unsafe: they change
     dropout, normalisation and gradient behaviour, which is the point, but code
     that relied on it (and the optimizer still built over the frozen model) must
-    be reviewed by hand. Optimizers, steps and backward passes have no fix.
+    be reviewed by hand. Optimizers, steps, backward passes and basin moves have no
+    fix.
     """
 
     code = "QIG003"
@@ -502,6 +516,7 @@ class OceanTraining(Rule):
         Invalid("scaler.step(ocean.optimizer)\n"),
         Invalid("scaler.scale(ocean_loss).backward()\n"),
         Invalid("ocean.optimizer.load_state_dict(checkpoint['ocean_optimizer'])\n"),
+        Invalid("ocean.basin = 0.95 * ocean.basin + 0.05 * observers_mean\n"),
     )
     VALID = (
         "ocean.eval()\n",
@@ -512,6 +527,7 @@ class OceanTraining(Rule):
         "import torch\noptimizer = torch.optim.AdamW(active.parameters(), lr=3e-4)\n",
         "for p in ocean.parameters():\n    p.requires_grad = False\n",
         "scheduler = torch.optim.lr_scheduler.StepLR(ocean_optimizer, 10)\n",
+        "observer.basin = 0.95 * observer.basin + 0.05 * ocean.basin.detach()\n",
     )
 
     @classmethod

@@ -118,17 +118,22 @@ class SleepTrainMode(Rule):
     default `sleep*`, `consolidat*`, `dream*`) it flags:
 
     - a call that puts a model in training mode (`model.train()`,
-      `model.train(True)`) when training follows it: a gradient step
-      (`loss.backward()`, `optimizer.step()`) or a forward call of that model
-      (`model(x)`, `model.forward(x)`), later in the function or anywhere in
-      the same loop;
+      `model.train(True)`, `model.training = True`) when training follows
+      it: a gradient step (`loss.backward()`, `optimizer.step()`) or a
+      forward call of that model (`model(x)`, `model.forward(x)`), later in
+      the function or anywhere in the same loop, or a later call of a
+      function of the same file that takes gradient steps, directly or
+      through its own callees (`self._replay_step(batch)`);
     - the first gradient step of a function with no `eval()` before it, unless
       the function is called by code that calls `eval()` or is a method of a
       class that does.
 
     A `train()` that only restores the caller's mode after consolidating (in
-    a `finally:`, or with no training after it) is not flagged, nor is
-    `model.train(was_training)`. Elastic Weight Consolidation is not sleep
+    a `finally:`, with no training after it, or after the function's own
+    `eval()` phase before handing on to a training helper) is not flagged,
+    nor is `model.train(was_training)`. Tests are not sleep code: a `test*`
+    function, a method of a `Test*` class, a test module (`test_*.py`,
+    `*_test.py`, `conftest.py`, a `tests/` folder). Elastic Weight Consolidation is not sleep
     code: nothing in a function or class whose name (or an enclosing one's)
     says `ewc`, `fisher`, `importance`, `penalty` or `regulari*`, nor a
     function that accumulates squared gradients (`p.grad ** 2`,

@@ -133,23 +133,41 @@ class SleepFreshData(Rule):
     ## What it does
     Inside sleep/consolidation code (a function or method whose name, or an
     enclosing function's or class's name, matches `sleep-functions`, by
-    default `sleep*`, `consolidat*`, `dream*`) it flags new data:
+    default `sleep*`, `consolidat*`, `dream*`) it flags new data, judged by
+    what the code does with it:
 
-    - random tensors (`torch.rand*`, `torch.randint*`, `torch.normal`,
+    - random data (`torch.rand*`, `torch.randint*`, `torch.normal`,
       `np.random.*`) fed to a model (`model(x)`, `self.net(x)`,
-      `model.forward(x)`), directly or through a local variable or a loop
-      over random data, or used as a basin (`target_basin = torch.randn(64)`,
-      `set_target_basin(...)`, a `basin=` keyword);
-    - iterating a DataLoader or dataset (`for batch in loader`,
-      `enumerate(self.train_loader)`, `next(iter(dataset))`,
-      `load_dataset(...)`, comprehensions too).
+      `model.forward(x)`), directly, through locals or loops, or mixed into
+      replayed inputs (`torch.where(mask, noise, tokens)`);
+    - a random basin handed on as identity: written to a basin attribute
+      (`self.target_basin = ...`), given to `set_target_basin(...)` or a basin
+      keyword (`Packet(basin=...)`, `learn(basin_coords=...)`), or returned
+      (`return target_basin`);
+    - new data of any shape fed to the model: a DataLoader or dataset
+      (`for batch in loader`, `next(iter(dataset))`, `load_dataset(...)`), or
+      a list, generator or curriculum the code was given whose name says it
+      is data (`for x in new_examples`, `self.curriculum.batches()`,
+      `training_data[i]`), also in comprehensions;
+    - the stored basin rebuilt from new data (`self.basin =
+      np.mean(new_experiences, 0)`, or a helper merging them), or a mean of
+      new data handed on as a basin.
 
-    Not flagged: a random index or choice among stored basins or a replay
-    buffer (`basins[torch.randint(...)]`, `np.random.choice(basin_bank)`,
-    `for x in replay_loader`), coin flips (`torch.rand(1).item() < p`), and
-    noise fed to the model under `torch.no_grad()` / `torch.inference_mode()`
-    for measurement only. Elastic Weight Consolidation, which estimates
-    Fisher information over data, is not sleep code: nothing in a function
+    Each random finding is reported where the random data is made.
+
+    Not flagged: building a random basin that is never handed on (set-up
+    code, demos); noise added to a stored basin to explore around it
+    (`dreamed = basin + 0.01 * np.random.randn(64)`), measured, logged or
+    returned, unless it is fed to the model or written into the stored basin;
+    a random index or choice among stored basins or a replay buffer
+    (`basins[torch.randint(...)]`, `np.random.choice(basin_bank)`,
+    `for x in self.replay_buffer`); coin flips (`torch.rand(1).item() < p`);
+    data fed to the model under `torch.no_grad()` / `torch.inference_mode()`
+    for measurement only; parameters annotated as payloads (`data: bytes`,
+    `dict`, `str`). Tests are not sleep code: a `test*` function, a method of
+    a `Test*` class, a test module (`test_*.py`, `*_test.py`, `conftest.py`,
+    a `tests/` folder). Elastic Weight Consolidation, which estimates Fisher
+    information over data, is not sleep code either: nothing in a function
     or class whose name (or an enclosing one's) says `ewc`, `fisher`,
     `importance`, `penalty` or `regulari*` (`class EWC`,
     `consolidation_penalty`), nor a function that accumulates squared
@@ -157,15 +175,16 @@ class SleepFreshData(Rule):
 
     ## Why is this bad
     Consolidation uses no new data, only basin alignment: sleep pulls the
-    model toward its identity basin. Fresh or random inputs turn sleep into
-    another round of training on unvetted data and drift the basin it is
-    meant to protect.
+    model toward its identity basin ("Sleep consolidates toward basin (not
+    random data)"). Fresh or random inputs turn sleep into another round of
+    training on unvetted data, and a random or averaged-in basin replaces
+    the identity it is meant to protect.
 
     ## Example
     ```python
-    def consolidate_toward_basin(model, target_basin, loader, optimizer):
+    def consolidate_toward_basin(model, target_basin, new_examples, optimizer):
         model.eval()
-        for batch in loader:
+        for batch in new_examples:
             loss = model(batch).loss + fisher_distance(model.current_basin, target_basin)
             loss.backward()
             optimizer.step()
@@ -205,6 +224,11 @@ class SleepFreshData(Rule):
             "    return target_basin\n"
         ),
         Invalid("def sleep(model, loader):\n    return model(next(iter(loader)))\n"),
+        Invalid(
+            "def consolidate(model, new_examples):\n"
+            "    for x in new_examples:\n"
+            "        model(x).loss.backward()\n"
+        ),
     )
     VALID = (
         "import torch\n\n"
@@ -221,12 +245,17 @@ class SleepFreshData(Rule):
         "def train_epoch(model, loader):\n"
         "    for batch in loader:\n"
         "        model(batch + torch.randn_like(batch))\n",
+        "import numpy as np\n\n"
+        "def dream(basin, planner):\n"
+        "    dreamed_basin = basin + 0.01 * np.random.randn(64)\n"
+        "    return planner.explore(dreamed_basin)\n",
     )
 
     @classmethod
     def could_match(cls, source: str, config: Config) -> bool:
-        """Sleep code holds a random API or a loader/dataset name (or the file
-        imports a random API or DataLoader under another name)."""
+        """Sleep code holds a random API, a loader/dataset name or a word that
+        makes a name new data (or the file imports a random API or DataLoader
+        under another name)."""
         text = source_text(source)
         if not text.regions(config.sleep_functions):
             return False
