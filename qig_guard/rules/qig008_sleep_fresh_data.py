@@ -43,6 +43,7 @@ _WRAPPERS = frozenset({"enumerate", "iter", "zip", "list", "tqdm", "islice", "cy
 _NOT_DATA_KINDS = frozenset(
     {"bytes", "bytearray", "str", "int", "float", "bool", "Path", "dict", "Dict", "Mapping"}
 )
+_TRAIN_WORDS = frozenset({"train", "learn", "fit"})
 _MEAN_WORDS = frozenset({"mean", "average", "centroid", "barycenter"})
 _MEASURE_WORDS = frozenset({"distance", "dist", "norm", "similarity", "divergence", "magnitude"})
 # New data by the last word of its name (`new_examples`, `train_data`, `curriculum`), when
@@ -79,6 +80,13 @@ def _new_data(name: str) -> bool:
     if have[-1] in _DATA_NOUNS:
         return True
     return have[-1].endswith("s") and not _NEW_WORDS.isdisjoint(have[:-1])
+
+
+def _trains(func: cst.BaseExpression) -> bool:
+    """A call that trains on its arguments: `kernel.train_from_reward(x)`, `learn(x)`,
+    `model.fit(x)`."""
+    dotted = dotted_name(func)
+    return dotted is not None and not _TRAIN_WORDS.isdisjoint(words(dotted.rsplit(".", 1)[-1]))
 
 
 def _measures(func: cst.BaseExpression) -> bool:
@@ -331,6 +339,11 @@ class SleepFreshData(Rule):
                 return frame.data_names.get(node.value)
             return node if _new_data(node.value) else None
         if isinstance(node, cst.Attribute) and node.attr.value != "data":  # not `tensor.data`
+            root: cst.BaseExpression = node
+            while isinstance(root, cst.Attribute):
+                root = root.value
+            if isinstance(root, cst.Name) and root.value in frame.assigned:
+                return None  # `item.inputs` of a local: the local's origin decides
             return node if _new_data(node.attr.value) else None
         return None
 
@@ -398,7 +411,7 @@ class SleepFreshData(Rule):
         if frame is None:
             return
         self._check_iter_call(node, frame)
-        to_model = self._is_model(node.func) and not frame.no_grad
+        to_model = (self._is_model(node.func) or _trains(node.func)) and not frame.no_grad
         setter = _last(node.func) == self.config.basin_setter
         for index, arg in enumerate(node.args):
             keyword = arg.keyword.value if arg.keyword is not None else None

@@ -261,6 +261,15 @@ FLAGGED.update(
             """,
             [7],
         ),
+        "new-examples-handed-to-a-learning-call": (
+            """
+            class Consolidator:
+                def consolidate(self, incoming_examples):
+                    for example in incoming_examples:  # line 4
+                        self.learner.learn_from(example)
+            """,
+            [4],
+        ),
         "noise-written-into-the-identity-basin": (
             """
             import torch
@@ -486,6 +495,15 @@ NOT_FLAGGED.update(
             def sleep(self, model):
                 data = self.memory.recall()
                 return model(data)
+            """,
+        "inputs-of-a-replayed-item": """
+            def dream(self, model):
+                item = self.replay.sample()
+                return model(item.inputs)
+            """,
+        "trainer-resumes-from-a-flag": """
+            def consolidate_runs(trainer, resume):
+                trainer.train(resume_from_checkpoint=resume)
             """,
         "tensor-data-attribute": """
             def consolidate(model, basin):
