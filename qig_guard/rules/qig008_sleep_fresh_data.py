@@ -82,13 +82,6 @@ def _new_data(name: str) -> bool:
     return have[-1].endswith("s") and not _NEW_WORDS.isdisjoint(have[:-1])
 
 
-def _trains(func: cst.BaseExpression) -> bool:
-    """A call that trains on its arguments: `kernel.train_from_reward(x)`, `learn(x)`,
-    `model.fit(x)`."""
-    dotted = dotted_name(func)
-    return dotted is not None and not _TRAIN_WORDS.isdisjoint(words(dotted.rsplit(".", 1)[-1]))
-
-
 def _measures(func: cst.BaseExpression) -> bool:
     """``len(x)``, ``float(x)``, ``fisher_distance(a, b)``, ``np.linalg.norm(x)``."""
     dotted = dotted_name(func)
@@ -396,6 +389,17 @@ class SleepFreshData(Rule):
         models = (*self.config.frozen_models, *self.config.active_models)
         return last == "self" or bool(_MODEL_WORDS & set(words(last))) or matches_any(last, models)
 
+    def _trains(self, func: cst.BaseExpression) -> bool:
+        """A call that trains on its arguments: `kernel.train_from_reward(x)`,
+        `learn(x)`, `model.fit(x)`; not sleep code itself (`train_nightly_consolidation`),
+        which is judged where it is defined."""
+        last = _last(func)
+        return (
+            last is not None
+            and not _TRAIN_WORDS.isdisjoint(words(last))
+            and not matches_any(last, self.config.sleep_functions)
+        )
+
     def _is_basin(self, name: str | None) -> bool:
         if name is None:
             return False
@@ -411,7 +415,7 @@ class SleepFreshData(Rule):
         if frame is None:
             return
         self._check_iter_call(node, frame)
-        to_model = (self._is_model(node.func) or _trains(node.func)) and not frame.no_grad
+        to_model = (self._is_model(node.func) or self._trains(node.func)) and not frame.no_grad
         setter = _last(node.func) == self.config.basin_setter
         for index, arg in enumerate(node.args):
             keyword = arg.keyword.value if arg.keyword is not None else None

@@ -270,6 +270,14 @@ FLAGGED.update(
             """,
             [4],
         ),
+        "consolidation-that-trains-on-the-curriculum": (
+            """
+            class Orchestrator:
+                def train_nightly_consolidation(self, name, curriculum_data):
+                    return self.train_batch(name, curriculum_data)  # line 4
+            """,
+            [4],
+        ),
         "noise-written-into-the-identity-basin": (
             """
             import torch
@@ -500,6 +508,10 @@ NOT_FLAGGED.update(
             def dream(self, model):
                 item = self.replay.sample()
                 return model(item.inputs)
+            """,
+        "new-data-passed-on-to-sleep-code-judged-there": """
+            def nightly_consolidation_task(orchestrator, curriculum_data):
+                return orchestrator.train_nightly_consolidation(curriculum_data)
             """,
         "trainer-resumes-from-a-flag": """
             def consolidate_runs(trainer, resume):
