@@ -204,7 +204,7 @@ class SleepFreshData(Rule):
 
     code = "QIG008"
     name = "sleep-fresh-data"
-    summary = "sleep/consolidation code feeds new or random data to the model"
+    summary = "sleep/consolidation code trains on new or random data or makes a basin of it"
     INVALID = (
         Invalid(
             "import torch\n\n"
