@@ -495,7 +495,9 @@ class OceanTraining(Rule):
 
     code = "QIG003"
     name = "ocean-training"
-    summary = "the frozen Ocean model is trained: optimizer, step, backward, train mode or a basin move"
+    summary = (
+        "the frozen Ocean model is trained: optimizer, step, backward, train mode or a basin move"
+    )
     INVALID = (
         Invalid("import torch\nocean_optimizer = torch.optim.Adam(ocean.parameters(), lr=1e-4)\n"),
         Invalid("ocean_optimizer.step()\n"),

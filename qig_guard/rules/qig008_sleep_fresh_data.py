@@ -51,6 +51,7 @@ _MEASURE_WORDS = frozenset({"distance", "dist", "norm", "similarity", "divergenc
 _DATA_NOUNS = frozenset(
     {"loader", "loaders", "dataloader", "dataset", "datasets", "data", "examples", "samples"}
     | {"batches", "corpus", "curriculum", "inputs", "texts", "sentences", "documents", "prompts"}
+    | {"stream", "streams"}
 )
 # ... or a plural after a word that says it is new (`new_experiences`, `incoming_events`).
 _NEW_WORDS = frozenset({"new", "fresh", "incoming", "unseen", "novel", "external", "training"})
@@ -73,13 +74,17 @@ _FRESH_WORDS = tuple(
 
 
 def _new_data(name: str) -> bool:
-    """Does the name (of a parameter or attribute) say it holds new data?"""
+    """Does the (dotted) name of a parameter, attribute or callee say it holds or
+    returns new data? Its last word names the thing; no word may say it is stored."""
     have = words(name)
     if not have or not _NOT_DATA_WORDS.isdisjoint(have):
         return False
-    if have[-1] in _DATA_NOUNS:
+    last = words(name.rsplit(".", 1)[-1])
+    if not last:
+        return False
+    if last[-1] in _DATA_NOUNS:
         return True
-    return have[-1].endswith("s") and not _NEW_WORDS.isdisjoint(have[:-1])
+    return last[-1].endswith("s") and not _NEW_WORDS.isdisjoint(last[:-1])
 
 
 def _measures(func: cst.BaseExpression) -> bool:
@@ -337,7 +342,10 @@ class SleepFreshData(Rule):
                 root = root.value
             if isinstance(root, cst.Name) and root.value in frame.assigned:
                 return None  # `item.inputs` of a local: the local's origin decides
-            return node if _new_data(node.attr.value) else None
+            return node if _new_data(dotted_name(node) or node.attr.value) else None
+        if isinstance(node, cst.Call) and not self._is_model(node.func):
+            callee = dotted_name(node.func)  # `self.generate_examples()`, `next_batches()`
+            return node if callee is not None and _new_data(callee) else None
         return None
 
     def _parts(

@@ -278,6 +278,23 @@ FLAGGED.update(
             """,
             [4],
         ),
+        "trains-on-what-a-generator-call-returns": (
+            """
+            class Dreamer:
+                def dream(self):
+                    for x in self.generate_examples():  # line 4
+                        self.model(x).loss.backward()
+            """,
+            [4],
+        ),
+        "trains-on-the-next-item-of-a-data-stream": (
+            """
+            def consolidate(self, model):
+                batch = next(self.data_stream)  # line 3
+                model(batch).loss.backward()
+            """,
+            [3],
+        ),
         "noise-written-into-the-identity-basin": (
             """
             import torch
@@ -512,6 +529,21 @@ NOT_FLAGGED.update(
         "new-data-passed-on-to-sleep-code-judged-there": """
             def nightly_consolidation_task(orchestrator, curriculum_data):
                 return orchestrator.train_nightly_consolidation(curriculum_data)
+            """,
+        "replayed-list-parameter": """
+            def consolidate(self, model, replayed):
+                for r in replayed:
+                    model(r).loss.backward()
+            """,
+        "own-stored-experiences": """
+            def consolidate(self, model):
+                for e in self.experiences:
+                    model(e).loss.backward()
+            """,
+        "batches-sampled-from-the-replay-buffer": """
+            def dream(self, model):
+                for b in self.replay_buffer.sample_batches(4):
+                    model(b).loss.backward()
             """,
         "trainer-resumes-from-a-flag": """
             def consolidate_runs(trainer, resume):
