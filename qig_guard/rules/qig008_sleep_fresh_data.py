@@ -423,14 +423,17 @@ class SleepFreshData(Rule):
         if frame is None:
             return
         self._check_iter_call(node, frame)
-        to_model = (self._is_model(node.func) or self._trains(node.func)) and not frame.no_grad
+        model = self._is_model(node.func)
+        to_model = (model or self._trains(node.func)) and not frame.no_grad
         setter = _last(node.func) == self.config.basin_setter
         for index, arg in enumerate(node.args):
             keyword = arg.keyword.value if arg.keyword is not None else None
             as_basin = self._is_basin(keyword) or (setter and index == 0 and keyword is None)
             if not (to_model or as_basin):
                 continue
-            use = "fed to the model" if to_model else "used as a basin"
+            use = "used as a basin"
+            if to_model:
+                use = "fed to the model" if model else f"trained on by `{_last(node.func)}`"
             # A basin handed on must be made of random data, not stored data explored
             # around, or be a mean of new data; anything random or new feeds no model.
             randoms = to_model or not self._perturbs(arg.value, frame)
