@@ -25,7 +25,7 @@ BLEND_WORDS = frozenset(
 # In-place tensor methods that move their receiver toward their arguments.
 IN_PLACE_MOVES = frozenset({"lerp_", "add_", "sub_", "addcmul_", "addcdiv_", "copy_"})
 # In-place methods that keep the receiver the receiver, for finding the base of a chain.
-_IN_PLACE = IN_PLACE_MOVES | {"mul_", "div_", "clamp_", "abs_", "sqrt_", "pow_", "data"}
+_IN_PLACE = IN_PLACE_MOVES | {"mul_", "div_", "clamp_", "abs_", "sqrt_", "pow_"}
 
 IsBasin = Callable[[str], bool]
 

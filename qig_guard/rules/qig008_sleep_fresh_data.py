@@ -1,4 +1,4 @@
-"""QIG008: new or random data fed to the model inside sleep code."""
+"""QIG008: new or random data trained on, or made a basin, inside sleep code."""
 
 from __future__ import annotations
 
@@ -39,12 +39,15 @@ _SCALAR = frozenset({"len", "int", "float", "bool", "range", "round"})
 _MODEL_WORDS = frozenset({"model", "net", "network", "kernel", "transformer", "encoder"})
 _DATA_WORDS = frozenset({"loader", "dataloader", "dataset", "datasets"})
 _WRAPPERS = frozenset({"enumerate", "iter", "zip", "list", "tqdm", "islice", "cycle", "tqdm.tqdm"})
-# Calls whose result measures their arguments (a number), never carries them as data.
+# Parameter annotations of payloads, not examples (`data: bytes`, `state: dict`).
 _NOT_DATA_KINDS = frozenset(
     {"bytes", "bytearray", "str", "int", "float", "bool", "Path", "dict", "Dict", "Mapping"}
 )
+# Callees that train on their arguments (`train_from_reward`, `learn`, `fit`).
 _TRAIN_WORDS = frozenset({"train", "learn", "fit"})
+# Callees that take a mean of their arguments.
 _MEAN_WORDS = frozenset({"mean", "average", "centroid", "barycenter"})
+# Calls whose result measures their arguments (a number), never carries them as data.
 _MEASURE_WORDS = frozenset({"distance", "dist", "norm", "similarity", "divergence", "magnitude"})
 # New data by the last word of its name (`new_examples`, `train_data`, `curriculum`), when
 # nothing in the function says where the value came from (a parameter, an attribute).
