@@ -59,6 +59,19 @@ def _mixes(sides: list[cst.CSTNode], is_basin: IsBasin) -> bool:
     return any(i != j for i in with_basin for j in with_other)
 
 
+def _blended_values(call: cst.Call) -> list[cst.CSTNode]:
+    """The values a blend call mixes: its arguments, and the elements of a list or
+    tuple argument (`frechet_mean([ocean.basin, b])`)."""
+    found: list[cst.CSTNode] = []
+    for arg in call.args:
+        value = arg.value
+        if isinstance(value, (cst.List, cst.Tuple)):
+            found += [element.value for element in value.elements]
+        else:
+            found.append(value)
+    return found
+
+
 def moves_toward(value: cst.CSTNode, is_basin: IsBasin) -> bool:
     """Does ``value`` blend a basin (``is_basin`` of a dotted name) with another value?"""
     if isinstance(value, cst.BinaryOperation) and isinstance(
@@ -70,7 +83,7 @@ def moves_toward(value: cst.CSTNode, is_basin: IsBasin) -> bool:
         callee = dotted_name(value.func)
         last = callee.rsplit(".", 1)[-1] if callee is not None else ""
         blend = not BLEND_WORDS.isdisjoint(words(last))
-        if blend and _mixes([arg.value for arg in value.args], is_basin):
+        if blend and _mixes(_blended_values(value), is_basin):
             return True
     return any(moves_toward(child, is_basin) for child in value.children)
 

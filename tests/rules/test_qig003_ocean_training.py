@@ -263,6 +263,12 @@ BASIN_MOVES = {
             def observe(self, centroid, alpha=0.1):
                 self.consensus_basin = (1 - alpha) * self.consensus_basin + alpha * centroid  # here
     """,
+    "mean-of-itself-and-an-observer": """
+        ocean.basin = frechet_mean([ocean.basin, gary.basin])  # here
+    """,
+    "matcher-target-data-blended": """
+        ocean.basin_matcher.target_basin.data = ocean.basin_matcher.target_basin + d  # here
+    """,
     "copy-of-a-blend-into-the-basin": """
         import torch
         def step(ocean, others):
@@ -311,6 +317,11 @@ QUIET.update(
                     direction = active_basin.detach() - obs_basin
                     updated.append(obs_basin + w * direction)
                 return ocean_basin_updated, updated
+        """,
+        "ocean-basin-set-to-the-consensus-of-the-others": """
+            class OceanObserver:
+                def observe(self, basins):
+                    self.consensus_basin = geodesic_mean(basins)
         """,
         "ocean-class-scales-a-coefficient": """
             class OceanNeuromodulator:
