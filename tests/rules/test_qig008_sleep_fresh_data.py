@@ -545,6 +545,11 @@ NOT_FLAGGED.update(
                 for b in self.replay_buffer.sample_batches(4):
                     model(b).loss.backward()
             """,
+        "stored-items-encoded-by-a-data-named-call": """
+            def dream(self, model):
+                for x in self.tokenizer.encode_texts(self.replay):
+                    model(x).loss.backward()
+            """,
         "trainer-resumes-from-a-flag": """
             def consolidate_runs(trainer, resume):
                 trainer.train(resume_from_checkpoint=resume)
