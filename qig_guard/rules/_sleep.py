@@ -20,8 +20,9 @@ from __future__ import annotations
 
 import bisect
 import re
-from collections.abc import Iterator
+from collections.abc import Iterator, Sequence
 from functools import lru_cache
+from pathlib import Path, PurePath
 
 import libcst as cst
 
@@ -81,8 +82,35 @@ def _estimates_fisher(function: cst.FunctionDef) -> bool:
     return visitor.found
 
 
-def sleep_function(scopes: ScopeTracker, config: Config) -> cst.FunctionDef | None:
-    """The innermost enclosing function when it is sleep code, else ``None``."""
+def is_test_file(path: str, root: Path) -> bool:
+    """A test module by pytest's and unittest's conventions: ``test_*.py``,
+    ``*_test.py``, ``conftest.py``, or a module in a ``tests``/``test`` folder of the
+    project (below ``root``; for a path outside it, among its last three folders)."""
+    pure = PurePath(path)
+    name = pure.name
+    if name.startswith("test_") or name.endswith("_test.py") or name == "conftest.py":
+        return True
+    try:
+        folders = pure.relative_to(root).parts[:-1] if pure.is_absolute() else pure.parts[:-1]
+    except ValueError:
+        folders = pure.parts[-4:-1]
+    return any(folder in ("tests", "test") for folder in folders)
+
+
+def _is_test(functions: Sequence[cst.FunctionDef], classes: Sequence[cst.ClassDef]) -> bool:
+    """A test function (``test*``) or a method of a test class (``Test*``)."""
+    return any(f.name.value.startswith("test") for f in functions) or any(
+        c.name.value.startswith("Test") for c in classes
+    )
+
+
+def sleep_function(scopes: ScopeTracker, config: Config, path: str = "") -> cst.FunctionDef | None:
+    """The innermost enclosing function when it is sleep code, else ``None``.
+
+    Tests are not sleep code, whatever they are named: a ``test*`` function, a
+    method of a ``Test*`` class, anything in a test file (``path``). They build
+    random basins and drive models to check the sleep code they test.
+    """
     functions = scopes.functions
     if not functions:
         return None
@@ -91,6 +119,8 @@ def sleep_function(scopes: ScopeTracker, config: Config) -> cst.FunctionDef | No
     if not any(matches_any(name, names) for name in chain):
         return None
     if any(matches_any(name, _NOT_SLEEP) for name in chain):
+        return None
+    if _is_test(functions, scopes.classes) or is_test_file(path, config.root):
         return None
     if any(_estimates_fisher(f) for f in functions):
         return None

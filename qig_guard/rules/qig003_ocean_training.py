@@ -8,8 +8,10 @@ from functools import lru_cache
 import libcst as cst
 
 from qig_guard.config import Config
+from qig_guard.facts.vocabulary import NOT_A_VECTOR
 from qig_guard.names import matches_any, name_words, text_pattern, words
 from qig_guard.resolve import dotted_name
+from qig_guard.rules._basin_moves import BLEND_WORDS, in_place_move, moves_toward, reads
 from qig_guard.rules.base import FileContext, Invalid, Rule, argument, positional_args
 
 # An optimizer, by the words of its name: `ocean_optimizer`, `self.opt`, `optim`.
@@ -96,6 +98,12 @@ _BLOCK_START = re.compile(r"^([ \t]*)(?:@|def\b|async\b|class\b)", re.MULTILINE)
 _DOTTED = re.compile(r"[A-Za-z_][\w.]*")
 _DISABLED = re.compile(r"\(\s*(?:(?:mode|requires_grad)\s*=\s*)?False\s*,?\s*\)")
 _CLOSING = ")]"
+# Text of a value that may blend: `+`, `-` or a blend helper's word.
+_MAY_MOVE = re.compile(r"[-+]|" + "|".join(sorted(BLEND_WORDS)), re.IGNORECASE)
+# A write: an assignment (`=`, `+=`, `-=`, not `==`) or an in-place move method.
+_BASIN_WRITE = re.compile(
+    r"(?<![=!<>])[-+]?=(?!=)|\.\s*(?:lerp|add|sub|copy|addcmul|addcdiv)_\s*\("
+)
 
 
 def _first_words(names: tuple[str, ...]) -> tuple[str, ...]:
@@ -279,6 +287,26 @@ class _TrainingText:
             return True
         return self._optimizer_could_report()
 
+    def could_move_basin(self, basins: tuple[str, ...]) -> bool:
+        """A line that names a basin and writes it (`=`, `+=`, `.lerp_(`, `.add_(`, ...),
+        naming the frozen model too or inside a frozen-named class."""
+        basin = _frozen_text(basins)
+        for write in _BASIN_WRITE.finditer(self.source):
+            start = self.source.rfind("\n", 0, write.start()) + 1
+            end = self.source.find("\n", write.end())
+            line = self.source[start : len(self.source) if end == -1 else end]
+            if not basin.search(line):
+                continue
+            if not (self.frozen.search(line) or self.in_frozen_class(start)):
+                continue
+            value = self.source[write.end() : len(self.source) if end == -1 else end]
+            if not write.group().endswith("=") or _MAY_MOVE.search(value):
+                return True
+            value = value.split("#", 1)[0].strip()
+            if _DOTTED.fullmatch(value) or value.count("(") != value.count(")"):
+                return True  # an alias or a blended local; or a value on more lines
+        return False
+
     def _method_could_report(self, match: re.Match[str]) -> bool:
         method, paren, value = match.group(1, 2, 3)
         dot = match.start()
@@ -387,12 +415,15 @@ class _TrainingText:
         return False
 
 
-def could_train_frozen(source: str, frozen: tuple[str, ...]) -> bool:
+def could_train_frozen(
+    source: str, frozen: tuple[str, ...], basins: tuple[str, ...] = ("*basin*",)
+) -> bool:
     """Text test for :class:`OceanTraining`: False when no shape it reports can occur."""
     lower = source.lower()
     if not any(word in lower for word in _first_words(frozen)):
         return False
-    return _TrainingText(source, frozen).could_report()
+    text = _TrainingText(source, frozen)
+    return text.could_report() or text.could_move_basin(basins)
 
 
 class OceanTraining(Rule):
@@ -413,12 +444,25 @@ class OceanTraining(Rule):
       `p.requires_grad_()` in a loop over its parameters;
     - inside a class whose name marks it as the frozen model (`class OceanWatcher`):
       any optimizer construction, optimizer `.step()` or `load_state_dict`, and
-      `.backward()`, even on `self.optimizer` and a plain `loss`.
+      `.backward()`, even on `self.optimizer` and a plain `loss`;
+    - the frozen model's basin moved toward other values, which trains it without
+      an optimizer: a moving average or additive step
+      (`ocean.basin = 0.95 * ocean.basin + 0.05 * mean`, `ocean.basin += w * (m -
+      ocean.basin)`), a blend helper given it and another value
+      (`slerp(ocean.basin, main, t=0.05)`, `torch.lerp(...)`, `geodesic_step(...)`,
+      also through a local written back), or an in-place update
+      (`ocean_basin.lerp_(m, 0.05)`, `ocean.basin_matcher.target_basin.mul_(0.9).add_(m)`,
+      `.copy_(blend)`). Its basin is a basin-named attribute or local of the frozen
+      model (`ocean.basin`, `ocean_basin`, `self.ocean.target_basin`), a local
+      alias of one, or a basin-named attribute of `self` in the frozen model's class.
 
     Not flagged: `ocean.eval()`, `requires_grad_(False)`, forward passes,
     saving `ocean.optimizer.state_dict()`, methods that merely sound like updates
     (`ocean.epoch_update()`), schedulers, and optimizers or losses of active models
-    inside an Ocean-named coordinator.
+    inside an Ocean-named coordinator; reading or measuring the Ocean's basin
+    (`fisher_distance(ocean.basin, m)`), setting, normalising or centring it by
+    itself, moving a detached copy (`b = ocean.basin.detach().clone()`), and
+    moving observers toward the Ocean.
 
     ## Why is this bad
     The Ocean is the constellation's frozen reference: it observes and measures,
@@ -445,12 +489,15 @@ class OceanTraining(Rule):
     `requires_grad = True` become `False`. These fixes are unsafe: they change
     dropout, normalisation and gradient behaviour, which is the point, but code
     that relied on it (and the optimizer still built over the frozen model) must
-    be reviewed by hand. Optimizers, steps and backward passes have no fix.
+    be reviewed by hand. Optimizers, steps, backward passes and basin moves have no
+    fix.
     """
 
     code = "QIG003"
     name = "ocean-training"
-    summary = "the frozen Ocean model is trained: optimizer, step, backward or train mode"
+    summary = (
+        "the frozen Ocean model is trained: optimizer, step, backward, train mode or a basin move"
+    )
     INVALID = (
         Invalid("import torch\nocean_optimizer = torch.optim.Adam(ocean.parameters(), lr=1e-4)\n"),
         Invalid("ocean_optimizer.step()\n"),
@@ -471,6 +518,7 @@ class OceanTraining(Rule):
         Invalid("scaler.step(ocean.optimizer)\n"),
         Invalid("scaler.scale(ocean_loss).backward()\n"),
         Invalid("ocean.optimizer.load_state_dict(checkpoint['ocean_optimizer'])\n"),
+        Invalid("ocean.basin = 0.95 * ocean.basin + 0.05 * observers_mean\n"),
     )
     VALID = (
         "ocean.eval()\n",
@@ -481,11 +529,12 @@ class OceanTraining(Rule):
         "import torch\noptimizer = torch.optim.AdamW(active.parameters(), lr=3e-4)\n",
         "for p in ocean.parameters():\n    p.requires_grad = False\n",
         "scheduler = torch.optim.lr_scheduler.StepLR(ocean_optimizer, 10)\n",
+        "observer.basin = 0.95 * observer.basin + 0.05 * ocean.basin.detach()\n",
     )
 
     @classmethod
     def could_match(cls, source: str, config: Config) -> bool:
-        return could_train_frozen(source, config.frozen_models)
+        return could_train_frozen(source, config.frozen_models, config.basin_names)
 
     def __init__(self, context: FileContext) -> None:
         super().__init__(context)
@@ -493,6 +542,10 @@ class OceanTraining(Rule):
         self._loops: list[frozenset[str]] = []
         # Per function (module: 0): whether each local holds the frozen model's parameters.
         self._parameter_locals: dict[int, dict[str, bool]] = {}
+        # Per function: locals holding a blend of the frozen basin, a value computed from
+        # it, or the basin itself: `nudged = slerp(ocean.basin, b, 0.05)` ("blend"),
+        # `c = ocean.basin.clone()` ("value"), `b = ocean.basin` ("alias").
+        self._basin_locals: dict[int, dict[str, str]] = {}
 
     # -- what expressions denote ---------------------------------------------
 
@@ -506,6 +559,77 @@ class OceanTraining(Rule):
 
     def _frozen_optimizer(self, node: cst.BaseExpression) -> bool:
         return self._frozen(node) and _is_optimizer_name(dotted_name(node))
+
+    def _frozen_basin(self, dotted: str) -> bool:
+        """Does ``dotted`` name the frozen model's basin: a basin-named attribute or
+        local of the frozen model (`ocean.basin`, `ocean_basin`, `self.ocean.target_basin`),
+        or a basin-named attribute of `self` in the frozen model's class? A local copy
+        (`ocean_basin = ocean.basin.clone()`) is not it."""
+        config = self.config
+        dotted = dotted.removesuffix(".data")
+        held = self._basin_local().get(dotted) if "." not in dotted else None
+        if held is not None:  # a local the function assigned decides by its value
+            return held == "alias"
+        last = dotted.rsplit(".", 1)[-1]
+        have = words(last)
+        if (
+            not matches_any(last, config.basin_names)
+            or matches_any(last, config.basin_tables)
+            or not NOT_A_VECTOR.isdisjoint(have)
+            or matches_any(dotted, config.active_models)
+        ):
+            return False
+        if matches_any(dotted, config.frozen_models):
+            return True
+        return self._in_frozen_class() and dotted.startswith("self.")
+
+    def _basin_local(self) -> dict[str, str]:
+        functions = self.context.scopes.functions
+        return self._basin_locals.setdefault(id(functions[-1]) if functions else 0, {})
+
+    def _blended(self, name: str) -> bool:
+        return self._basin_local().get(name) == "blend"
+
+    def _report_move(self, node: cst.CSTNode, basin: str) -> None:
+        self.report(
+            node,
+            f"the frozen model's basin `{basin}` is moved toward other values (a moving "
+            "average, interpolation or in-place update): the Ocean observes and never "
+            "learns; keep its basin fixed",
+        )
+
+    def _check_basin_write(
+        self, target: cst.BaseExpression, value: cst.BaseExpression, node: cst.CSTNode
+    ) -> None:
+        """``ocean.basin = 0.95 * ocean.basin + 0.05 * m`` or ``= nudged`` (a blend)."""
+        base = target.value if isinstance(target, cst.Subscript) else target
+        dotted = dotted_name(base)
+        if dotted is None:
+            return
+        moves = moves_toward(value, self._frozen_basin)
+        blended = moves or (isinstance(value, cst.Name) and self._blended(value.value))
+        if blended and self._frozen_basin(dotted):
+            self._report_move(node, dotted)
+        if isinstance(target, cst.Name):
+            locals_ = self._basin_local()
+            alias = isinstance(value, (cst.Name, cst.Attribute))
+            if moves:
+                locals_[dotted] = "blend"
+            elif alias and self._frozen_basin(dotted_name(value) or ""):
+                locals_[dotted] = "alias"
+            elif any(map(self._frozen_basin, reads(value))) or dotted in locals_:
+                locals_[dotted] = "value"  # read or copied from it, not the basin itself
+
+    def visit_AugAssign(self, node: cst.AugAssign) -> None:
+        """``ocean.basin += 0.05 * (m - ocean.basin)``."""
+        dotted = dotted_name(node.target)
+        if (
+            dotted is not None
+            and isinstance(node.operator, (cst.AddAssign, cst.SubtractAssign))
+            and self._frozen_basin(dotted)
+            and not all(map(self._frozen_basin, reads(node.value)))
+        ):
+            self._report_move(node, dotted)
 
     def _in_frozen_class(self) -> bool:
         classes = self.context.scopes.classes
@@ -579,6 +703,10 @@ class OceanTraining(Rule):
         self._loops.pop()
 
     def visit_Call(self, node: cst.Call) -> None:
+        if in_place_move(node, self._frozen_basin, self._blended):
+            assert isinstance(node.func, cst.Attribute)
+            self._report_move(node, self.context.code_for(node.func.value))
+            return
         kind = self._optimizer_class(node)
         if kind is not None:
             self._check_optimizer(node, kind)
@@ -681,6 +809,8 @@ class OceanTraining(Rule):
         )
 
     def visit_Assign(self, node: cst.Assign) -> None:
+        for target in node.targets:
+            self._check_basin_write(target.target, node.value, node)
         for target in node.targets:  # `groups = [{"params": ocean.parameters()}]`
             if not isinstance(target.target, cst.Name):
                 continue

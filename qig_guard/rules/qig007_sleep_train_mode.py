@@ -27,6 +27,8 @@ _TRAIN_MODE = re.compile(rf"train{_GAP}\({_GAP}(?:\)|\(|True\b|mode\b|#)")
 _BACKWARD = re.compile(r"backward\b(?<!def backward)")
 _STEP = re.compile(r"step\b[\s\\)]*\(")
 _ALIASED_BACKWARD = re.compile(r"backward\s+as\b")
+# `model.training = True`: the mode flag set directly.
+_TRAINING_FLAG = re.compile(rf"training{_GAP}={_GAP}True\b")
 # A mode switch that sets the function's mode: `.eval()` or any `.train(...)`.
 _EVAL = re.compile(rf"eval{_GAP}\({_GAP}\)")
 _TRAIN = re.compile(rf"train{_GAP}\(")
@@ -72,11 +74,14 @@ def _switched_before(text: SourceText, step: int) -> bool:
 
 @dataclass
 class _Pending:
-    """A ``train()`` call not yet known to be followed by training."""
+    """A ``train()`` call (or ``x.training = True``) not yet known to be followed by
+    training; ``after`` holds the callees called after it in its function."""
 
-    call: cst.Call
+    call: cst.CSTNode
     receiver: str | None
     loops: tuple[cst.CSTNode, ...]
+    restores: bool = False  # after an eval() in its function: it may restore the mode
+    after: set[str] = field(default_factory=set)
 
 
 @dataclass
@@ -99,6 +104,7 @@ class _Frame:
     finally_depth: int = 0
     has_eval: bool = False
     trains: bool = False
+    steps: bool = False
     loops: list[_Loop] = field(default_factory=list)
     pending: list[_Pending] = field(default_factory=list)
     calls: set[str] = field(default_factory=set)
@@ -112,17 +118,22 @@ class SleepTrainMode(Rule):
     default `sleep*`, `consolidat*`, `dream*`) it flags:
 
     - a call that puts a model in training mode (`model.train()`,
-      `model.train(True)`) when training follows it: a gradient step
-      (`loss.backward()`, `optimizer.step()`) or a forward call of that model
-      (`model(x)`, `model.forward(x)`), later in the function or anywhere in
-      the same loop;
+      `model.train(True)`, `model.training = True`) when training follows
+      it: a gradient step (`loss.backward()`, `optimizer.step()`) or a
+      forward call of that model (`model(x)`, `model.forward(x)`), later in
+      the function or anywhere in the same loop, or a later call of a
+      function of the same file that takes gradient steps, directly or
+      through its own callees (`self._replay_step(batch)`);
     - the first gradient step of a function with no `eval()` before it, unless
       the function is called by code that calls `eval()` or is a method of a
       class that does.
 
     A `train()` that only restores the caller's mode after consolidating (in
-    a `finally:`, or with no training after it) is not flagged, nor is
-    `model.train(was_training)`. Elastic Weight Consolidation is not sleep
+    a `finally:`, with no training after it, or after the function's own
+    `eval()` phase before handing on to a training helper) is not flagged,
+    nor is `model.train(was_training)`. Tests are not sleep code: a `test*`
+    function, a method of a `Test*` class, a test module (`test_*.py`,
+    `*_test.py`, `conftest.py`, a `tests/` folder). Elastic Weight Consolidation is not sleep
     code: nothing in a function or class whose name (or an enclosing one's)
     says `ewc`, `fisher`, `importance`, `penalty` or `regulari*`, nor a
     function that accumulates squared gradients (`p.grad ** 2`,
@@ -211,7 +222,8 @@ class SleepTrainMode(Rule):
 
     @classmethod
     def could_match(cls, source: str, config: Config) -> bool:
-        """Sleep code holds a training-mode switch, or a gradient step whose function
+        """Sleep code holds a training-mode switch (`.train(...)`, `.training = True`),
+        or a gradient step whose function
         (provably enclosing it) has no mode switch on an earlier line."""
         text = source_text(source)
         regions = text.regions(config.sleep_functions)
@@ -221,6 +233,8 @@ class SleepTrainMode(Rule):
             return True
         for start, end in regions:
             if any(text.words("train", _TRAIN_MODE, start, end)):
+                return True
+            if any(text.words("training", _TRAINING_FLAG, start, end, attribute=True)):
                 return True
             steps = chain(
                 text.words("backward", _BACKWARD, start, end),
@@ -235,16 +249,19 @@ class SleepTrainMode(Rule):
         self._frames: list[_Frame] = []
         self._all: list[_Frame] = []
         self._steps: list[tuple[cst.Call, _Frame]] = []
+        # train() calls no training followed inside their function: (call, its frame).
+        self._unconfirmed: list[tuple[_Pending, _Frame]] = []
 
     def visit_Module(self, node: cst.Module) -> None:
         self._push("<module>", sleep=False)
 
     def visit_FunctionDef(self, node: cst.FunctionDef) -> None:
-        sleep = sleep_function(self.context.scopes, self.config) is not None
+        sleep = sleep_function(self.context.scopes, self.config, self.context.path) is not None
         self._push(node.name.value, sleep)
 
     def leave_FunctionDef(self, original_node: cst.FunctionDef) -> None:
-        self._frames.pop()
+        frame = self._frames.pop()
+        self._unconfirmed += [(pending, frame) for pending in frame.pending]
 
     def _push(self, name: str, sleep: bool) -> None:
         classes = self.context.scopes.classes
@@ -285,9 +302,9 @@ class SleepTrainMode(Rule):
         callee = dotted_name(node.func)
         if callee is not None:
             frame.calls.add(callee.rsplit(".", 1)[-1])
+            for pending in frame.pending:
+                pending.after.add(callee.rsplit(".", 1)[-1])
         mode = _mode(node)
-        if mode == "eval":
-            frame.has_eval = True
         if mode is not None:
             self._switch(frame, node, mode)
         elif self._is_gradient_step(node):
@@ -299,13 +316,32 @@ class SleepTrainMode(Rule):
                     loop.used |= used
                 self._confirm(each, lambda p: p.receiver in used)
 
-    def _switch(self, frame: _Frame, node: cst.Call, mode: str) -> None:
+    def visit_Assign(self, node: cst.Assign) -> None:
+        """``model.training = True`` switches the mode as ``model.train()`` does."""
+        value = node.value
+        for target in node.targets:
+            attribute = target.target
+            if (
+                isinstance(attribute, cst.Attribute)
+                and attribute.attr.value == "training"
+                and isinstance(value, cst.Name)
+                and value.value in ("True", "False")
+            ):
+                mode = "train" if value.value == "True" else "eval"
+                self._switch(self._frames[-1], node, mode, dotted_name(attribute.value))
+
+    def _switch(
+        self, frame: _Frame, node: cst.Call | cst.Assign, mode: str, receiver: str | None = None
+    ) -> None:
         frame.mode = mode
-        receiver = dotted_name(node.func.value) if isinstance(node.func, cst.Attribute) else None
+        frame.has_eval |= mode == "eval"
+        if isinstance(node, cst.Call) and isinstance(node.func, cst.Attribute):
+            receiver = dotted_name(node.func.value)
         if mode == "eval":  # train() then eval() on the same model: no harm done
             frame.pending = [p for p in frame.pending if p.receiver != receiver]
         elif mode == "train" and frame.sleep and not frame.finally_depth:
-            frame.pending.append(_Pending(node, receiver, tuple(loop.node for loop in frame.loops)))
+            loops = tuple(loop.node for loop in frame.loops)
+            frame.pending.append(_Pending(node, receiver, loops, restores=frame.has_eval))
 
     def _is_gradient_step(self, node: cst.Call) -> bool:
         func = node.func
@@ -318,6 +354,7 @@ class SleepTrainMode(Rule):
         return False
 
     def _stepped(self, frame: _Frame, node: cst.Call) -> None:
+        frame.steps = True
         for each in self._frames:
             for loop in each.loops:
                 loop.stepped = True
@@ -327,6 +364,19 @@ class SleepTrainMode(Rule):
         unit = next(each for each in self._frames if each.sleep)  # closures count as their host
         if all(seen is not unit for _, seen in self._steps):
             self._steps.append((node, unit))
+
+    def _report_helper_training(self) -> None:
+        """A ``train()`` followed by a call of a function of this file that takes
+        gradient steps (directly or through its own callees) is followed by training."""
+        stepping = {frame.name for frame in self._all if frame.steps}
+        grown = True
+        while grown:
+            more = {f.name for f in self._all if f.calls & stepping and f.name not in stepping}
+            stepping |= more
+            grown = bool(more)
+        for pending, frame in self._unconfirmed:
+            frame.pending = [pending]
+            self._confirm(frame, lambda p: not p.restores and bool(p.after & stepping))
 
     def _confirm(self, frame: _Frame, followed: Callable[[_Pending], bool]) -> None:
         """Report the frame's pending ``train()`` calls that training follows."""
@@ -346,19 +396,22 @@ class SleepTrainMode(Rule):
         frame.pending = keep
 
     def leave_Module(self, original_node: cst.Module) -> None:
+        self._report_helper_training()
         guarded = {id(f.cls) for f in self._all if f.has_eval and f.cls is not None}
         reached: set[str] = set()
-        todo = [f for f in self._all if f.has_eval]
+        # Functions called, directly or not, by code that calls eval() or whose train()
+        # was reported already.
+        todo = [f for f in self._all if f.has_eval or f.trains]
         defined: dict[str, list[_Frame]] = {}
         for frame in self._all:
             defined.setdefault(frame.name, []).append(frame)
-        while todo:  # functions called, directly or not, by code that calls eval()
+        while todo:
             for callee in todo.pop().calls - reached:
                 reached.add(callee)
                 todo.extend(defined.get(callee, ()))
         for node, frame in self._steps:
             if frame.trains or frame.name in reached or id(frame.cls) in guarded:
-                continue  # reported at its train(), or eval() is set by its caller or class
+                continue  # reported at a train(), or eval() is set by its caller or class
             self.report(
                 node,
                 f"gradient step in sleep code `{frame.name}` with no `.eval()` before it; "

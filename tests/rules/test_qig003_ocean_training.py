@@ -230,6 +230,109 @@ QUIET = {
 }
 
 
+# The Ocean's basin moved toward the others: the Ocean is trained without an optimizer.
+BASIN_MOVES = {
+    "moving-average-toward-the-mean": """
+        import numpy as np
+        ocean.basin = 0.95 * ocean.basin + 0.05 * np.mean(observer_basins, axis=0)  # here
+    """,
+    "step-toward-the-mean-in-place-operator": """
+        ocean.basin += 0.05 * (mean_basin - ocean.basin)  # here
+    """,
+    "lerp-in-place-on-a-parameter": """
+        def sync(ocean_basin, active_basin):
+            ocean_basin.lerp_(active_basin, 0.05)  # here
+    """,
+    "mul-add-chain-on-the-matcher-target": """
+        def drift(ocean, centroid):
+            ocean.basin_matcher.target_basin.mul_(0.9).add_(0.1 * centroid)  # here
+    """,
+    "slerp-helper-through-a-local": """
+        def nudge(main_basin, kernels):
+            ocean_kernel = kernels["ocean"]
+            stepped = slerp_sqrt(ocean_kernel.basin, main_basin, t=0.05)
+            ocean_kernel.basin = stepped  # here
+    """,
+    "alias-of-the-basin-updated-in-place": """
+        def follow(ocean, target):
+            b = ocean.basin
+            b.lerp_(target, 0.1)  # here
+    """,
+    "ocean-class-updates-its-own-basin": """
+        class OceanObserver:
+            def observe(self, centroid, alpha=0.1):
+                self.consensus_basin = (1 - alpha) * self.consensus_basin + alpha * centroid  # here
+    """,
+    "mean-of-itself-and-an-observer": """
+        ocean.basin = frechet_mean([ocean.basin, gary.basin])  # here
+    """,
+    "matcher-target-data-blended": """
+        ocean.basin_matcher.target_basin.data = ocean.basin_matcher.target_basin + d  # here
+    """,
+    "copy-of-a-blend-into-the-basin": """
+        import torch
+        def step(ocean, others):
+            with torch.no_grad():
+                new = torch.lerp(ocean.basin, others.mean(0), 0.05)
+                ocean.basin.copy_(new)  # here
+    """,
+}
+FLAGGED.update(BASIN_MOVES)
+QUIET.update(
+    {
+        "detached-copy-moved-not-the-ocean": """
+            def sync(ocean, observer_basin):
+                ocean_basin = ocean.basin.detach().clone()
+                ocean_basin.lerp_(observer_basin, 0.05)
+                return ocean_basin
+        """,
+        "observer-moved-toward-the-ocean": """
+            def sync(ocean, observer):
+                observer.basin = 0.95 * observer.basin + 0.05 * ocean.basin.detach()
+                observer.basin_matcher.target_basin.lerp_(ocean.basin, 0.05)
+        """,
+        "ocean-basin-read-and-measured": """
+            import torch
+            def measure(ocean, basins):
+                with torch.no_grad():
+                    d = fisher_distance(ocean.basin, basins.mean(0))
+                    spread = ocean.basin - basins.mean(0)
+                return d, spread
+        """,
+        "ocean-basin-initialised-and-normalised": """
+            import numpy as np
+            class OceanMetaObserver:
+                def __init__(self, dim):
+                    self.ocean_basin = np.zeros(dim)
+                    self.basin_dim = dim
+                def reset(self, basin):
+                    self.ocean_basin = basin / basin.sum()
+                    self.ocean_basin = self.ocean_basin - self.ocean_basin.mean()
+        """,
+        "spec-sync-template": """
+            def sync_constellation_basins(active_basin, observer_basins, ocean_basin, w=0.1):
+                ocean_basin_updated = ocean_basin.detach().clone()
+                updated = []
+                for obs_basin in observer_basins:
+                    direction = active_basin.detach() - obs_basin
+                    updated.append(obs_basin + w * direction)
+                return ocean_basin_updated, updated
+        """,
+        "ocean-basin-set-to-the-consensus-of-the-others": """
+            class OceanObserver:
+                def observe(self, basins):
+                    self.consensus_basin = geodesic_mean(basins)
+        """,
+        "ocean-class-scales-a-coefficient": """
+            class OceanNeuromodulator:
+                def modulate(self, bias):
+                    bias.basin_attraction *= 1.3
+                    bias.basin_attraction += self.boost
+        """,
+    }
+)
+
+
 def _expected(source: str) -> list[int]:
     lines = textwrap.dedent(source).splitlines()
     return [number for number, line in enumerate(lines, 1) if line.rstrip().endswith("# here")]

@@ -114,6 +114,50 @@ FLAGGED = {
 }
 
 
+FLAGGED.update(
+    {
+        "train-then-a-helper-that-steps": (
+            """
+            class Sleeper:
+                def _replay_step(self, batch):
+                    self.basin_loss(batch).backward()
+                    self.optimizer.step()
+
+                def deep_sleep(self, batches):
+                    self.model.train()  # line 8
+                    for batch in batches:
+                        self._replay_step(batch)
+            """,
+            [8],
+        ),
+        "train-then-a-helper-of-a-helper": (
+            """
+            def _update(model, opt):
+                model.loss().backward()
+                opt.step()
+
+            def _run(model, opt):
+                _update(model, opt)
+
+            def dream(model, opt):
+                model.train()  # line 10
+                _run(model, opt)
+            """,
+            [10],
+        ),
+        "training-flag-set-directly": (
+            """
+            def consolidate(model, basin, optimizer):
+                model.training = True  # line 3
+                fisher_distance(model.current_basin, basin).backward()
+                optimizer.step()
+            """,
+            [3],
+        ),
+    }
+)
+
+
 @pytest.mark.parametrize(("source", "expected"), FLAGGED.values(), ids=FLAGGED.keys())
 def test_flagged(source: str, expected: list[int]) -> None:
     assert lines(source) == expected
@@ -247,6 +291,44 @@ NOT_FLAGGED = {
             optimizer.step()
         """,
 }
+
+
+NOT_FLAGGED.update(
+    {
+        "restore-then-resume-training-in-a-helper": """
+            class Sleeper:
+                def _train_epoch(self):
+                    self.loss().backward()
+                    self.optimizer.step()
+
+                def sleep_cycle(self, basin):
+                    self.model.eval()
+                    self.consolidate_once(basin)
+                    self.model.train()
+                    self._train_epoch()
+            """,
+        "train-then-a-helper-that-only-measures": """
+            def _measure(model):
+                return model.basin_matcher.current_basin.norm()
+
+            def dream(model):
+                model.train()
+                return _measure(model)
+            """,
+        "test-of-sleep-code-in-train-mode": """
+            def test_sleep_consolidation(model, optimizer):
+                model.train()
+                model(x).loss.backward()
+                optimizer.step()
+            """,
+        "training-flag-cleared": """
+            def consolidate(model, basin, optimizer):
+                model.training = False
+                fisher_distance(model.current_basin, basin).backward()
+                optimizer.step()
+            """,
+    }
+)
 
 
 @pytest.mark.parametrize("source", NOT_FLAGGED.values(), ids=NOT_FLAGGED.keys())
