@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import ast
+import itertools
 import re
 from functools import lru_cache
 
@@ -17,20 +18,40 @@ _SYNC_WEIGHT = "sync_weight*"
 # Trigger texts. A literal is `-(0.5)`, `(+2)`, `1e-3`, `0x1`; gaps may hold comments.
 # Gaps are atomic (what follows one never starts with a space or `#`): linear time.
 _COMMENT = r"#[^\n]*"
-_GAP = rf"(?>(?:[\s\\]|{_COMMENT})*)"
-_LITERAL = (
-    rf"(?P<sign>(?>(?:[-+(\s\\]|{_COMMENT})*))"
-    r"(?P<number>0[xXoObB][\da-fA-F_]+|(?:\d[\d_]*\.?[\d_]*|\.\d[\d_]*)(?:[eE][-+]?\d[\d_]*)?[jJ]?)"
-)
+_ATOMIC_GROUPS = itertools.count()
+
+
+def _atomic(body: str) -> str:
+    """``(?>body)`` for Python 3.10 (atomic groups need 3.11): a lookahead captures
+    the longest match and a backreference consumes exactly it, without backtracking."""
+    name = f"atomic{next(_ATOMIC_GROUPS)}"
+    return rf"(?=(?P<{name}>{body}))(?P={name})"
+
+
+_SPACES = rf"(?:[\s\\]|{_COMMENT})*"
+_SIGNS = rf"(?:[-+(\s\\]|{_COMMENT})*"
+
+
+def _gap() -> str:
+    return _atomic(_SPACES)
+
+
+def _literal() -> str:
+    return (
+        rf"(?P<sign>{_atomic(_SIGNS)})"
+        r"(?P<number>0[xXoObB][\da-fA-F_]+|(?:\d[\d_]*\.?[\d_]*|\.\d[\d_]*)(?:[eE][-+]?\d[\d_]*)?[jJ]?)"
+    )
+
+
 # `sync_weight=W`, `sync_weight: float = W`, `x = cfg.sync_weight = W`, `"sync-weight": W`.
 _NAMED = re.compile(
-    rf"(?i:sync[_-]?weight)\w*[\"']?{_GAP}(?::|(?::[^=]*?)?=(?!=)(?:{_GAP}[\w.]+{_GAP}=(?!=))*)"
-    rf"{_LITERAL}"
+    rf"(?i:sync[_-]?weight)\w*[\"']?{_gap()}"
+    rf"(?::|(?::[^=]*?)?=(?!=)(?:{_gap()}[\w.]+{_gap()}=(?!=))*){_literal()}"
 )
-_DEFAULT = re.compile(rf"default{_GAP}={_LITERAL}")
+_DEFAULT = re.compile(rf"default{_gap()}={_literal()}")
 # `b + W * (a - b)` and `b + (a - b) * W`: a hand-written lerp.
-_WEIGHT_FIRST = re.compile(rf"\+{_LITERAL}(?:{_GAP}\))*{_GAP}\*{_GAP}\(")
-_WEIGHT_LAST = re.compile(rf"\)(?:{_GAP}\))*{_GAP}\*{_LITERAL}")
+_WEIGHT_FIRST = re.compile(rf"\+{_literal()}(?:{_gap()}\))*{_gap()}\*{_gap()}\(")
+_WEIGHT_LAST = re.compile(rf"\)(?:{_gap()}\))*{_gap()}\*{_literal()}")
 _LERP = re.compile(r"lerp_?\b")
 
 

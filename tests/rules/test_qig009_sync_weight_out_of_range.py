@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import re
 import textwrap
 from dataclasses import replace
 
@@ -240,3 +241,11 @@ TRICKY_FLAGGED = {
 def test_trigger_reads_literals_through_comments_and_parens(source: str) -> None:
     assert len(lines(source)) == 1
     assert SyncWeightOutOfRange.could_match(source, Config())
+
+
+def test_trigger_patterns_compile_on_python_310() -> None:
+    """Atomic groups `(?>...)` need Python 3.11; the package supports 3.10."""
+    from qig_guard.rules import qig009_sync_weight_out_of_range as module
+
+    patterns = [v for v in vars(module).values() if isinstance(v, re.Pattern)]
+    assert patterns and not any("(?>" in p.pattern for p in patterns)
