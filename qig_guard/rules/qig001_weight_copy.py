@@ -371,7 +371,7 @@ class WeightCopy(Rule):
             self._bind(node.target, node.value)
 
     def visit_AugAssign(self, node: cst.AugAssign) -> None:
-        target = node.target
+        target: cst.BaseExpression = node.target
         if isinstance(target, cst.Subscript):
             target = target.value
         if isinstance(target, cst.Name):
