@@ -2,17 +2,24 @@
 
 from __future__ import annotations
 
-import ast
 import itertools
 import re
-from functools import lru_cache
 
 import libcst as cst
 
 from qig_guard.config import Config
-from qig_guard.names import matches, matches_any, text_pattern
+from qig_guard.names import matches, matches_any, words
 from qig_guard.resolve import dotted_name
-from qig_guard.rules.base import Invalid, Rule
+from qig_guard.rules._basin_values import BasinRule, basin_text_pattern, mentions_basin
+from qig_guard.rules._interpolation import (
+    Interpolation,
+    binary_interpolation,
+    call_interpolation,
+    imported_constant,
+    number,
+    value_of,
+)
+from qig_guard.rules.base import FileContext, Invalid
 
 _SYNC_WEIGHT = "sync_weight*"
 # Trigger texts. A literal is `-(0.5)`, `(+2)`, `1e-3`, `0x1`; gaps may hold comments.
@@ -49,15 +56,8 @@ _NAMED = re.compile(
     rf"(?::|(?::[^=]*?)?=(?!=)(?:{_gap()}[\w.]+{_gap()}=(?!=))*){_literal()}"
 )
 _DEFAULT = re.compile(rf"default{_gap()}={_literal()}")
-# `b + W * (a - b)` and `b + (a - b) * W`: a hand-written lerp.
-_WEIGHT_FIRST = re.compile(rf"\+{_literal()}(?:{_gap()}\))*{_gap()}\*{_gap()}\(")
-_WEIGHT_LAST = re.compile(rf"\)(?:{_gap()}\))*{_gap()}\*{_literal()}")
-_LERP = re.compile(r"lerp_?\b")
-
-
-@lru_cache(maxsize=8)
-def _basin_text(names: tuple[str, ...]) -> re.Pattern[str]:
-    return re.compile(text_pattern(names))
+# A call to an interpolation helper: `lerp`, `slerp`, `geodesic_interpolate`, `blend`, `mix`.
+_HELPER = re.compile(r"(?i:lerp|interp|blend|mix|geodesic)")
 
 
 def _outside(match: re.Match[str], low: float, high: float) -> bool:
@@ -87,24 +87,11 @@ def _positions(source: str, words: tuple[str, ...]) -> list[int]:
     return found
 
 
-def _number(node: cst.BaseExpression) -> float | None:
-    """The value of an int/float literal, optionally negated or parenthesised."""
-    inner = node.expression if isinstance(node, cst.UnaryOperation) else node
-    if not isinstance(inner, (cst.Integer, cst.Float)):
-        return None
-    if isinstance(node, cst.UnaryOperation) and not isinstance(
-        node.operator, (cst.Minus, cst.Plus)
-    ):
-        return None
-    value = ast.literal_eval(cst.Module([]).code_for_node(node).strip())
-    return float(value) if isinstance(value, (int, float)) else None
-
-
 def _is_sync_weight(identifier: str | None) -> bool:
     return identifier is not None and matches(identifier.rsplit(".", 1)[-1], _SYNC_WEIGHT)
 
 
-class SyncWeightOutOfRange(Rule):
+class SyncWeightOutOfRange(BasinRule):
     """
     ## What it does
     Flags a literal sync weight outside `sync-weight-range` (default
@@ -159,8 +146,8 @@ class SyncWeightOutOfRange(Rule):
     @classmethod
     def could_match(cls, source: str, config: Config) -> bool:
         """A literal out of range after a sync weight name (or in the `default=` of
-        a call naming one), or a lerp or hand-written interpolation in a file
-        naming basins."""
+        a call naming one), or, in a file naming basins, an interpolation helper or
+        arithmetic with both `+` and `*`."""
         low, high = config.sync_weight_range
         options = "add_argument" in source
         for hit in _positions(source, ("sync", "Sync", "SYNC")):
@@ -172,30 +159,28 @@ class SyncWeightOutOfRange(Rule):
                 window = _DEFAULT.finditer(source, hit, len(source) if end == -1 else end)
                 if any(_outside(default, low, high) for default in window):
                     return True
-        interpolates = any(
-            _LERP.match(source, hit) for hit in _positions(source, ("lerp",))
-        ) or any(
-            _outside(match, low, high)
-            for pattern in (_WEIGHT_FIRST, _WEIGHT_LAST)
-            for match in pattern.finditer(source)
-        )
-        return interpolates and _basin_text(config.basin_names).search(source) is not None
+        basin = basin_text_pattern(config.basin_names)
+        if not mentions_basin(source, config.basin_names, basin):
+            return False
+        # An interpolation helper, or arithmetic that may weigh basins (its weight may be
+        # a constant defined anywhere, even in another module).
+        return _HELPER.search(source) is not None or ("+" in source and "*" in source)
+
+    def __init__(self, context: FileContext) -> None:
+        super().__init__(context)
+        self._imported: dict[str, tuple[str, int, str]] | None = None
+        self._reported_value: str | None = None
+        self._resolving = 0
 
     def _check(self, value: cst.BaseExpression | None, what: str) -> None:
-        number = _number(value) if value is not None else None
+        number_value = number(value) if value is not None else None
         low, high = self.config.sync_weight_range
-        if value is None or number is None or low <= number <= high:
+        if value is None or number_value is None or low <= number_value <= high:
             return
         self.report(
             value,
             f"{what} {self.context.code_for(value).strip()} is outside the sync weight range "
             f"[{low:g}, {high:g}]; observers take a small step toward the active basin",
-        )
-
-    def _is_basin(self, node: cst.BaseExpression) -> bool:
-        dotted = dotted_name(node)
-        return dotted is not None and matches_any(
-            dotted.rsplit(".", 1)[-1], self.config.basin_names
         )
 
     def visit_Arg(self, node: cst.Arg) -> None:
@@ -233,31 +218,172 @@ class SyncWeightOutOfRange(Rule):
                     self._check(keywords.get("default"), f"default of `{flag}`")
                     break
             return
-        if self.context.qualified_name(func) == "torch.lerp":
-            ends = positional[:2] + [keywords[k] for k in ("input", "end") if k in keywords]
-            weight = positional[2] if len(positional) > 2 else keywords.get("weight")
-        elif isinstance(func, cst.Attribute) and func.attr.value in ("lerp", "lerp_"):
-            ends = [func.value, *positional[:1], *[v for k, v in keywords.items() if k == "end"]]
-            weight = positional[1] if len(positional) > 1 else keywords.get("weight")
-        else:
-            return
-        if any(self._is_basin(end) for end in ends):
-            self._check(weight, "lerp weight")
+        interpolation = call_interpolation(node, self.context.qualified_name(func) == "torch.lerp")
+        if interpolation is not None:
+            self._check_interpolation(interpolation)
 
     def visit_BinaryOperation(self, node: cst.BinaryOperation) -> None:
-        """``obs + w * (active - obs)``: a hand-written lerp on basins."""
-        if not isinstance(node.operator, cst.Add) or not isinstance(
-            node.right, cst.BinaryOperation
-        ):
+        """``own + w * (other - own)`` and ``c1 * own + c2 * other`` on basins."""
+        if not isinstance(node.operator, cst.Add):
             return
-        start, step = dotted_name(node.left), node.right
-        if start is None or not isinstance(step.operator, cst.Multiply):
+        interpolation = binary_interpolation(node, self._bound_once, self._is_basin)
+        if interpolation is not None:
+            self._check_interpolation(interpolation)
+
+    # -- interpolations toward another model's basin ------------------------------
+
+    def _check_interpolation(self, found: Interpolation) -> None:
+        start, end = found.start, found.end
+        if not self._is_basin(start) or not self._is_basin(end) or _same_value(start, end):
             return
-        for weight, direction in ((step.left, step.right), (step.right, step.left)):
-            if (
-                isinstance(direction, cst.BinaryOperation)
-                and isinstance(direction.operator, cst.Subtract)
-                and dotted_name(direction.right) == start
-                and (self._is_basin(node.left) or self._is_basin(direction.left))
-            ):
-                self._check(weight, "interpolation weight")
+        readings = [(start, end, found.weight)]
+        if found.start_weight is not None:  # `0.8 * own + 0.2 * other`, either way round
+            readings.append((end, start, found.start_weight))
+            readings.sort(key=lambda reading: _owner(_unwrapped(reading[0])) != "self")
+        toward_other = [r for r in readings if self._toward_other(r[0], r[1])]
+        if not toward_other or (weight := toward_other[0][2]) is None:
+            return
+        start, end = toward_other[0][0], toward_other[0][1]
+        self._reported_value = None
+        value = value_of(weight, self._resolve)
+        low, high = self.config.sync_weight_range
+        if value is None or low <= value <= high:
+            return
+        origin = f" ({self._reported_value})" if self._reported_value else ""
+        self.report(
+            weight,
+            f"`{self.context.code_for(start).strip()}` moves toward another model's basin "
+            f"`{self.context.code_for(end).strip()}` with weight {value:g}{origin}, outside "
+            f"the sync weight range [{low:g}, {high:g}]; observers take a small step",
+        )
+
+    def _is_basin(self, node: cst.BaseExpression) -> bool:
+        return self.values.is_basin(_unwrapped(node))
+
+    def _toward_other(self, start: cst.BaseExpression, end: cst.BaseExpression) -> bool:
+        """Is ``end`` another model's basin, seen from ``start``: named for another model
+        (``other_basin``, ``peer.basin``, ``active_basin``), or an attribute of a different
+        owner than ``start`` (``victim.basin`` from ``absorber.basin``), and not the start's
+        own target, history or an input (``self.target_basin``, ``prev``, ``input_basin``)."""
+        end, start = _unwrapped(end), _unwrapped(start)
+        end_name = dotted_name(end) or self.context.code_for(end)
+        end_words = set(words(end_name)) - {"self"}
+        if end_words & _OWN_WORDS:
+            return False
+        if end_words & _OTHER_WORDS or matches_any(end_name, self.config.active_models):
+            return True
+        end_owner, start_owner = _owner(end), _owner(start)
+        if end_owner is None or end_owner == start_owner:
+            return False
+        return start_owner is not None or end_owner != "self"
+
+    def _bound_once(self, name: str) -> cst.BaseExpression | None:
+        return self.values.single_value(name)
+
+    def _resolve(self, name: cst.Name) -> float | None:
+        """A name's literal value: a parameter's default, a local or module constant bound
+        once, or a constant imported from a project module."""
+        identifier = name.value
+        functions = self.context.scopes.functions
+        bound = self.values.bound_values(identifier) or []
+        if functions:
+            for param in _parameters(functions[-1]):
+                if param.name.value == identifier:
+                    if param.default is None or len(bound) != 1:
+                        return None
+                    self._reported_value = f"default of `{identifier}`"
+                    return number(param.default)
+        value = self.values.single_value(identifier)
+        if value is not None:
+            if self._resolving >= 8:
+                return None
+            self._resolving += 1
+            try:
+                found = value_of(value, self._resolve)
+            finally:
+                self._resolving -= 1
+            if found is not None and self._reported_value is None:
+                self._reported_value = f"`{identifier}`"
+            return found
+        imported = self._imports().get(identifier)
+        if imported is None or len(bound) > 1:
+            return None
+        module, level, original = imported
+        found = imported_constant(self.context.path, module, level, original)
+        if found is not None and self._reported_value is None:
+            self._reported_value = f"`{identifier}` from `{'.' * level}{module}`"
+        return found
+
+    def _imports(self) -> dict[str, tuple[str, int, str]]:
+        """``name -> (module, level, imported name)`` of the module's ``from ... import``."""
+        if self._imported is None:
+            self._imported = {}
+            for statement in self.context.module.body:
+                if not isinstance(statement, cst.SimpleStatementLine):
+                    continue
+                for small in statement.body:
+                    if not isinstance(small, cst.ImportFrom) or isinstance(
+                        small.names, cst.ImportStar
+                    ):
+                        continue
+                    module = dotted_name(small.module) if small.module is not None else ""
+                    for alias in small.names:
+                        original = dotted_name(alias.name)
+                        bound = dotted_name(alias.asname.name) if alias.asname else original
+                        if module is not None and original and bound:
+                            self._imported[bound] = (module, len(small.relative), original)
+        return self._imported
+
+
+# Words that make the end of an interpolation the moving basin's own target, history
+# or input rather than another model's basin.
+# fmt: off
+_OWN_WORDS = frozenset({
+    "target", "targets", "identity", "anchor", "home", "goal", "ideal", "desired", "attractor",
+    "reference", "ref", "prev", "previous", "last", "old", "past", "history", "initial", "init",
+    "original", "origin", "saved", "frozen", "snapshot", "checkpoint", "ckpt", "best", "ema",
+    "mean", "avg", "average", "running", "baseline", "center", "centre", "centroid", "uniform",
+    "noise", "random", "input", "response", "output", "message", "query", "token", "memory",
+    "stored", "dream", "trajectory", "next", "predicted", "projected", "perception", "own",
+})
+# Words that name another model's basin.
+_OTHER_WORDS = frozenset({
+    "other", "others", "remote", "donor", "peer", "peers", "partner", "neighbor", "neighbour",
+    "neighbors", "source", "src", "teacher", "parent", "sibling", "siblings", "sister",
+    "twin", "foreign", "external", "incoming", "received", "shared", "consensus", "collective",
+    "constellation", "leader", "master", "primary", "victim", "ocean",
+})
+# fmt: on
+
+
+def _unwrapped(node: cst.BaseExpression) -> cst.BaseExpression:
+    """``x`` for ``to_simplex(x)``, ``x.detach()``, ``np.asarray(x)``: one-argument
+    calls and argument-less methods keep the value they are given."""
+    while isinstance(node, cst.Call):
+        args = [a for a in node.args if a.keyword is None]
+        if len(node.args) == 1 and len(args) == 1 and not args[0].star:
+            node = args[0].value
+        elif not node.args and isinstance(node.func, cst.Attribute):
+            node = node.func.value
+        else:
+            break
+    return node
+
+
+def _owner(node: cst.BaseExpression) -> str | None:
+    """``self.ocean`` for ``self.ocean.basin``; ``None`` for a plain name."""
+    if isinstance(node, cst.Subscript):
+        node = node.value
+    if isinstance(node, cst.Attribute):
+        return dotted_name(node.value)
+    return None
+
+
+def _same_value(a: cst.BaseExpression, b: cst.BaseExpression) -> bool:
+    first, second = dotted_name(_unwrapped(a)), dotted_name(_unwrapped(b))
+    return first is not None and first == second
+
+
+def _parameters(function: cst.FunctionDef) -> list[cst.Param]:
+    p = function.params
+    return [*p.posonly_params, *p.params, *p.kwonly_params]

@@ -196,9 +196,6 @@ IN_RANGE_LOOK_ALIKES = {
     "parameter-default": "def sync(a, obs, sync_weight: float = 0.05):\n    return a\n",
     "keyword": "sync_constellation_basins(a, obs, ocean, sync_weight=1e-1)\n",
     "config-entry": 'CONFIG = {"sync_weight": 0.1, "lr": 3e-4}\n',
-    "weight-from-variable": "new = [obs + sync_weight * (target - obs) for obs in obs_basins]\n",
-    "loss-weighting": "(loss + 0.5 * basin_loss).backward()\n",
-    "cosine-schedule": "basin_lr = 0.5 * (1.0 + math.cos(math.pi * progress))\n",
     "comparison": "assert cfg.sync_weight == 0.5 or basin\n",
     "option-default-in-range": 'p.add_argument("--sync-weight", type=float, default=0.1)\n',
 }
@@ -206,10 +203,27 @@ IN_RANGE_LOOK_ALIKES = {
 
 @pytest.mark.parametrize("source", IN_RANGE_LOOK_ALIKES.values(), ids=IN_RANGE_LOOK_ALIKES.keys())
 def test_trigger_skips_in_range_look_alikes(source: str) -> None:
-    """Speed: research code names sync weights and basins everywhere; only an
-    out-of-range literal in a place the rule reads needs a parse."""
+    """Speed: research code names sync weights and basins everywhere; a named sync
+    weight needs a parse only when its literal is out of range."""
     assert lines(source) == []
     assert not SyncWeightOutOfRange.could_match(source, Config())
+
+
+ARITHMETIC_LOOK_ALIKES = {
+    "weight-from-variable": "new = [obs + sync_weight * (target - obs) for obs in obs_basins]\n",
+    "loss-weighting": "(loss + 0.5 * basin_loss).backward()\n",
+    "cosine-schedule": "basin_lr = 0.5 * (1.0 + math.cos(math.pi * progress))\n",
+}
+
+
+@pytest.mark.parametrize(
+    "source", ARITHMETIC_LOOK_ALIKES.values(), ids=ARITHMETIC_LOOK_ALIKES.keys()
+)
+def test_arithmetic_near_basins_is_read_but_not_flagged(source: str) -> None:
+    """Arithmetic in a file naming basins may weigh them by a constant defined
+    anywhere, so the trigger passes it and the rule decides."""
+    assert SyncWeightOutOfRange.could_match(source, Config())
+    assert lines(source) == []
 
 
 def test_interpolation_trigger_needs_basins() -> None:
