@@ -171,6 +171,7 @@ class SyncWeightOutOfRange(BasinRule):
         self._imported: dict[str, tuple[str, int, str]] | None = None
         self._reported_value: str | None = None
         self._resolving = 0
+        self._assigned: list[str] = []  # the targets of the assignments being visited
 
     def _check(self, value: cst.BaseExpression | None, what: str) -> None:
         number_value = number(value) if value is not None else None
@@ -192,10 +193,14 @@ class SyncWeightOutOfRange(BasinRule):
             self._check(node.default, f"default of `{node.name.value}`")
 
     def visit_Assign(self, node: cst.Assign) -> None:
+        self._assigned.append(dotted_name(node.targets[-1].target) or "")
         for target in node.targets:
             name = dotted_name(target.target)
             if _is_sync_weight(name):
                 self._check(node.value, f"`{name}`")
+
+    def leave_Assign(self, original_node: cst.Assign) -> None:
+        self._assigned.pop()
 
     def visit_AnnAssign(self, node: cst.AnnAssign) -> None:
         name = dotted_name(node.target)
@@ -240,6 +245,8 @@ class SyncWeightOutOfRange(BasinRule):
         if found.start_weight is not None:  # `0.8 * own + 0.2 * other`, either way round
             readings.append((end, start, found.start_weight))
             readings.sort(key=lambda reading: _owner(_unwrapped(reading[0])) != "self")
+            assigned = [r for r in readings if dotted_name(r[0]) in self._assigned[-1:]]
+            readings = assigned or readings  # `x = 0.9 * x + 0.1 * y` moves `x`
         toward_other = [r for r in readings if self._toward_other(r[0], r[1])]
         if not toward_other or (weight := toward_other[0][2]) is None:
             return
@@ -266,6 +273,8 @@ class SyncWeightOutOfRange(BasinRule):
         owner than ``start`` (``victim.basin`` from ``absorber.basin``), and not the start's
         own target, history or an input (``self.target_basin``, ``prev``, ``input_basin``)."""
         end, start = _unwrapped(end), _unwrapped(start)
+        if _same_collection(start, end):
+            return False  # `slerp(parents[0], parents[1], t)`: recombining entries of one table
         end_name = dotted_name(end) or self.context.code_for(end)
         end_words = set(words(end_name)) - {"self"}
         if end_words & _OWN_WORDS:
@@ -345,6 +354,7 @@ _OWN_WORDS = frozenset({
     "mean", "avg", "average", "running", "baseline", "center", "centre", "centroid", "uniform",
     "noise", "random", "input", "response", "output", "message", "query", "token", "memory",
     "stored", "dream", "trajectory", "next", "predicted", "projected", "perception", "own",
+    "observation", "observations", "sample", "samples", "example", "examples", "data",
 })
 # Words that name another model's basin.
 _OTHER_WORDS = frozenset({
@@ -377,6 +387,12 @@ def _owner(node: cst.BaseExpression) -> str | None:
     if isinstance(node, cst.Attribute):
         return dotted_name(node.value)
     return None
+
+
+def _same_collection(a: cst.BaseExpression, b: cst.BaseExpression) -> bool:
+    if not isinstance(a, cst.Subscript) or not isinstance(b, cst.Subscript):
+        return False
+    return _same_value(a.value, b.value)
 
 
 def _same_value(a: cst.BaseExpression, b: cst.BaseExpression) -> bool:
