@@ -35,8 +35,9 @@ _SHAPE_ATTRIBUTES = frozenset({"shape", "dtype", "device", "ndim", "is_cuda", "r
 _SHAPE_CALLS = frozenset({"len", "size", "numel", "dim", "type", "isinstance", "keys"})
 _PARAMETER_ITERATORS = frozenset({"parameters", "named_parameters"})
 _LOAD = re.compile(r"\.[\s\\]*load_state_dict[\s\\)]*\(")
-_STATE_DICT = re.compile(r"\.[\s\\]*state_dict\b")
+_STATE_DICT = re.compile(r"\.[\s\\]*(?:state_dict|named_parameters|parameters)\b")
 _ENTRY_COPY = re.compile(r"\]\s*\.\s*(?:copy_|set_)\s*\(")
+_DEEPCOPY_SELF = re.compile(r"deepcopy[\s\\]*\([\s\\]*self[\s\\]*\)")
 _ZIP = re.compile(r"zip[\s\\]*\(")
 _PARAMETERS = re.compile(r"parameters")
 
@@ -55,6 +56,9 @@ def _method(node: cst.BaseExpression, names: Collection[str]) -> cst.BaseExpress
     ):
         return node.func.value
     return None
+
+
+_MODEL_CLASS = re.compile(r"\bdef\s+forward\s*\(|\bself\s*\.\s*(?:parameters|state_dict)\s*\(")
 
 
 def _names(target: cst.BaseExpression) -> list[str]:
@@ -148,7 +152,8 @@ class WeightCopy(Rule):
     @classmethod
     def could_match(cls, source: str, config: Config) -> bool:
         """A ``.load_state_dict(`` whose argument text mentions ``.state_dict`` or a name
-        that may be assigned one; ``x[k].copy_(`` in a file using state dicts; a copy in a
+        that may be assigned one; ``x[k].copy_(`` in a file using state dicts;
+        ``deepcopy(self)``; a copy in a
         ``zip(...parameters...)`` loop; or both ``parameters_to_vector`` and
         ``vector_to_parameters``."""
         if "load_state_dict" in source:
@@ -164,6 +169,8 @@ class WeightCopy(Rule):
             return True
         if "state_dict" in source and _ENTRY_COPY.search(source) and _STATE_DICT.search(source):
             return True  # `tgt_sd[k].copy_(src_sd[k])`
+        if "deepcopy" in source and _DEEPCOPY_SELF.search(source):
+            return True
         if "zip" not in source or "parameters" not in source or not _PARAM_COPY.search(source):
             return False
         # A parameter-wise copy needs a zip with two arguments that are parameters:
@@ -186,6 +193,8 @@ class WeightCopy(Rule):
         super().__init__(context)
         self._locals: dict[int, dict[str, _Origin]] = {}
         self._weights: dict[int, dict[str, frozenset[str]]] = {}
+        # (scope, local name) -> the `copy.deepcopy(self)` it holds
+        self._clones: dict[tuple[int, str], cst.BaseExpression] = {}
         self._loops: list[dict[str, str]] = []
 
     # -- what expressions hold -------------------------------------------------
@@ -290,8 +299,11 @@ class WeightCopy(Rule):
                 ):
                     self._bind(element.value, item.value)
 
+    def _scope(self) -> int:
+        return id(self.context.scopes.scopes[-1].node)
+
     def _scope_weights(self) -> dict[str, frozenset[str]]:
-        return self._weights.setdefault(id(self.context.scopes.scopes[-1].node), {})
+        return self._weights.setdefault(self._scope(), {})
 
     def _add_weights(self, name: str, value: cst.BaseExpression) -> None:
         weights = self._scope_weights()
@@ -339,7 +351,7 @@ class WeightCopy(Rule):
         last = func.attr.value if isinstance(func, cst.Attribute) else dotted_name(func) or ""
         if last.endswith("_like") or last in _SHAPE_CALLS:
             return frozenset()
-        if (receiver := _method(call, ("state_dict",))) is not None:
+        if (receiver := _method(call, ("state_dict", *_PARAMETER_ITERATORS))) is not None:
             model = self._model(receiver)
             return frozenset() if model is None else frozenset({model})
         pending.extend(call.children)
@@ -363,8 +375,49 @@ class WeightCopy(Rule):
 
     def visit_Assign(self, node: cst.Assign) -> None:
         self._check_parameter_assignment(node)
+        self._check_clone_given_identity(node)
         for target in node.targets:
             self._bind(target.target, node.value)
+        bound = node.targets[0].target
+        if (
+            len(node.targets) == 1
+            and isinstance(bound, cst.Name)
+            and self._copies_model_self(node.value)
+        ):
+            self._clones[(self._scope(), bound.value)] = node.value
+
+    # -- a model cloning itself into a new kernel ------------------------------
+
+    def _copies_model_self(self, node: cst.BaseExpression) -> bool:
+        """``copy.deepcopy(self)`` in a method of a model class (one that defines
+        ``forward`` or reads its own ``parameters()`` or ``state_dict()``)."""
+        if not isinstance(node, cst.Call) or len(node.args) != 1:
+            return False
+        arg = node.args[0].value
+        if not (isinstance(arg, cst.Name) and arg.value == "self"):
+            return False
+        classes = self.context.scopes.classes
+        if not classes or self.context.qualified_name(node.func) != "copy.deepcopy":
+            return False
+        return _MODEL_CLASS.search(self.context.code_for(classes[-1])) is not None
+
+    def _check_clone_given_identity(self, node: cst.Assign) -> None:
+        """``child = copy.deepcopy(self)`` then ``child.basin = ...``: a new kernel that
+        carries all of its parent's weights."""
+        for target in node.targets:
+            owner: cst.BaseExpression = target.target
+            while isinstance(owner, (cst.Attribute, cst.Subscript)):
+                owner = owner.value
+            if (
+                isinstance(owner, cst.Name)
+                and owner is not target.target
+                and (clone := self._clones.pop((self._scope(), owner.value), None)) is not None
+            ):
+                self.report(
+                    clone,
+                    f"`{owner.value}` is a new model cloned with all weights of `self`; "
+                    "create it fresh and transfer the basin instead",
+                )
 
     def visit_AnnAssign(self, node: cst.AnnAssign) -> None:
         if node.value is not None:

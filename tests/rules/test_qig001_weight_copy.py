@@ -159,6 +159,24 @@ FLAGGED = {
             for k in left_sd:
                 left_sd[k].copy_(right_sd[k])  # 5
     """,
+    "weight-dict-from-another-models-parameters": """
+        def warm(teacher, student):
+            sd = {n: p.detach().clone() for n, p in teacher.named_parameters()}
+            student.load_state_dict(sd, strict=False)  # 4
+    """,
+    "model-deep-copies-itself-into-a-new-kernel": """
+        import copy
+        import torch.nn as nn
+
+        class Kernel(nn.Module):
+            def forward(self, x):
+                return x
+
+            def spawn(self, mutation):
+                child = copy.deepcopy(self)  # 10
+                child.basin = self.basin + mutation
+                return child
+    """,
     "update-with-other-models-entries": """
         def graft(a, b):
             sd = a.state_dict()
@@ -282,6 +300,28 @@ QUIET = {
             for k in sd:
                 sd[k] = sd[k].float()
             model.load_state_dict(sd)
+    """,
+    "deep-copies-that-are-not-new-kernels": """
+        import copy
+
+        class Kernel(nn.Module):
+            def forward(self, x):
+                return x
+
+            def snapshot(self):
+                best = copy.deepcopy(self)
+                return best
+
+        class Settings:
+            def variant(self):
+                other = copy.deepcopy(self)
+                other.name = "variant"
+                return other
+    """,
+    "own-parameters-dict-reloaded": """
+        def reset(student):
+            own = {n: p.detach().clone() for n, p in student.named_parameters()}
+            student.load_state_dict(own)
     """,
     "ema-blend-per-key-into-the-shadow": """
         def ema_step(ema_model, model, decay):
