@@ -290,21 +290,21 @@ TOWARD_ANOTHER_MODEL = {
     ),
     "module-constant-and-keyword-t": (
         """
-        PEER_SLERP_WEIGHT = 0.25
+        PEER_SLERP_W = 0.25
 
         class Node:
             def on_sync(self, remote_basin):
-                self.basin = slerp_sqrt(self.basin, to_simplex(remote_basin), PEER_SLERP_WEIGHT)  # 6
-                self.basin = blend(self.basin, remote_basin, t=PEER_SLERP_WEIGHT * 2)  # 7
+                self.basin = slerp_sqrt(self.basin, to_simplex(remote_basin), PEER_SLERP_W)  # 6
+                self.basin = blend(self.basin, remote_basin, t=PEER_SLERP_W * 2)  # 7
         """,
         [6, 7],
     ),
     "complement-of-a-local-keep-weight": (
         """
-        LOCAL_BLEND_WEIGHT = 0.8
+        LOCAL_KEEP = 0.8
 
         def mix(self, peer):
-            self.basin = LOCAL_BLEND_WEIGHT * self.basin + (1 - LOCAL_BLEND_WEIGHT) * peer.basin  # 5
+            self.basin = LOCAL_KEEP * self.basin + (1 - LOCAL_KEEP) * peer.basin  # 5
             self.basin = 0.8 * self.basin + 0.2 * peer.basin  # 6
             self.basin = self.basin * (1 - 0.3) + peer.basin * 0.3  # 7
         """,
