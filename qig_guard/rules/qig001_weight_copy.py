@@ -87,17 +87,27 @@ class WeightCopy(Rule):
     Flags code that copies one model's weights into a different model:
     `student.load_state_dict(teacher.state_dict())`, also through a local
     variable, `copy.deepcopy`, `dict(...)` or a dict comprehension over the
-    state dict, with or without `strict=False`; parameter-wise copies in a
+    state dict or `named_parameters()`, with or without `strict=False`; a
+    weight dict filled key by key from another model's state dict
+    (`tgt_sd[k] = src_sd[k]`, `.update(...)`) or blended from two models'
+    weights (`tgt_sd[k] * (1 - r) + src_sd[k] * r`, two parents averaged into
+    a child) and then loaded; entries copied in place into another model's
+    state dict (`tgt_sd[k].copy_(src_sd[k])`: a state dict's tensors are the
+    model's parameters); parameter-wise copies in a
     `for p, q in zip(a.parameters(), b.parameters())` loop (`p.data.copy_(q.data)`,
-    `p.data = q.data`, `p.copy_(q)`); and
-    `vector_to_parameters(parameters_to_vector(b.parameters()), a.parameters())`.
+    `p.data = q.data`, `p.copy_(q)`);
+    `vector_to_parameters(parameters_to_vector(b.parameters()), a.parameters())`;
+    and a model class cloning itself into a new kernel
+    (`child = copy.deepcopy(self)` followed by `child.basin = ...`).
 
-    Restoring a model from a checkpoint, a model reloading its own state,
-    optimizer and scheduler state, and EMA updates are not flagged; nor are
-    copies into a model named by `weight-copy-allowed` (default: `ema`, `swa`,
-    `averaged`, `target_net`, `target_network`): an EMA shadow or an RL target
-    network initialised from its own online model is the same model's average,
-    not a transfer between models.
+    Restoring a model from a checkpoint, a model reloading or reshaping its
+    own state (vocabulary growth), dicts that take only the shapes of another
+    model's weights (`torch.zeros_like(v)`), optimizer and scheduler state,
+    and EMA updates are not flagged; nor are copies into a model named by
+    `weight-copy-allowed` (default: `ema`, `swa`, `averaged`, `target_net`,
+    `target_network`): an EMA shadow or an RL target network initialised from
+    its own online model is the same model's average, not a transfer between
+    models.
 
     ## Why is this bad
     Basin transfer moves a model's identity, a 64-number basin of 2-4 KB,
@@ -138,6 +148,12 @@ class WeightCopy(Rule):
             "from torch.nn.utils import parameters_to_vector, vector_to_parameters\n"
             "vector_to_parameters(parameters_to_vector(b.parameters()), a.parameters())\n"
         ),
+        Invalid(
+            "def transfer(src, dst, r):\n"
+            "    src_sd, dst_sd = src.state_dict(), dst.state_dict()\n"
+            "    blended = {k: dst_sd[k] * (1 - r) + src_sd[k] * r for k in dst_sd}\n"
+            "    dst.load_state_dict(blended)\n"
+        ),
     )
     VALID = (
         'model.load_state_dict(torch.load(path, weights_only=True)["model_state_dict"])\n',
@@ -147,6 +163,10 @@ class WeightCopy(Rule):
         "    p_ema.mul_(d).add_(p, alpha=1 - d)\n",
         "new_optimizer.load_state_dict(optimizer.state_dict())\n",
         "ema_model.load_state_dict(model.state_dict())\n",
+        "def grow(model, rows):\n"
+        "    sd = model.state_dict()\n"
+        '    sd["emb.weight"] = torch.cat([sd["emb.weight"], rows])\n'
+        "    model.load_state_dict(sd)\n",
     )
 
     @classmethod

@@ -94,14 +94,28 @@ def _is_sync_weight(identifier: str | None) -> bool:
 class SyncWeightOutOfRange(BasinRule):
     """
     ## What it does
-    Flags a literal sync weight outside `sync-weight-range` (default
-    `[0.05, 0.1]`, inclusive): a `sync_weight=0.5` keyword argument, a
-    `sync_weight: float = 0.5` parameter default or dataclass field, an
-    assignment `SYNC_WEIGHT = 0.5`, a `{"sync_weight": 0.5}` config entry, the
-    default of an `add_argument("--sync-weight", default=0.5)` option,
-    and the interpolation weight of `torch.lerp(obs_basin, active_basin, 0.9)`,
-    `obs_basin.lerp_(active_basin, 0.9)` or `obs_basin + 0.9 * (active_basin -
-    obs_basin)` on basins. Weights that are not literals are not flagged.
+    Flags a basin sync weight outside `sync-weight-range` (default
+    `[0.05, 0.1]`, inclusive) in two forms.
+
+    A named sync weight set to a literal: a `sync_weight=0.5` keyword argument,
+    a `sync_weight: float = 0.5` parameter default or dataclass field, an
+    assignment `SYNC_WEIGHT = 0.5`, a `{"sync_weight": 0.5}` config entry, or
+    the default of an `add_argument("--sync-weight", default=0.5)` option.
+
+    An interpolation of a basin toward another model's basin, whatever its
+    coefficient is called: `torch.lerp(own, other, w)`, `own.lerp_(other, w)`,
+    a helper `slerp(own, other, t)` / `geodesic_interpolate(...)` /
+    `blend(...)`, `own + w * (other - own)` (also through a `direction`
+    name) and the weighted sum `(1 - w) * own + w * other`. Its weight counts
+    when it evaluates to a literal: inline, a parameter's default, a local or
+    module constant, a constant imported from a module of the same project,
+    or a complement (`KEEP = 0.8` in `KEEP * own + (1 - KEEP) * other` is
+    0.2 toward the other). The end is another model's basin when it is named
+    for one (`other_basin`, `remote_basin`, `peer.basin`, an `active-models`
+    name) or is the basin of a different object than the start
+    (`absorber.basin` toward `victim.basin`). A basin moving toward its own
+    target, anchor or history, an input or response, entries of one table
+    recombined, and weights that are not literals are not flagged.
 
     ## Why is this bad
     In constellation sync each observer moves a small step toward the active
@@ -111,22 +125,27 @@ class SyncWeightOutOfRange(BasinRule):
 
     ## Example
     ```python
-    ocean_basin, observer_basins = sync_constellation_basins(
-        active_basin, observer_basins, ocean_basin, sync_weight=0.5
-    )
+    BASIN_SYNC_WEIGHT = 0.5
+
+    def receive_sync(self, remote_basin):
+        self.basin = slerp(self.basin, remote_basin, BASIN_SYNC_WEIGHT)
     ```
 
     ## Use instead
     ```python
-    ocean_basin, observer_basins = sync_constellation_basins(
-        active_basin, observer_basins, ocean_basin, sync_weight=0.1
-    )
+    BASIN_SYNC_WEIGHT = 0.1
+
+    def receive_sync(self, remote_basin):
+        self.basin = slerp(self.basin, remote_basin, BASIN_SYNC_WEIGHT)
     ```
     """
 
     code = "QIG009"
     name = "sync-weight-out-of-range"
-    summary = "a literal basin sync weight is outside the configured range (0.05-0.1)"
+    summary = (
+        "a basin sync weight (named, or of an interpolation toward another model's basin) "
+        "is outside the configured range (0.05-0.1)"
+    )
     INVALID = (
         Invalid(
             "sync_constellation_basins(active_basin, observers, ocean_basin, sync_weight=0.5)\n"
@@ -135,12 +154,24 @@ class SyncWeightOutOfRange(BasinRule):
             "def sync_basins(active_basin, observer_basins, sync_weight: float = 1):\n    ...\n"
         ),
         Invalid("import torch\n\nobs_basin = torch.lerp(obs_basin, active_basin, 0.9)\n"),
+        Invalid(
+            "KEEP = 0.8\n\n"
+            "def mix(self, peer):\n"
+            "    self.basin = KEEP * self.basin + (1 - KEEP) * peer.basin\n"
+        ),
+        Invalid(
+            "def fuse(self_basin, other_basin, depth=0.9):\n"
+            "    return slerp(self_basin, other_basin, depth)\n"
+        ),
     )
     VALID = (
         "sync_constellation_basins(active_basin, observers, ocean_basin, sync_weight=0.1)\n",
         "def sync_basins(active_basin, observer_basins, sync_weight: float = 0.05):\n    ...\n",
         "sync_basins(active_basin, observers, sync_weight=args.sync_weight)\n",
         "import torch\n\nweights = torch.lerp(old_weights, new_weights, 0.9)\n",
+        "def step(self, target_basin):\n    self.basin = slerp(self.basin, target_basin, 0.5)\n",
+        "def entrain(self_basin, other_basin, strength=0.1):\n"
+        "    return slerp(self_basin, other_basin, strength)\n",
     )
 
     @classmethod
