@@ -4,13 +4,19 @@ from __future__ import annotations
 
 import itertools
 import re
+from collections.abc import Iterator
 
 import libcst as cst
 
 from qig_guard.config import Config
-from qig_guard.names import matches, matches_any, words
+from qig_guard.names import matches, matches_any, text_pattern, words
 from qig_guard.resolve import dotted_name
-from qig_guard.rules._basin_values import BasinRule, basin_text_pattern, mentions_basin
+from qig_guard.rules._basin_values import (
+    BasinRule,
+    BasinText,
+    basin_text_pattern,
+    mentions_basin,
+)
 from qig_guard.rules._interpolation import (
     Interpolation,
     binary_interpolation,
@@ -57,7 +63,55 @@ _NAMED = re.compile(
 )
 _DEFAULT = re.compile(rf"default{_gap()}={_literal()}")
 # A call to an interpolation helper: `lerp`, `slerp`, `geodesic_interpolate`, `blend`, `mix`.
-_HELPER = re.compile(r"(?i:lerp|interp|blend|mix|geodesic)")
+_HELPER_CALL = re.compile(r"(?i:lerp|interp|blend|mix|geodesic)\w*[\s\\]*\(")
+# Text of the words that name another model's basin (see `_OTHER_WORDS`).
+_OTHER_TEXT = re.compile(
+    r"(?i:other|remote|donor|peer|partner|neighbo|source|src|teacher|parent|sibling|sister|twin"
+    r"|foreign|external|incoming|received|shared|consensus|collective|constellation|leader"
+    r"|master|primary|victim|ocean)"
+)
+
+
+def _may_name_another_model(
+    source: str, basin: re.Pattern[str], active_models: tuple[str, ...]
+) -> bool:
+    """Text that `_toward_other` may call another model's basin: one of its words, an
+    `active-models` name, or a basin attribute of an object other than `self`."""
+    if _OTHER_TEXT.search(source) or re.search(text_pattern(active_models), source):
+        return True
+    for match in basin.finditer(source):
+        start = match.start()
+        while start and (source[start - 1].isalnum() or source[start - 1] == "_"):
+            start -= 1
+        if source[start - 1 : start] != ".":
+            continue
+        owner_end = start - 1
+        owner = owner_end
+        while owner and (source[owner - 1].isalnum() or source[owner - 1] == "_"):
+            owner -= 1
+        if source[owner:owner_end] != "self" or source[owner - 1 : owner] in (".", ")", "]"):
+            return True
+    return False
+
+
+def _statements(source: str) -> Iterator[str]:
+    """The logical lines of ``source`` (brackets and backslashes joined, comments cut);
+    a bracket in a string can only join more lines, which keeps this an over-approximation
+    for the trigger."""
+    depth = 0
+    lines: list[str] = []
+    for line in source.splitlines():
+        code = line.split("#", 1)[0]
+        lines.append(code)
+        opened = code.count("(") + code.count("[") + code.count("{")
+        closed = code.count(")") + code.count("]") + code.count("}")
+        depth = max(0, depth + opened - closed)
+        if depth or code.rstrip().endswith("\\"):
+            continue
+        yield "\n".join(lines)
+        lines = []
+    if lines:
+        yield "\n".join(lines)
 
 
 def _outside(match: re.Match[str], low: float, high: float) -> bool:
@@ -177,8 +231,9 @@ class SyncWeightOutOfRange(BasinRule):
     @classmethod
     def could_match(cls, source: str, config: Config) -> bool:
         """A literal out of range after a sync weight name (or in the `default=` of
-        a call naming one), or, in a file naming basins, an interpolation helper or
-        arithmetic with both `+` and `*`."""
+        a call naming one); or, in a file naming basins, an interpolation helper call or
+        a statement with `+` and `*` that may hold a basin, naming another model's basin
+        in that statement (or in a subtraction, for `own + w * direction`)."""
         low, high = config.sync_weight_range
         options = "add_argument" in source
         for hit in _positions(source, ("sync", "Sync", "SYNC")):
@@ -193,9 +248,23 @@ class SyncWeightOutOfRange(BasinRule):
         basin = basin_text_pattern(config.basin_names)
         if not mentions_basin(source, config.basin_names, basin):
             return False
-        # An interpolation helper, or arithmetic that may weigh basins (its weight may be
-        # a constant defined anywhere, even in another module).
-        return _HELPER.search(source) is not None or ("+" in source and "*" in source)
+        # An interpolation names another model's basin in its own statement, or in the
+        # `direction = other - own` its step uses; its weight may be defined anywhere.
+        text = BasinText(source, basin, config.basin_names)
+        weighted = directions = False
+        for statement in _statements(source):
+            helper = _HELPER_CALL.search(statement) is not None
+            arithmetic = "+" in statement and "*" in statement
+            if not (helper or arithmetic or "-" in statement):
+                continue
+            other = _may_name_another_model(statement, basin, config.active_models)
+            if other and (helper or (arithmetic and text.may_hold_basin(statement))):
+                return True
+            weighted |= arithmetic and text.may_hold_basin(statement)
+            directions |= other and "-" in statement
+            if weighted and directions:
+                return True
+        return False
 
     def __init__(self, context: FileContext) -> None:
         super().__init__(context)
