@@ -233,7 +233,7 @@ class SyncWeightOutOfRange(BasinRule):
         """A literal out of range after a sync weight name (or in the `default=` of
         a call naming one); or, in a file naming basins, an interpolation helper call or
         a statement with `+` and `*` that may hold a basin, naming another model's basin
-        in that statement (or in a subtraction, for `own + w * direction`)."""
+        in that statement or in an assignment (`theirs = peer.basin`)."""
         low, high = config.sync_weight_range
         options = "add_argument" in source
         for hit in _positions(source, ("sync", "Sync", "SYNC")):
@@ -248,21 +248,22 @@ class SyncWeightOutOfRange(BasinRule):
         basin = basin_text_pattern(config.basin_names)
         if not mentions_basin(source, config.basin_names, basin):
             return False
-        # An interpolation names another model's basin in its own statement, or in the
-        # `direction = other - own` its step uses; its weight may be defined anywhere.
+        # An interpolation names another model's basin in its own statement, or in an
+        # assignment it uses (`theirs = peer.basin`, `direction = other - own`); its
+        # weight may be defined anywhere.
         text = BasinText(source, basin, config.basin_names)
-        weighted = directions = False
+        weighted = bindings = False
         for statement in _statements(source):
             helper = _HELPER_CALL.search(statement) is not None
             arithmetic = "+" in statement and "*" in statement
-            if not (helper or arithmetic or "-" in statement):
+            if not (helper or arithmetic or "=" in statement):
                 continue
             other = _may_name_another_model(statement, basin, config.active_models)
             if other and (helper or (arithmetic and text.may_hold_basin(statement))):
                 return True
-            weighted |= arithmetic and text.may_hold_basin(statement)
-            directions |= other and "-" in statement
-            if weighted and directions:
+            weighted |= helper or (arithmetic and text.may_hold_basin(statement))
+            bindings |= other and "=" in statement
+            if weighted and bindings:
                 return True
         return False
 
@@ -367,11 +368,14 @@ class SyncWeightOutOfRange(BasinRule):
     def _is_basin(self, node: cst.BaseExpression) -> bool:
         return self.values.is_basin(_unwrapped(node))
 
-    def _toward_other(self, start: cst.BaseExpression, end: cst.BaseExpression) -> bool:
+    def _toward_other(
+        self, start: cst.BaseExpression, end: cst.BaseExpression, depth: int = 0
+    ) -> bool:
         """Is ``end`` another model's basin, seen from ``start``: named for another model
         (``other_basin``, ``peer.basin``, ``active_basin``), or an attribute of a different
-        owner than ``start`` (``victim.basin`` from ``absorber.basin``), and not the start's
-        own target, history or an input (``self.target_basin``, ``prev``, ``input_basin``)."""
+        owner than ``start`` (``victim.basin`` from ``absorber.basin``), directly or through
+        a local bound once to one, and not the start's own target, history or an input
+        (``self.target_basin``, ``prev``, ``input_basin``)."""
         end, start = _unwrapped(end), _unwrapped(start)
         if _same_collection(start, end):
             return False  # `slerp(parents[0], parents[1], t)`: recombining entries of one table
@@ -382,7 +386,12 @@ class SyncWeightOutOfRange(BasinRule):
         if end_words & _OTHER_WORDS or matches_any(end_name, self.config.active_models):
             return True
         end_owner, start_owner = _owner(end), _owner(start)
-        if end_owner is None or end_owner == start_owner:
+        if _OWN_WORDS & set(words(_name(start))):
+            return False  # a target or anchor is where basins go, not what moves
+        if end_owner is None:  # a local bound once: `theirs = peer.basin`
+            bound = self._bound_once(end.value) if isinstance(end, cst.Name) else None
+            return bound is not None and not depth and self._toward_other(start, bound, 1)
+        if end_owner == start_owner:
             return False
         return start_owner is not None or end_owner != "self"
 
@@ -487,6 +496,10 @@ def _owner(node: cst.BaseExpression) -> str | None:
     if isinstance(node, cst.Attribute):
         return dotted_name(node.value)
     return None
+
+
+def _name(node: cst.BaseExpression) -> str:
+    return dotted_name(_unwrapped(node)) or ""
 
 
 def _same_collection(a: cst.BaseExpression, b: cst.BaseExpression) -> bool:

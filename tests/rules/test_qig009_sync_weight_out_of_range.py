@@ -343,6 +343,23 @@ TOWARD_ANOTHER_MODEL = {
         """,
         [4],
     ),
+    "end-through-a-local-bound-once": (
+        """
+        def follow(self, peer):
+            theirs = peer.basin.detach()
+            self.basin = slerp(self.basin, theirs, 0.5)  # 4
+        """,
+        [4],
+    ),
+    "target-kernel-absorbs-source-kernel": (
+        """
+        def cannibalise(source_kernel, target_kernel):
+            source_basin = source_kernel.profile.basin
+            target_basin = target_kernel.profile.basin
+            merged = 0.7 * target_basin + 0.3 * source_basin  # 5
+        """,
+        [5],
+    ),
     "ocean-moved-toward-a-kernel": (
         """
         def nudge(self, ocean_kernel):
@@ -405,6 +422,17 @@ NOT_TOWARD_ANOTHER_MODEL = {
     "observation-is-an-input": """
         def perceive(self, observation):
             self.current_basin = slerp(self.current_basin, observation.basin_coords, 0.3)
+        """,
+    "weighted-sum-toward-a-target-name": """
+        def navigate(self, attractor):
+            current_basin = self.state.basin
+            target_basin = attractor.coordinates
+            new_basin = current_basin * 0.7 + target_basin * 0.3
+        """,
+    "own-target-through-a-local": """
+        def settle(self):
+            goal = self.target_basin
+            self.basin = slerp(self.basin, goal, 0.5)
         """,
     "memory-consolidation": """
         def consolidate(old_basin, memory_basin):
