@@ -1,4 +1,5 @@
-"""QIG009: a literal basin sync weight outside the configured range."""
+"""QIG009: a basin sync weight (named, or of an interpolation toward another model's basin)
+outside the configured range."""
 
 from __future__ import annotations
 
