@@ -366,8 +366,18 @@ class SyncWeightOutOfRange(BasinRule):
             f"the sync weight range [{low:g}, {high:g}]; observers take a small step",
         )
 
-    def _is_basin(self, node: cst.BaseExpression) -> bool:
-        return self.values.is_basin(_unwrapped(node))
+    def _is_basin(self, node: cst.BaseExpression, depth: int = 0) -> bool:
+        """A basin, or the result of interpolating between two (``blend = slerp(a, b, t)``)."""
+        node = _unwrapped(node)
+        if self.values.is_basin(node):
+            return True
+        if isinstance(node, cst.Name) and depth < 2:
+            bound = self._bound_once(node.value)
+            found = call_interpolation(bound, False) if isinstance(bound, cst.Call) else None
+            return found is not None and all(
+                self._is_basin(end, depth + 1) for end in (found.start, found.end)
+            )
+        return False
 
     def _toward_other(
         self, start: cst.BaseExpression, end: cst.BaseExpression, depth: int = 0

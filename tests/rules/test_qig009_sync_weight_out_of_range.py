@@ -360,6 +360,14 @@ TOWARD_ANOTHER_MODEL = {
         """,
         [5],
     ),
+    "child-pulled-toward-a-blend-of-parents": (
+        """
+        def breed(self, parent_a, parent_b, child):
+            parent_blend = geodesic_interpolate(parent_a.basin, parent_b.basin, t=0.08)
+            child.basin = geodesic_interpolate(child.basin, parent_blend, t=0.8)  # 4
+        """,
+        [4],
+    ),
     "ocean-moved-toward-a-kernel": (
         """
         def nudge(self, ocean_kernel):
