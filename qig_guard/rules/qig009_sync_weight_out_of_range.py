@@ -67,7 +67,7 @@ _DEFAULT = re.compile(rf"default{_gap()}={_literal()}")
 _HELPER_CALL = re.compile(r"(?i:lerp|interp|blend|mix|geodesic)\w*[\s\\]*\(")
 # Text of the words that name another model's basin (see `_OTHER_WORDS`).
 _OTHER_TEXT = re.compile(
-    r"(?i:other|remote|donor|peer|partner|neighbo|source|src|teacher|parent|sibling|sister|twin"
+    r"(?i:other|remote|donor|peer|partner|source|src|teacher|parent|sibling|sister|twin"
     r"|foreign|external|incoming|received|shared|consensus|collective|constellation|leader"
     r"|master|primary|victim|ocean)"
 )
@@ -402,9 +402,9 @@ class SyncWeightOutOfRange(BasinRule):
         if end_owner is None:  # a local bound once: `theirs = peer.basin`
             bound = self._bound_once(end.value) if isinstance(end, cst.Name) else None
             return bound is not None and not depth and self._toward_other(start, bound, 1)
-        if end_owner == start_owner:
-            return False
-        return start_owner is not None or end_owner != "self"
+        # Two objects' basins (`absorber.basin`, `victim.basin`); a local start is a
+        # trajectory or generation state more often than a model.
+        return start_owner is not None and end_owner != start_owner
 
     def _bound_once(self, name: str) -> cst.BaseExpression | None:
         return self.values.single_value(name)
@@ -475,13 +475,15 @@ _OWN_WORDS = frozenset({
     "noise", "random", "input", "response", "output", "message", "query", "token", "memory",
     "stored", "dream", "trajectory", "next", "predicted", "projected", "perception", "own",
     "observation", "observations", "sample", "samples", "example", "examples", "data",
+    "word", "words", "concept", "doc", "document", "item", "node", "pattern", "candidate",
+    "context", "topic", "task", "domain", "cluster",
 })
 # Words that name another model's basin.
 _OTHER_WORDS = frozenset({
-    "other", "others", "remote", "donor", "peer", "peers", "partner", "neighbor", "neighbour",
-    "neighbors", "source", "src", "teacher", "parent", "sibling", "siblings", "sister",
-    "twin", "foreign", "external", "incoming", "received", "shared", "consensus", "collective",
-    "constellation", "leader", "master", "primary", "victim", "ocean",
+    "other", "others", "remote", "donor", "peer", "peers", "partner", "source", "src", "teacher",
+    "parent", "sibling", "siblings", "sister", "twin", "foreign", "external", "incoming",
+    "received", "shared", "consensus", "collective", "constellation", "leader", "master",
+    "primary", "victim", "ocean",
 })
 # fmt: on
 

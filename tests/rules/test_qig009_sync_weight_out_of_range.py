@@ -437,6 +437,15 @@ NOT_TOWARD_ANOTHER_MODEL = {
             target_basin = attractor.coordinates
             new_basin = current_basin * 0.7 + target_basin * 0.3
         """,
+    "generation-state-toward-items-basins": """
+        def generate(self, concept, words):
+            current = self.state.basin
+            current = slerp(current, concept.basin, 0.3)
+            for word in words:
+                current = slerp(current, word.basin, 0.5)
+            self.basin = slerp(self.basin, concept.basin, 0.4)
+            nearest = slerp(current, neighbor_basin, 0.5)
+        """,
     "own-target-through-a-local": """
         def settle(self):
             goal = self.target_basin
