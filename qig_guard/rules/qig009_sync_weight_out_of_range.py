@@ -368,8 +368,10 @@ class SyncWeightOutOfRange(BasinRule):
 
     def _is_basin(self, node: cst.BaseExpression, depth: int = 0) -> bool:
         """A basin, or the result of interpolating between two (``blend = slerp(a, b, t)``)."""
+        if self.values.is_basin(node):  # `peer.get_basin()`, `basin.detach()`
+            return True
         node = _unwrapped(node)
-        if self.values.is_basin(node):
+        if self.values.is_basin(node):  # `to_simplex(basin)`
             return True
         if isinstance(node, cst.Name) and depth < 2:
             bound = self._bound_once(node.value)

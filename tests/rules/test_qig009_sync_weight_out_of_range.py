@@ -351,6 +351,13 @@ TOWARD_ANOTHER_MODEL = {
         """,
         [4],
     ),
+    "basin-returned-by-another-models-getter": (
+        """
+        def absorb(self, other):
+            self.basin = slerp(self.basin, other.get_basin(), 0.5)  # 3
+        """,
+        [3],
+    ),
     "target-kernel-absorbs-source-kernel": (
         """
         def cannibalise(source_kernel, target_kernel):
