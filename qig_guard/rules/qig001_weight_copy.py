@@ -30,9 +30,14 @@ _WRAPPERS = ("module", "_orig_mod")
 _SAME_VALUES = frozenset({"detach", "clone", "cpu", "cuda", "to", "contiguous"})
 # Calls that return a copy of their argument's mapping.
 _COPIES = frozenset({"copy.deepcopy", "copy.copy", "dict", "collections.OrderedDict"})
+# What reads only a tensor's shape or type, not its values.
+_SHAPE_ATTRIBUTES = frozenset({"shape", "dtype", "device", "ndim", "is_cuda", "requires_grad"})
+_SHAPE_CALLS = frozenset({"len", "size", "numel", "dim", "type", "isinstance", "keys"})
 _PARAMETER_ITERATORS = frozenset({"parameters", "named_parameters"})
 _LOAD = re.compile(r"\.[\s\\]*load_state_dict[\s\\)]*\(")
-_STATE_DICT = re.compile(r"\.[\s\\]*state_dict\b")
+_STATE_DICT = re.compile(r"\.[\s\\]*(?:state_dict|named_parameters|parameters)\b")
+_ENTRY_COPY = re.compile(r"\]\s*\.\s*(?:copy_|set_)\s*\(")
+_DEEPCOPY_SELF = re.compile(r"deepcopy[\s\\]*\([\s\\]*self[\s\\]*\)")
 _ZIP = re.compile(r"zip[\s\\]*\(")
 _PARAMETERS = re.compile(r"parameters")
 
@@ -53,6 +58,18 @@ def _method(node: cst.BaseExpression, names: Collection[str]) -> cst.BaseExpress
     return None
 
 
+_MODEL_CLASS = re.compile(r"\bdef\s+forward\s*\(|\bself\s*\.\s*(?:parameters|state_dict)\s*\(")
+
+
+def _names(target: cst.BaseExpression) -> list[str]:
+    """The names a loop target binds: ``k``, ``(k, v)``."""
+    if isinstance(target, cst.Name):
+        return [target.value]
+    if isinstance(target, (cst.Tuple, cst.List)):
+        return [name for element in target.elements for name in _names(element.value)]
+    return []
+
+
 def _strip_same_values(node: cst.BaseExpression) -> cst.BaseExpression:
     """``q`` for ``q.data``, ``q.detach().clone()`` and the like."""
     while True:
@@ -70,17 +87,27 @@ class WeightCopy(Rule):
     Flags code that copies one model's weights into a different model:
     `student.load_state_dict(teacher.state_dict())`, also through a local
     variable, `copy.deepcopy`, `dict(...)` or a dict comprehension over the
-    state dict, with or without `strict=False`; parameter-wise copies in a
+    state dict or `named_parameters()`, with or without `strict=False`; a
+    weight dict filled key by key from another model's state dict
+    (`tgt_sd[k] = src_sd[k]`, `.update(...)`) or blended from two models'
+    weights (`tgt_sd[k] * (1 - r) + src_sd[k] * r`, two parents averaged into
+    a child) and then loaded; entries copied in place into another model's
+    state dict (`tgt_sd[k].copy_(src_sd[k])`: a state dict's tensors are the
+    model's parameters); parameter-wise copies in a
     `for p, q in zip(a.parameters(), b.parameters())` loop (`p.data.copy_(q.data)`,
-    `p.data = q.data`, `p.copy_(q)`); and
-    `vector_to_parameters(parameters_to_vector(b.parameters()), a.parameters())`.
+    `p.data = q.data`, `p.copy_(q)`);
+    `vector_to_parameters(parameters_to_vector(b.parameters()), a.parameters())`;
+    and a model class cloning itself into a new kernel
+    (`child = copy.deepcopy(self)` followed by `child.basin = ...`).
 
-    Restoring a model from a checkpoint, a model reloading its own state,
-    optimizer and scheduler state, and EMA updates are not flagged; nor are
-    copies into a model named by `weight-copy-allowed` (default: `ema`, `swa`,
-    `averaged`, `target_net`, `target_network`): an EMA shadow or an RL target
-    network initialised from its own online model is the same model's average,
-    not a transfer between models.
+    Restoring a model from a checkpoint, a model reloading or reshaping its
+    own state (vocabulary growth), dicts that take only the shapes of another
+    model's weights (`torch.zeros_like(v)`), optimizer and scheduler state,
+    and EMA updates are not flagged; nor are copies into a model named by
+    `weight-copy-allowed` (default: `ema`, `swa`, `averaged`, `target_net`,
+    `target_network`): an EMA shadow or an RL target network initialised from
+    its own online model is the same model's average, not a transfer between
+    models.
 
     ## Why is this bad
     Basin transfer moves a model's identity, a 64-number basin of 2-4 KB,
@@ -122,6 +149,12 @@ class WeightCopy(Rule):
             "from torch.nn.utils import parameters_to_vector, vector_to_parameters\n"
             "vector_to_parameters(parameters_to_vector(b.parameters()), a.parameters())\n"
         ),
+        Invalid(
+            "def transfer(src, dst, r):\n"
+            "    src_sd, dst_sd = src.state_dict(), dst.state_dict()\n"
+            "    blended = {k: dst_sd[k] * (1 - r) + src_sd[k] * r for k in dst_sd}\n"
+            "    dst.load_state_dict(blended)\n"
+        ),
     )
     VALID = (
         'model.load_state_dict(torch.load(path, weights_only=True)["model_state_dict"])\n',
@@ -131,13 +164,19 @@ class WeightCopy(Rule):
         "    p_ema.mul_(d).add_(p, alpha=1 - d)\n",
         "new_optimizer.load_state_dict(optimizer.state_dict())\n",
         "ema_model.load_state_dict(model.state_dict())\n",
+        "def grow(model, rows):\n"
+        "    sd = model.state_dict()\n"
+        '    sd["emb.weight"] = torch.cat([sd["emb.weight"], rows])\n'
+        "    model.load_state_dict(sd)\n",
     )
 
     @classmethod
     def could_match(cls, source: str, config: Config) -> bool:
         """A ``.load_state_dict(`` whose argument text mentions ``.state_dict`` or a name
-        that may be assigned one; a copy in a ``zip(...parameters...)`` loop; or both
-        ``parameters_to_vector`` and ``vector_to_parameters``."""
+        that may be assigned one; ``x[k].copy_(`` in a file using state dicts;
+        ``deepcopy(self)``; a copy in a
+        ``zip(...parameters...)`` loop; or both ``parameters_to_vector`` and
+        ``vector_to_parameters``."""
         if "load_state_dict" in source:
             names: set[str] = set()
             for call in _LOAD.finditer(source):
@@ -148,6 +187,10 @@ class WeightCopy(Rule):
             if names and flows_from(source, names, _STATE_DICT):
                 return True
         if "vector_to_parameters" in source and "parameters_to_vector" in source:
+            return True
+        if "state_dict" in source and _ENTRY_COPY.search(source) and _STATE_DICT.search(source):
+            return True  # `tgt_sd[k].copy_(src_sd[k])`
+        if "deepcopy" in source and _DEEPCOPY_SELF.search(source):
             return True
         if "zip" not in source or "parameters" not in source or not _PARAM_COPY.search(source):
             return False
@@ -170,6 +213,9 @@ class WeightCopy(Rule):
     def __init__(self, context: FileContext) -> None:
         super().__init__(context)
         self._locals: dict[int, dict[str, _Origin]] = {}
+        self._weights: dict[int, dict[str, frozenset[str]]] = {}
+        # (scope, local name) -> the `copy.deepcopy(self)` it holds
+        self._clones: dict[tuple[int, str], cst.BaseExpression] = {}
         self._loops: list[dict[str, str]] = []
 
     # -- what expressions hold -------------------------------------------------
@@ -252,22 +298,158 @@ class WeightCopy(Rule):
     # -- local variables -------------------------------------------------------
 
     def _bind(self, target: cst.BaseExpression, value: cst.BaseExpression) -> None:
-        """Remember (or forget) what a local name holds after ``target = value``."""
+        """Remember (or forget) what a local name holds after ``target = value``; a
+        write ``d[k] = value`` adds the weights ``value`` carries to those of ``d``."""
         if isinstance(target, cst.Name):
             origin = self._origin(value)
             if origin is None:
                 self._scope_locals().pop(target.value, None)
             else:
                 self._scope_locals()[target.value] = origin
+            self._scope_weights()[target.value] = self._weights_in(value)
+        elif isinstance(target, cst.Subscript) and isinstance(target.value, cst.Name):
+            self._add_weights(target.value.value, value)
+        elif (
+            isinstance(target, (cst.Tuple, cst.List))
+            and isinstance(value, (cst.Tuple, cst.List))
+            and len(target.elements) == len(value.elements)
+        ):
+            for element, item in zip(target.elements, value.elements, strict=True):
+                if not isinstance(element, cst.StarredElement) and not isinstance(
+                    item, cst.StarredElement
+                ):
+                    self._bind(element.value, item.value)
+
+    def _scope(self) -> int:
+        return id(self.context.scopes.scopes[-1].node)
+
+    def _scope_weights(self) -> dict[str, frozenset[str]]:
+        return self._weights.setdefault(self._scope(), {})
+
+    def _add_weights(self, name: str, value: cst.BaseExpression) -> None:
+        weights = self._scope_weights()
+        added = self._weights_in(value)
+        if added:
+            weights[name] = weights.get(name, frozenset()) | added
+
+    def _weights_in(
+        self, node: cst.CSTNode, carriers: dict[str, frozenset[str]] | None = None
+    ) -> frozenset[str]:
+        """The models whose state-dict entries ``node`` is computed from: state dicts
+        and names holding their entries, blended or copied (``tgt * (1 - r) + src[k] * r``),
+        not only their shapes (``torch.zeros_like(v)``, ``v.shape``)."""
+        carriers = carriers or {}
+        found: set[str] = set()
+        pending: list[cst.CSTNode] = [node]
+        while pending:
+            current = pending.pop()
+            if isinstance(current, cst.Name):
+                found |= carriers.get(current.value, frozenset())
+                origin = self._scope_locals().get(current.value)
+                if origin is not None and origin[0] == "state":
+                    found.add(origin[1])
+                found |= self._scope_weights().get(current.value, frozenset())
+            elif isinstance(current, cst.Attribute):
+                if current.attr.value not in _SHAPE_ATTRIBUTES:
+                    pending.append(current.value)
+            elif isinstance(current, cst.Arg):
+                pending.append(current.value)
+            elif isinstance(current, cst.Subscript):
+                pending.append(current.value)  # an entry of it; the key carries no weights
+            elif isinstance(current, (cst.Lambda, cst.BaseString)):
+                continue
+            elif isinstance(current, (cst.ListComp, cst.SetComp, cst.GeneratorExp, cst.DictComp)):
+                found |= self._comprehension_weights(current, carriers)
+            elif isinstance(current, cst.Call):
+                found |= self._call_weights(current, pending)
+            else:
+                pending.extend(current.children)
+        return frozenset(found)
+
+    def _call_weights(self, call: cst.Call, pending: list[cst.CSTNode]) -> frozenset[str]:
+        """A state dict's model; nothing for calls that read only shapes; else walk on."""
+        func = call.func
+        last = func.attr.value if isinstance(func, cst.Attribute) else dotted_name(func) or ""
+        if last.endswith("_like") or last in _SHAPE_CALLS:
+            return frozenset()
+        if (receiver := _method(call, ("state_dict", *_PARAMETER_ITERATORS))) is not None:
+            model = self._model(receiver)
+            return frozenset() if model is None else frozenset({model})
+        pending.extend(call.children)
+        return frozenset()
+
+    def _comprehension_weights(
+        self,
+        node: cst.ListComp | cst.SetComp | cst.GeneratorExp | cst.DictComp,
+        carriers: dict[str, frozenset[str]],
+    ) -> frozenset[str]:
+        """Loop variables carry their iterable's weights into the element."""
+        inner = dict(carriers)
+        clause: cst.CompFor | None = node.for_in
+        while clause is not None:
+            weights = self._weights_in(clause.iter, inner)
+            for target in _names(clause.target):
+                inner[target] = weights
+            clause = clause.inner_for_in
+        element = node.value if isinstance(node, cst.DictComp) else node.elt
+        return self._weights_in(element, inner)
 
     def visit_Assign(self, node: cst.Assign) -> None:
         self._check_parameter_assignment(node)
+        self._check_clone_given_identity(node)
         for target in node.targets:
             self._bind(target.target, node.value)
+        bound = node.targets[0].target
+        if (
+            len(node.targets) == 1
+            and isinstance(bound, cst.Name)
+            and self._copies_model_self(node.value)
+        ):
+            self._clones[(self._scope(), bound.value)] = node.value
+
+    # -- a model cloning itself into a new kernel ------------------------------
+
+    def _copies_model_self(self, node: cst.BaseExpression) -> bool:
+        """``copy.deepcopy(self)`` in a method of a model class (one that defines
+        ``forward`` or reads its own ``parameters()`` or ``state_dict()``)."""
+        if not isinstance(node, cst.Call) or len(node.args) != 1:
+            return False
+        arg = node.args[0].value
+        if not (isinstance(arg, cst.Name) and arg.value == "self"):
+            return False
+        classes = self.context.scopes.classes
+        if not classes or self.context.qualified_name(node.func) != "copy.deepcopy":
+            return False
+        return _MODEL_CLASS.search(self.context.code_for(classes[-1])) is not None
+
+    def _check_clone_given_identity(self, node: cst.Assign) -> None:
+        """``child = copy.deepcopy(self)`` then ``child.basin = ...``: a new kernel that
+        carries all of its parent's weights."""
+        for target in node.targets:
+            owner: cst.BaseExpression = target.target
+            while isinstance(owner, (cst.Attribute, cst.Subscript)):
+                owner = owner.value
+            if (
+                isinstance(owner, cst.Name)
+                and owner is not target.target
+                and (clone := self._clones.pop((self._scope(), owner.value), None)) is not None
+            ):
+                self.report(
+                    clone,
+                    f"`{owner.value}` is a new model cloned with all weights of `self`; "
+                    "create it fresh and transfer the basin instead",
+                )
 
     def visit_AnnAssign(self, node: cst.AnnAssign) -> None:
         if node.value is not None:
             self._bind(node.target, node.value)
+
+    def visit_AugAssign(self, node: cst.AugAssign) -> None:
+        target: cst.BaseExpression = node.target
+        if isinstance(target, cst.Subscript):
+            target = target.value
+        if isinstance(target, cst.Name):
+            self._add_weights(target.value, node.value)
 
     # -- parameter-wise loops --------------------------------------------------
 
@@ -379,6 +561,13 @@ class WeightCopy(Rule):
         receiver = _method(node, ("load_state_dict",))
         if receiver is not None:
             self._check_load(node, receiver)
+        elif (receiver := _method(node, ("update",))) is not None and isinstance(
+            receiver, cst.Name
+        ):
+            for arg in node.args:
+                self._add_weights(receiver.value, arg.value)
+        elif self._check_entry_copy(node):
+            return
         elif self._loops and (destination := _method(node, ("copy_", "set_"))):
             args = positional_args(node)
             if args:
@@ -386,21 +575,42 @@ class WeightCopy(Rule):
         else:
             self._check_vector(node)
 
+    def _check_entry_copy(self, node: cst.Call) -> bool:
+        """``tgt_sd[k].copy_(src_sd[k])``: a state dict's tensors are the model's own
+        parameters, so this writes another model's weights into ``tgt``."""
+        destination = _method(node, ("copy_", "set_"))
+        if not isinstance(destination, cst.Subscript) or not (args := positional_args(node)):
+            return False
+        origin = self._origin(destination.value)
+        if origin is None or origin[0] != "state" or self._allowed(into := origin[1]):
+            return False
+        others = sorted(self._weights_in(args[0]) - {into})
+        if not others:
+            return False
+        self.report(
+            node,
+            f"weights of `{others[0]}` copied entry by entry into the state dict of `{into}`; "
+            "transfer the basin instead of weights",
+        )
+        return True
+
     def _check_load(self, node: cst.Call, receiver: cst.BaseExpression) -> None:
         state = argument(node, 0, "state_dict")
         origin = self._origin(state) if state is not None else None
         into = self._model(receiver)
-        if (
-            origin is not None
-            and origin[0] == "state"
-            and into is not None
-            and into != origin[1]
-            and not self._allowed(into)
-        ):
+        if into is None or self._allowed(into) or state is None:
+            return
+        if origin is not None and origin[0] == "state" and into != origin[1]:
             self.report(
                 node,
                 f"weights of `{origin[1]}` copied into `{into}` with load_state_dict; "
                 "transfer the basin instead (extract the basin, pass it as target_basin)",
+            )
+        elif others := sorted(self._weights_in(state) - {into}):
+            self.report(
+                node,
+                f"a weight dict built from the weights of `{'`, `'.join(others)}` loaded into "
+                f"`{into}`; transfer the basin instead of copying or blending weights",
             )
 
     def _check_vector(self, node: cst.Call) -> None:

@@ -1,57 +1,118 @@
-"""QIG009: a literal basin sync weight outside the configured range."""
+"""QIG009: a basin sync weight (named, or of an interpolation toward another model's basin)
+outside the configured range."""
 
 from __future__ import annotations
 
-import ast
 import itertools
 import re
-from functools import lru_cache
+from collections.abc import Iterator
 
 import libcst as cst
 
 from qig_guard.config import Config
-from qig_guard.names import matches, matches_any, text_pattern
+from qig_guard.names import matches, matches_any, text_pattern, words
 from qig_guard.resolve import dotted_name
-from qig_guard.rules.base import Invalid, Rule
+from qig_guard.rules._basin_values import (
+    BasinRule,
+    BasinText,
+    basin_text_pattern,
+    mentions_basin,
+)
+from qig_guard.rules._interpolation import (
+    Interpolation,
+    binary_interpolation,
+    call_interpolation,
+    imported_constant,
+    number,
+    value_of,
+)
+from qig_guard.rules.base import FileContext, Invalid
 
 _SYNC_WEIGHT = "sync_weight*"
 # Trigger texts. A literal is `-(0.5)`, `(+2)`, `1e-3`, `0x1`; gaps may hold comments.
 # Gaps are atomic (what follows one never starts with a space or `#`): linear time.
-# Python 3.10 has no `(?>...)`: each gap gets its own lookahead group.
 _COMMENT = r"#[^\n]*"
-_ATOMIC_NAMES = itertools.count()
+_ATOMIC_GROUPS = itertools.count()
 
 
 def _atomic(body: str) -> str:
-    """``(?>body)`` for Python 3.10 too: a lookahead captures, a backreference consumes."""
-    name = f"atomic{next(_ATOMIC_NAMES)}"
+    """``(?>body)`` for Python 3.10 (atomic groups need 3.11): a lookahead captures
+    the longest match and a backreference consumes exactly it, without backtracking."""
+    name = f"atomic{next(_ATOMIC_GROUPS)}"
     return rf"(?=(?P<{name}>{body}))(?P={name})"
 
 
+_SPACES = rf"(?:[\s\\]|{_COMMENT})*"
+_SIGNS = rf"(?:[-+(\s\\]|{_COMMENT})*"
+
+
 def _gap() -> str:
-    return _atomic(rf"(?:[\s\\]|{_COMMENT})*")
+    return _atomic(_SPACES)
 
 
-_SIGNS = _atomic(rf"(?:[-+(\s\\]|{_COMMENT})*")
-_LITERAL = (
-    rf"(?P<sign>{_SIGNS})"
-    r"(?P<number>0[xXoObB][\da-fA-F_]+|(?:\d[\d_]*\.?[\d_]*|\.\d[\d_]*)(?:[eE][-+]?\d[\d_]*)?[jJ]?)"
-)
+def _literal() -> str:
+    return (
+        rf"(?P<sign>{_atomic(_SIGNS)})"
+        r"(?P<number>0[xXoObB][\da-fA-F_]+|(?:\d[\d_]*\.?[\d_]*|\.\d[\d_]*)(?:[eE][-+]?\d[\d_]*)?[jJ]?)"
+    )
+
+
 # `sync_weight=W`, `sync_weight: float = W`, `x = cfg.sync_weight = W`, `"sync-weight": W`.
 _NAMED = re.compile(
-    rf"(?i:sync[_-]?weight)\w*[\"']?{_gap()}(?::|(?::[^=]*?)?=(?!=)(?:{_gap()}[\w.]+{_gap()}=(?!=))*)"
-    rf"{_LITERAL}"
+    rf"(?i:sync[_-]?weight)\w*[\"']?{_gap()}"
+    rf"(?::|(?::[^=]*?)?=(?!=)(?:{_gap()}[\w.]+{_gap()}=(?!=))*){_literal()}"
 )
-_DEFAULT = re.compile(rf"default{_gap()}={_LITERAL}")
-# `b + W * (a - b)` and `b + (a - b) * W`: a hand-written lerp.
-_WEIGHT_FIRST = re.compile(rf"\+{_LITERAL}(?:{_gap()}\))*{_gap()}\*{_gap()}\(")
-_WEIGHT_LAST = re.compile(rf"\)(?:{_gap()}\))*{_gap()}\*{_LITERAL}")
-_LERP = re.compile(r"lerp_?\b")
+_DEFAULT = re.compile(rf"default{_gap()}={_literal()}")
+# A call to an interpolation helper: `lerp`, `slerp`, `geodesic_interpolate`, `blend`, `mix`.
+_HELPER_CALL = re.compile(r"(?i:lerp|interp|blend|mix|geodesic)\w*[\s\\]*\(")
+# Text of the words that name another model's basin (see `_OTHER_WORDS`).
+_OTHER_TEXT = re.compile(
+    r"(?i:other|remote|donor|peer|partner|source|src|teacher|parent|sibling|sister|twin"
+    r"|foreign|external|incoming|received|shared|consensus|collective|constellation|leader"
+    r"|master|primary|victim|ocean)"
+)
 
 
-@lru_cache(maxsize=8)
-def _basin_text(names: tuple[str, ...]) -> re.Pattern[str]:
-    return re.compile(text_pattern(names))
+def _may_name_another_model(
+    source: str, basin: re.Pattern[str], active_models: tuple[str, ...]
+) -> bool:
+    """Text that `_toward_other` may call another model's basin: one of its words, an
+    `active-models` name, or a basin attribute of an object other than `self`."""
+    if _OTHER_TEXT.search(source) or re.search(text_pattern(active_models), source):
+        return True
+    for match in basin.finditer(source):
+        start = match.start()
+        while start and (source[start - 1].isalnum() or source[start - 1] == "_"):
+            start -= 1
+        if source[start - 1 : start] != ".":
+            continue
+        owner_end = start - 1
+        owner = owner_end
+        while owner and (source[owner - 1].isalnum() or source[owner - 1] == "_"):
+            owner -= 1
+        if source[owner:owner_end] != "self" or source[owner - 1 : owner] in (".", ")", "]"):
+            return True
+    return False
+
+
+def _statements(source: str) -> Iterator[str]:
+    """The logical lines of ``source`` (brackets and backslashes joined, comments cut);
+    a bracket in a string can only join more lines, which keeps this an over-approximation
+    for the trigger."""
+    depth = 0
+    lines: list[str] = []
+    for line in source.splitlines():
+        code = line.split("#", 1)[0]
+        lines.append(code)
+        opened = code.count("(") + code.count("[") + code.count("{")
+        closed = code.count(")") + code.count("]") + code.count("}")
+        depth = max(0, depth + opened - closed)
+        if depth or code.rstrip().endswith("\\"):
+            continue
+        yield "\n".join(lines)
+        lines = []
+    if lines:
+        yield "\n".join(lines)
 
 
 def _outside(match: re.Match[str], low: float, high: float) -> bool:
@@ -81,34 +142,35 @@ def _positions(source: str, words: tuple[str, ...]) -> list[int]:
     return found
 
 
-def _number(node: cst.BaseExpression) -> float | None:
-    """The value of an int/float literal, optionally negated or parenthesised."""
-    inner = node.expression if isinstance(node, cst.UnaryOperation) else node
-    if not isinstance(inner, (cst.Integer, cst.Float)):
-        return None
-    if isinstance(node, cst.UnaryOperation) and not isinstance(
-        node.operator, (cst.Minus, cst.Plus)
-    ):
-        return None
-    value = ast.literal_eval(cst.Module([]).code_for_node(node).strip())
-    return float(value) if isinstance(value, (int, float)) else None
-
-
 def _is_sync_weight(identifier: str | None) -> bool:
     return identifier is not None and matches(identifier.rsplit(".", 1)[-1], _SYNC_WEIGHT)
 
 
-class SyncWeightOutOfRange(Rule):
+class SyncWeightOutOfRange(BasinRule):
     """
     ## What it does
-    Flags a literal sync weight outside `sync-weight-range` (default
-    `[0.05, 0.1]`, inclusive): a `sync_weight=0.5` keyword argument, a
-    `sync_weight: float = 0.5` parameter default or dataclass field, an
-    assignment `SYNC_WEIGHT = 0.5`, a `{"sync_weight": 0.5}` config entry, the
-    default of an `add_argument("--sync-weight", default=0.5)` option,
-    and the interpolation weight of `torch.lerp(obs_basin, active_basin, 0.9)`,
-    `obs_basin.lerp_(active_basin, 0.9)` or `obs_basin + 0.9 * (active_basin -
-    obs_basin)` on basins. Weights that are not literals are not flagged.
+    Flags a basin sync weight outside `sync-weight-range` (default
+    `[0.05, 0.1]`, inclusive) in two forms.
+
+    A named sync weight set to a literal: a `sync_weight=0.5` keyword argument,
+    a `sync_weight: float = 0.5` parameter default or dataclass field, an
+    assignment `SYNC_WEIGHT = 0.5`, a `{"sync_weight": 0.5}` config entry, or
+    the default of an `add_argument("--sync-weight", default=0.5)` option.
+
+    An interpolation of a basin toward another model's basin, whatever its
+    coefficient is called: `torch.lerp(own, other, w)`, `own.lerp_(other, w)`,
+    a helper `slerp(own, other, t)` / `geodesic_interpolate(...)` /
+    `blend(...)`, `own + w * (other - own)` (also through a `direction`
+    name) and the weighted sum `(1 - w) * own + w * other`. Its weight counts
+    when it evaluates to a literal: inline, a parameter's default, a local or
+    module constant, a constant imported from a module of the same project,
+    or a complement (`KEEP = 0.8` in `KEEP * own + (1 - KEEP) * other` is
+    0.2 toward the other). The end is another model's basin when it is named
+    for one (`other_basin`, `remote_basin`, `peer.basin`, an `active-models`
+    name) or is the basin of a different object than the start
+    (`absorber.basin` toward `victim.basin`). A basin moving toward its own
+    target, anchor or history, an input or response, entries of one table
+    recombined, and weights that are not literals are not flagged.
 
     ## Why is this bad
     In constellation sync each observer moves a small step toward the active
@@ -118,22 +180,27 @@ class SyncWeightOutOfRange(Rule):
 
     ## Example
     ```python
-    ocean_basin, observer_basins = sync_constellation_basins(
-        active_basin, observer_basins, ocean_basin, sync_weight=0.5
-    )
+    BASIN_SYNC_WEIGHT = 0.5
+
+    def receive_sync(self, remote_basin):
+        self.basin = slerp(self.basin, remote_basin, BASIN_SYNC_WEIGHT)
     ```
 
     ## Use instead
     ```python
-    ocean_basin, observer_basins = sync_constellation_basins(
-        active_basin, observer_basins, ocean_basin, sync_weight=0.1
-    )
+    BASIN_SYNC_WEIGHT = 0.1
+
+    def receive_sync(self, remote_basin):
+        self.basin = slerp(self.basin, remote_basin, BASIN_SYNC_WEIGHT)
     ```
     """
 
     code = "QIG009"
     name = "sync-weight-out-of-range"
-    summary = "a literal basin sync weight is outside the configured range (0.05-0.1)"
+    summary = (
+        "a basin sync weight (named, or of an interpolation toward another model's basin) "
+        "is outside the configured range (0.05-0.1)"
+    )
     INVALID = (
         Invalid(
             "sync_constellation_basins(active_basin, observers, ocean_basin, sync_weight=0.5)\n"
@@ -142,19 +209,32 @@ class SyncWeightOutOfRange(Rule):
             "def sync_basins(active_basin, observer_basins, sync_weight: float = 1):\n    ...\n"
         ),
         Invalid("import torch\n\nobs_basin = torch.lerp(obs_basin, active_basin, 0.9)\n"),
+        Invalid(
+            "KEEP = 0.8\n\n"
+            "def mix(self, peer):\n"
+            "    self.basin = KEEP * self.basin + (1 - KEEP) * peer.basin\n"
+        ),
+        Invalid(
+            "def fuse(self_basin, other_basin, depth=0.9):\n"
+            "    return slerp(self_basin, other_basin, depth)\n"
+        ),
     )
     VALID = (
         "sync_constellation_basins(active_basin, observers, ocean_basin, sync_weight=0.1)\n",
         "def sync_basins(active_basin, observer_basins, sync_weight: float = 0.05):\n    ...\n",
         "sync_basins(active_basin, observers, sync_weight=args.sync_weight)\n",
         "import torch\n\nweights = torch.lerp(old_weights, new_weights, 0.9)\n",
+        "def step(self, target_basin):\n    self.basin = slerp(self.basin, target_basin, 0.5)\n",
+        "def entrain(self_basin, other_basin, strength=0.1):\n"
+        "    return slerp(self_basin, other_basin, strength)\n",
     )
 
     @classmethod
     def could_match(cls, source: str, config: Config) -> bool:
         """A literal out of range after a sync weight name (or in the `default=` of
-        a call naming one), or a lerp or hand-written interpolation in a file
-        naming basins."""
+        a call naming one); or, in a file naming basins, an interpolation helper call or
+        a statement with `+` and `*` that may hold a basin, naming another model's basin
+        in that statement or in an assignment (`theirs = peer.basin`)."""
         low, high = config.sync_weight_range
         options = "add_argument" in source
         for hit in _positions(source, ("sync", "Sync", "SYNC")):
@@ -166,30 +246,44 @@ class SyncWeightOutOfRange(Rule):
                 window = _DEFAULT.finditer(source, hit, len(source) if end == -1 else end)
                 if any(_outside(default, low, high) for default in window):
                     return True
-        interpolates = any(
-            _LERP.match(source, hit) for hit in _positions(source, ("lerp",))
-        ) or any(
-            _outside(match, low, high)
-            for pattern in (_WEIGHT_FIRST, _WEIGHT_LAST)
-            for match in pattern.finditer(source)
-        )
-        return interpolates and _basin_text(config.basin_names).search(source) is not None
+        basin = basin_text_pattern(config.basin_names)
+        if not mentions_basin(source, config.basin_names, basin):
+            return False
+        # An interpolation names another model's basin in its own statement, or in an
+        # assignment it uses (`theirs = peer.basin`, `direction = other - own`); its
+        # weight may be defined anywhere.
+        text = BasinText(source, basin, config.basin_names)
+        weighted = bindings = False
+        for statement in _statements(source):
+            helper = _HELPER_CALL.search(statement) is not None
+            arithmetic = "+" in statement and "*" in statement
+            if not (helper or arithmetic or "=" in statement):
+                continue
+            other = _may_name_another_model(statement, basin, config.active_models)
+            if other and (helper or (arithmetic and text.may_hold_basin(statement))):
+                return True
+            weighted |= helper or (arithmetic and text.may_hold_basin(statement))
+            bindings |= other and "=" in statement
+            if weighted and bindings:
+                return True
+        return False
+
+    def __init__(self, context: FileContext) -> None:
+        super().__init__(context)
+        self._imported: dict[str, tuple[str, int, str]] | None = None
+        self._reported_value: str | None = None
+        self._resolving = 0
+        self._assigned: list[str] = []  # the targets of the assignments being visited
 
     def _check(self, value: cst.BaseExpression | None, what: str) -> None:
-        number = _number(value) if value is not None else None
+        number_value = number(value) if value is not None else None
         low, high = self.config.sync_weight_range
-        if value is None or number is None or low <= number <= high:
+        if value is None or number_value is None or low <= number_value <= high:
             return
         self.report(
             value,
             f"{what} {self.context.code_for(value).strip()} is outside the sync weight range "
             f"[{low:g}, {high:g}]; observers take a small step toward the active basin",
-        )
-
-    def _is_basin(self, node: cst.BaseExpression) -> bool:
-        dotted = dotted_name(node)
-        return dotted is not None and matches_any(
-            dotted.rsplit(".", 1)[-1], self.config.basin_names
         )
 
     def visit_Arg(self, node: cst.Arg) -> None:
@@ -201,10 +295,14 @@ class SyncWeightOutOfRange(Rule):
             self._check(node.default, f"default of `{node.name.value}`")
 
     def visit_Assign(self, node: cst.Assign) -> None:
+        self._assigned.append(dotted_name(node.targets[-1].target) or "")
         for target in node.targets:
             name = dotted_name(target.target)
             if _is_sync_weight(name):
                 self._check(node.value, f"`{name}`")
+
+    def leave_Assign(self, original_node: cst.Assign) -> None:
+        self._assigned.pop()
 
     def visit_AnnAssign(self, node: cst.AnnAssign) -> None:
         name = dotted_name(node.target)
@@ -227,31 +325,209 @@ class SyncWeightOutOfRange(Rule):
                     self._check(keywords.get("default"), f"default of `{flag}`")
                     break
             return
-        if self.context.qualified_name(func) == "torch.lerp":
-            ends = positional[:2] + [keywords[k] for k in ("input", "end") if k in keywords]
-            weight = positional[2] if len(positional) > 2 else keywords.get("weight")
-        elif isinstance(func, cst.Attribute) and func.attr.value in ("lerp", "lerp_"):
-            ends = [func.value, *positional[:1], *[v for k, v in keywords.items() if k == "end"]]
-            weight = positional[1] if len(positional) > 1 else keywords.get("weight")
-        else:
-            return
-        if any(self._is_basin(end) for end in ends):
-            self._check(weight, "lerp weight")
+        interpolation = call_interpolation(node, self.context.qualified_name(func) == "torch.lerp")
+        if interpolation is not None:
+            self._check_interpolation(interpolation)
 
     def visit_BinaryOperation(self, node: cst.BinaryOperation) -> None:
-        """``obs + w * (active - obs)``: a hand-written lerp on basins."""
-        if not isinstance(node.operator, cst.Add) or not isinstance(
-            node.right, cst.BinaryOperation
-        ):
+        """``own + w * (other - own)`` and ``c1 * own + c2 * other`` on basins."""
+        if not isinstance(node.operator, cst.Add):
             return
-        start, step = dotted_name(node.left), node.right
-        if start is None or not isinstance(step.operator, cst.Multiply):
+        interpolation = binary_interpolation(node, self._bound_once, self._is_basin)
+        if interpolation is not None:
+            self._check_interpolation(interpolation)
+
+    # -- interpolations toward another model's basin ------------------------------
+
+    def _check_interpolation(self, found: Interpolation) -> None:
+        start, end = found.start, found.end
+        if not self._is_basin(start) or not self._is_basin(end) or _same_value(start, end):
             return
-        for weight, direction in ((step.left, step.right), (step.right, step.left)):
-            if (
-                isinstance(direction, cst.BinaryOperation)
-                and isinstance(direction.operator, cst.Subtract)
-                and dotted_name(direction.right) == start
-                and (self._is_basin(node.left) or self._is_basin(direction.left))
-            ):
-                self._check(weight, "interpolation weight")
+        readings = [(start, end, found.weight)]
+        if found.start_weight is not None:  # `0.8 * own + 0.2 * other`, either way round
+            readings.append((end, start, found.start_weight))
+            readings.sort(key=lambda reading: _owner(_unwrapped(reading[0])) != "self")
+            assigned = [r for r in readings if dotted_name(r[0]) in self._assigned[-1:]]
+            readings = assigned or readings  # `x = 0.9 * x + 0.1 * y` moves `x`
+        toward_other = [r for r in readings if self._toward_other(r[0], r[1])]
+        if not toward_other or (weight := toward_other[0][2]) is None:
+            return
+        start, end = toward_other[0][0], toward_other[0][1]
+        self._reported_value = None
+        value = value_of(weight, self._resolve)
+        low, high = self.config.sync_weight_range
+        if value is None or low <= value <= high:
+            return
+        origin = f" ({self._reported_value})" if self._reported_value else ""
+        self.report(
+            weight,
+            f"`{self.context.code_for(start).strip()}` moves toward another model's basin "
+            f"`{self.context.code_for(end).strip()}` with weight {value:g}{origin}, outside "
+            f"the sync weight range [{low:g}, {high:g}]; observers take a small step",
+        )
+
+    def _is_basin(self, node: cst.BaseExpression, depth: int = 0) -> bool:
+        """A basin, or the result of interpolating between two (``blend = slerp(a, b, t)``)."""
+        if self.values.is_basin(node):  # `peer.get_basin()`, `basin.detach()`
+            return True
+        node = _unwrapped(node)
+        if self.values.is_basin(node):  # `to_simplex(basin)`
+            return True
+        if isinstance(node, cst.Name) and depth < 2:
+            bound = self._bound_once(node.value)
+            found = call_interpolation(bound, False) if isinstance(bound, cst.Call) else None
+            return found is not None and all(
+                self._is_basin(end, depth + 1) for end in (found.start, found.end)
+            )
+        return False
+
+    def _toward_other(
+        self, start: cst.BaseExpression, end: cst.BaseExpression, depth: int = 0
+    ) -> bool:
+        """Is ``end`` another model's basin, seen from ``start``: named for another model
+        (``other_basin``, ``peer.basin``, ``active_basin``), or an attribute of a different
+        owner than ``start`` (``victim.basin`` from ``absorber.basin``), directly or through
+        a local bound once to one, and not the start's own target, history or an input
+        (``self.target_basin``, ``prev``, ``input_basin``)."""
+        end, start = _unwrapped(end), _unwrapped(start)
+        if _same_collection(start, end):
+            return False  # `slerp(parents[0], parents[1], t)`: recombining entries of one table
+        end_name = dotted_name(end) or self.context.code_for(end)
+        end_words = set(words(end_name)) - {"self"}
+        if end_words & _OWN_WORDS:
+            return False
+        if end_words & _OTHER_WORDS or matches_any(end_name, self.config.active_models):
+            return True
+        end_owner, start_owner = _owner(end), _owner(start)
+        if _OWN_WORDS & set(words(_name(start))):
+            return False  # a target or anchor is where basins go, not what moves
+        if end_owner is None:  # a local bound once: `theirs = peer.basin`
+            bound = self._bound_once(end.value) if isinstance(end, cst.Name) else None
+            return bound is not None and not depth and self._toward_other(start, bound, 1)
+        # Two objects' basins (`absorber.basin`, `victim.basin`); a local start is a
+        # trajectory or generation state more often than a model.
+        return start_owner is not None and end_owner != start_owner
+
+    def _bound_once(self, name: str) -> cst.BaseExpression | None:
+        return self.values.single_value(name)
+
+    def _resolve(self, name: cst.Name) -> float | None:
+        """A name's literal value: a parameter's default, a local or module constant bound
+        once, or a constant imported from a project module."""
+        identifier = name.value
+        functions = self.context.scopes.functions
+        bound = self.values.bound_values(identifier) or []
+        if functions:
+            for param in _parameters(functions[-1]):
+                if param.name.value == identifier:
+                    if param.default is None or len(bound) != 1:
+                        return None
+                    self._reported_value = f"default of `{identifier}`"
+                    return number(param.default)
+        value = self.values.single_value(identifier)
+        if value is not None:
+            if self._resolving >= 8:
+                return None
+            self._resolving += 1
+            try:
+                found = value_of(value, self._resolve)
+            finally:
+                self._resolving -= 1
+            if found is not None and self._reported_value is None:
+                self._reported_value = f"`{identifier}`"
+            return found
+        imported = self._imports().get(identifier)
+        if imported is None or len(bound) > 1:
+            return None
+        module, level, original = imported
+        found = imported_constant(self.context.path, module, level, original)
+        if found is not None and self._reported_value is None:
+            self._reported_value = f"`{identifier}` from `{'.' * level}{module}`"
+        return found
+
+    def _imports(self) -> dict[str, tuple[str, int, str]]:
+        """``name -> (module, level, imported name)`` of the module's ``from ... import``."""
+        if self._imported is None:
+            self._imported = {}
+            for statement in self.context.module.body:
+                if not isinstance(statement, cst.SimpleStatementLine):
+                    continue
+                for small in statement.body:
+                    if not isinstance(small, cst.ImportFrom) or isinstance(
+                        small.names, cst.ImportStar
+                    ):
+                        continue
+                    module = dotted_name(small.module) if small.module is not None else ""
+                    for alias in small.names:
+                        original = dotted_name(alias.name)
+                        bound = dotted_name(alias.asname.name) if alias.asname else original
+                        if module is not None and original and bound:
+                            self._imported[bound] = (module, len(small.relative), original)
+        return self._imported
+
+
+# Words that make the end of an interpolation the moving basin's own target, history
+# or input rather than another model's basin.
+# fmt: off
+_OWN_WORDS = frozenset({
+    "target", "targets", "identity", "anchor", "home", "goal", "ideal", "desired", "attractor",
+    "reference", "ref", "prev", "previous", "last", "old", "past", "history", "initial", "init",
+    "original", "origin", "saved", "frozen", "snapshot", "checkpoint", "ckpt", "best", "ema",
+    "mean", "avg", "average", "running", "baseline", "center", "centre", "centroid", "uniform",
+    "noise", "random", "input", "response", "output", "message", "query", "token", "memory",
+    "stored", "dream", "trajectory", "next", "predicted", "projected", "perception", "own",
+    "observation", "observations", "sample", "samples", "example", "examples", "data",
+    "word", "words", "concept", "doc", "document", "item", "node", "pattern", "candidate",
+    "context", "topic", "task", "domain", "cluster",
+})
+# Words that name another model's basin.
+_OTHER_WORDS = frozenset({
+    "other", "others", "remote", "donor", "peer", "peers", "partner", "source", "src", "teacher",
+    "parent", "sibling", "siblings", "sister", "twin", "foreign", "external", "incoming",
+    "received", "shared", "consensus", "collective", "constellation", "leader", "master",
+    "primary", "victim", "ocean",
+})
+# fmt: on
+
+
+def _unwrapped(node: cst.BaseExpression) -> cst.BaseExpression:
+    """``x`` for ``to_simplex(x)``, ``x.detach()``, ``np.asarray(x)``: one-argument
+    calls and argument-less methods keep the value they are given."""
+    while isinstance(node, cst.Call):
+        args = [a for a in node.args if a.keyword is None]
+        if len(node.args) == 1 and len(args) == 1 and not args[0].star:
+            node = args[0].value
+        elif not node.args and isinstance(node.func, cst.Attribute):
+            node = node.func.value
+        else:
+            break
+    return node
+
+
+def _owner(node: cst.BaseExpression) -> str | None:
+    """``self.ocean`` for ``self.ocean.basin``; ``None`` for a plain name."""
+    if isinstance(node, cst.Subscript):
+        node = node.value
+    if isinstance(node, cst.Attribute):
+        return dotted_name(node.value)
+    return None
+
+
+def _name(node: cst.BaseExpression) -> str:
+    return dotted_name(_unwrapped(node)) or ""
+
+
+def _same_collection(a: cst.BaseExpression, b: cst.BaseExpression) -> bool:
+    if not isinstance(a, cst.Subscript) or not isinstance(b, cst.Subscript):
+        return False
+    return _same_value(a.value, b.value)
+
+
+def _same_value(a: cst.BaseExpression, b: cst.BaseExpression) -> bool:
+    first, second = dotted_name(_unwrapped(a)), dotted_name(_unwrapped(b))
+    return first is not None and first == second
+
+
+def _parameters(function: cst.FunctionDef) -> list[cst.Param]:
+    p = function.params
+    return [*p.posonly_params, *p.params, *p.kwonly_params]

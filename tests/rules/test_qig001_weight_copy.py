@@ -120,6 +120,69 @@ FLAGGED = {
             def absorb(self, other):
                 self.load_state_dict(other.state_dict())  # 4
     """,
+    "blend-of-two-models-per-key-then-loaded": """
+        def pull_toward(donor, receiver, rate):
+            theirs = donor.head.state_dict()
+            mine = receiver.head.state_dict()
+            merged = {}
+            for name in theirs:
+                if name in mine:
+                    d, r = theirs[name], mine[name]
+                    step = r * (1 - rate) + d * rate
+                    merged[name] = step
+                else:
+                    merged[name] = mine.get(name, theirs[name])
+            receiver.head.load_state_dict(merged)  # 13
+    """,
+    "two-parents-averaged-into-a-child": """
+        def offspring(mother, father, child, mix):
+            a_sd = mother.body.state_dict()
+            b_sd = father.body.state_dict()
+            c_sd = child.body.state_dict()
+            out = {}
+            for key in a_sd:
+                parents = a_sd[key] * mix + b_sd[key] * (1 - mix)
+                out[key] = c_sd[key] * 0.3 + parents * 0.7
+            child.body.load_state_dict(out)  # 10
+    """,
+    "key-by-key-copy-into-own-state-dict-then-loaded": """
+        def adopt(src_net, dst_net):
+            dst_sd = dst_net.state_dict()
+            src_sd = src_net.state_dict()
+            for k in dst_sd:
+                dst_sd[k] = src_sd[k].clone()
+            dst_net.load_state_dict(dst_sd)  # 7
+    """,
+    "key-by-key-in-place-copy-into-state-dict": """
+        def mirror(left, right):
+            left_sd, right_sd = left.state_dict(), right.state_dict()
+            for k in left_sd:
+                left_sd[k].copy_(right_sd[k])  # 5
+    """,
+    "weight-dict-from-another-models-parameters": """
+        def warm(teacher, student):
+            sd = {n: p.detach().clone() for n, p in teacher.named_parameters()}
+            student.load_state_dict(sd, strict=False)  # 4
+    """,
+    "model-deep-copies-itself-into-a-new-kernel": """
+        import copy
+        import torch.nn as nn
+
+        class Kernel(nn.Module):
+            def forward(self, x):
+                return x
+
+            def spawn(self, mutation):
+                child = copy.deepcopy(self)  # 10
+                child.basin = self.basin + mutation
+                return child
+    """,
+    "update-with-other-models-entries": """
+        def graft(a, b):
+            sd = a.state_dict()
+            sd.update({k: v for k, v in b.state_dict().items() if k.startswith("enc")})
+            a.load_state_dict(sd)  # 5
+    """,
 }
 
 QUIET = {
@@ -227,6 +290,68 @@ QUIET = {
     """,
     "own-state-reload": """
         model.load_state_dict(model.state_dict())
+    """,
+    "same-model-surgery-grows-its-own-rows": """
+        import torch
+
+        def grow(model, extra_rows):
+            sd = model.state_dict()
+            sd["emb.weight"] = torch.cat([sd["emb.weight"], extra_rows])
+            for k in sd:
+                sd[k] = sd[k].float()
+            model.load_state_dict(sd)
+    """,
+    "deep-copies-that-are-not-new-kernels": """
+        import copy
+
+        class Kernel(nn.Module):
+            def forward(self, x):
+                return x
+
+            def snapshot(self):
+                best = copy.deepcopy(self)
+                return best
+
+        class Settings:
+            def variant(self):
+                other = copy.deepcopy(self)
+                other.name = "variant"
+                return other
+    """,
+    "own-parameters-dict-reloaded": """
+        def reset(student):
+            own = {n: p.detach().clone() for n, p in student.named_parameters()}
+            student.load_state_dict(own)
+    """,
+    "ema-blend-per-key-into-the-shadow": """
+        def ema_step(ema_model, model, decay):
+            shadow = ema_model.state_dict()
+            live = model.state_dict()
+            for k in shadow:
+                shadow[k] = decay * shadow[k] + (1 - decay) * live[k]
+            ema_model.load_state_dict(shadow)
+    """,
+    "shapes-only-of-another-models-entries": """
+        import torch
+
+        def reset_like(template, net):
+            t_sd = template.state_dict()
+            fresh = {}
+            for k in t_sd:
+                fresh[k] = torch.zeros_like(t_sd[k])
+            noise = {k: torch.randn(v.shape) for k, v in t_sd.items()}
+            net.load_state_dict(fresh)
+            net.load_state_dict(noise)
+    """,
+    "checkpoint-entries-renamed-then-restored": """
+        import torch
+
+        def restore(model, path):
+            ckpt = torch.load(path, weights_only=True)
+            sd = {}
+            for k, v in ckpt["model"].items():
+                sd[k.replace("module.", "")] = v
+            model.load_state_dict(sd)
     """,
     "ema-and-target-network-initialisation": """
         ema_model.load_state_dict(model.state_dict())
