@@ -264,7 +264,11 @@ class DirectBasinAssignment(Rule):
 
     def _owns(self, receiver: cst.BaseExpression) -> bool:
         """True for ``self`` in a method: a class writing its own attribute (in its
-        ``__init__``, its setter or any other method) is where the write belongs."""
+        ``__init__``, its setter or any other method) is where the write belongs. A
+        function's ``self`` parameter outside a class is taken the same way (a method
+        defined apart and attached to its class)."""
+        if isinstance(receiver, cst.Name) and receiver.value == "self":
+            return True
         scopes = self.context.scopes.scopes
         for index in range(len(scopes) - 1, 0, -1):
             klass = scopes[index - 1].node

@@ -435,3 +435,15 @@ def test_trigger_skips_reads_of_the_basin(source: str) -> None:
 )
 def test_trigger_accepts_odd_writes(source: str) -> None:
     assert DirectBasinAssignment.could_match(source, Config())
+
+
+def test_self_outside_a_class_is_the_instance_too() -> None:
+    source = """
+        class Kernel:
+            def set_basin(self, basin):
+                self.basin = basin
+
+        def mix(self, peer):  # attached to Kernel elsewhere
+            self.basin = 0.8 * self.basin + 0.2 * peer.basin
+    """
+    assert _lines(source) == []
