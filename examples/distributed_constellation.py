@@ -118,6 +118,7 @@ def main() -> None:
                 line = f"{r:>4}  {role:<8}  {float(before[r]):8.4f}  {float(after[r]):8.4f}"
                 print(f"{line}  {ratio}")
             print(f"finished in {time.perf_counter() - started:.1f} s")
+        dist.barrier()  # no rank tears the group down while another still uses it
     finally:
         dist.destroy_process_group()
 

@@ -54,6 +54,7 @@ def main() -> None:
             },
             out / f"rank{rank}.pt",
         )
+        dist.barrier()  # no rank tears the group down while another still uses it
     finally:
         dist.destroy_process_group()
 
