@@ -482,16 +482,7 @@ class SleepFreshData(Rule):
     def _report_random(
         self, part: cst.CSTNode, origin: cst.CSTNode, use: str, frame: _Frame
     ) -> None:
-        if id(origin) in self._reported:
-            return
-        self._reported.add(id(origin))
-        via = "" if part is origin else f" (through `{self.context.code_for(part)}`)"
-        self.report(
-            origin,
-            f"random data `{self.context.code_for(origin)}`{via} {use} in sleep code "
-            f"`{frame.name}`; consolidation uses no new data, only alignment to the stored "
-            "basin",
-        )
+        self._report_origin("random data", part, origin, use, frame)
 
     def _report_new(
         self,
@@ -502,13 +493,25 @@ class SleepFreshData(Rule):
         at: cst.CSTNode | None = None,
     ) -> None:
         """Report new data at ``at`` (a basin write), else where it came from."""
+        self._report_origin("new data", part, origin, use, frame, at)
+
+    def _report_origin(
+        self,
+        what: str,
+        part: cst.CSTNode,
+        origin: cst.CSTNode,
+        use: str,
+        frame: _Frame,
+        at: cst.CSTNode | None = None,
+    ) -> None:
+        """One finding per origin of ``what``, naming the value it flowed through."""
         if id(origin) in self._reported:
             return
         self._reported.add(id(origin))
         via = "" if part is origin else f" (through `{self.context.code_for(part)}`)"
         self.report(
             at or origin,
-            f"new data `{self.context.code_for(origin)}`{via} {use} in sleep code "
+            f"{what} `{self.context.code_for(origin)}`{via} {use} in sleep code "
             f"`{frame.name}`; consolidation uses no new data, only alignment to the stored "
             "basin",
         )

@@ -12,7 +12,6 @@ Lightning), in any combination, are removed.
 
 from __future__ import annotations
 
-import hashlib
 import json
 import os
 import pickle
@@ -25,6 +24,7 @@ import torch
 from torch import Tensor
 
 from qig_guard.basin import save_basin
+from qig_guard.basin.verify import file_sha256
 from qig_guard.runtime.matcher import fisher_fields
 from qig_guard.runtime.model import QIGKernelRecursive
 from qig_guard.runtime.modes import evaluation
@@ -55,14 +55,6 @@ _SAFETENSORS_DTYPES = {
 
 class CheckpointError(ValueError):
     """A checkpoint that is refused (format, size, corruption) or does not fit the model."""
-
-
-def _sha256(path: Path) -> str:
-    digest = hashlib.sha256()
-    with path.open("rb") as handle:
-        for chunk in iter(lambda: handle.read(1 << 20), b""):
-            digest.update(chunk)
-    return digest.hexdigest()
 
 
 def _read_safetensors(path: Path, size: int, max_tensors: int) -> dict[str, Tensor]:
@@ -255,7 +247,7 @@ def extract_basin_from_checkpoint(
     options: dict[str, Any] = {
         "source_model": path.stem,
         "extracted_from": _provenance_path(path),
-        "checkpoint_sha256": _sha256(path),
+        "checkpoint_sha256": file_sha256(path),
         "expected_dim": None,  # the model's own basin dimension, whatever it is
     }
     if all(key in state for key in FISHER_KEYS):
