@@ -46,6 +46,46 @@ def _contains(root: cst.CSTNode, target: cst.CSTNode) -> bool:
     return False
 
 
+class SourceOrder:
+    """``order(node, root)``: ``(first, last)``, the pre-order indices within ``root``
+    of ``node`` and of the last node below it, so that comparing them answers "before"
+    and "inside" in source order without generating any code (one walk per root, on
+    first use: a function rather than the whole module, where that is enough)."""
+
+    def __init__(self) -> None:
+        self._spans: dict[int, dict[int, tuple[int, int]]] = {}
+
+    def __call__(self, node: cst.CSTNode, root: cst.CSTNode) -> tuple[int, int]:
+        spans = self._spans.get(id(root))
+        if spans is None:
+            spans = self._spans[id(root)] = _walk(root)
+        return spans[id(node)]
+
+
+def _walk(root: cst.CSTNode) -> dict[int, tuple[int, int]]:
+    spans: dict[int, tuple[int, int]] = {}
+    firsts: dict[int, int] = {}
+    counter = 0
+    stack: list[tuple[cst.CSTNode, bool]] = [(root, False)]
+    while stack:
+        node, done = stack.pop()
+        if done:
+            spans[id(node)] = (firsts[id(node)], counter - 1)
+            continue
+        firsts[id(node)] = counter
+        counter += 1
+        stack.append((node, True))
+        children: list[cst.CSTNode] = []
+        for name in _children(type(node)):
+            value = getattr(node, name)
+            if isinstance(value, cst.CSTNode):
+                children.append(value)
+            elif type(value) is tuple or type(value) is list:
+                children.extend(item for item in value if isinstance(item, cst.CSTNode))
+        stack.extend((child, False) for child in reversed(children))
+    return spans
+
+
 class StatementPositions:
     """``positions(node)``: the node's :class:`CodeRange` in ``module``.
 

@@ -50,3 +50,22 @@ def test_fast_walk_matches_libcst_visit(monkeypatch: pytest.MonkeyPatch) -> None
     assert sum(map(len, fast)) > 20
     for (name, _), found, expected in zip(sources, fast, slow, strict=True):
         assert [f.to_dict() for f in found] == [f.to_dict() for f in expected], name
+
+
+def test_source_order_answers_before_and_inside() -> None:
+    import libcst as cst
+
+    from qig_guard.positions import SourceOrder
+
+    module = cst.parse_module("def f(a):\n    x = a + 1\n    y = x * 2\n    return y\n")
+    function = module.body[0]
+    assert isinstance(function, cst.FunctionDef)
+    first, second, _ = function.body.body
+    x_value = first.body[0].value  # type: ignore[attr-defined]
+    y_value = second.body[0].value  # type: ignore[attr-defined]
+    order = SourceOrder()
+    for root in (module, function):
+        start, end = order(first, root)
+        assert order(x_value, root)[0] > start and order(x_value, root)[1] <= end  # inside
+        assert order(x_value, root)[0] < order(y_value, root)[0]  # before
+        assert order(y_value, root)[0] > end  # after the first statement

@@ -117,15 +117,14 @@ class DistanceValues(BasinValues):
         values = super().bound_values(name)
         if values is None or len(values) < 2 or self.before is None:
             return values
-        limit = self._start(self.before)
+        scope, _ = self.flow()  # the values and the expression are all within it
+        limit = self.context.order(self.before, scope)[0]
         reaching = [
-            v for v in values if not isinstance(v, cst.BaseExpression) or self._start(v) < limit
+            v
+            for v in values
+            if not isinstance(v, cst.BaseExpression) or self.context.order(v, scope)[0] < limit
         ]
         return reaching or None
-
-    def _start(self, node: cst.CSTNode) -> tuple[int, int]:
-        start = self.context.position(node).start
-        return start.line, start.column
 
     def _call_kind(self, node: cst.Call) -> Kind | None:
         found = super()._call_kind(node)

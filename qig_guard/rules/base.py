@@ -25,7 +25,7 @@ from qig_guard.batching import VisitorFunction, visitor_names
 from qig_guard.config import Config
 from qig_guard.facts.project import EMPTY, ProjectFacts
 from qig_guard.findings import Edit, Finding, Fix
-from qig_guard.positions import StatementPositions
+from qig_guard.positions import SourceOrder, StatementPositions
 from qig_guard.resolve import ScopeTracker, dotted_name
 
 
@@ -58,10 +58,24 @@ class FileContext:
         self.scopes = scopes
         self.findings: list[Finding] = []
         self._positions: Callable[[cst.CSTNode], CodeRange] | None = None
+        self._order: SourceOrder | None = None
 
     @property
     def module(self) -> cst.Module:
         return self.wrapper.module
+
+    def order(self, node: cst.CSTNode, root: cst.CSTNode | None = None) -> tuple[int, int]:
+        """``(first, last)`` pre-order indices of ``node`` and of its last descendant
+        within ``root`` (default: the module): a cheap stand-in for positions when only
+        "before" or "inside" matters."""
+        if self._order is None:
+            self._order = SourceOrder()
+        if root is not None:
+            try:
+                return self._order(node, root)
+            except KeyError:  # not below ``root`` after all: order it in the module
+                pass
+        return self._order(node, self.module)
 
     def position(self, node: cst.CSTNode) -> CodeRange:
         """The node's source range (tracked only in the top-level statements asked about)."""

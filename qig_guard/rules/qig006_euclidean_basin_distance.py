@@ -758,18 +758,14 @@ class EuclideanBasinDistance(BasinRule):
         """A local name whose assigned value contains ``node`` appears in the enclosing
         function's code where ``template`` (with ``{name}``) matches."""
         scope, flow = self.values.flow()
-        span = self.context.position(node)
-        start, end = (span.start.line, span.start.column), (span.end.line, span.end.column)
+        start, end = self.context.order(node, scope)
         code: str | None = None
         for name, values in flow.values.items():
             for value in values:
                 if not isinstance(value, cst.BaseExpression):
                     continue
-                bound = self.context.position(value)
-                if (bound.start.line, bound.start.column) <= start and end <= (
-                    bound.end.line,
-                    bound.end.column,
-                ):
+                first, last = self.context.order(value, scope)
+                if first <= start and end <= last:
                     break
             else:
                 continue
@@ -878,6 +874,8 @@ class EuclideanBasinDistance(BasinRule):
 
     def _is_module_call(self, node: cst.Call) -> bool:
         """``nn.MSELoss()(a, b)``, or a name / ``self.attr`` bound to such a module."""
+        if not self._mentions_modules:  # cheap: no such module named, no such call
+            return False
         if not self._has_basin_operand(argument(node, 0, "input"), argument(node, 1, "target")):
             return False
         return self._is_module(node.func)
