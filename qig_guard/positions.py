@@ -30,6 +30,18 @@ def _children(cls: type) -> tuple[str, ...]:
     return _field_names(cls, skip_trivia=True)
 
 
+def _child_nodes(node: cst.CSTNode) -> list[cst.CSTNode]:
+    """The node's children in source order (trivia nodes left out)."""
+    children: list[cst.CSTNode] = []
+    for name in _children(type(node)):
+        value = getattr(node, name)
+        if isinstance(value, cst.CSTNode):
+            children.append(value)
+        elif type(value) is tuple or type(value) is list:
+            children.extend(item for item in value if isinstance(item, cst.CSTNode))
+    return children
+
+
 def _contains(root: cst.CSTNode, target: cst.CSTNode) -> bool:
     """Whether ``target`` is ``root`` or below it (trivia nodes are not searched)."""
     stack = [root]
@@ -37,12 +49,7 @@ def _contains(root: cst.CSTNode, target: cst.CSTNode) -> bool:
         node = stack.pop()
         if node is target:
             return True
-        for name in _children(type(node)):
-            value = getattr(node, name)
-            if isinstance(value, cst.CSTNode):
-                stack.append(value)
-            elif type(value) is tuple or type(value) is list:
-                stack.extend(item for item in value if isinstance(item, cst.CSTNode))
+        stack.extend(_child_nodes(node))
     return False
 
 
@@ -75,14 +82,7 @@ def _walk(root: cst.CSTNode) -> dict[int, tuple[int, int]]:
         firsts[id(node)] = counter
         counter += 1
         stack.append((node, True))
-        children: list[cst.CSTNode] = []
-        for name in _children(type(node)):
-            value = getattr(node, name)
-            if isinstance(value, cst.CSTNode):
-                children.append(value)
-            elif type(value) is tuple or type(value) is list:
-                children.extend(item for item in value if isinstance(item, cst.CSTNode))
-        stack.extend((child, False) for child in reversed(children))
+        stack.extend((child, False) for child in reversed(_child_nodes(node)))
     return spans
 
 

@@ -446,11 +446,11 @@ class SleepFreshData(Rule):
             # around, or be a mean of new data; anything random or new feeds no model.
             randoms = to_model or not self._perturbs(arg.value, frame)
             for part, origin in self._random_parts(arg.value, frame) if randoms else ():
-                self._report_random(part, origin, use, frame)
+                self._report_origin("random data", part, origin, use, frame)
                 return  # one finding per call
             data = to_model or self._aggregates(arg.value, frame)
             for part, origin in self._data_parts(arg.value, frame) if data else ():
-                self._report_new(part, origin, use, frame)
+                self._report_origin("new data", part, origin, use, frame)
                 return
 
     def _perturbs(self, node: cst.CSTNode, frame: _Frame) -> bool:
@@ -479,22 +479,6 @@ class SleepFreshData(Rule):
                 return True
         return any(self._aggregates(child, frame) for child in node.children)
 
-    def _report_random(
-        self, part: cst.CSTNode, origin: cst.CSTNode, use: str, frame: _Frame
-    ) -> None:
-        self._report_origin("random data", part, origin, use, frame)
-
-    def _report_new(
-        self,
-        part: cst.CSTNode,
-        origin: cst.CSTNode,
-        use: str,
-        frame: _Frame,
-        at: cst.CSTNode | None = None,
-    ) -> None:
-        """Report new data at ``at`` (a basin write), else where it came from."""
-        self._report_origin("new data", part, origin, use, frame, at)
-
     def _report_origin(
         self,
         what: str,
@@ -504,7 +488,8 @@ class SleepFreshData(Rule):
         frame: _Frame,
         at: cst.CSTNode | None = None,
     ) -> None:
-        """One finding per origin of ``what``, naming the value it flowed through."""
+        """One finding per origin of ``what`` (random or new data), at ``at`` (a basin
+        write) or else where the data came from, naming the value it flowed through."""
         if id(origin) in self._reported:
             return
         self._reported.add(id(origin))
@@ -530,7 +515,7 @@ class SleepFreshData(Rule):
                 and not self._perturbs(each, frame)
             ):
                 for part, origin in self._random_parts(each, frame):
-                    self._report_random(part, origin, "returned as a basin", frame)
+                    self._report_origin("random data", part, origin, "returned as a basin", frame)
 
     def visit_Assign(self, node: cst.Assign) -> None:
         self._assigned([t.target for t in node.targets], node.value)
@@ -553,9 +538,11 @@ class SleepFreshData(Rule):
         output = isinstance(value, cst.Call) and self._is_model(value.func)
         if stored:
             for part, origin in randoms:
-                self._report_random(part, origin, "used as a basin", frame)
+                self._report_origin("random data", part, origin, "used as a basin", frame)
             for part, origin in data[:1] if not output else ():
-                self._report_new(part, origin, "made into the stored basin", frame, at=value)
+                self._report_origin(
+                    "new data", part, origin, "made into the stored basin", frame, value
+                )
         perturbs = bool(randoms) and self._perturbs(value, frame)
         for target in targets:
             for name in target_names(target) if isinstance(target, cst.Name) else ():
