@@ -76,12 +76,14 @@ class _SquaredGradient(cst.CSTVisitor):
         return not self.found
 
 
+@lru_cache(maxsize=256)  # nodes hash by identity; a nested def asks again of its outers
 def _estimates_fisher(function: cst.FunctionDef) -> bool:
     visitor = _SquaredGradient()
     function.body.visit(visitor)
     return visitor.found
 
 
+@lru_cache(maxsize=1024)
 def is_test_file(path: str, root: Path) -> bool:
     """A test module by pytest's and unittest's conventions: ``test_*.py``,
     ``*_test.py``, ``conftest.py``, or a module in a ``tests``/``test`` folder of the

@@ -606,7 +606,9 @@ class OceanTraining(Rule):
         dotted = dotted_name(base)
         if dotted is None:
             return
-        moves = moves_toward(value, self._frozen_basin)
+        # a blend needs the frozen basin among the values read (cheap test first)
+        reads_frozen = any(map(self._frozen_basin, reads(value)))
+        moves = reads_frozen and moves_toward(value, self._frozen_basin)
         blended = moves or (isinstance(value, cst.Name) and self._blended(value.value))
         if blended and self._frozen_basin(dotted):
             self._report_move(node, dotted)
@@ -617,7 +619,7 @@ class OceanTraining(Rule):
                 locals_[dotted] = "blend"
             elif alias and self._frozen_basin(dotted_name(value) or ""):
                 locals_[dotted] = "alias"
-            elif any(map(self._frozen_basin, reads(value))) or dotted in locals_:
+            elif reads_frozen or dotted in locals_:
                 locals_[dotted] = "value"  # read or copied from it, not the basin itself
 
     def visit_AugAssign(self, node: cst.AugAssign) -> None:
