@@ -18,7 +18,7 @@ import libcst as cst
 from libcst.metadata import CodePosition, CodeRange, MetadataWrapper, PositionProvider
 from libcst.metadata.position_provider import NEWLINE_RE
 
-from qig_guard.walk import _field_names
+from qig_guard.walk import _field_names, child_nodes
 
 
 def _lines(code: str) -> int:
@@ -32,14 +32,7 @@ def _children(cls: type) -> tuple[str, ...]:
 
 def _child_nodes(node: cst.CSTNode) -> list[cst.CSTNode]:
     """The node's children in source order (trivia nodes left out)."""
-    children: list[cst.CSTNode] = []
-    for name in _children(type(node)):
-        value = getattr(node, name)
-        if isinstance(value, cst.CSTNode):
-            children.append(value)
-        elif type(value) is tuple or type(value) is list:
-            children.extend(item for item in value if isinstance(item, cst.CSTNode))
-    return children
+    return child_nodes(node, _children(type(node)))
 
 
 def _contains(root: cst.CSTNode, target: cst.CSTNode) -> bool:

@@ -66,6 +66,18 @@ def _field_names(cls: type, skip_trivia: bool) -> tuple[str, ...]:
 _Entry = tuple[tuple[str, ...], tuple[VisitorFunction, ...], tuple[VisitorFunction, ...]]
 
 
+def child_nodes(node: cst.CSTNode, fields: tuple[str, ...]) -> list[cst.CSTNode]:
+    """The nodes held in ``fields`` of ``node``, in field order."""
+    found: list[cst.CSTNode] = []
+    for field in fields:
+        value = getattr(node, field)
+        if isinstance(value, cst.CSTNode):
+            found.append(value)
+        elif type(value) is tuple or type(value) is list:
+            found.extend(item for item in value if isinstance(item, cst.CSTNode))
+    return found
+
+
 def walk_batched(wrapper: MetadataWrapper, visitors: Sequence[cst.BatchableCSTVisitor]) -> None:
     """Run ``visitors`` over ``wrapper.module`` in one traversal, with their metadata."""
     tables = [visitor.get_visitors() for visitor in visitors]
@@ -80,16 +92,6 @@ def walk_batched(wrapper: MetadataWrapper, visitors: Sequence[cst.BatchableCSTVi
         made = (_field_names(cls, skip_trivia), visits, leaves)
         entries[cls] = made
         return made
-
-    def children(node: cst.CSTNode, fields: tuple[str, ...]) -> list[cst.CSTNode]:
-        found: list[cst.CSTNode] = []
-        for field in fields:
-            value = getattr(node, field)
-            if isinstance(value, cst.CSTNode):
-                found.append(value)
-            elif type(value) is tuple or type(value) is list:
-                found.extend(item for item in value if isinstance(item, cst.CSTNode))
-        return found
 
     def walk(root: cst.CSTNode) -> None:
         # An explicit stack, not recursion: a 400-term sum or 500 implicitly
@@ -106,7 +108,7 @@ def walk_batched(wrapper: MetadataWrapper, visitors: Sequence[cst.BatchableCSTVi
             for visit in visits:
                 visit(node)
             stack.append((node, True))
-            stack.extend((child, False) for child in reversed(children(node, fields)))
+            stack.extend((child, False) for child in reversed(child_nodes(node, fields)))
 
     with ExitStack() as stack:
         for visitor in visitors:

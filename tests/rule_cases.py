@@ -9,6 +9,20 @@ from qig_guard.config import Config
 from qig_guard.findings import Finding
 from qig_guard.rules.base import Rule
 
+# A project's own matcher: it defines the basin setter and models keep one in
+# `basin_matcher`, so the project index shows what `x.basin_matcher` holds and the QIG002
+# fix of `model.basin_matcher.target_basin = b` is safe where this file is in the run.
+MATCHER_MODULE = """\
+class BasinMatcher:
+    def set_target_basin(self, basin):
+        self.target_basin = basin
+
+
+class Model:
+    def __init__(self):
+        self.basin_matcher = BasinMatcher()
+"""
+
 
 def rule_findings(
     rules: type[Rule] | list[type[Rule]], source: str, config: Config | None = None

@@ -9,21 +9,12 @@ import sys
 from pathlib import Path
 
 import pytest
+from rule_cases import MATCHER_MODULE
 
 from qig_guard.cli import main
 
 COPY = "student.load_state_dict(teacher.state_dict())\n"  # QIG001, no fix
-SAFE = "model.basin_matcher.target_basin = new_basin\n"  # QIG002, safe fix beside MATCHER
-# The project's matcher: it defines the setter and models keep one in `basin_matcher`, so
-# the project index makes SAFE's fix safe when this file is part of the run.
-MATCHER = (
-    "class BasinMatcher:\n"
-    "    def set_target_basin(self, basin):\n"
-    "        self.target_basin = basin\n\n\n"
-    "class Model:\n"
-    "    def __init__(self):\n"
-    "        self.basin_matcher = BasinMatcher()\n"
-)
+SAFE = "model.basin_matcher.target_basin = new_basin\n"  # QIG002, safe beside MATCHER_MODULE
 UNSAFE = 'import torch\n\nstate = torch.load(path, map_location="cpu")\n'  # QIG010, unsafe fix
 
 
@@ -359,7 +350,7 @@ def test_summary_counts_fixable_and_hidden_fixes(
     project: Path, capsys: pytest.CaptureFixture[str]
 ) -> None:
     write(project / "a.py", SAFE)
-    write(project / "matcher.py", MATCHER)
+    write(project / "matcher.py", MATCHER_MODULE)
     write(project / "b.py", UNSAFE)
     write(project / "c.py", COPY)
     _, _, err = check(capsys)
@@ -377,7 +368,7 @@ def test_summary_counts_fixable_and_hidden_fixes(
 
 def test_show_fixes_lists_what_fix_fixed(project: Path, capsys: pytest.CaptureFixture[str]) -> None:
     write(project / "a.py", SAFE + SAFE.replace("new_basin", "other"))
-    write(project / "matcher.py", MATCHER)
+    write(project / "matcher.py", MATCHER_MODULE)
     write(project / "c.py", COPY)
     code, out, err = check(capsys, "--fix", "--show-fixes")
     assert code == 1 and out == [out[0]] and out[0].startswith("c.py:1:1: QIG001")

@@ -5,7 +5,7 @@ from __future__ import annotations
 import textwrap
 
 import pytest
-from rule_cases import rule_findings
+from rule_cases import MATCHER_MODULE, rule_findings
 
 from qig_guard.checker import check_source
 from qig_guard.config import Config
@@ -202,20 +202,7 @@ def test_configured_attribute_setter_and_owner() -> None:
     assert finding.fix.edits[0].content == "m.anchor.set_identity(b)"
 
 
-# The project's own classes: BasinMatcher defines the setter and models keep one in
-# `basin_matcher`, so the index knows what `x.basin_matcher` is.
-OWNER = """\
-class BasinMatcher:
-    def set_target_basin(self, basin):
-        self.target_basin = basin
-
-
-class Model:
-    def __init__(self):
-        self.basin_matcher = BasinMatcher()
-
-
-"""
+OWNER = MATCHER_MODULE + "\n\n"  # the index then knows what `x.basin_matcher` is
 
 
 @pytest.mark.parametrize(

@@ -8,6 +8,7 @@ import sys
 from pathlib import Path
 
 import pytest
+from rule_cases import MATCHER_MODULE
 
 from qig_guard import runner
 from qig_guard.basin import save_basin, validate_basin_file
@@ -237,14 +238,7 @@ def test_a_buffer_is_checked_with_the_workspace_index(tmp_path: Path) -> None:
     projects = Projects(use_cache=False)
     (finding,) = check_document(tmp_path / "a.py", text, projects)
     assert finding.fix is not None and not finding.fix.safe  # nothing says what it holds
-    (tmp_path / "matcher.py").write_text(
-        "class BasinMatcher:\n"
-        "    def set_target_basin(self, basin):\n"
-        "        self.target_basin = basin\n\n\n"
-        "class Model:\n"
-        "    def __init__(self):\n"
-        "        self.basin_matcher = BasinMatcher()\n"
-    )
+    (tmp_path / "matcher.py").write_text(MATCHER_MODULE)  # makes the QIG002 fix safe
     fresh = Projects(use_cache=False)  # (a live one looks again after FACTS_INTERVAL)
     (finding,) = check_document(tmp_path / "a.py", text, fresh)
     assert finding.fix is not None and finding.fix.safe

@@ -8,6 +8,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+from rule_cases import MATCHER_MODULE
 
 pytest.importorskip("pygls", reason="the language server needs qig-guard[server]")
 
@@ -23,16 +24,7 @@ FIXED = "def retarget(model, b):\n    model.basin_matcher.set_target_basin(b)\n"
 def project(tmp_path_factory: pytest.TempPathFactory) -> Path:
     root = tmp_path_factory.mktemp("project")
     (root / "pyproject.toml").write_text('[tool.qig-guard]\nexclude = ["generated/**"]\n')
-    # The project's matcher: the workspace index shows `basin_matcher` holds a class
-    # that defines the setter, so the QIG002 fix is safe.
-    (root / "matcher.py").write_text(
-        "class BasinMatcher:\n"
-        "    def set_target_basin(self, basin):\n"
-        "        self.target_basin = basin\n\n\n"
-        "class Model:\n"
-        "    def __init__(self):\n"
-        "        self.basin_matcher = BasinMatcher()\n"
-    )
+    (root / "matcher.py").write_text(MATCHER_MODULE)  # makes the QIG002 fix safe
     return root
 
 
