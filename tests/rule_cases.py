@@ -4,10 +4,13 @@ from __future__ import annotations
 
 import textwrap
 
-from qig_guard.checker import check_source
+from qig_guard.checker import FileResult, check_text
+from qig_guard.checker import check_source as gated_check
 from qig_guard.config import Config
+from qig_guard.facts.project import ProjectFacts
 from qig_guard.findings import Finding
 from qig_guard.rules.base import Rule
+from qig_guard.source import SourceError, decode
 
 # A project's own matcher: it defines the basin setter and models keep one in
 # `basin_matcher`, so the project index shows what `x.basin_matcher` holds and the QIG002
@@ -22,6 +25,32 @@ class Model:
     def __init__(self):
         self.basin_matcher = BasinMatcher()
 """
+
+
+def _keys(result: FileResult) -> list[tuple[object, ...]]:
+    return [(*f.sort_key, f.end_line, f.end_column, f.message, f.fix) for f in result.findings]
+
+
+def check_source(
+    path: str,
+    data: bytes,
+    config: Config,
+    rules: list[type[Rule]],
+    project: ProjectFacts | None = None,
+) -> FileResult:
+    """``checker.check_source``, proven to agree with a plain run: every selected rule
+    over the whole file, no gate, no slicing (the trigger-agreement check)."""
+    gated = gated_check(path, data, config, rules, project)
+    try:
+        source, _ = decode(data, config.max_file_size)
+    except SourceError:
+        return gated  # not decoded: nothing to compare
+    plain = check_text(path, source, config, [r for r in rules if r.code != "QIG000"], project)
+    rule_codes = {rule.code for rule in rules} - {"QIG000"}
+    assert [k for k in _keys(gated) if k[3] in rule_codes] == [
+        k for k in _keys(plain) if k[3] in rule_codes
+    ], f"a gate dropped or changed findings in {path}"
+    return gated
 
 
 def rule_findings(

@@ -3,8 +3,8 @@
 from __future__ import annotations
 
 import pytest
+from rule_cases import check_source
 
-from qig_guard.checker import check_source
 from qig_guard.config import Config
 from qig_guard.fixer import fix_source
 from qig_guard.rules import all_codes, load_rule

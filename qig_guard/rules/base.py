@@ -25,6 +25,7 @@ from qig_guard.batching import VisitorFunction, visitor_names
 from qig_guard.config import Config
 from qig_guard.facts.project import EMPTY, ProjectFacts
 from qig_guard.findings import Edit, Finding, Fix
+from qig_guard.gates import Gate
 from qig_guard.positions import SourceOrder, StatementPositions
 from qig_guard.resolve import ScopeTracker, dotted_name
 
@@ -121,6 +122,9 @@ class Rule(cst.BatchableCSTVisitor):
     summary: ClassVar[str]
     VALID: ClassVar[Sequence[str]] = ()
     INVALID: ClassVar[Sequence[Invalid]] = ()
+    # What must hold in a unit of code for the rule to report there (see gates);
+    # ``None``: the rule reads whole files that its ``could_match`` text trigger passes.
+    gate: ClassVar[Gate | None] = None
 
     def __init__(self, context: FileContext) -> None:
         super().__init__()

@@ -6,9 +6,8 @@ import textwrap
 from dataclasses import replace
 
 import pytest
-from rule_cases import rule_findings
+from rule_cases import check_source, rule_findings
 
-from qig_guard.checker import check_source
 from qig_guard.config import Config
 from qig_guard.rules.qig007_sleep_train_mode import SleepTrainMode
 

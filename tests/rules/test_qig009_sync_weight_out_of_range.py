@@ -10,9 +10,8 @@ from pathlib import Path
 import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
-from rule_cases import rule_findings
+from rule_cases import check_source, rule_findings
 
-from qig_guard.checker import check_source
 from qig_guard.config import Config
 from qig_guard.rules.qig009_sync_weight_out_of_range import SyncWeightOutOfRange
 

@@ -5,9 +5,8 @@ from __future__ import annotations
 import textwrap
 
 import pytest
-from rule_cases import rule_findings
+from rule_cases import check_source, rule_findings
 
-from qig_guard.checker import check_source
 from qig_guard.config import Config
 from qig_guard.fixer import fix_source
 from qig_guard.rules.base import Rule

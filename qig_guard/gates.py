@@ -1,0 +1,208 @@
+"""Gates: the cheap facts a rule declares must hold in a unit of code for it to fire.
+
+A rule states its gate as data (``gate = Identifiers("load_state_dict") | ...``); the
+engine evaluates every selected rule's gate once per unit of a file (see
+:mod:`qig_guard.slicing`) over the unit's identifiers, read from its text without
+parsing. A file no gate selects is not parsed; of the others, only the selected units
+are. A gate must never reject a unit in which its rule would report: the
+trigger-agreement tests run every rule case, gated and plain, and compare.
+
+Identifiers are read from the whole text (strings and comments too), and an import
+alias also counts as the name it imports (``from torch import save as s`` puts
+``save`` in every unit that says ``s``), so a gate only ever over-approximates.
+"""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Iterable, Mapping
+from dataclasses import dataclass, field
+from functools import cached_property
+from typing import TYPE_CHECKING
+
+from qig_guard.names import matches_any, name_words
+
+if TYPE_CHECKING:
+    from qig_guard.config import Config
+    from qig_guard.facts.project import ProjectFacts
+
+_IDENTIFIER = re.compile(r"[^\W\d]\w*")
+_ALIAS = re.compile(r"([^\W\d]\w*)[ \t\\\n]+as[ \t\\\n]+([^\W\d]\w*)")
+_NUMBER = re.compile(
+    r"(?<![\w.])(?:\d[\d_]*\.?[\d_]*(?:[eE][-+]?\d+)?|\.\d[\d_]*(?:[eE][-+]?\d+)?)"
+)
+
+
+def identifiers(text: str) -> frozenset[str]:
+    return frozenset(_IDENTIFIER.findall(text))
+
+
+def aliases(source: str) -> dict[str, str]:
+    """``{alias: name}`` for each ``name as alias`` in ``source`` (imports, and also
+    ``with``/``except`` targets: a superset)."""
+    return {alias: name for name, alias in _ALIAS.findall(source)}
+
+
+@dataclass
+class FileScope:
+    """What gates may know of the file beyond the unit: the configuration, the
+    project index and the file's ``as`` aliases."""
+
+    config: Config
+    project: ProjectFacts
+    alias_of: Mapping[str, str] = field(default_factory=dict)
+    _matches: dict[tuple[str, tuple[str, ...]], bool] = field(default_factory=dict)
+
+    def matching(self, identifier: str, names: tuple[str, ...]) -> bool:
+        key = (identifier, names)
+        found = self._matches.get(key)
+        if found is None:
+            found = self._matches[key] = _may_match(identifier, names) and matches_any(
+                identifier, names
+            )
+        return found
+
+
+class Unit:
+    """A unit's text and the identifiers it uses."""
+
+    def __init__(self, text: str, scope: FileScope, context: Iterable[str] = ()) -> None:
+        self.text = text
+        found = set(_IDENTIFIER.findall(text))
+        found.update(context)
+        found.update(scope.alias_of[name] for name in found & scope.alias_of.keys())
+        self.identifiers = frozenset(found)
+
+    @cached_property
+    def numbers(self) -> tuple[float, ...]:
+        values = []
+        for literal in _NUMBER.findall(self.text):
+            try:
+                values.append(float(literal.replace("_", "")))
+            except ValueError:
+                continue
+        return tuple(values)
+
+
+def _may_match(identifier: str, names: tuple[str, ...]) -> bool:
+    """A cheap necessary condition for :func:`matches_any`: the identifier holds the
+    longest literal part of some name's words, in any case."""
+    lowered = identifier.lower()
+    return any(part in lowered for part in _spellings(names))
+
+
+_SPELLINGS: dict[tuple[str, ...], tuple[str, ...]] = {}
+
+
+def _spellings(names: tuple[str, ...]) -> tuple[str, ...]:
+    found = _SPELLINGS.get(names)
+    if found is None:
+        parts = []
+        for name in names:
+            for word in name_words(name):
+                literal = max(re.split(r"[*?\[\]!]", word), key=len)
+                parts.append(literal)
+        found = _SPELLINGS[names] = tuple(sorted(set(parts)))
+    return found
+
+
+class Gate:
+    """A condition on a unit; combine with ``&`` and ``|``."""
+
+    def holds(self, unit: Unit, scope: FileScope) -> bool:
+        raise NotImplementedError
+
+    def __and__(self, other: Gate) -> Gate:
+        return AllOf((self, other))
+
+    def __or__(self, other: Gate) -> Gate:
+        return AnyOf((self, other))
+
+
+@dataclass(frozen=True)
+class AllOf(Gate):
+    gates: tuple[Gate, ...]
+
+    def holds(self, unit: Unit, scope: FileScope) -> bool:
+        return all(gate.holds(unit, scope) for gate in self.gates)
+
+
+@dataclass(frozen=True)
+class AnyOf(Gate):
+    gates: tuple[Gate, ...]
+
+    def holds(self, unit: Unit, scope: FileScope) -> bool:
+        return any(gate.holds(unit, scope) for gate in self.gates)
+
+
+class Always(Gate):
+    """Every unit (a rule that reads the whole module)."""
+
+    def holds(self, unit: Unit, scope: FileScope) -> bool:
+        return True
+
+
+@dataclass(frozen=True, init=False)
+class Identifiers(Gate):
+    """The unit uses one of these identifiers (or an alias of one)."""
+
+    names: frozenset[str]
+
+    def __init__(self, *names: str) -> None:
+        object.__setattr__(self, "names", frozenset(names))
+
+    def holds(self, unit: Unit, scope: FileScope) -> bool:
+        return not self.names.isdisjoint(unit.identifiers)
+
+
+@dataclass(frozen=True, init=False)
+class Named(Gate):
+    """The unit uses an identifier that the configured names in these ``Config``
+    fields match by words (``basin_names``: ``ocean_basin``); with ``project``, or one
+    the project index knows holds a basin."""
+
+    fields: tuple[str, ...]
+    project: bool
+
+    def __init__(self, *fields: str, project: bool = False) -> None:
+        object.__setattr__(self, "fields", fields)
+        object.__setattr__(self, "project", project)
+
+    def holds(self, unit: Unit, scope: FileScope) -> bool:
+        names = _configured(scope.config, self.fields)
+        if any(scope.matching(identifier, names) for identifier in unit.identifiers):
+            return True
+        return self.project and scope.project.names_a_basin(unit.identifiers)
+
+
+def _configured(config: Config, fields: tuple[str, ...]) -> tuple[str, ...]:
+    names: list[str] = []
+    for name in fields:
+        value = getattr(config, name)
+        names.extend((value,) if isinstance(value, str) else value)
+    return tuple(names)
+
+
+@dataclass(frozen=True, init=False)
+class Text(Gate):
+    """The unit's text holds one of these fragments (an operator, a literal)."""
+
+    fragments: tuple[str, ...]
+
+    def __init__(self, *fragments: str) -> None:
+        object.__setattr__(self, "fragments", fragments)
+
+    def holds(self, unit: Unit, scope: FileScope) -> bool:
+        return any(fragment in unit.text for fragment in self.fragments)
+
+
+@dataclass(frozen=True)
+class NumberOutside(Gate):
+    """The unit holds a numeric literal outside the range in this ``Config`` field
+    (a literal written as ``-0.5`` is read as ``0.5``: both bounds are positive)."""
+
+    field: str
+
+    def holds(self, unit: Unit, scope: FileScope) -> bool:
+        low, high = getattr(scope.config, self.field)
+        return any(not low <= value <= high for value in unit.numbers)

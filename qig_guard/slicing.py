@@ -1,0 +1,247 @@
+"""Units of a module, and the module cut down to the units some rule's gate selects.
+
+libcst's parse is most of a check's time, and most of a real file is code no rule can
+flag. So the engine splits a file (with CPython's ``ast``, in C) into units:
+
+- each function defined at module level;
+- each member of a class defined at module level (a method, a nested class);
+- each other compound statement at module level that imports nothing
+  (``if __name__ == "__main__":`` blocks, loops);
+- the rest, always kept: the module's simple statements and import blocks, and each
+  kept class's own statements, decorators and header.
+
+Each rule's gate (see :mod:`qig_guard.gates`) reads each unit's identifiers; only the
+units some gate selects are handed to libcst. The others' lines are blanked, so every
+kept line keeps its number and columns: positions, fixes and ``# noqa`` comments need
+no mapping. The names a blanked unit binds are passed to name resolution (see
+:class:`~qig_guard.resolve.ScopeTracker`) so that they still shadow what they shadow.
+"""
+
+from __future__ import annotations
+
+import ast
+from collections.abc import Iterator, Sequence
+from dataclasses import dataclass, field
+
+from qig_guard.parsing import split_lines
+
+Owner = tuple[str, ...]  # () for the module, ("Model",) for the body of class Model
+
+_COMPOUND = (ast.If, ast.For, ast.AsyncFor, ast.While, ast.With, ast.AsyncWith, ast.Try)
+_DEFINITIONS = (ast.FunctionDef, ast.AsyncFunctionDef, ast.ClassDef)
+# Names that a plain assignment may bind to a well-known module (``torch = cc.torch``).
+_MODULE_NAMES = frozenset({"torch", "np", "numpy", "pickle"})
+
+
+@dataclass
+class Unit:
+    """Lines ``start``..``end`` (1-based, decorators included) of one statement."""
+
+    start: int
+    end: int
+    owner: Owner
+    binds: frozenset[str]
+    # The class this unit belongs to, when it is one's member or own statement.
+    enclosing: str | None = None
+    # Kept whatever the gates say (the module's simple statements and imports).
+    always: bool = False
+
+
+@dataclass
+class Layout:
+    """A module's units, and per class the units that hold it together."""
+
+    units: list[Unit] = field(default_factory=list)
+    # Per unit of a class: the units of its header and own statements (kept together).
+    scaffold: dict[int, list[int]] = field(default_factory=dict)
+    # Per class header unit: its member units (functions and nested classes).
+    members: dict[int, list[int]] = field(default_factory=dict)
+    line_count: int = 0
+
+
+def _first_line(node: ast.stmt) -> int:
+    decorators = getattr(node, "decorator_list", None)
+    return min([node.lineno, *(d.lineno for d in decorators)]) if decorators else node.lineno
+
+
+def _end_line(node: ast.stmt) -> int:
+    return node.end_lineno or node.lineno
+
+
+def _imports(node: ast.AST) -> bool:
+    return any(isinstance(child, (ast.Import, ast.ImportFrom)) for child in ast.walk(node))
+
+
+def _target_names(target: ast.expr) -> Iterator[str]:
+    if isinstance(target, ast.Name):
+        yield target.id
+    elif isinstance(target, (ast.Tuple, ast.List)):
+        for element in target.elts:
+            yield from _target_names(element)
+    elif isinstance(target, ast.Starred):
+        yield from _target_names(target.value)
+
+
+def bound_names(statements: Sequence[ast.stmt]) -> Iterator[str]:
+    """Names ``statements`` bind in their own scope, as the libcst binding collector
+    finds them: statements are walked, expressions and nested scopes are not."""
+    for node in statements:
+        if isinstance(node, _DEFINITIONS):
+            yield node.name
+        elif isinstance(node, ast.Assign):
+            for target in node.targets:
+                yield from _target_names(target)
+        elif isinstance(node, ast.AnnAssign):
+            if node.value is not None:
+                yield from _target_names(node.target)
+        elif isinstance(node, ast.AugAssign):
+            yield from _target_names(node.target)
+        elif isinstance(node, (ast.For, ast.AsyncFor)):
+            yield from _target_names(node.target)
+            yield from bound_names(node.body)
+            yield from bound_names(node.orelse)
+        elif isinstance(node, (ast.While, ast.If)):
+            yield from bound_names(node.body)
+            yield from bound_names(node.orelse)
+        elif isinstance(node, (ast.With, ast.AsyncWith)):
+            for item in node.items:
+                if item.optional_vars is not None:
+                    yield from _target_names(item.optional_vars)
+            yield from bound_names(node.body)
+        elif isinstance(node, ast.Try) or type(node).__name__ == "TryStar":
+            try_node: ast.Try = node  # type: ignore[assignment]
+            yield from bound_names(try_node.body)
+            for handler in try_node.handlers:
+                if handler.name:
+                    yield handler.name
+                yield from bound_names(handler.body)
+            yield from bound_names(try_node.orelse)
+            yield from bound_names(try_node.finalbody)
+        elif type(node).__name__ == "Match":
+            for case in node.cases:  # type: ignore[attr-defined]
+                yield from bound_names(case.body)
+
+
+def layout(tree: ast.Module, line_count: int) -> Layout:
+    """Split ``tree`` (the module's ``ast``) into units."""
+    result = Layout(line_count=line_count)
+    units = result.units
+    for node in tree.body:
+        if isinstance(node, ast.ClassDef):
+            members = [m for m in node.body if isinstance(m, _DEFINITIONS)]
+            if not members:
+                units.append(Unit(_first_line(node), _end_line(node), (), frozenset({node.name})))
+                continue
+            owner = (node.name,)
+            # The header: decorators, bases and the statements before the first member.
+            header_end = max(_first_line(members[0]) - 1, node.lineno)
+            scaffold = [len(units)]
+            header = Unit(_first_line(node), header_end, (), frozenset({node.name}), node.name)
+            units.append(header)
+            member_units = []
+            for member in node.body:
+                if _first_line(member) <= header_end:
+                    continue
+                if isinstance(member, _DEFINITIONS):
+                    member_units.append(len(units))
+                else:
+                    scaffold.append(len(units))
+                binds = frozenset(bound_names([member]))
+                units.append(Unit(_first_line(member), _end_line(member), owner, binds, node.name))
+            for index in scaffold + member_units:
+                result.scaffold[index] = scaffold
+            result.members[scaffold[0]] = member_units
+        elif isinstance(node, _DEFINITIONS) or (isinstance(node, _COMPOUND) and not _imports(node)):
+            units.append(
+                Unit(_first_line(node), _end_line(node), (), frozenset(bound_names([node])))
+            )
+        else:
+            units.append(
+                Unit(
+                    _first_line(node),
+                    _end_line(node),
+                    (),
+                    frozenset(bound_names([node])),
+                    always=True,
+                )
+            )
+    return result
+
+
+def unit_text(lines: Sequence[str], unit: Unit) -> str:
+    return "".join(lines[unit.start - 1 : unit.end])
+
+
+@dataclass
+class Slice:
+    """The text handed to libcst, and the names its blanked units bind per scope."""
+
+    text: str
+    hidden: dict[Owner, frozenset[str]]
+    kept_lines: int
+
+
+def cut(source: str, tree_layout: Layout, selected: set[int]) -> Slice | None:
+    """``source`` with every unit neither selected nor always kept blanked, or ``None``
+    when nothing would be blanked (parse the file as it is)."""
+    units = tree_layout.units
+    kept = set(selected)
+    for index in selected:
+        kept.update(tree_layout.scaffold.get(index, ()))
+    kept.update(i for i, unit in enumerate(units) if unit.always)
+    _keep_class_bodies(units, tree_layout, kept)
+    _keep_shadowing(units, kept)
+    _keep_shared_lines(units, kept)
+    if len(kept) == len(units):
+        return None
+    lines = split_lines(source)
+    hidden: dict[Owner, set[str]] = {}
+    blank = bytearray(len(lines) + 2)
+    for index, unit in enumerate(units):
+        if index in kept:
+            continue
+        hidden.setdefault(unit.owner, set()).update(unit.binds)
+        for number in range(unit.start, unit.end + 1):
+            blank[number] = 1
+    out = []
+    kept_lines = 0
+    for number, line in enumerate(lines, start=1):
+        if blank[number]:
+            body = line.rstrip("\r\n")
+            out.append(line[len(body) :] or "\n")
+        else:
+            kept_lines += 1
+            out.append(line)
+    return Slice("".join(out), {k: frozenset(v) for k, v in hidden.items()}, kept_lines)
+
+
+def _keep_class_bodies(units: list[Unit], tree_layout: Layout, kept: set[int]) -> None:
+    """A kept class with no kept member keeps its first (its body must not be empty)."""
+    for header, indices in tree_layout.members.items():
+        if header in kept and not any(i in kept for i in indices):
+            kept.add(min(indices, key=lambda i: units[i].end - units[i].start))
+
+
+def _keep_shadowing(units: list[Unit], kept: set[int]) -> None:
+    """Keep a unit whose binding may decide what an import or a re-exported module
+    name resolves to in its scope (the order of bindings matters there)."""
+    imported: dict[Owner, set[str]] = {}
+    for index in kept:
+        unit = units[index]
+        imported.setdefault(unit.owner, set()).update(unit.binds)
+    for index, unit in enumerate(units):
+        if index in kept:
+            continue
+        if unit.binds & (imported.get(unit.owner, set()) | _MODULE_NAMES):
+            kept.add(index)
+
+
+def _keep_shared_lines(units: list[Unit], kept: set[int]) -> None:
+    """A blanked unit on a line that a kept unit also uses is kept (``a = 1; def f(): ...``
+    cannot be: ``class A: x = 1`` can)."""
+    kept_lines: set[int] = set()
+    for index in kept:
+        kept_lines.update((units[index].start, units[index].end))
+    for index, unit in enumerate(units):
+        if index not in kept and (unit.start in kept_lines or unit.end in kept_lines):
+            kept.add(index)
