@@ -21,6 +21,7 @@ from functools import cached_property
 from typing import TYPE_CHECKING
 
 from qig_guard.names import matches_any, name_words
+from qig_guard.names import words as split
 
 if TYPE_CHECKING:
     from qig_guard.config import Config
@@ -31,10 +32,6 @@ _ALIAS = re.compile(r"([^\W\d]\w*)[ \t\\\n]+as[ \t\\\n]+([^\W\d]\w*)")
 _NUMBER = re.compile(
     r"(?<![\w.])(?:\d[\d_]*\.?[\d_]*(?:[eE][-+]?\d+)?|\.\d[\d_]*(?:[eE][-+]?\d+)?)"
 )
-
-
-def identifiers(text: str) -> frozenset[str]:
-    return frozenset(_IDENTIFIER.findall(text))
 
 
 def aliases(source: str) -> dict[str, str]:
@@ -64,14 +61,11 @@ class FileScope:
 
 
 class Unit:
-    """A unit's text and the identifiers it uses."""
+    """A unit's text and the identifiers it uses (see :func:`unit_identifiers`)."""
 
-    def __init__(self, text: str, scope: FileScope, context: Iterable[str] = ()) -> None:
+    def __init__(self, text: str, identifiers: frozenset[str]) -> None:
         self.text = text
-        found = set(_IDENTIFIER.findall(text))
-        found.update(context)
-        found.update(scope.alias_of[name] for name in found & scope.alias_of.keys())
-        self.identifiers = frozenset(found)
+        self.identifiers = identifiers
 
     @cached_property
     def numbers(self) -> tuple[float, ...]:
@@ -82,6 +76,15 @@ class Unit:
             except ValueError:
                 continue
         return tuple(values)
+
+
+def unit_identifiers(text: str, scope: FileScope, context: Iterable[str] = ()) -> frozenset[str]:
+    """The identifiers in ``text``, the ``context`` (its class's name) and the names the
+    file's aliases among them import."""
+    found = set(_IDENTIFIER.findall(text))
+    found.update(context)
+    found.update(scope.alias_of[name] for name in found & scope.alias_of.keys())
+    return frozenset(found)
 
 
 def _may_match(identifier: str, names: tuple[str, ...]) -> bool:
@@ -155,6 +158,14 @@ class Identifiers(Gate):
         return not self.names.isdisjoint(unit.identifiers)
 
 
+@dataclass(frozen=True)
+class Guarded(Gate):
+    """The unit uses an attribute that a setter of the project's classes guards."""
+
+    def holds(self, unit: Unit, scope: FileScope) -> bool:
+        return any(scope.project.setters_of(identifier) for identifier in unit.identifiers)
+
+
 @dataclass(frozen=True, init=False)
 class Named(Gate):
     """The unit uses an identifier that the configured names in these ``Config``
@@ -206,3 +217,17 @@ class NumberOutside(Gate):
     def holds(self, unit: Unit, scope: FileScope) -> bool:
         low, high = getattr(scope.config, self.field)
         return any(not low <= value <= high for value in unit.numbers)
+
+
+@dataclass(frozen=True, init=False)
+class Words(Gate):
+    """The unit uses an identifier with one of these words (``fisher`` in
+    ``FisherMetric``, ``sync`` in ``"--sync-weight"``)."""
+
+    words: frozenset[str]
+
+    def __init__(self, *wanted: str) -> None:
+        object.__setattr__(self, "words", frozenset(wanted))
+
+    def holds(self, unit: Unit, scope: FileScope) -> bool:
+        return any(not self.words.isdisjoint(split(i)) for i in unit.identifiers)

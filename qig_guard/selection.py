@@ -6,9 +6,9 @@ import ast
 from dataclasses import dataclass
 from typing import TYPE_CHECKING
 
-from qig_guard.gates import FileScope, Unit, aliases
+from qig_guard.gates import FileScope, Unit, aliases, unit_identifiers
 from qig_guard.parsing import split_lines
-from qig_guard.slicing import Slice, cut, layout, unit_text
+from qig_guard.slicing import Layout, Slice, cut, layout, unit_text
 
 if TYPE_CHECKING:
     from qig_guard.config import Config
@@ -38,7 +38,7 @@ def select(
     """Evaluate each rule's gate over ``source``'s units; ``whole`` parses every unit
     of a file that some gate selects (an editor reparses incrementally)."""
     scope = FileScope(config, project, aliases(source))
-    everywhere = Unit(source, scope)
+    everywhere = Unit(source, unit_identifiers(source, scope))
     candidates = [
         rule
         for rule in rules
@@ -59,16 +59,61 @@ def select(
         return Selection(sorted(candidates, key=lambda rule: rule.code))  # reported there
     lines = split_lines(source)
     shape = layout(tree, len(lines))
+    units = shape.units
+    texts = [unit_text(lines, unit) for unit in units]
+    own = [
+        unit_identifiers(text, scope, (unit.enclosing,) if unit.enclosing else ())
+        for unit, text in zip(units, texts, strict=True)
+    ]
+    reach = _reach(shape, own)
+    module = [index for index, unit in enumerate(units) if unit.always]
+    groups = [(module, set(module))] if module else []
+    groups += [
+        ([i, *sorted(reach[i])], {i} | reach[i]) for i in range(len(units)) if i not in module
+    ]
     selected: set[int] = set()
     fired: set[str] = set()
-    for index, part in enumerate(shape.units):
-        context = (part.enclosing,) if part.enclosing else ()
-        unit = Unit(unit_text(lines, part), scope, context)
+    for members, kept in groups:
+        text = "".join(texts[i] for i in members)
+        unit = Unit(text, frozenset().union(*(own[i] for i in members)))
         for rule in gated:
             if rule.gate is not None and rule.gate.holds(unit, scope):
-                selected.add(index)
+                selected |= kept
                 fired.add(rule.code)
     chosen = [rule for rule in candidates if rule.code in fired]
     if not chosen:
         return Selection([])
+    if any(rule.reads == "file" for rule in chosen):
+        return Selection(chosen)
     return Selection(chosen, cut(source, shape, selected))
+
+
+def _reach(shape: Layout, own: list[frozenset[str]]) -> list[set[int]]:
+    """Per unit, the units it may call, transitively: module functions and classes it
+    names, the methods of its own class it names, and its class's constructors."""
+    units = shape.units
+    module_level = {unit.name: i for i, unit in enumerate(units) if unit.owner == () and unit.name}
+    members: dict[str, dict[str, int]] = {}
+    for index, unit in enumerate(units):
+        if unit.owner and unit.name:
+            members.setdefault(unit.owner[0], {})[unit.name] = index
+    calls: list[set[int]] = []
+    for index, unit in enumerate(units):
+        callees = {module_level[name] for name in own[index] & module_level.keys()}
+        if unit.owner:
+            methods = members.get(unit.owner[0], {})
+            callees.update(methods[name] for name in own[index] & methods.keys())
+            callees.update(shape.scaffold.get(index, ()))  # what its constructors set up
+        callees.discard(index)
+        calls.append(callees)
+    reach: list[set[int]] = []
+    for index in range(len(units)):
+        seen: set[int] = set()
+        stack = list(calls[index])
+        while stack:
+            callee = stack.pop()
+            if callee not in seen and callee != index:
+                seen.add(callee)
+                stack.extend(calls[callee])
+        reach.append(seen)
+    return reach

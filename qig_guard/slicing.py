@@ -3,17 +3,18 @@
 libcst's parse is most of a check's time, and most of a real file is code no rule can
 flag. So the engine splits a file (with CPython's ``ast``, in C) into units:
 
-- each function defined at module level;
-- each member of a class defined at module level (a method, a nested class);
-- each other compound statement at module level that imports nothing
-  (``if __name__ == "__main__":`` blocks, loops);
-- the rest, always kept: the module's simple statements and import blocks, and each
-  kept class's own statements, decorators and header.
+- each function and class defined at module level;
+- each method (or nested class) of such a class, but its constructors: a class's
+  header, own statements and ``__init__`` are kept together, since the other methods
+  read what they set up;
+- the module's own statements, kept whenever the file is parsed.
 
-Each rule's gate (see :mod:`qig_guard.gates`) reads each unit's identifiers; only the
-units some gate selects are handed to libcst. The others' lines are blanked, so every
-kept line keeps its number and columns: positions, fixes and ``# noqa`` comments need
-no mapping. The names a blanked unit binds are passed to name resolution (see
+Each rule's gate (see :mod:`qig_guard.gates`) reads each unit's identifiers, with those
+of the module functions and same-class methods it names, transitively (what it calls);
+only the units some gate selects, and what they call, are handed to libcst. The
+others' lines are blanked, so every kept line keeps its number and columns: positions,
+fixes and ``# noqa`` comments need no mapping. The names a blanked unit binds are passed
+to name resolution (see
 :class:`~qig_guard.resolve.ScopeTracker`) so that they still shadow what they shadow.
 """
 
@@ -27,7 +28,8 @@ from qig_guard.parsing import split_lines
 
 Owner = tuple[str, ...]  # () for the module, ("Model",) for the body of class Model
 
-_COMPOUND = (ast.If, ast.For, ast.AsyncFor, ast.While, ast.With, ast.AsyncWith, ast.Try)
+# Methods that set up what the other methods read: kept with their class.
+_CONSTRUCTORS = frozenset({"__init__", "__post_init__", "__new__"})
 _DEFINITIONS = (ast.FunctionDef, ast.AsyncFunctionDef, ast.ClassDef)
 # Names that a plain assignment may bind to a well-known module (``torch = cc.torch``).
 _MODULE_NAMES = frozenset({"torch", "np", "numpy", "pickle"})
@@ -43,8 +45,10 @@ class Unit:
     binds: frozenset[str]
     # The class this unit belongs to, when it is one's member or own statement.
     enclosing: str | None = None
-    # Kept whatever the gates say (the module's simple statements and imports).
+    # Kept whatever the gates say (the module's own statements).
     always: bool = False
+    # The function or class it defines, if it is a definition.
+    name: str | None = None
 
 
 @dataclass
@@ -66,10 +70,6 @@ def _first_line(node: ast.stmt) -> int:
 
 def _end_line(node: ast.stmt) -> int:
     return node.end_lineno or node.lineno
-
-
-def _imports(node: ast.AST) -> bool:
-    return any(isinstance(child, (ast.Import, ast.ImportFrom)) for child in ast.walk(node))
 
 
 def _target_names(target: ast.expr) -> Iterator[str]:
@@ -137,24 +137,27 @@ def layout(tree: ast.Module, line_count: int) -> Layout:
             header_end = max(_first_line(members[0]) - 1, node.lineno)
             scaffold = [len(units)]
             header = Unit(_first_line(node), header_end, (), frozenset({node.name}), node.name)
+            header.name = node.name
             units.append(header)
             member_units = []
             for member in node.body:
                 if _first_line(member) <= header_end:
                     continue
-                if isinstance(member, _DEFINITIONS):
+                if isinstance(member, _DEFINITIONS) and member.name not in _CONSTRUCTORS:
                     member_units.append(len(units))
                 else:
                     scaffold.append(len(units))
                 binds = frozenset(bound_names([member]))
-                units.append(Unit(_first_line(member), _end_line(member), owner, binds, node.name))
+                unit = Unit(_first_line(member), _end_line(member), owner, binds, node.name)
+                unit.name = getattr(member, "name", None)
+                units.append(unit)
             for index in scaffold + member_units:
                 result.scaffold[index] = scaffold
             result.members[scaffold[0]] = member_units
-        elif isinstance(node, _DEFINITIONS) or (isinstance(node, _COMPOUND) and not _imports(node)):
-            units.append(
-                Unit(_first_line(node), _end_line(node), (), frozenset(bound_names([node])))
-            )
+        elif isinstance(node, _DEFINITIONS):
+            unit = Unit(_first_line(node), _end_line(node), (), frozenset({node.name}))
+            unit.name = node.name
+            units.append(unit)
         else:
             units.append(
                 Unit(
@@ -218,7 +221,7 @@ def cut(source: str, tree_layout: Layout, selected: set[int]) -> Slice | None:
 def _keep_class_bodies(units: list[Unit], tree_layout: Layout, kept: set[int]) -> None:
     """A kept class with no kept member keeps its first (its body must not be empty)."""
     for header, indices in tree_layout.members.items():
-        if header in kept and not any(i in kept for i in indices):
+        if indices and header in kept and not any(i in kept for i in indices):
             kept.add(min(indices, key=lambda i: units[i].end - units[i].start))
 
 

@@ -16,7 +16,7 @@ from __future__ import annotations
 import re
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
-from typing import ClassVar
+from typing import ClassVar, Literal
 
 import libcst as cst
 from libcst.metadata import CodeRange, MetadataWrapper
@@ -125,6 +125,9 @@ class Rule(cst.BatchableCSTVisitor):
     # What must hold in a unit of code for the rule to report there (see gates);
     # ``None``: the rule reads whole files that its ``could_match`` text trigger passes.
     gate: ClassVar[Gate | None] = None
+    # "unit": the rule reads, besides a selected unit, only what the unit calls and its
+    # class's constructors; "file": where its gate holds, it reads the whole file.
+    reads: ClassVar[Literal["unit", "file"]] = "unit"
 
     def __init__(self, context: FileContext) -> None:
         super().__init__()

@@ -8,6 +8,7 @@ from collections.abc import Collection
 import libcst as cst
 
 from qig_guard.config import Config
+from qig_guard.gates import Identifiers, Text
 from qig_guard.names import matches_any
 from qig_guard.resolve import dotted_name
 from qig_guard.rules._text import bare_names, call_arguments, flows_from, split_arguments
@@ -134,6 +135,9 @@ class WeightCopy(Rule):
     code = "QIG001"
     name = "weight-copy"
     summary = "weights copied from one model into another; transfer the basin instead"
+    gate = Identifiers("load_state_dict", "copy_", "set_", "deepcopy", "vector_to_parameters") | (
+        Identifiers("zip") & Text("=")
+    )
     INVALID = (
         Invalid("student_model.load_state_dict(teacher_model.state_dict())\n"),
         Invalid(
@@ -420,7 +424,9 @@ class WeightCopy(Rule):
         classes = self.context.scopes.classes
         if not classes or self.context.qualified_name(node.func) != "copy.deepcopy":
             return False
-        return _MODEL_CLASS.search(self.context.code_for(classes[-1])) is not None
+        span = self.context.position(classes[-1])  # the file's text: its methods may be unparsed
+        lines = self.context.source.split("\n")[span.start.line - 1 : span.end.line]
+        return _MODEL_CLASS.search("\n".join(lines)) is not None
 
     def _check_clone_given_identity(self, node: cst.Assign) -> None:
         """``child = copy.deepcopy(self)`` then ``child.basin = ...``: a new kernel that

@@ -9,6 +9,7 @@ import libcst as cst
 
 from qig_guard.config import Config
 from qig_guard.facts.vocabulary import NOT_A_VECTOR
+from qig_guard.gates import Named
 from qig_guard.names import matches_any, name_words, text_pattern, words
 from qig_guard.resolve import dotted_name
 from qig_guard.rules._basin_moves import BLEND_WORDS, in_place_move, moves_toward, reads
@@ -498,6 +499,7 @@ class OceanTraining(Rule):
     summary = (
         "the frozen Ocean model is trained: optimizer, step, backward, train mode or a basin move"
     )
+    gate = Named("frozen_models")
     INVALID = (
         Invalid("import torch\nocean_optimizer = torch.optim.Adam(ocean.parameters(), lr=1e-4)\n"),
         Invalid("ocean_optimizer.step()\n"),

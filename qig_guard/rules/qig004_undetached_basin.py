@@ -13,6 +13,7 @@ import libcst as cst
 
 from qig_guard.config import Config
 from qig_guard.facts.kinds import NOT_TENSORS, ast_kind, numpy_only
+from qig_guard.gates import Named
 from qig_guard.names import matches, matches_any, name_words, text_pattern, words
 from qig_guard.resolve import dotted_name
 from qig_guard.rules.base import FileContext, Invalid, Rule
@@ -341,6 +342,7 @@ class UndetachedBasin(Rule):
     code = "QIG004"
     name = "undetached-basin"
     summary = "an active or Ocean basin feeds another model's update without .detach()"
+    gate = Named("basin_names", project=True) & Named("active_models", "frozen_models")
     INVALID = (
         Invalid(
             "direction = active_basin - obs_basin\n",

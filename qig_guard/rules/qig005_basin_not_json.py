@@ -8,6 +8,7 @@ from collections.abc import Iterator
 import libcst as cst
 
 from qig_guard.config import Config
+from qig_guard.gates import Identifiers, Named
 from qig_guard.names import words
 from qig_guard.rules._basin_values import (
     BasinRule,
@@ -198,6 +199,9 @@ class BasinNotJson(BasinRule):
     code = "QIG005"
     name = "basin-not-json"
     summary = "basin written with pickle/torch.save/np.save or another binary format"
+    gate = Named("basin_names", "basin_tables", project=True) & Identifiers(
+        *_NAMES, "tofile", "tobytes"
+    )
     INVALID = (
         Invalid("import torch\ntorch.save(target_basin, 'basin.pt')\n"),
         Invalid(

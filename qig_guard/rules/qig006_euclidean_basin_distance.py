@@ -8,7 +8,13 @@ from collections.abc import Iterator, Sequence
 import libcst as cst
 
 from qig_guard.config import Config
-from qig_guard.facts.distances import DISTANCE_WORDS, DistanceValues, compares_by_name
+from qig_guard.facts.distances import (
+    DISTANCE_WORDS,
+    FISHER_WORDS,
+    DistanceValues,
+    compares_by_name,
+)
+from qig_guard.gates import Identifiers, Named, Text, Words
 from qig_guard.names import words
 from qig_guard.rules._basin_values import (
     BasinRule,
@@ -344,6 +350,13 @@ class EuclideanBasinDistance(BasinRule):
     code = "QIG006"
     name = "euclidean-basin-distance"
     summary = "Euclidean or cosine distance between basins where the Fisher distance is required"
+    gate = (
+        Named("basin_names", "basin_tables", project=True) | Words(*FISHER_WORDS, *DISTANCE_WORDS)
+    ) & (
+        Identifiers(*(_NAMES - _SQUARED), "dist", "acos", "arccos")
+        | Text("**", "@")
+        | (Identifiers(*_SQUARED) & Text("*"))
+    )
     INVALID = (
         Invalid("import torch\nloss = torch.norm(current_basin - target_basin)\n"),
         Invalid("drift = (model.basin_matcher.current_basin - target_basin).norm()\n"),

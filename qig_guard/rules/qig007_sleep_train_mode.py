@@ -10,6 +10,7 @@ from itertools import chain
 import libcst as cst
 
 from qig_guard.config import Config
+from qig_guard.gates import Identifiers, Named
 from qig_guard.names import words
 from qig_guard.resolve import dotted_name
 from qig_guard.rules._sleep import SourceText, sleep_function, source_text
@@ -174,6 +175,9 @@ class SleepTrainMode(Rule):
     code = "QIG007"
     name = "sleep-train-mode"
     summary = "sleep/consolidation code trains the model in training mode (no eval())"
+    # Whether a step follows an `eval()` depends on the function's callers and its class.
+    reads = "file"
+    gate = Named("sleep_functions") & Identifiers("train", "training", "backward", "step")
     INVALID = (
         Invalid(
             "def consolidate(model, target_basin, optimizer):\n"

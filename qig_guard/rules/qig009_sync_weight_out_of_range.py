@@ -10,6 +10,7 @@ from collections.abc import Iterator
 import libcst as cst
 
 from qig_guard.config import Config
+from qig_guard.gates import Named, NumberOutside, Text, Words
 from qig_guard.names import matches, matches_any, text_pattern, words
 from qig_guard.resolve import dotted_name
 from qig_guard.rules._basin_values import (
@@ -200,6 +201,10 @@ class SyncWeightOutOfRange(BasinRule):
     summary = (
         "a basin sync weight (named, or of an interpolation toward another model's basin) "
         "is outside the configured range (0.05-0.1)"
+    )
+    gate = (Words("sync") & NumberOutside("sync_weight_range")) | (
+        Named("basin_names", project=True)
+        & (Text("+") | Words("lerp", "slerp", "interp", "interpolate", "blend", "mix", "geodesic"))
     )
     INVALID = (
         Invalid(

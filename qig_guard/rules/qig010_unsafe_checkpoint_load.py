@@ -8,6 +8,7 @@ from functools import lru_cache
 import libcst as cst
 
 from qig_guard.config import Config
+from qig_guard.gates import Identifiers
 from qig_guard.names import matches_any, words
 from qig_guard.resolve import dotted_name
 from qig_guard.rules._text import call_arguments, string_literals
@@ -139,6 +140,7 @@ class UnsafeCheckpointLoad(Rule):
     code = "QIG010"
     name = "unsafe-checkpoint-load"
     summary = "checkpoint or basin unpickled: torch.load without weights_only=True, pickle.load"
+    gate = Identifiers("load", "loads")
     INVALID = (
         Invalid(
             'import torch\n\nstate = torch.load(path, map_location="cpu")\n',

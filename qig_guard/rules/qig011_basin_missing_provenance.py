@@ -8,6 +8,7 @@ from collections.abc import Iterator
 import libcst as cst
 
 from qig_guard.config import Config
+from qig_guard.gates import Identifiers, Named
 from qig_guard.rules._basin_values import (
     BasinRule,
     BasinText,
@@ -100,6 +101,7 @@ class BasinMissingProvenance(BasinRule):
     code = "QIG011"
     name = "basin-missing-provenance"
     summary = "basin JSON written without source_model/timestamp, or with allow_nan on"
+    gate = Named("basin_names", "basin_tables", project=True) & Identifiers(*_DUMPS, *_WRITES)
     INVALID = (
         Invalid(
             "import json\njson.dump({'basin': basin.tolist(), 'dim': 64}, f, allow_nan=False)\n"
