@@ -15,7 +15,7 @@ alias also counts as the name it imports (``from torch import save as s`` puts
 from __future__ import annotations
 
 import re
-from collections.abc import Iterable, Mapping
+from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass, field
 from functools import cached_property
 from typing import TYPE_CHECKING
@@ -30,8 +30,31 @@ if TYPE_CHECKING:
 _IDENTIFIER = re.compile(r"[^\W\d]\w*")
 _ALIAS = re.compile(r"([^\W\d]\w*)[ \t\\\n]+as[ \t\\\n]+([^\W\d]\w*)")
 _NUMBER = re.compile(
-    r"(?<![\w.])(?:\d[\d_]*\.?[\d_]*(?:[eE][-+]?\d+)?|\.\d[\d_]*(?:[eE][-+]?\d+)?)"
+    r"(-[\s(]*)?(?<![\w.])(\d[\d_]*\.?[\d_]*(?:[eE][-+]?\d+)?|\.\d[\d_]*(?:[eE][-+]?\d+)?)"
 )
+
+
+# Comments, and string literals (with their prefixes' quotes): triple-quoted first.
+_PROSE = re.compile(
+    r"\"\"\"[\s\S]*?\"\"\"|'''[\s\S]*?'''|\"(?:\\.|[^\"\\\n])*\"|'(?:\\.|[^'\\\n])*'|#[^\n]*"
+)
+_WORDLIKE = re.compile(r"[-\w.:/]*")
+
+
+def _keep_code(match: re.Match[str]) -> str:
+    text = match.group(0)
+    if text[0] == "#":
+        return ""
+    if _WORDLIKE.fullmatch(text, 1, len(text) - 1):
+        return text  # a key, an attribute or option name: `"basin"`, `"--sync-weight"`
+    return '""' + "\n" * text.count("\n")
+
+
+def code_text(source: str) -> str:
+    """``source`` without comments and without string literals that hold spaces (log
+    messages, docstrings): what gates read. Line breaks are kept, so its lines are the
+    source's lines."""
+    return _PROSE.sub(_keep_code, source)
 
 
 def aliases(source: str) -> dict[str, str]:
@@ -43,20 +66,24 @@ def aliases(source: str) -> dict[str, str]:
 @dataclass
 class FileScope:
     """What gates may know of the file beyond the unit: the configuration, the
-    project index and the file's ``as`` aliases."""
+    project index, the file's ``as`` aliases and every identifier it uses."""
 
     config: Config
     project: ProjectFacts
     alias_of: Mapping[str, str] = field(default_factory=dict)
-    _matches: dict[tuple[str, tuple[str, ...]], bool] = field(default_factory=dict)
+    # The module each name imported at module level comes from (``load``: ``torch``).
+    module_of: Mapping[str, str] = field(default_factory=dict)
+    identifiers: frozenset[str] = frozenset()
+    source: str = ""
+    _found: dict[object, frozenset[str]] = field(default_factory=dict)
+    _file: dict[object, bool] = field(default_factory=dict)
 
-    def matching(self, identifier: str, names: tuple[str, ...]) -> bool:
-        key = (identifier, names)
-        found = self._matches.get(key)
+    def those(self, key: object, wanted: Callable[[str], bool]) -> frozenset[str]:
+        """The file's identifiers for which ``wanted`` holds, computed once per ``key``:
+        a gate then tests a unit with one set operation."""
+        found = self._found.get(key)
         if found is None:
-            found = self._matches[key] = _may_match(identifier, names) and matches_any(
-                identifier, names
-            )
+            found = self._found[key] = frozenset(filter(wanted, self.identifiers))
         return found
 
 
@@ -70,20 +97,22 @@ class Unit:
     @cached_property
     def numbers(self) -> tuple[float, ...]:
         values = []
-        for literal in _NUMBER.findall(self.text):
+        for minus, literal in _NUMBER.findall(self.text):
             try:
-                values.append(float(literal.replace("_", "")))
+                value = float(literal.replace("_", ""))
             except ValueError:
                 continue
+            values.append(-value if minus else value)
         return tuple(values)
 
 
 def unit_identifiers(text: str, scope: FileScope, context: Iterable[str] = ()) -> frozenset[str]:
-    """The identifiers in ``text``, the ``context`` (its class's name) and the names the
-    file's aliases among them import."""
+    """The identifiers in ``text``, the ``context`` (its class's name), the names the
+    file's aliases among them import and the modules its imported names come from."""
     found = set(_IDENTIFIER.findall(text))
     found.update(context)
     found.update(scope.alias_of[name] for name in found & scope.alias_of.keys())
+    found.update(scope.module_of[name] for name in found & scope.module_of.keys())
     return frozenset(found)
 
 
@@ -163,7 +192,8 @@ class Guarded(Gate):
     """The unit uses an attribute that a setter of the project's classes guards."""
 
     def holds(self, unit: Unit, scope: FileScope) -> bool:
-        return any(scope.project.setters_of(identifier) for identifier in unit.identifiers)
+        found = scope.those(self, lambda i: bool(scope.project.setters_of(i)))
+        return not found.isdisjoint(unit.identifiers)
 
 
 @dataclass(frozen=True, init=False)
@@ -181,7 +211,8 @@ class Named(Gate):
 
     def holds(self, unit: Unit, scope: FileScope) -> bool:
         names = _configured(scope.config, self.fields)
-        if any(scope.matching(identifier, names) for identifier in unit.identifiers):
+        found = scope.those(self, lambda i: _may_match(i, names) and matches_any(i, names))
+        if not found.isdisjoint(unit.identifiers):
             return True
         return self.project and scope.project.names_a_basin(unit.identifiers)
 
@@ -210,7 +241,7 @@ class Text(Gate):
 @dataclass(frozen=True)
 class NumberOutside(Gate):
     """The unit holds a numeric literal outside the range in this ``Config`` field
-    (a literal written as ``-0.5`` is read as ``0.5``: both bounds are positive)."""
+    (a ``-`` before it, as in ``-(0.5)``, makes it negative; ``0x1`` reads as ``0``)."""
 
     field: str
 
@@ -230,4 +261,44 @@ class Words(Gate):
         object.__setattr__(self, "words", frozenset(wanted))
 
     def holds(self, unit: Unit, scope: FileScope) -> bool:
-        return any(not self.words.isdisjoint(split(i)) for i in unit.identifiers)
+        found = scope.those(self, lambda i: not self.words.isdisjoint(split(i)))
+        return not found.isdisjoint(unit.identifiers)
+
+
+@dataclass(frozen=True)
+class InFile(Gate):
+    """``test`` holds of the file's whole text (evaluated once per file): for what a
+    unit may use without naming it, such as an import under another name."""
+
+    test: Callable[[str], bool]
+
+    def holds(self, unit: Unit, scope: FileScope) -> bool:
+        found = scope._file.get(self)
+        if found is None:
+            found = scope._file[self] = self.test(scope.source)
+        return found
+
+
+@dataclass(frozen=True)
+class Pattern(Gate):
+    """The unit's text matches ``regex`` (a literal shape: ``.basin[i] =``)."""
+
+    regex: re.Pattern[str]
+
+    def holds(self, unit: Unit, scope: FileScope) -> bool:
+        return self.regex.search(unit.text) is not None
+
+
+@dataclass(frozen=True, init=False)
+class Holds(Gate):
+    """The unit uses an attribute in which the project stores an instance of one of
+    these classes (``self.criterion`` after ``self.criterion = nn.MSELoss()``)."""
+
+    classes: frozenset[str]
+
+    def __init__(self, *classes: str) -> None:
+        object.__setattr__(self, "classes", frozenset(classes))
+
+    def holds(self, unit: Unit, scope: FileScope) -> bool:
+        found = scope.those(self, lambda i: scope.project.may_hold(i, self.classes))
+        return not found.isdisjoint(unit.identifiers)

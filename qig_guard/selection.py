@@ -6,7 +6,7 @@ import ast
 from dataclasses import dataclass
 from typing import TYPE_CHECKING
 
-from qig_guard.gates import FileScope, Unit, aliases, unit_identifiers
+from qig_guard.gates import FileScope, Unit, aliases, code_text, unit_identifiers
 from qig_guard.parsing import split_lines
 from qig_guard.slicing import Layout, Slice, cut, layout, unit_text
 
@@ -37,8 +37,12 @@ def select(
 ) -> Selection:
     """Evaluate each rule's gate over ``source``'s units; ``whole`` parses every unit
     of a file that some gate selects (an editor reparses incrementally)."""
-    scope = FileScope(config, project, aliases(source))
-    everywhere = Unit(source, unit_identifiers(source, scope))
+    code = code_text(source)
+    if len(split_lines(code)) != len(split_lines(source)):  # a lone "\r" in a string
+        code = source
+    scope = FileScope(config, project, aliases(code), source=source)
+    everywhere = Unit(code, unit_identifiers(code, scope))
+    scope.identifiers = everywhere.identifiers
     candidates = [
         rule
         for rule in rules
@@ -57,7 +61,8 @@ def select(
         tree = ast.parse(source)
     except (SyntaxError, RecursionError, MemoryError, ValueError):
         return Selection(sorted(candidates, key=lambda rule: rule.code))  # reported there
-    lines = split_lines(source)
+    scope.module_of = imported_from(tree)
+    lines = split_lines(code)
     shape = layout(tree, len(lines))
     units = shape.units
     texts = [unit_text(lines, unit) for unit in units]
@@ -90,7 +95,7 @@ def select(
 
 def _reach(shape: Layout, own: list[frozenset[str]]) -> list[set[int]]:
     """Per unit, the units it may call, transitively: module functions and classes it
-    names, the methods of its own class it names, and its class's constructors."""
+    names, and the methods of its own class it names."""
     units = shape.units
     module_level = {unit.name: i for i, unit in enumerate(units) if unit.owner == () and unit.name}
     members: dict[str, dict[str, int]] = {}
@@ -103,7 +108,6 @@ def _reach(shape: Layout, own: list[frozenset[str]]) -> list[set[int]]:
         if unit.owner:
             methods = members.get(unit.owner[0], {})
             callees.update(methods[name] for name in own[index] & methods.keys())
-            callees.update(shape.scaffold.get(index, ()))  # what its constructors set up
         callees.discard(index)
         calls.append(callees)
     reach: list[set[int]] = []
@@ -117,3 +121,21 @@ def _reach(shape: Layout, own: list[frozenset[str]]) -> list[set[int]]:
                 stack.extend(calls[callee])
         reach.append(seen)
     return reach
+
+
+def imported_from(tree: ast.Module) -> dict[str, str]:
+    """``{name: module}`` for the module-level ``from module import name`` statements
+    (also inside a module-level ``if`` or ``try``), by the top package of ``module``."""
+    found: dict[str, str] = {}
+    statements = list(tree.body)
+    while statements:
+        node = statements.pop()
+        if isinstance(node, ast.ImportFrom) and node.module:
+            for alias in node.names:
+                found[alias.asname or alias.name] = node.module.split(".")[0]
+        elif isinstance(node, (ast.If, ast.Try)):
+            statements.extend(node.body)
+            statements.extend(node.orelse)
+            for handler in getattr(node, "handlers", ()):
+                statements.extend(handler.body)
+    return found

@@ -41,7 +41,7 @@ from qig_guard.names import words
 if TYPE_CHECKING:
     from qig_guard.config import Config
 
-FORMAT = "7"
+FORMAT = "8"
 BASIN_WORDS = ("basin", "attractor")
 UNKNOWN = "?"  # an attribute also assigned something other than a class instance
 
@@ -50,13 +50,15 @@ UNKNOWN = "?"  # an attribute also assigned something other than a class instanc
 def relevance(extra_words: tuple[str, ...] = ()) -> re.Pattern[bytes]:
     """Text of a self-attribute write that may concern a basin: ``self.reference_basin =``,
     ``self.identity_attractor: T =``, ``self.matcher = BasinMatcher(``; ``extra_words``
-    adds configured names (the protected attribute, the basin owners)."""
+    adds configured names (the protected attribute, the basin owners); a distance module
+    kept in an attribute (``self.criterion = nn.MSELoss()``)."""
     alternatives = "|".join(
         re.escape(w) for w in sorted({*BASIN_WORDS, *(w.lower() for w in extra_words)})
     )
     word = rf"\w*(?i:{alternatives})\w*".encode()
     return re.compile(
         rb"self\.%s[ \t]*(?::[^=\n]+)?=(?!=)|self\.\w+[ \t]*=[ \t]*%s\(" % (word, word)
+        + rb"|self\.\w+[ \t]*=[ \t]*[\w.]*(?:MSELoss|PairwiseDistance|CosineSimilarity)\("
         + rb"|^[ \t]+return[ \t]+[\w.]+\.\w*(?i:basin)\w*(?:\.\w+\(\))*[ \t]*$"
         + rb"|^[ \t]+return[ \t]+\w+\[['\"]\w*(?i:basin)"
         + rb"|^def[ \t]+\w*(?i:normali[sz]e|simplex|project)\w*[ \t]*\(",
@@ -393,6 +395,11 @@ class ProjectFacts:
         is a torch tensor (``self.ocean_basin = np.zeros(64)``): it carries no gradient."""
         kinds = self._kinds.get(attribute, frozenset())
         return bool(kinds) and kinds <= NOT_TENSORS
+
+    def may_hold(self, attribute: str, classes: frozenset[str]) -> bool:
+        """True when the project stores an instance of one of ``classes`` in an attribute
+        named ``attribute`` (``self.criterion = nn.MSELoss()``)."""
+        return not classes.isdisjoint(self._held.get(attribute, ()))
 
     def classes_held_in(self, attribute: str) -> frozenset[str]:
         """Classes the project stores in attributes named ``attribute``; empty when some

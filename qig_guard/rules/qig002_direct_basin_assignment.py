@@ -10,7 +10,7 @@ import libcst as cst
 
 from qig_guard.config import Config
 from qig_guard.facts.vocabulary import NOT_A_VECTOR
-from qig_guard.gates import Guarded, Named
+from qig_guard.gates import Guarded, Named, Pattern
 from qig_guard.names import matches_any, words
 from qig_guard.resolve import dotted_name
 from qig_guard.rules.base import Invalid, Rule, compile_trigger, positional_args
@@ -150,7 +150,7 @@ class DirectBasinAssignment(Rule):
     code = "QIG002"
     name = "direct-basin-assignment"
     summary = "target basin written directly; use the basin setter"
-    gate = Named("protected_attribute") | Guarded()
+    gate = Named("protected_attribute") | (Guarded() & Pattern(_OTHER_BASIN_WRITE))
     INVALID = (
         Invalid(
             "model.basin_matcher.target_basin = new_basin\n",

@@ -14,7 +14,7 @@ from qig_guard.facts.distances import (
     DistanceValues,
     compares_by_name,
 )
-from qig_guard.gates import Identifiers, Named, Text, Words
+from qig_guard.gates import Holds, Identifiers, Named, Pattern, Text, Words
 from qig_guard.names import words
 from qig_guard.rules._basin_values import (
     BasinRule,
@@ -139,6 +139,11 @@ _REPORTED = frozenset(
     q.rsplit(".", 1)[-1]
     for q in (*_NORMS, *_PAIRWISE, *_METRIC_CALLS, *_SQRTS, *_REDUCTIONS, "torch.dot", _NORMALIZE)
 ) | {"dist"}
+_TWO_OPERANDS = frozenset(
+    q.rsplit(".", 1)[-1] for q in (*_PAIRWISE, *_METRIC_CALLS, *_MODULES, *_ARCCOS)
+) | {"dist", "cosine_similarity"}
+_PRODUCTS = frozenset(q.rsplit(".", 1)[-1] for q in (*_DOTS, _NORMALIZE))
+_MINUS = re.compile(r"-(?![>=])")
 _SQUARED = frozenset({"sum", "mean"})  # reported only around a square: ``*``, pow, square
 _STEMS = ("norm", "sqrt", "sum", "mean", "dist", "mse", "cosine", "euclidean", "dot")
 _WORD = re.compile(r"\w+")
@@ -350,12 +355,19 @@ class EuclideanBasinDistance(BasinRule):
     code = "QIG006"
     name = "euclidean-basin-distance"
     summary = "Euclidean or cosine distance between basins where the Fisher distance is required"
+    # A distance takes two basins: a pairwise function or product (a cosine), an identity
+    # Fisher metric, or a norm, root or sum next to a difference (`a - b`, `1 - cos`).
     gate = (
         Named("basin_names", "basin_tables", project=True) | Words(*FISHER_WORDS, *DISTANCE_WORDS)
     ) & (
-        Identifiers(*(_NAMES - _SQUARED), "dist", "acos", "arccos")
-        | Text("**", "@")
-        | (Identifiers(*_SQUARED) & Text("*"))
+        Identifiers(*_TWO_OPERANDS, *_PRODUCTS)
+        | Text("@")
+        | Holds("MSELoss", "PairwiseDistance", "CosineSimilarity")
+        | (Identifiers(*(q.rsplit(".", 1)[-1] for q in _ONES)) & Words("fisher"))
+        | (
+            (Identifiers(*(_NAMES - _TWO_OPERANDS)) | Text("**"))
+            & (Pattern(_MINUS) | Identifiers("sub", "subtract", "diff"))
+        )
     )
     INVALID = (
         Invalid("import torch\nloss = torch.norm(current_basin - target_basin)\n"),

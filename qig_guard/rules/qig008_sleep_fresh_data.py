@@ -9,7 +9,7 @@ from dataclasses import dataclass, field
 import libcst as cst
 
 from qig_guard.config import Config
-from qig_guard.gates import Named
+from qig_guard.gates import InFile, Named, Text
 from qig_guard.names import matches_any, words
 from qig_guard.resolve import dotted_name, target_names
 from qig_guard.rules._sleep import in_sleep_regions, sleep_function, source_text
@@ -214,7 +214,7 @@ class SleepFreshData(Rule):
     code = "QIG008"
     name = "sleep-fresh-data"
     summary = "sleep/consolidation code trains on new or random data or makes a basin of it"
-    gate = Named("sleep_functions")
+    gate = Named("sleep_functions") & (Text(*_FRESH_WORDS) | InFile(_imports_under_other_names))
     INVALID = (
         Invalid(
             "import torch\n\n"

@@ -10,7 +10,7 @@ from collections.abc import Iterator
 import libcst as cst
 
 from qig_guard.config import Config
-from qig_guard.gates import Named, NumberOutside, Text, Words
+from qig_guard.gates import Named, NumberOutside, Pattern, Text, Words
 from qig_guard.names import matches, matches_any, text_pattern, words
 from qig_guard.resolve import dotted_name
 from qig_guard.rules._basin_values import (
@@ -147,6 +147,32 @@ def _is_sync_weight(identifier: str | None) -> bool:
     return identifier is not None and matches(identifier.rsplit(".", 1)[-1], _SYNC_WEIGHT)
 
 
+# Words that make the end of an interpolation the moving basin's own target, history
+# or input rather than another model's basin.
+# fmt: off
+_OWN_WORDS = frozenset({
+    "target", "targets", "identity", "anchor", "home", "goal", "ideal", "desired", "attractor",
+    "reference", "ref", "prev", "previous", "last", "old", "past", "history", "initial", "init",
+    "original", "origin", "saved", "frozen", "snapshot", "checkpoint", "ckpt", "best", "ema",
+    "mean", "avg", "average", "running", "baseline", "center", "centre", "centroid", "uniform",
+    "noise", "random", "input", "response", "output", "message", "query", "token", "memory",
+    "stored", "dream", "trajectory", "next", "predicted", "projected", "perception", "own",
+    "observation", "observations", "sample", "samples", "example", "examples", "data",
+    "word", "words", "concept", "doc", "document", "item", "node", "pattern", "candidate",
+    "context", "topic", "task", "domain", "cluster",
+})
+# A basin-ish attribute of an object other than `self` (`peer.basin`).
+_OTHER_OWNER = re.compile(r"(?<![\w.])(?!self\b)[A-Za-z_]\w*[ \t]*\.[ \t]*\w*(?i:basin|attractor)")
+# Words that name another model's basin.
+_OTHER_WORDS = frozenset({
+    "other", "others", "remote", "donor", "peer", "peers", "partner", "source", "src", "teacher",
+    "parent", "sibling", "siblings", "sister", "twin", "foreign", "external", "incoming",
+    "received", "shared", "consensus", "collective", "constellation", "leader", "master",
+    "primary", "victim", "ocean",
+})
+# fmt: on
+
+
 class SyncWeightOutOfRange(BasinRule):
     """
     ## What it does
@@ -202,9 +228,15 @@ class SyncWeightOutOfRange(BasinRule):
         "a basin sync weight (named, or of an interpolation toward another model's basin) "
         "is outside the configured range (0.05-0.1)"
     )
+    # A literal weight beside a sync name, or an interpolation (`own + w * (other - own)`,
+    # a blend helper) of a basin that may be another model's.
     gate = (Words("sync") & NumberOutside("sync_weight_range")) | (
         Named("basin_names", project=True)
-        & (Text("+") | Words("lerp", "slerp", "interp", "interpolate", "blend", "mix", "geodesic"))
+        & (
+            (Text("+") & Text("*"))
+            | Words("lerp", "slerp", "interp", "interpolate", "blend", "mix", "geodesic")
+        )
+        & (Words(*_OTHER_WORDS) | Named("active_models") | Pattern(_OTHER_OWNER))
     )
     INVALID = (
         Invalid(
@@ -469,30 +501,6 @@ class SyncWeightOutOfRange(BasinRule):
                         if module is not None and original and bound:
                             self._imported[bound] = (module, len(small.relative), original)
         return self._imported
-
-
-# Words that make the end of an interpolation the moving basin's own target, history
-# or input rather than another model's basin.
-# fmt: off
-_OWN_WORDS = frozenset({
-    "target", "targets", "identity", "anchor", "home", "goal", "ideal", "desired", "attractor",
-    "reference", "ref", "prev", "previous", "last", "old", "past", "history", "initial", "init",
-    "original", "origin", "saved", "frozen", "snapshot", "checkpoint", "ckpt", "best", "ema",
-    "mean", "avg", "average", "running", "baseline", "center", "centre", "centroid", "uniform",
-    "noise", "random", "input", "response", "output", "message", "query", "token", "memory",
-    "stored", "dream", "trajectory", "next", "predicted", "projected", "perception", "own",
-    "observation", "observations", "sample", "samples", "example", "examples", "data",
-    "word", "words", "concept", "doc", "document", "item", "node", "pattern", "candidate",
-    "context", "topic", "task", "domain", "cluster",
-})
-# Words that name another model's basin.
-_OTHER_WORDS = frozenset({
-    "other", "others", "remote", "donor", "peer", "peers", "partner", "source", "src", "teacher",
-    "parent", "sibling", "siblings", "sister", "twin", "foreign", "external", "incoming",
-    "received", "shared", "consensus", "collective", "constellation", "leader", "master",
-    "primary", "victim", "ocean",
-})
-# fmt: on
 
 
 def _unwrapped(node: cst.BaseExpression) -> cst.BaseExpression:

@@ -140,7 +140,7 @@ class UnsafeCheckpointLoad(Rule):
     code = "QIG010"
     name = "unsafe-checkpoint-load"
     summary = "checkpoint or basin unpickled: torch.load without weights_only=True, pickle.load"
-    gate = Identifiers("load", "loads")
+    gate = Identifiers("load", "loads") & Identifiers("torch", *_PICKLES)
     INVALID = (
         Invalid(
             'import torch\n\nstate = torch.load(path, map_location="cpu")\n',
