@@ -17,7 +17,7 @@ from __future__ import annotations
 import re
 from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass, field
-from functools import cached_property
+from functools import cached_property, lru_cache
 from typing import TYPE_CHECKING
 
 from qig_guard.names import matches_any, name_words
@@ -75,15 +75,26 @@ class FileScope:
     module_of: Mapping[str, str] = field(default_factory=dict)
     identifiers: frozenset[str] = frozenset()
     source: str = ""
+    code: str = ""  # the source as gates read it (see code_text)
+
+    @cached_property
+    def listing(self) -> str:
+        """The file's identifiers, one per line."""
+        return "\n".join(self.identifiers)
+
     _found: dict[object, frozenset[str]] = field(default_factory=dict)
     _file: dict[object, bool] = field(default_factory=dict)
 
-    def those(self, key: object, wanted: Callable[[str], bool]) -> frozenset[str]:
+    def those(
+        self, key: object, wanted: Callable[[str], bool], spelled: tuple[str, ...] = ()
+    ) -> frozenset[str]:
         """The file's identifiers for which ``wanted`` holds, computed once per ``key``:
-        a gate then tests a unit with one set operation."""
+        a gate then tests a unit with one set operation. With ``spelled``, only the
+        identifiers that contain one of these texts (in any case) are tried."""
         found = self._found.get(key)
         if found is None:
-            found = self._found[key] = frozenset(filter(wanted, self.identifiers))
+            tried = _containing(spelled).findall(self.listing) if spelled else self.identifiers
+            found = self._found[key] = frozenset(filter(wanted, tried))
         return found
 
 
@@ -116,11 +127,12 @@ def unit_identifiers(text: str, scope: FileScope, context: Iterable[str] = ()) -
     return frozenset(found)
 
 
-def _may_match(identifier: str, names: tuple[str, ...]) -> bool:
-    """A cheap necessary condition for :func:`matches_any`: the identifier holds the
-    longest literal part of some name's words, in any case."""
-    lowered = identifier.lower()
-    return any(part in lowered for part in _spellings(names))
+@lru_cache(maxsize=64)
+def _containing(parts: tuple[str, ...]) -> re.Pattern[str]:
+    """Lines of an identifier listing (one per line) that contain one of ``parts``, in
+    any case."""
+    alternatives = "|".join(re.escape(part) for part in sorted(parts))
+    return re.compile(rf"^.*?(?:{alternatives}).*$", re.MULTILINE | re.IGNORECASE)
 
 
 _SPELLINGS: dict[tuple[str, ...], tuple[str, ...]] = {}
@@ -211,7 +223,7 @@ class Named(Gate):
 
     def holds(self, unit: Unit, scope: FileScope) -> bool:
         names = _configured(scope.config, self.fields)
-        found = scope.those(self, lambda i: _may_match(i, names) and matches_any(i, names))
+        found = scope.those(self, lambda i: matches_any(i, names), _spellings(names))
         if not found.isdisjoint(unit.identifiers):
             return True
         return self.project and scope.project.names_a_basin(unit.identifiers)
@@ -256,12 +268,14 @@ class Words(Gate):
     ``FisherMetric``, ``sync`` in ``"--sync-weight"``)."""
 
     words: frozenset[str]
+    spelled: tuple[str, ...]
 
     def __init__(self, *wanted: str) -> None:
         object.__setattr__(self, "words", frozenset(wanted))
+        object.__setattr__(self, "spelled", tuple(sorted(wanted)))
 
     def holds(self, unit: Unit, scope: FileScope) -> bool:
-        found = scope.those(self, lambda i: not self.words.isdisjoint(split(i)))
+        found = scope.those(self, lambda i: not self.words.isdisjoint(split(i)), self.spelled)
         return not found.isdisjoint(unit.identifiers)
 
 

@@ -32,6 +32,8 @@ MAX_DEPTH = 1000
 DEEP_STACK_BYTES = 512 * 1024 * 1024
 DEEP_RECURSION_LIMIT = 200_000
 _LINE_BREAK = re.compile(r"\r\n|\r|\n")
+# What ``str.splitlines`` also splits on, and Python's tokenizer does not.
+_OTHER_BREAKS = re.compile("[\v\f\x1c\x1d\x1e\x85\u2028\u2029]")
 # CPython's messages for nesting it refuses; any other SyntaxError may be
 # newer grammar than this interpreter knows, so libcst still gets to try.
 _NESTING_MESSAGES = ("too many nested parentheses", "too complex", "too many statically nested")
@@ -64,6 +66,8 @@ def line_starts(source: str) -> list[int]:
 
 def split_lines(source: str) -> list[str]:
     """Lines of ``source`` with their line breaks, split as :func:`line_starts` does."""
+    if _OTHER_BREAKS.search(source) is None:  # then ``str.splitlines`` splits the same
+        return source.splitlines(keepends=True)
     starts = line_starts(source)
     lines = [source[start:end] for start, end in itertools.pairwise(starts)]
     if starts[-1] < len(source):

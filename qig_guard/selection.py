@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import ast
+import re
 from dataclasses import dataclass
 from typing import TYPE_CHECKING
 
@@ -40,7 +41,7 @@ def select(
     code = code_text(source)
     if len(split_lines(code)) != len(split_lines(source)):  # a lone "\r" in a string
         code = source
-    scope = FileScope(config, project, aliases(code), source=source)
+    scope = FileScope(config, project, aliases(code), source=source, code=code)
     everywhere = Unit(code, unit_identifiers(code, scope))
     scope.identifiers = everywhere.identifiers
     candidates = [
@@ -70,11 +71,20 @@ def select(
         unit_identifiers(text, scope, (unit.enclosing,) if unit.enclosing else ())
         for unit, text in zip(units, texts, strict=True)
     ]
-    reach = _reach(shape, own)
+    calls = _calls(shape, texts)
+    reach = _reach(calls)
+    callers: list[set[int]] = [set() for _ in units]
+    for caller, callees in enumerate(calls):
+        for callee in callees:
+            callers[callee].add(caller)
     module = [index for index, unit in enumerate(units) if unit.always]
     groups = [(module, set(module))] if module else []
+    # A unit is read with its direct callers, which may give it its values (a distance
+    # helper whose caller passes basins); it is kept with them and what it calls.
     groups += [
-        ([i, *sorted(reach[i])], {i} | reach[i]) for i in range(len(units)) if i not in module
+        ([i, *sorted(callers[i])], {i} | reach[i] | callers[i])
+        for i in range(len(units))
+        if i not in module
     ]
     selected: set[int] = set()
     fired: set[str] = set()
@@ -93,9 +103,15 @@ def select(
     return Selection(chosen, cut(source, shape, selected))
 
 
-def _reach(shape: Layout, own: list[frozenset[str]]) -> list[set[int]]:
-    """Per unit, the units it may call, transitively: module functions and classes it
-    names, and the methods of its own class it names."""
+# Calls by text: `self.step(`, `cls.build(` (methods of the unit's class) and `helper(`
+# (module functions and classes).
+_METHOD_CALL = re.compile(r"\b(?:self|cls)[ \t]*\.[ \t]*([^\W\d]\w*)[ \t]*\(")
+_CALL = re.compile(r"(?<![\w.])([^\W\d]\w*)[ \t]*\(")
+
+
+def _calls(shape: Layout, texts: list[str]) -> list[set[int]]:
+    """Per unit, the units it may call: module functions and classes it calls by name,
+    and the methods of its own class it calls on ``self`` or ``cls``."""
     units = shape.units
     module_level = {unit.name: i for i, unit in enumerate(units) if unit.owner == () and unit.name}
     members: dict[str, dict[str, int]] = {}
@@ -104,14 +120,20 @@ def _reach(shape: Layout, own: list[frozenset[str]]) -> list[set[int]]:
             members.setdefault(unit.owner[0], {})[unit.name] = index
     calls: list[set[int]] = []
     for index, unit in enumerate(units):
-        callees = {module_level[name] for name in own[index] & module_level.keys()}
+        text = texts[index]
+        callees = {module_level[n] for n in set(_CALL.findall(text)) & module_level.keys()}
         if unit.owner:
             methods = members.get(unit.owner[0], {})
-            callees.update(methods[name] for name in own[index] & methods.keys())
+            callees.update(methods[n] for n in set(_METHOD_CALL.findall(text)) & methods.keys())
         callees.discard(index)
         calls.append(callees)
+    return calls
+
+
+def _reach(calls: list[set[int]]) -> list[set[int]]:
+    """Per unit, the units it may call, transitively."""
     reach: list[set[int]] = []
-    for index in range(len(units)):
+    for index in range(len(calls)):
         seen: set[int] = set()
         stack = list(calls[index])
         while stack:

@@ -29,7 +29,7 @@ from qig_guard.parsing import split_lines
 Owner = tuple[str, ...]  # () for the module, ("Model",) for the body of class Model
 
 # Methods that set up what the other methods read: kept with their class.
-_CONSTRUCTORS = frozenset({"__init__", "__post_init__", "__new__"})
+_CONSTRUCTORS = frozenset()
 _DEFINITIONS = (ast.FunctionDef, ast.AsyncFunctionDef, ast.ClassDef)
 # Names that a plain assignment may bind to a well-known module (``torch = cc.torch``).
 _MODULE_NAMES = frozenset({"torch", "np", "numpy", "pickle"})

@@ -74,6 +74,7 @@ _METRIC_CALLS = {
 }
 _EUCLIDEAN_METRICS = frozenset({"euclidean", "sqeuclidean", "cosine", "l2"})
 _MODULES = frozenset({"torch.nn.MSELoss", "torch.nn.PairwiseDistance", "torch.nn.CosineSimilarity"})
+_MODULE_CLASSES = frozenset(q.rsplit(".", 1)[-1] for q in _MODULES)
 _SQRTS = frozenset({"torch.sqrt", "numpy.sqrt", "math.sqrt"})
 _REDUCTIONS = frozenset({"torch.sum", "torch.mean", "numpy.sum", "numpy.mean", "sum"})
 _SQUARES = frozenset({"torch.square", "numpy.square", "torch.pow", "numpy.power"})
@@ -249,23 +250,6 @@ def _is_scalar(node: cst.BaseExpression) -> bool:
     )
 
 
-class _SelfAssignments(cst.CSTVisitor):
-    """``self.<attr> = value`` assignments in a class's methods."""
-
-    def __init__(self) -> None:
-        self.values: dict[str, list[cst.BaseExpression]] = {}
-
-    def visit_Assign(self, node: cst.Assign) -> None:
-        for target in node.targets:
-            t = target.target
-            if (
-                isinstance(t, cst.Attribute)
-                and isinstance(t.value, cst.Name)
-                and t.value.value == "self"
-            ):
-                self.values.setdefault(t.attr.value, []).append(node.value)
-
-
 def _unwrap(value: Value) -> Value:
     """``x`` of ``float(x)`` and ``x.item()``."""
     if isinstance(value, cst.Call):
@@ -362,7 +346,7 @@ class EuclideanBasinDistance(BasinRule):
     ) & (
         Identifiers(*_TWO_OPERANDS, *_PRODUCTS)
         | Text("@")
-        | Holds("MSELoss", "PairwiseDistance", "CosineSimilarity")
+        | Holds(*_MODULE_CLASSES)
         | (Identifiers(*(q.rsplit(".", 1)[-1] for q in _ONES)) & Words("fisher"))
         | (
             (Identifiers(*(_NAMES - _TWO_OPERANDS)) | Text("**"))
@@ -404,7 +388,6 @@ class EuclideanBasinDistance(BasinRule):
         super().__init__(context)
         self.values = self._distances = DistanceValues(context)
         self._covered: set[int] = set()
-        self._classes: dict[int, dict[str, list[cst.BaseExpression]]] = {}
         self._mentions_modules = _MODULE_TEXT.search(context.source) is not None
 
     @classmethod
@@ -914,19 +897,10 @@ class EuclideanBasinDistance(BasinRule):
             isinstance(node, cst.Attribute)
             and isinstance(node.value, cst.Name)
             and node.value.value == "self"
-            and self.context.scopes.classes
-        ):
-            bound = self._self_assignments(self.context.scopes.classes[-1]).get(node.attr.value)
-            return bool(bound) and all(self._is_module(value) for value in bound or ())
+        ):  # what the project's classes store in attributes of this name
+            held = self.context.project.classes_held_in(node.attr.value)
+            return bool(held) and held <= _MODULE_CLASSES
         return False
-
-    def _self_assignments(self, cls: cst.ClassDef) -> dict[str, list[cst.BaseExpression]]:
-        found = self._classes.get(id(cls))
-        if found is None:
-            collector = _SelfAssignments()
-            cls.body.visit(collector)
-            found = self._classes[id(cls)] = collector.values
-        return found
 
     def _is_identity_fisher(self, node: cst.Call) -> bool:
         """``fisher_distance(a, b, torch.ones_like(a))``, ``diagonal_fisher_distance(a, b,
