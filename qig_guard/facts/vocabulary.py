@@ -1,6 +1,9 @@
-"""Words of the basin vocabulary that every rule and the project index share."""
+"""Basin facts every rule and the project index share: the words of the basin
+vocabulary, and the provenance keys the basin file format requires."""
 
 from __future__ import annotations
+
+from functools import cache
 
 from qig_guard.names import words
 
@@ -27,3 +30,15 @@ def names_a_basin(identifier: str) -> bool:
     not something about one (``basin_path``, ``basin_distance``, ``save_basin``)."""
     identifier_words = words(identifier)
     return "basin" in identifier_words and not NOT_A_VECTOR.intersection(identifier_words)
+
+
+@cache
+def provenance_keys() -> tuple[str, ...]:
+    """The keys that say where a basin came from (``source_model``, ``timestamp``), read
+    from the basin file schema: its required top-level strings."""
+    # imported here: reading the schema costs a file read, and most checks never need it
+    from qig_guard.basin.schema import schema
+
+    document = schema()
+    properties = document["properties"]
+    return tuple(key for key in document["required"] if properties[key].get("type") == "string")

@@ -23,8 +23,9 @@ from functools import lru_cache
 import libcst as cst
 
 from qig_guard.facts.vocabulary import NOT_A_VECTOR
-from qig_guard.names import matches_any, name_words, text_pattern, words
+from qig_guard.names import matches_any, text_pattern, words
 from qig_guard.resolve import dotted_name
+from qig_guard.rules._text import AS_NAME, first_literals
 from qig_guard.rules.base import FileContext, Rule
 
 
@@ -94,7 +95,6 @@ _BRANCHES = (
     cst.ExceptStarHandler,
     cst.MatchCase,
 )
-_AS_NAME = re.compile(r"\bas\s+([A-Za-z_]\w*)")
 
 
 @dataclass
@@ -301,7 +301,7 @@ class BasinValues:
     def aliases(self) -> frozenset[str]:
         """Names bound with ``as`` anywhere in the file (a cheap superset of import aliases)."""
         if self._aliases is None:
-            self._aliases = frozenset(_AS_NAME.findall(self.context.source))
+            self._aliases = frozenset(AS_NAME.findall(self.context.source))
         return self._aliases
 
     # -- flow --------------------------------------------------------------
@@ -646,13 +646,10 @@ class BasinText:
 def _basin_literals(names: tuple[str, ...]) -> tuple[str, ...] | None:
     """Text one of which any identifier matching ``names`` contains: the first literal
     piece of each name, lower-case, Capitalized or UPPER (the only cases of a word)."""
-    found: dict[str, None] = {}
-    for name in names:
-        pieces = [p for w in name_words(name) for p in w.split("*") if p.isalnum()]
-        if not pieces:
-            return None
-        found.update(dict.fromkeys((pieces[0], pieces[0].capitalize(), pieces[0].upper())))
-    return tuple(found)
+    literals = first_literals(names)
+    if literals is None:
+        return None
+    return tuple(case for piece in literals for case in (piece, piece.capitalize(), piece.upper()))
 
 
 @lru_cache(maxsize=32)

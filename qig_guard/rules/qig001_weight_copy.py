@@ -8,6 +8,12 @@ from collections.abc import Collection
 import libcst as cst
 
 from qig_guard.config import Config
+from qig_guard.facts.torch_api import (
+    OPTIMIZER_WORDS,
+    PARAMETER_ITERATORS,
+    VALUE_KEEPING_ATTRIBUTES,
+    VALUE_KEEPING_METHODS,
+)
 from qig_guard.names import matches_any
 from qig_guard.resolve import dotted_name
 from qig_guard.rules._text import bare_names, call_arguments, flows_from, split_arguments
@@ -23,17 +29,14 @@ from qig_guard.rules.base import (
 _PARAM_COPY = compile_trigger(r"(?:copy_|set_)\s*\(", r"\.data\s*=(?!=)", r"\]\s*=(?!=)")
 
 # Objects with a state dict that are not models: copying their state is not a weight copy.
-_NOT_MODELS = ("optim*", "opt", "sched*", "scaler")
+_NOT_MODELS = (*OPTIMIZER_WORDS, "sched*", "scaler")
 # Attributes that wrap the same model (DataParallel/DDP, torch.compile).
 _WRAPPERS = ("module", "_orig_mod")
-# Methods that keep a tensor's values: `q.data.detach().clone()` still is `q`.
-_SAME_VALUES = frozenset({"detach", "clone", "cpu", "cuda", "to", "contiguous"})
 # Calls that return a copy of their argument's mapping.
 _COPIES = frozenset({"copy.deepcopy", "copy.copy", "dict", "collections.OrderedDict"})
 # What reads only a tensor's shape or type, not its values.
 _SHAPE_ATTRIBUTES = frozenset({"shape", "dtype", "device", "ndim", "is_cuda", "requires_grad"})
 _SHAPE_CALLS = frozenset({"len", "size", "numel", "dim", "type", "isinstance", "keys"})
-_PARAMETER_ITERATORS = frozenset({"parameters", "named_parameters"})
 _LOAD = re.compile(r"\.[\s\\]*load_state_dict[\s\\)]*\(")
 _STATE_DICT = re.compile(r"\.[\s\\]*(?:state_dict|named_parameters|parameters)\b")
 _ENTRY_COPY = re.compile(r"\]\s*\.\s*(?:copy_|set_)\s*\(")
@@ -73,9 +76,9 @@ def _names(target: cst.BaseExpression) -> list[str]:
 def _strip_same_values(node: cst.BaseExpression) -> cst.BaseExpression:
     """``q`` for ``q.data``, ``q.detach().clone()`` and the like."""
     while True:
-        if isinstance(node, cst.Attribute) and node.attr.value == "data":
+        if isinstance(node, cst.Attribute) and node.attr.value in VALUE_KEEPING_ATTRIBUTES:
             node = node.value
-        elif (receiver := _method(node, _SAME_VALUES)) is not None:
+        elif (receiver := _method(node, VALUE_KEEPING_METHODS)) is not None:
             node = receiver
         else:
             return node
@@ -256,7 +259,7 @@ class WeightCopy(Rule):
         if (receiver := _method(node, ("state_dict",))) is not None:
             model = self._model(receiver)
             return ("state", model) if model is not None else None
-        if (receiver := _method(node, ("copy", *_SAME_VALUES))) is not None:
+        if (receiver := _method(node, VALUE_KEEPING_METHODS)) is not None:
             return self._origin(receiver)
         args = positional_args(node)
         if not args:
@@ -372,7 +375,7 @@ class WeightCopy(Rule):
         last = func.attr.value if isinstance(func, cst.Attribute) else dotted_name(func) or ""
         if last.endswith("_like") or last in _SHAPE_CALLS:
             return frozenset()
-        if (receiver := _method(call, ("state_dict", *_PARAMETER_ITERATORS))) is not None:
+        if (receiver := _method(call, ("state_dict", *PARAMETER_ITERATORS))) is not None:
             model = self._model(receiver)
             return frozenset() if model is None else frozenset({model})
         pending.extend(call.children)
@@ -468,7 +471,7 @@ class WeightCopy(Rule):
             and self.context.qualified_name(node.func) in {"list", "tuple"}
         ):
             node = args[0]
-        receiver = _method(node, _PARAMETER_ITERATORS)
+        receiver = _method(node, PARAMETER_ITERATORS)
         if receiver is None or not isinstance(node, cst.Call):
             return None
         model = self._model(receiver)
