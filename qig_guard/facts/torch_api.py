@@ -53,6 +53,9 @@ methods that stay in the graph, and broadcasts (``basin.expand(4, -1)``), which 
 the gradient though not the value. Differs from :data:`VALUE_KEEPING_METHODS`, which
 also holds the methods that leave the graph (``detach``, ``numpy``)."""
 
+METADATA_ATTRIBUTES = frozenset({"shape", "dtype", "device", "ndim", "is_cuda", "requires_grad"})
+"""Attributes that describe a tensor without its values: reading them copies no data."""
+
 NO_GRAD_CONTEXTS = frozenset(
     {
         "torch.no_grad",

@@ -10,7 +10,7 @@ from qig_guard.names import words
 # Words that make a basin-ish identifier name something about a basin, not the vector.
 # fmt: off
 NOT_A_VECTOR = frozenset({
-    "path", "file", "filename", "fname", "dir", "url", "name", "names", "id", "ids", "idx",
+    "path", "paths", "file", "filename", "fname", "dir", "url", "name", "names", "id", "ids", "idx",
     "index", "indices", "key", "keys", "dim", "dims", "size", "shape", "len", "length", "count",
     "num", "n", "distance", "distances", "dist", "dists", "loss", "losses", "error", "score",
     "scores", "similarity", "sim", "weight", "weights", "lr", "step", "steps", "config", "cfg",

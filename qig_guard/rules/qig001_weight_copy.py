@@ -9,6 +9,7 @@ import libcst as cst
 
 from qig_guard.config import Config
 from qig_guard.facts.torch_api import (
+    METADATA_ATTRIBUTES,
     OPTIMIZER_WORDS,
     PARAMETER_ITERATORS,
     VALUE_KEEPING_ATTRIBUTES,
@@ -35,7 +36,6 @@ _WRAPPERS = ("module", "_orig_mod")
 # Calls that return a copy of their argument's mapping.
 _COPIES = frozenset({"copy.deepcopy", "copy.copy", "dict", "collections.OrderedDict"})
 # What reads only a tensor's shape or type, not its values.
-_SHAPE_ATTRIBUTES = frozenset({"shape", "dtype", "device", "ndim", "is_cuda", "requires_grad"})
 _SHAPE_CALLS = frozenset({"len", "size", "numel", "dim", "type", "isinstance", "keys"})
 _LOAD = re.compile(r"\.[\s\\]*load_state_dict[\s\\)]*\(")
 _STATE_DICT = re.compile(r"\.[\s\\]*(?:state_dict|named_parameters|parameters)\b")
@@ -353,7 +353,7 @@ class WeightCopy(Rule):
                     found.add(origin[1])
                 found |= self._scope_weights().get(current.value, frozenset())
             elif isinstance(current, cst.Attribute):
-                if current.attr.value not in _SHAPE_ATTRIBUTES:
+                if current.attr.value not in METADATA_ATTRIBUTES:
                     pending.append(current.value)
             elif isinstance(current, cst.Arg):
                 pending.append(current.value)

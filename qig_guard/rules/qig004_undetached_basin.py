@@ -14,16 +14,12 @@ import libcst as cst
 from qig_guard.config import Config
 from qig_guard.facts.kinds import NOT_TENSORS, ast_kind, numpy_only
 from qig_guard.facts.torch_api import DETACHING, GRADIENT_KEEPING_METHODS, disables_gradients
+from qig_guard.facts.vocabulary import NOT_A_VECTOR
 from qig_guard.names import matches, matches_any, text_pattern, words
 from qig_guard.resolve import dotted_name
 from qig_guard.rules._text import first_literals
 from qig_guard.rules.base import FileContext, Invalid, Rule
 
-# Last words of basin-named values that are not tensors: `ocean.basin_dim`, `basin_path`.
-_NOT_TENSORS = frozenset(
-    {"dim", "dims", "size", "shape", "path", "paths", "file", "dir", "name", "names", "id"}
-    | {"ids", "key", "keys", "idx", "index", "len", "count", "config", "cfg", "url", "fn"}
-)
 _LOSS_HELPERS = ("*_loss", "fisher_distance")
 
 
@@ -354,7 +350,7 @@ class UndetachedBasin(Rule):
         return (
             matches_any(last, self.config.basin_names)
             and not matches_any(last, self.config.basin_owners)
-            and words(last)[-1] not in _NOT_TENSORS
+            and words(last)[-1] not in NOT_A_VECTOR
         )
 
     def _tensor_file(self) -> bool:

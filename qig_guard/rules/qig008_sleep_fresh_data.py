@@ -9,13 +9,18 @@ from dataclasses import dataclass, field
 import libcst as cst
 
 from qig_guard.config import Config
-from qig_guard.facts.torch_api import DATA_LOADER, DATA_WORDS, disables_gradients, makes_random_data
+from qig_guard.facts.torch_api import (
+    DATA_LOADER,
+    DATA_WORDS,
+    METADATA_ATTRIBUTES,
+    disables_gradients,
+    makes_random_data,
+)
 from qig_guard.names import matches_any, words
 from qig_guard.resolve import dotted_name, target_names
 from qig_guard.rules._sleep import in_sleep_regions, sleep_function, source_text
 from qig_guard.rules.base import FileContext, Invalid, Rule
 
-_METADATA = frozenset({"shape", "dtype", "device", "ndim"})
 _SCALAR = frozenset({"len", "int", "float", "bool", "range", "round"})
 _MODEL_WORDS = frozenset({"model", "net", "network", "kernel", "transformer", "encoder"})
 _WRAPPERS = frozenset({"enumerate", "iter", "zip", "list", "tqdm", "islice", "cycle", "tqdm.tqdm"})
@@ -354,7 +359,7 @@ class SleepFreshData(Rule):
         if isinstance(node, cst.Arg):
             yield from self._parts(node.value, leaf)
         elif isinstance(node, cst.Attribute):
-            if node.attr.value not in _METADATA:
+            if node.attr.value not in METADATA_ATTRIBUTES:
                 yield from self._parts(node.value, leaf)
         elif not isinstance(node, cst.Name):
             for child in node.children:
