@@ -15,13 +15,13 @@ from collections.abc import Iterator, Sequence
 import libcst as cst
 
 from qig_guard.facts.torch_api import VALUE_KEEPING_METHODS
+from qig_guard.facts.vocabulary import DISTANCE_WORDS
 from qig_guard.names import words
 from qig_guard.resolve import dotted_name
 from qig_guard.rules._basin_values import BasinValues, Kind, Value, call_args
 from qig_guard.rules.base import FileContext
 
 FISHER_WORDS = frozenset({"fisher", "rao", "bures", "geodesic"})
-DISTANCE_WORDS = frozenset({"distance", "dist"})
 
 
 def compares_by_name(function_name: str) -> bool:

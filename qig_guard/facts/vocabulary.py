@@ -24,6 +24,12 @@ NOT_A_VECTOR = frozenset({
 })
 # fmt: on
 
+DISTANCE_WORDS = frozenset({"distance", "dist"})
+"""Words of a function name that measures a distance (``fisher_distance``, ``_dist``)."""
+COMPARISON_WORDS = DISTANCE_WORDS | {"proximity", "similarity"}
+"""Words of a function name that compares two vectors: a distance, or a similarity
+(``basin_similarity(a, b)``)."""
+
 
 def names_a_basin(identifier: str) -> bool:
     """True for an identifier naming a basin vector (``target_basin``, ``load_basin``),

@@ -22,7 +22,7 @@ from functools import lru_cache
 
 import libcst as cst
 
-from qig_guard.facts.vocabulary import NOT_A_VECTOR
+from qig_guard.facts.vocabulary import COMPARISON_WORDS, NOT_A_VECTOR
 from qig_guard.names import matches_any, text_pattern, words
 from qig_guard.resolve import dotted_name
 from qig_guard.rules._text import AS_NAME, first_literals
@@ -66,7 +66,6 @@ _WRAPPERS = frozenset(
 )
 _STACKS = frozenset({"torch.stack", "torch.vstack", "numpy.stack", "numpy.vstack", "numpy.array"})
 _CONSTRUCTOR_NAMES = frozenset(q.rsplit(".", 1)[-1] for q in _WRAPPERS | _STACKS)
-_DISTANCE_WORDS = frozenset({"distance", "dist", "proximity", "similarity"})
 
 
 class _Opaque:
@@ -350,7 +349,7 @@ class BasinValues:
     def _compares_basins(self, function_name: str) -> bool:
         """``basin_distance(a, b)``: a function comparing two basins by its name."""
         return matches_any(function_name, self.config.basin_names) and bool(
-            _DISTANCE_WORDS.intersection(words(function_name))
+            COMPARISON_WORDS.intersection(words(function_name))
         )
 
     def bound_values(self, name: str) -> list[Value] | None:
@@ -626,7 +625,7 @@ class BasinText:
         if self._any_name is None:
             self._any_name = any(
                 matches_any(name, self._config_names)
-                and bool(_DISTANCE_WORDS.intersection(words(name)))
+                and bool(COMPARISON_WORDS.intersection(words(name)))
                 for name in _DEF.findall(self.source)
                 if self.basin.search(name)
             )

@@ -16,6 +16,7 @@ from qig_guard.facts.torch_api import (
     disables_gradients,
     makes_random_data,
 )
+from qig_guard.facts.vocabulary import COMPARISON_WORDS
 from qig_guard.names import matches_any, words
 from qig_guard.resolve import dotted_name, target_names
 from qig_guard.rules._sleep import in_sleep_regions, sleep_function, source_text
@@ -33,7 +34,7 @@ _TRAIN_WORDS = frozenset({"train", "learn", "fit"})
 # Callees that take a mean of their arguments.
 _MEAN_WORDS = frozenset({"mean", "average", "centroid", "barycenter"})
 # Calls whose result measures their arguments (a number), never carries them as data.
-_MEASURE_WORDS = frozenset({"distance", "dist", "norm", "similarity", "divergence", "magnitude"})
+_MEASURE_WORDS = COMPARISON_WORDS | {"norm", "divergence", "magnitude"}
 # New data by the last word of its name (`new_examples`, `train_data`, `curriculum`), when
 # nothing in the function says where the value came from (a parameter, an attribute).
 _DATA_NOUNS = frozenset(
