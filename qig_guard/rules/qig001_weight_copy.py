@@ -16,7 +16,7 @@ from qig_guard.facts.torch_api import (
     VALUE_KEEPING_METHODS,
 )
 from qig_guard.names import matches_any
-from qig_guard.resolve import dotted_name
+from qig_guard.resolve import dotted_name, target_names
 from qig_guard.rules._text import bare_names, call_arguments, flows_from, split_arguments
 from qig_guard.rules.base import (
     FileContext,
@@ -62,15 +62,6 @@ def _method(node: cst.BaseExpression, names: Collection[str]) -> cst.BaseExpress
 
 
 _MODEL_CLASS = re.compile(r"\bdef\s+forward\s*\(|\bself\s*\.\s*(?:parameters|state_dict)\s*\(")
-
-
-def _names(target: cst.BaseExpression) -> list[str]:
-    """The names a loop target binds: ``k``, ``(k, v)``."""
-    if isinstance(target, cst.Name):
-        return [target.value]
-    if isinstance(target, (cst.Tuple, cst.List)):
-        return [name for element in target.elements for name in _names(element.value)]
-    return []
 
 
 def _strip_same_values(node: cst.BaseExpression) -> cst.BaseExpression:
@@ -391,7 +382,7 @@ class WeightCopy(Rule):
         clause: cst.CompFor | None = node.for_in
         while clause is not None:
             weights = self._weights_in(clause.iter, inner)
-            for target in _names(clause.target):
+            for target in target_names(clause.target):
                 inner[target] = weights
             clause = clause.inner_for_in
         element = node.value if isinstance(node, cst.DictComp) else node.elt
