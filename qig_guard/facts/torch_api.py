@@ -27,7 +27,8 @@ if TYPE_CHECKING:
 # -- value and gradient ----------------------------------------------------------
 
 VALUE_KEEPING_METHODS = frozenset(
-    {"detach", "detach_", "clone", "copy", "contiguous", "requires_grad_"}  # copied or as is
+    {"detach", "detach_", "clone", "copy", "contiguous"}  # copied, or the tensor itself
+    | {"requires_grad_", "share_memory_"}
     | {"cpu", "cuda", "to", "float", "double", "half", "type_as", "astype"}  # moved or cast
     | {"view", "view_as", "reshape", "flatten", "ravel", "squeeze", "unsqueeze"}  # reshaped
     | {"numpy", "tolist"}  # converted to an array or a list

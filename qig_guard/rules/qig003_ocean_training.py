@@ -18,7 +18,13 @@ from qig_guard.facts.torch_api import (
 from qig_guard.facts.vocabulary import NOT_A_VECTOR
 from qig_guard.names import matches_any, text_pattern, words
 from qig_guard.resolve import dotted_name
-from qig_guard.rules._basin_moves import BLEND_WORDS, in_place_move, moves_toward, reads
+from qig_guard.rules._basin_moves import (
+    BLEND_WORDS,
+    IN_PLACE_MOVES,
+    in_place_move,
+    moves_toward,
+    reads,
+)
 from qig_guard.rules._text import first_literals
 from qig_guard.rules.base import FileContext, Invalid, Rule, argument, positional_args
 
@@ -103,7 +109,7 @@ _CLOSING = ")]"
 _MAY_MOVE = re.compile(r"[-+]|" + "|".join(sorted(BLEND_WORDS)), re.IGNORECASE)
 # A write: an assignment (`=`, `+=`, `-=`, not `==`) or an in-place move method.
 _BASIN_WRITE = re.compile(
-    r"(?<![=!<>])[-+]?=(?!=)|\.\s*(?:lerp|add|sub|copy|addcmul|addcdiv)_\s*\("
+    r"(?<![=!<>])[-+]?=(?!=)|\.\s*(?:" + "|".join(sorted(IN_PLACE_MOVES)) + r")\s*\("
 )
 
 
