@@ -549,29 +549,15 @@ class BasinRule(Rule):
         super().__init__(context)
         self.values = BasinValues(context)
 
-    def visit_ListComp(self, node: cst.ListComp) -> None:
+    def _enter_comprehension(self, node: _Comprehension) -> None:
         self.values.enter_comprehension(node)
 
-    def leave_ListComp(self, original_node: cst.ListComp) -> None:
+    def _leave_comprehension(self, original_node: _Comprehension) -> None:
         self.values.leave_comprehension()
 
-    def visit_SetComp(self, node: cst.SetComp) -> None:
-        self.values.enter_comprehension(node)
-
-    def leave_SetComp(self, original_node: cst.SetComp) -> None:
-        self.values.leave_comprehension()
-
-    def visit_GeneratorExp(self, node: cst.GeneratorExp) -> None:
-        self.values.enter_comprehension(node)
-
-    def leave_GeneratorExp(self, original_node: cst.GeneratorExp) -> None:
-        self.values.leave_comprehension()
-
-    def visit_DictComp(self, node: cst.DictComp) -> None:
-        self.values.enter_comprehension(node)
-
-    def leave_DictComp(self, original_node: cst.DictComp) -> None:
-        self.values.leave_comprehension()
+    # Each kind of comprehension binds its loop variables while its body is visited.
+    visit_ListComp = visit_SetComp = visit_GeneratorExp = visit_DictComp = _enter_comprehension
+    leave_ListComp = leave_SetComp = leave_GeneratorExp = leave_DictComp = _leave_comprehension
 
 
 # -- text level: a cheap over-approximation of the above, for rule triggers --------------

@@ -498,17 +498,14 @@ class WeightCopy(Rule):
     def leave_For(self, original_node: cst.For) -> None:
         self._loops.pop()
 
-    def visit_ListComp(self, node: cst.ListComp) -> None:
+    def _enter_comprehension(self, node: cst.ListComp | cst.GeneratorExp) -> None:
         self._loops.append(self._zip_frame(node.for_in.iter, node.for_in.target))
 
-    def leave_ListComp(self, original_node: cst.ListComp) -> None:
+    def _leave_comprehension(self, original_node: cst.ListComp | cst.GeneratorExp) -> None:
         self._loops.pop()
 
-    def visit_GeneratorExp(self, node: cst.GeneratorExp) -> None:
-        self._loops.append(self._zip_frame(node.for_in.iter, node.for_in.target))
-
-    def leave_GeneratorExp(self, original_node: cst.GeneratorExp) -> None:
-        self._loops.pop()
+    visit_ListComp = visit_GeneratorExp = _enter_comprehension
+    leave_ListComp = leave_GeneratorExp = _leave_comprehension
 
     @staticmethod
     def _loop_variable(target: cst.BaseExpression, source: tuple[str, bool] | None) -> str | None:

@@ -623,14 +623,4 @@ class SleepFreshData(Rule):
             self._bind_loop(clause.target, clause.iter)
             clause = clause.inner_for_in
 
-    def visit_ListComp(self, node: cst.ListComp) -> None:
-        self._comprehension(node)
-
-    def visit_SetComp(self, node: cst.SetComp) -> None:
-        self._comprehension(node)
-
-    def visit_GeneratorExp(self, node: cst.GeneratorExp) -> None:
-        self._comprehension(node)
-
-    def visit_DictComp(self, node: cst.DictComp) -> None:
-        self._comprehension(node)
+    visit_ListComp = visit_SetComp = visit_GeneratorExp = visit_DictComp = _comprehension
