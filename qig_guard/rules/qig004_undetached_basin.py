@@ -252,7 +252,8 @@ class UndetachedBasin(Rule):
     (`target = active.basin`) and gradient-keeping calls (`.clone()`, `.to(device)`).
 
     Not flagged: values already detached (`.detach()`, `.detach().clone()`, `.data`),
-    code inside `with torch.no_grad()` / `torch.inference_mode()` or a function
+    code inside `with torch.no_grad()` / `torch.inference_mode()` /
+    `torch.set_grad_enabled(False)` or a function
     decorated with them, locals computed under them earlier in the function, the
     observer's own basin, and an active model's basin in its own loss against its
     target basin.

@@ -132,7 +132,7 @@ class SleepFreshData(Rule):
     what the code does with it:
 
     - random data (`torch.rand*`, `torch.randint*`, `torch.normal`,
-      `np.random.*`) fed to a model (`model(x)`, `self.net(x)`,
+      `np.random.*`, `random.gauss`) fed to a model (`model(x)`, `self.net(x)`,
       `model.forward(x)`), directly, through locals or loops, or mixed into
       replayed inputs (`torch.where(mask, noise, tokens)`);
     - a random basin handed on as identity: written to a basin attribute
@@ -158,7 +158,7 @@ class SleepFreshData(Rule):
     (`basins[torch.randint(...)]`, `np.random.choice(basin_bank)`,
     `for x in self.replay_buffer`); coin flips (`torch.rand(1).item() < p`);
     data fed to the model under `torch.no_grad()` / `torch.inference_mode()`
-    for measurement only; parameters annotated as payloads (`data: bytes`,
+    (any spelling, or `torch.set_grad_enabled(False)`) for measurement only; parameters annotated as payloads (`data: bytes`,
     `dict`, `str`). Tests are not sleep code: a `test*` function, a method of
     a `Test*` class, a test module (`test_*.py`, `*_test.py`, `conftest.py`,
     a `tests/` folder). Elastic Weight Consolidation, which estimates Fisher
