@@ -158,10 +158,11 @@ class SleepFreshData(Rule):
     (`basins[torch.randint(...)]`, `np.random.choice(basin_bank)`,
     `for x in self.replay_buffer`); coin flips (`torch.rand(1).item() < p`);
     data fed to the model under `torch.no_grad()` / `torch.inference_mode()`
-    (any spelling, or `torch.set_grad_enabled(False)`) for measurement only; parameters annotated as payloads (`data: bytes`,
-    `dict`, `str`). Tests are not sleep code: a `test*` function, a method of
-    a `Test*` class, a test module (`test_*.py`, `*_test.py`, `conftest.py`,
-    a `tests/` folder). Elastic Weight Consolidation, which estimates Fisher
+    (any spelling, or `torch.set_grad_enabled(False)`) for measurement only;
+    parameters annotated as payloads (`data: bytes`, `dict`, `str`). Tests
+    are not sleep code: a `test*` function, a method of a `Test*` class, a
+    test module (`test_*.py`, `*_test.py`, `conftest.py`, a `tests/` folder).
+    Elastic Weight Consolidation, which estimates Fisher
     information over data, is not sleep code either: nothing in a function
     or class whose name (or an enclosing one's) says `ewc`, `fisher`,
     `importance`, `penalty` or `regulari*` (`class EWC`,
