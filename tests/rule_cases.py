@@ -49,7 +49,9 @@ def check_source(
     rule_codes = {rule.code for rule in rules} - {"QIG000"}
     found = [k[1:5] for k in _keys(gated) if k[3] in rule_codes]
     expected = [k[1:5] for k in _keys(plain) if k[3] in rule_codes]
-    assert found == expected, f"a gate changed findings in:\n{source}\ngated: {found}\nplain: {expected}"
+    assert found == expected, (
+        f"a gate changed findings in:\n{source}\ngated: {found}\nplain: {expected}"
+    )
     assert _keys(gated) == _keys(plain) or found != expected
     return gated
 

@@ -1,6 +1,6 @@
 """A constellation training script with the violations reviewers keep catching.
 
-`qig-guard check examples/` reports each of them; `examples/README.md` lists
+`qig-guard check examples/` reports each of them; the README's quick start lists
 what is expected. Do not copy this file: it is the bad example.
 """
 

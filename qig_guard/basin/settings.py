@@ -14,6 +14,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from qig_guard.basin.schema import schema
 from qig_guard.config import BASIN_KEYS, FACT_KEYS, SECTION, Config, ConfigError
 
 if sys.version_info >= (3, 11):
@@ -24,8 +25,8 @@ else:  # pragma: no cover - exercised on Python 3.10 only
 BASIN_KEY = f"{SECTION}.basin"
 FACTS_KEY = f"{SECTION}.frozen-facts"
 DEFAULT_FILES = ("**/*basin*.json", "**/basin/**/*.json", "**/basins/**/*.json")
-DEFAULT_DIM = 64
-"""The spec's basin dimension."""
+DEFAULT_DIM: int = schema()["properties"]["dim"]["default"]
+"""The spec's basin dimension, as the basin file schema states it (``dim``'s default)."""
 
 
 @dataclass(frozen=True)

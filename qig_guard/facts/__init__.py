@@ -6,7 +6,11 @@
   defines instead of guessing from one file's identifiers;
 - :mod:`~qig_guard.facts.kinds` says what kind of value an expression makes (a torch
   tensor, a NumPy array, a list...);
-- :mod:`~qig_guard.facts.vocabulary` holds the basin words every rule shares;
+- :mod:`~qig_guard.facts.torch_api` holds the torch and NumPy API lists several rules
+  ask (value- and gradient-keeping methods, no-grad contexts, optimizer words, pickle
+  modules, random sources, data loaders);
+- :mod:`~qig_guard.facts.vocabulary` holds the basin words every rule shares, and reads
+  the provenance keys from the basin file schema;
 - :mod:`~qig_guard.facts.distances` knows which functions compare two basins and which
   normalise one.
 """

@@ -14,16 +14,14 @@ from collections.abc import Iterator, Sequence
 
 import libcst as cst
 
+from qig_guard.facts.torch_api import VALUE_KEEPING_METHODS
+from qig_guard.facts.vocabulary import DISTANCE_WORDS
 from qig_guard.names import words
 from qig_guard.resolve import dotted_name
 from qig_guard.rules._basin_values import BasinValues, Kind, Value, call_args
 from qig_guard.rules.base import FileContext
 
 FISHER_WORDS = frozenset({"fisher", "rao", "bures", "geodesic"})
-DISTANCE_WORDS = frozenset({"distance", "dist"})
-_KEEP_METHODS = frozenset(
-    {"detach", "clone", "cpu", "float", "double", "flatten", "view", "reshape"}
-)
 
 
 def compares_by_name(function_name: str) -> bool:
@@ -108,7 +106,9 @@ class DistanceValues(BasinValues):
         if isinstance(node, cst.Attribute):
             return self.kind_of_name(node.attr.value) is Kind.BASIN
         if isinstance(node, cst.Call) and isinstance(node.func, cst.Attribute):
-            return node.func.attr.value in _KEEP_METHODS and self._named_basin(node.func.value)
+            return node.func.attr.value in VALUE_KEEPING_METHODS and self._named_basin(
+                node.func.value
+            )
         if isinstance(node, cst.Subscript):
             return self.kind(node) is Kind.BASIN
         return False

@@ -12,12 +12,11 @@ import ast
 import re
 from typing import Literal
 
+from qig_guard.facts.torch_api import VALUE_KEEPING_METHODS
+
 Kind = Literal["tensor", "array", "list", "scalar", "str", "dict"]
 NOT_TENSORS: frozenset[Kind] = frozenset({"array", "list", "scalar", "str", "dict"})
 
-_TENSOR_METHODS = frozenset(
-    {"detach", "clone", "to", "cuda", "cpu", "float", "double", "half", "requires_grad_"}
-)
 _METHOD_KINDS: dict[str, Kind] = {"numpy": "array", "tolist": "list", "item": "scalar"}
 _MODULE_KINDS: dict[str, Kind] = {"np": "array", "numpy": "array", "torch": "tensor"}
 _BUILTIN_KINDS: dict[str, Kind] = {
@@ -65,7 +64,7 @@ def ast_kind(node: ast.expr) -> Kind | None:
         root = _root(func.value)
         if root in _MODULE_KINDS:  # np.zeros(...), np.random.rand(...), torch.nn.Parameter(...)
             return _MODULE_KINDS[root]
-        if func.attr in _TENSOR_METHODS:
+        if func.attr in VALUE_KEEPING_METHODS:  # after `numpy`, `tolist`: the same kind
             return ast_kind(func.value)
     return None
 

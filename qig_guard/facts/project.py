@@ -35,6 +35,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING
 
 from qig_guard.facts.kinds import NOT_TENSORS, ast_kind
+from qig_guard.facts.torch_api import VALUE_KEEPING_METHODS
 from qig_guard.facts.vocabulary import names_a_basin
 from qig_guard.names import words
 
@@ -115,11 +116,6 @@ def _class_name(call: ast.expr | None) -> str | None:
     return name if name and name[:1].isupper() else None
 
 
-_KEEPS_VALUE = frozenset(
-    {"clone", "detach", "copy", "cpu", "numpy", "tolist", "float", "double", "to", "contiguous"}
-)
-
-
 def _stored_basin(node: ast.expr) -> bool:
     """``self.target_basin.clone()``, ``model.basin``, ``ckpt["basin"]``: a basin read from
     an object or a checkpoint (a local ``basin`` computed from text is often an item's
@@ -127,7 +123,7 @@ def _stored_basin(node: ast.expr) -> bool:
     while (
         isinstance(node, ast.Call)
         and isinstance(node.func, ast.Attribute)
-        and node.func.attr in _KEEPS_VALUE
+        and node.func.attr in VALUE_KEEPING_METHODS
     ):
         node = node.func.value
     if isinstance(node, ast.Subscript) and isinstance(node.slice, ast.Constant):

@@ -1,13 +1,16 @@
-"""Words of the basin vocabulary that every rule and the project index share."""
+"""Basin facts every rule and the project index share: the words of the basin
+vocabulary, and the provenance keys the basin file format requires."""
 
 from __future__ import annotations
+
+from functools import cache
 
 from qig_guard.names import words
 
 # Words that make a basin-ish identifier name something about a basin, not the vector.
 # fmt: off
 NOT_A_VECTOR = frozenset({
-    "path", "file", "filename", "fname", "dir", "url", "name", "names", "id", "ids", "idx",
+    "path", "paths", "file", "filename", "fname", "dir", "url", "name", "names", "id", "ids", "idx",
     "index", "indices", "key", "keys", "dim", "dims", "size", "shape", "len", "length", "count",
     "num", "n", "distance", "distances", "dist", "dists", "loss", "losses", "error", "score",
     "scores", "similarity", "sim", "weight", "weights", "lr", "step", "steps", "config", "cfg",
@@ -21,9 +24,27 @@ NOT_A_VECTOR = frozenset({
 })
 # fmt: on
 
+DISTANCE_WORDS = frozenset({"distance", "dist"})
+"""Words of a function name that measures a distance (``fisher_distance``, ``_dist``)."""
+COMPARISON_WORDS = DISTANCE_WORDS | {"proximity", "similarity"}
+"""Words of a function name that compares two vectors: a distance, or a similarity
+(``basin_similarity(a, b)``)."""
+
 
 def names_a_basin(identifier: str) -> bool:
     """True for an identifier naming a basin vector (``target_basin``, ``load_basin``),
     not something about one (``basin_path``, ``basin_distance``, ``save_basin``)."""
     identifier_words = words(identifier)
     return "basin" in identifier_words and not NOT_A_VECTOR.intersection(identifier_words)
+
+
+@cache
+def provenance_keys() -> tuple[str, ...]:
+    """The keys that say where a basin came from (``source_model``, ``timestamp``), read
+    from the basin file schema: its required top-level strings."""
+    # imported here: reading the schema costs a file read, and most checks never need it
+    from qig_guard.basin.schema import schema
+
+    document = schema()
+    properties = document["properties"]
+    return tuple(key for key in document["required"] if properties[key].get("type") == "string")

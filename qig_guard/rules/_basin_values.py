@@ -22,9 +22,10 @@ from functools import lru_cache
 
 import libcst as cst
 
-from qig_guard.facts.vocabulary import NOT_A_VECTOR
-from qig_guard.names import matches_any, name_words, text_pattern, words
+from qig_guard.facts.vocabulary import COMPARISON_WORDS, NOT_A_VECTOR
+from qig_guard.names import matches_any, text_pattern, words
 from qig_guard.resolve import dotted_name
+from qig_guard.rules._text import AS_NAME, first_literals
 from qig_guard.rules.base import FileContext, Rule
 
 
@@ -65,7 +66,6 @@ _WRAPPERS = frozenset(
 )
 _STACKS = frozenset({"torch.stack", "torch.vstack", "numpy.stack", "numpy.vstack", "numpy.array"})
 _CONSTRUCTOR_NAMES = frozenset(q.rsplit(".", 1)[-1] for q in _WRAPPERS | _STACKS)
-_DISTANCE_WORDS = frozenset({"distance", "dist", "proximity", "similarity"})
 
 
 class _Opaque:
@@ -94,7 +94,6 @@ _BRANCHES = (
     cst.ExceptStarHandler,
     cst.MatchCase,
 )
-_AS_NAME = re.compile(r"\bas\s+([A-Za-z_]\w*)")
 
 
 @dataclass
@@ -301,7 +300,7 @@ class BasinValues:
     def aliases(self) -> frozenset[str]:
         """Names bound with ``as`` anywhere in the file (a cheap superset of import aliases)."""
         if self._aliases is None:
-            self._aliases = frozenset(_AS_NAME.findall(self.context.source))
+            self._aliases = frozenset(AS_NAME.findall(self.context.source))
         return self._aliases
 
     # -- flow --------------------------------------------------------------
@@ -350,7 +349,7 @@ class BasinValues:
     def _compares_basins(self, function_name: str) -> bool:
         """``basin_distance(a, b)``: a function comparing two basins by its name."""
         return matches_any(function_name, self.config.basin_names) and bool(
-            _DISTANCE_WORDS.intersection(words(function_name))
+            COMPARISON_WORDS.intersection(words(function_name))
         )
 
     def bound_values(self, name: str) -> list[Value] | None:
@@ -550,29 +549,15 @@ class BasinRule(Rule):
         super().__init__(context)
         self.values = BasinValues(context)
 
-    def visit_ListComp(self, node: cst.ListComp) -> None:
+    def _enter_comprehension(self, node: _Comprehension) -> None:
         self.values.enter_comprehension(node)
 
-    def leave_ListComp(self, original_node: cst.ListComp) -> None:
+    def _leave_comprehension(self, original_node: _Comprehension) -> None:
         self.values.leave_comprehension()
 
-    def visit_SetComp(self, node: cst.SetComp) -> None:
-        self.values.enter_comprehension(node)
-
-    def leave_SetComp(self, original_node: cst.SetComp) -> None:
-        self.values.leave_comprehension()
-
-    def visit_GeneratorExp(self, node: cst.GeneratorExp) -> None:
-        self.values.enter_comprehension(node)
-
-    def leave_GeneratorExp(self, original_node: cst.GeneratorExp) -> None:
-        self.values.leave_comprehension()
-
-    def visit_DictComp(self, node: cst.DictComp) -> None:
-        self.values.enter_comprehension(node)
-
-    def leave_DictComp(self, original_node: cst.DictComp) -> None:
-        self.values.leave_comprehension()
+    # Each kind of comprehension binds its loop variables while its body is visited.
+    visit_ListComp = visit_SetComp = visit_GeneratorExp = visit_DictComp = _enter_comprehension
+    leave_ListComp = leave_SetComp = leave_GeneratorExp = leave_DictComp = _leave_comprehension
 
 
 # -- text level: a cheap over-approximation of the above, for rule triggers --------------
@@ -626,7 +611,7 @@ class BasinText:
         if self._any_name is None:
             self._any_name = any(
                 matches_any(name, self._config_names)
-                and bool(_DISTANCE_WORDS.intersection(words(name)))
+                and bool(COMPARISON_WORDS.intersection(words(name)))
                 for name in _DEF.findall(self.source)
                 if self.basin.search(name)
             )
@@ -646,13 +631,10 @@ class BasinText:
 def _basin_literals(names: tuple[str, ...]) -> tuple[str, ...] | None:
     """Text one of which any identifier matching ``names`` contains: the first literal
     piece of each name, lower-case, Capitalized or UPPER (the only cases of a word)."""
-    found: dict[str, None] = {}
-    for name in names:
-        pieces = [p for w in name_words(name) for p in w.split("*") if p.isalnum()]
-        if not pieces:
-            return None
-        found.update(dict.fromkeys((pieces[0], pieces[0].capitalize(), pieces[0].upper())))
-    return tuple(found)
+    literals = first_literals(names)
+    if literals is None:
+        return None
+    return tuple(case for piece in literals for case in (piece, piece.capitalize(), piece.upper()))
 
 
 @lru_cache(maxsize=32)

@@ -168,11 +168,6 @@ def _sleep_headers(source: str, names: tuple[str, ...]) -> list[tuple[int, int]]
     return sorted(found)
 
 
-def defines_sleep_code(source: str, config: Config) -> bool:
-    """Cheap text test: does ``source`` define a function or class named like sleep code?"""
-    return bool(source_text(source).regions(config.sleep_functions))
-
-
 # --- text structure, for triggers ------------------------------------------------
 
 _TOKENS = re.compile(

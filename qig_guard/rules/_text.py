@@ -9,6 +9,9 @@ from __future__ import annotations
 
 import re
 from collections.abc import Iterator
+from functools import lru_cache
+
+from qig_guard.names import name_words
 
 # A string literal on one line, any character but brackets, quotes, comments and backslashes, and
 # bracketed groups nested up to four deep: what these cannot match is answered
@@ -16,7 +19,8 @@ from collections.abc import Iterator
 _STRING = r"""(?:"(?:[^"\\\n]|\\.)*"|'(?:[^'\\\n]|\\.)*')"""
 
 
-def _balanced(atom: str, depth: int = 4) -> str:
+def _balanced_pattern(atom: str, depth: int = 4) -> str:
+    """A regex of ``atom``s, strings and bracketed groups nested up to ``depth`` deep."""
     inner = rf"(?:[^()\[\]{{}}'\"#\\]|{_STRING})"
     group = ""
     for _ in range(depth):
@@ -25,8 +29,8 @@ def _balanced(atom: str, depth: int = 4) -> str:
     return rf"(?:{atom}|{_STRING}|{group})*"
 
 
-_ARGUMENTS = re.compile(_balanced(r"[^()\[\]{}'\"#\\]") + r"\)")
-_REST_OF_LINE = re.compile(_balanced(r"[^()\[\]{}'\"#\\\n]"))
+_ARGUMENTS = re.compile(_balanced_pattern(r"[^()\[\]{}'\"#\\]") + r"\)")
+_REST_OF_LINE = re.compile(_balanced_pattern(r"[^()\[\]{}'\"#\\\n]"))
 string_literals = re.compile(_STRING)
 _NAMES = re.compile(r"[A-Za-z_][\w.]*")
 
@@ -90,7 +94,8 @@ _OPENERS = {")": "(", "]": "[", "}": "{"}
 _SPECIAL = re.compile(r"[()\[\]{}'\"#]")
 _SPLIT_SPECIAL = re.compile(r"[()\[\]{}'\",]")
 _SCAN_LIMIT = 4000  # characters scanned for one call's arguments or receiver
-_ALIAS = re.compile(r"as[ \t\\]+([A-Za-z_]\w*)")
+AS_NAME = re.compile(r"(?<![\w.])as[\s\\]+([A-Za-z_]\w*)")
+"""``as NAME`` anywhere (imports, ``with``, ``except``): a superset of the import aliases."""
 
 
 def arguments_text(source: str, open_index: int) -> str | None:
@@ -189,7 +194,7 @@ def split_arguments(text: str) -> list[str]:
 def import_aliases(source: str) -> Iterator[tuple[str, str]]:
     """``(imported, alias)`` for each ``... imported as alias`` (``imported`` is the last
     part of a dotted name); a superset: ``with open(p) as f`` gives ``("open", "f")``."""
-    for match in _ALIAS.finditer(source):
+    for match in AS_NAME.finditer(source):
         start = match.start()
         if not start or source[start - 1] not in " \t\\\n":
             continue
@@ -206,3 +211,19 @@ def word_before(source: str, end: int) -> tuple[str, int]:
     while start and (source[start - 1].isalnum() or source[start - 1] == "_"):
         start -= 1
     return source[start:stop], start
+
+
+@lru_cache(maxsize=64)
+def first_literals(names: tuple[str, ...]) -> tuple[str, ...] | None:
+    """The first literal piece of each configured name, lower case (``consolidat`` for
+    ``consolidat*``): every identifier the name matches holds it once lower-cased.
+    ``None`` when a name has no literal piece (``*``): any text may match it."""
+    found: dict[str, None] = {}
+    for name in names:
+        pieces = [
+            piece for word in name_words(name) for piece in word.split("*") if piece.isalnum()
+        ]
+        if not pieces:
+            return None
+        found[pieces[0]] = None
+    return tuple(found)

@@ -27,7 +27,7 @@ from qig_guard.facts.project import EMPTY, ProjectFacts
 from qig_guard.findings import Edit, Finding, Fix
 from qig_guard.gates import Gate
 from qig_guard.positions import SourceOrder, StatementPositions
-from qig_guard.resolve import ScopeTracker, dotted_name
+from qig_guard.resolve import ScopeTracker
 
 
 @dataclass(frozen=True)
@@ -243,7 +243,6 @@ __all__ = [
     "Rule",
     "argument",
     "compile_trigger",
-    "dotted_name",
     "keyword_arg",
     "positional_args",
 ]

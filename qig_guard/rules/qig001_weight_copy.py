@@ -8,9 +8,16 @@ from collections.abc import Collection
 import libcst as cst
 
 from qig_guard.config import Config
+from qig_guard.facts.torch_api import (
+    METADATA_ATTRIBUTES,
+    OPTIMIZER_WORDS,
+    PARAMETER_ITERATORS,
+    VALUE_KEEPING_ATTRIBUTES,
+    VALUE_KEEPING_METHODS,
+)
 from qig_guard.gates import Identifiers, Text
 from qig_guard.names import matches_any
-from qig_guard.resolve import dotted_name
+from qig_guard.resolve import dotted_name, target_names
 from qig_guard.rules._text import bare_names, call_arguments, flows_from, split_arguments
 from qig_guard.rules.base import (
     FileContext,
@@ -24,17 +31,13 @@ from qig_guard.rules.base import (
 _PARAM_COPY = compile_trigger(r"(?:copy_|set_)\s*\(", r"\.data\s*=(?!=)", r"\]\s*=(?!=)")
 
 # Objects with a state dict that are not models: copying their state is not a weight copy.
-_NOT_MODELS = ("optim*", "opt", "sched*", "scaler")
+_NOT_MODELS = (*OPTIMIZER_WORDS, "sched*", "scaler")
 # Attributes that wrap the same model (DataParallel/DDP, torch.compile).
 _WRAPPERS = ("module", "_orig_mod")
-# Methods that keep a tensor's values: `q.data.detach().clone()` still is `q`.
-_SAME_VALUES = frozenset({"detach", "clone", "cpu", "cuda", "to", "contiguous"})
 # Calls that return a copy of their argument's mapping.
 _COPIES = frozenset({"copy.deepcopy", "copy.copy", "dict", "collections.OrderedDict"})
 # What reads only a tensor's shape or type, not its values.
-_SHAPE_ATTRIBUTES = frozenset({"shape", "dtype", "device", "ndim", "is_cuda", "requires_grad"})
 _SHAPE_CALLS = frozenset({"len", "size", "numel", "dim", "type", "isinstance", "keys"})
-_PARAMETER_ITERATORS = frozenset({"parameters", "named_parameters"})
 _LOAD = re.compile(r"\.[\s\\]*load_state_dict[\s\\)]*\(")
 _STATE_DICT = re.compile(r"\.[\s\\]*(?:state_dict|named_parameters|parameters)\b")
 _ENTRY_COPY = re.compile(r"\]\s*\.\s*(?:copy_|set_)\s*\(")
@@ -62,21 +65,12 @@ def _method(node: cst.BaseExpression, names: Collection[str]) -> cst.BaseExpress
 _MODEL_CLASS = re.compile(r"\bdef\s+forward\s*\(|\bself\s*\.\s*(?:parameters|state_dict)\s*\(")
 
 
-def _names(target: cst.BaseExpression) -> list[str]:
-    """The names a loop target binds: ``k``, ``(k, v)``."""
-    if isinstance(target, cst.Name):
-        return [target.value]
-    if isinstance(target, (cst.Tuple, cst.List)):
-        return [name for element in target.elements for name in _names(element.value)]
-    return []
-
-
 def _strip_same_values(node: cst.BaseExpression) -> cst.BaseExpression:
     """``q`` for ``q.data``, ``q.detach().clone()`` and the like."""
     while True:
-        if isinstance(node, cst.Attribute) and node.attr.value == "data":
+        if isinstance(node, cst.Attribute) and node.attr.value in VALUE_KEEPING_ATTRIBUTES:
             node = node.value
-        elif (receiver := _method(node, _SAME_VALUES)) is not None:
+        elif (receiver := _method(node, VALUE_KEEPING_METHODS)) is not None:
             node = receiver
         else:
             return node
@@ -260,7 +254,7 @@ class WeightCopy(Rule):
         if (receiver := _method(node, ("state_dict",))) is not None:
             model = self._model(receiver)
             return ("state", model) if model is not None else None
-        if (receiver := _method(node, ("copy", *_SAME_VALUES))) is not None:
+        if (receiver := _method(node, VALUE_KEEPING_METHODS)) is not None:
             return self._origin(receiver)
         args = positional_args(node)
         if not args:
@@ -354,7 +348,7 @@ class WeightCopy(Rule):
                     found.add(origin[1])
                 found |= self._scope_weights().get(current.value, frozenset())
             elif isinstance(current, cst.Attribute):
-                if current.attr.value not in _SHAPE_ATTRIBUTES:
+                if current.attr.value not in METADATA_ATTRIBUTES:
                     pending.append(current.value)
             elif isinstance(current, cst.Arg):
                 pending.append(current.value)
@@ -376,7 +370,7 @@ class WeightCopy(Rule):
         last = func.attr.value if isinstance(func, cst.Attribute) else dotted_name(func) or ""
         if last.endswith("_like") or last in _SHAPE_CALLS:
             return frozenset()
-        if (receiver := _method(call, ("state_dict", *_PARAMETER_ITERATORS))) is not None:
+        if (receiver := _method(call, ("state_dict", *PARAMETER_ITERATORS))) is not None:
             model = self._model(receiver)
             return frozenset() if model is None else frozenset({model})
         pending.extend(call.children)
@@ -392,7 +386,7 @@ class WeightCopy(Rule):
         clause: cst.CompFor | None = node.for_in
         while clause is not None:
             weights = self._weights_in(clause.iter, inner)
-            for target in _names(clause.target):
+            for target in target_names(clause.target):
                 inner[target] = weights
             clause = clause.inner_for_in
         element = node.value if isinstance(node, cst.DictComp) else node.elt
@@ -474,7 +468,7 @@ class WeightCopy(Rule):
             and self.context.qualified_name(node.func) in {"list", "tuple"}
         ):
             node = args[0]
-        receiver = _method(node, _PARAMETER_ITERATORS)
+        receiver = _method(node, PARAMETER_ITERATORS)
         if receiver is None or not isinstance(node, cst.Call):
             return None
         model = self._model(receiver)
@@ -510,17 +504,14 @@ class WeightCopy(Rule):
     def leave_For(self, original_node: cst.For) -> None:
         self._loops.pop()
 
-    def visit_ListComp(self, node: cst.ListComp) -> None:
+    def _enter_comprehension(self, node: cst.ListComp | cst.GeneratorExp) -> None:
         self._loops.append(self._zip_frame(node.for_in.iter, node.for_in.target))
 
-    def leave_ListComp(self, original_node: cst.ListComp) -> None:
+    def _leave_comprehension(self, original_node: cst.ListComp | cst.GeneratorExp) -> None:
         self._loops.pop()
 
-    def visit_GeneratorExp(self, node: cst.GeneratorExp) -> None:
-        self._loops.append(self._zip_frame(node.for_in.iter, node.for_in.target))
-
-    def leave_GeneratorExp(self, original_node: cst.GeneratorExp) -> None:
-        self._loops.pop()
+    visit_ListComp = visit_GeneratorExp = _enter_comprehension
+    leave_ListComp = leave_GeneratorExp = _leave_comprehension
 
     @staticmethod
     def _loop_variable(target: cst.BaseExpression, source: tuple[str, bool] | None) -> str | None:

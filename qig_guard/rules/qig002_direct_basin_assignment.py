@@ -9,6 +9,7 @@ from functools import lru_cache
 import libcst as cst
 
 from qig_guard.config import Config
+from qig_guard.facts.torch_api import VALUE_KEEPING_METHODS
 from qig_guard.facts.vocabulary import NOT_A_VECTOR
 from qig_guard.gates import Guarded, Named, Pattern
 from qig_guard.names import matches_any, words
@@ -25,8 +26,6 @@ _OTHER_BASIN_WRITE = re.compile(
 _SETATTR = frozenset({"setattr", "builtins.setattr", "object.__setattr__"})
 # nn.Module methods that (re)bind an attribute named by their first argument.
 _REGISTERS = frozenset({"register_buffer", "register_parameter"})
-# In-place tensor methods that leave the values alone.
-_KEEPS_VALUES = frozenset({"requires_grad_", "share_memory_", "detach_"})
 
 
 @lru_cache(maxsize=8)
@@ -360,7 +359,11 @@ class DirectBasinAssignment(Rule):
         func = node.func
         if isinstance(func, cst.Attribute):
             method = func.attr.value
-            if method.endswith("_") and not method.startswith("__") and method not in _KEEPS_VALUES:
+            if (
+                method.endswith("_")
+                and not method.startswith("__")
+                and method not in VALUE_KEEPING_METHODS
+            ):
                 attribute = self._protected(func.value)
                 if attribute is not None:
                     self._flag(node, attribute)

@@ -8,20 +8,27 @@ from functools import lru_cache
 import libcst as cst
 
 from qig_guard.config import Config
+from qig_guard.facts.torch_api import (
+    NOT_OPTIMIZER_MODULES,
+    OPTIMIZER_MODULES,
+    OPTIMIZER_STEMS,
+    PARAMETER_ITERATORS,
+    names_an_optimizer,
+)
 from qig_guard.facts.vocabulary import NOT_A_VECTOR
 from qig_guard.gates import Named
-from qig_guard.names import matches_any, name_words, text_pattern, words
+from qig_guard.names import matches_any, text_pattern, words
 from qig_guard.resolve import dotted_name
-from qig_guard.rules._basin_moves import BLEND_WORDS, in_place_move, moves_toward, reads
+from qig_guard.rules._basin_moves import (
+    BLEND_WORDS,
+    IN_PLACE_MOVES,
+    in_place_move,
+    moves_toward,
+    reads,
+)
+from qig_guard.rules._text import first_literals
 from qig_guard.rules.base import FileContext, Invalid, Rule, argument, positional_args
 
-# An optimizer, by the words of its name: `ocean_optimizer`, `self.opt`, `optim`.
-_OPTIMIZER_WORDS = ("optim*", "opt")
-# Modules whose classes are optimizers (schedulers and SWA helpers take optimizers, not
-# parameters).
-_OPTIMIZER_MODULES = frozenset({"optim", "optimizers", "optimization"})
-_NOT_OPTIMIZER_MODULES = frozenset({"lr_scheduler", "swa_utils"})
-_PARAMETER_ITERATORS = frozenset({"parameters", "named_parameters"})
 # Calls that pass parameters through: `list(ocean.parameters())`, `chain(a, b)`.
 _PASS_THROUGH = frozenset({"list", "tuple", "chain", "filter", "from_iterable"})
 _PARAMS_KEYWORDS = frozenset({"params", "parameters", "model", "module"})
@@ -49,18 +56,18 @@ def _method(node: cst.BaseExpression) -> tuple[cst.BaseExpression, str] | None:
 def _optimizer_kind(qualified: str) -> str | None:
     """``"torch"`` for a torch.optim-like class, ``"factory"`` for ``*optimizer(...)``."""
     parts = qualified.split(".")
-    if any(part in _NOT_OPTIMIZER_MODULES for part in parts[:-1]):
+    if any(part in NOT_OPTIMIZER_MODULES for part in parts[:-1]):
         return None
     last = words(parts[-1])
     if last and matches_any(last[-1], ("optimizer", "optimiser")):
         return "factory"
-    if len(parts) > 1 and any(part in _OPTIMIZER_MODULES for part in parts[:-1]):
+    if len(parts) > 1 and any(part in OPTIMIZER_MODULES for part in parts[:-1]):
         return "torch"
     return None
 
 
 def _is_optimizer_name(dotted: str | None) -> bool:
-    return dotted is not None and any(matches_any(word, _OPTIMIZER_WORDS) for word in words(dotted))
+    return dotted is not None and any(map(names_an_optimizer, words(dotted)))
 
 
 # -- the text trigger ------------------------------------------------------------
@@ -103,17 +110,8 @@ _CLOSING = ")]"
 _MAY_MOVE = re.compile(r"[-+]|" + "|".join(sorted(BLEND_WORDS)), re.IGNORECASE)
 # A write: an assignment (`=`, `+=`, `-=`, not `==`) or an in-place move method.
 _BASIN_WRITE = re.compile(
-    r"(?<![=!<>])[-+]?=(?!=)|\.\s*(?:lerp|add|sub|copy|addcmul|addcdiv)_\s*\("
+    r"(?<![=!<>])[-+]?=(?!=)|\.\s*(?:" + "|".join(sorted(IN_PLACE_MOVES)) + r")\s*\("
 )
-
-
-def _first_words(names: tuple[str, ...]) -> tuple[str, ...]:
-    """A literal that each configured name's text must contain (lower case)."""
-    found = []
-    for name in names:
-        literals = [w.strip("*") for w in name_words(name) if w.strip("*")]
-        found.append(literals[0] if literals else "")
-    return tuple(found)
 
 
 @lru_cache(maxsize=256)
@@ -160,7 +158,7 @@ def _heads(text: str) -> set[str]:
     return {dotted.split(".", 1)[0] for dotted in _DOTTED.findall(text)}
 
 
-def _balanced(text: str, start: int, group: bool) -> int | None:
+def _group_or_line_end(text: str, start: int, group: bool) -> int | None:
     """The end of the bracketed group opening at ``start`` (``group``) or of the logical
     line from ``start``; ``None`` where a triple-quoted string makes it unclear."""
     depth = 0
@@ -281,7 +279,9 @@ class _TrainingText:
         """Whether ``text`` may name the frozen model (its optimizer); unknown text may."""
         if text is None:
             return True
-        return bool(self.frozen.search(text)) and (not optimizer or "opt" in text.lower())
+        return bool(self.frozen.search(text)) and (
+            not optimizer or any(stem in text.lower() for stem in OPTIMIZER_STEMS)
+        )
 
     def could_report(self) -> bool:
         if any(self._method_could_report(match) for match in _METHOD.finditer(self.source)):
@@ -351,7 +351,7 @@ class _TrainingText:
         )
 
     def _arguments(self, match: re.Match[str]) -> str | None:
-        end = _balanced(self.source, match.end() - 1, group=True)
+        end = _group_or_line_end(self.source, match.end() - 1, group=True)
         return None if end is None else self.source[match.end() - 1 : end]
 
     def _disabled(self, match: re.Match[str]) -> bool:
@@ -389,7 +389,7 @@ class _TrainingText:
         """Whether the call at ``paren`` may be given the frozen model's parameters."""
         if self.in_frozen_class(paren):
             return True
-        end = _balanced(self.source, paren, group=True)
+        end = _group_or_line_end(self.source, paren, group=True)
         return end is None or self._may_hold_frozen(self.source[paren:end])
 
     def _may_hold_frozen(self, text: str) -> bool:
@@ -405,7 +405,7 @@ class _TrainingText:
                 before = self.source[match.start() - 1 : match.start()]
                 if before and (_is_name_char(before) or before == "."):
                     continue
-                end = _balanced(self.source, match.end(), group=False)
+                end = _group_or_line_end(self.source, match.end(), group=False)
                 value = self.source[match.end() : end]
                 if end is None or self.mentions(value):
                     return True
@@ -421,7 +421,8 @@ def could_train_frozen(
 ) -> bool:
     """Text test for :class:`OceanTraining`: False when no shape it reports can occur."""
     lower = source.lower()
-    if not any(word in lower for word in _first_words(frozen)):
+    literals = first_literals(frozen)
+    if literals is not None and not any(word in lower for word in literals):
         return False
     text = _TrainingText(source, frozen)
     return text.could_report() or text.could_move_basin(basins)
@@ -647,7 +648,7 @@ class OceanTraining(Rule):
             return self._frozen(node)
         if isinstance(node, cst.Call):
             method = _method(node)
-            if method is not None and method[1] in _PARAMETER_ITERATORS:
+            if method is not None and method[1] in PARAMETER_ITERATORS:
                 return self._frozen(method[0])
             callee = dotted_name(node.func)
             if callee is not None and callee.rsplit(".", 1)[-1] in _PASS_THROUGH:
@@ -743,7 +744,7 @@ class OceanTraining(Rule):
 
     def _mentions_active(self, node: cst.BaseExpression) -> bool:
         method = _method(node)
-        if method is not None and method[1] in _PARAMETER_ITERATORS:
+        if method is not None and method[1] in PARAMETER_ITERATORS:
             return self._active(method[0])
         return self._active(node)
 

@@ -13,49 +13,14 @@ import libcst as cst
 
 from qig_guard.config import Config
 from qig_guard.facts.kinds import NOT_TENSORS, ast_kind, numpy_only
+from qig_guard.facts.torch_api import DETACHING, GRADIENT_KEEPING_METHODS, disables_gradients
+from qig_guard.facts.vocabulary import NOT_A_VECTOR
 from qig_guard.gates import Named
-from qig_guard.names import matches, matches_any, name_words, text_pattern, words
+from qig_guard.names import matches, matches_any, text_pattern, words
 from qig_guard.resolve import dotted_name
+from qig_guard.rules._text import first_literals
 from qig_guard.rules.base import FileContext, Invalid, Rule
 
-_NO_GRAD = frozenset(
-    {
-        "torch.no_grad",
-        "torch.inference_mode",
-        "torch.autograd.no_grad",
-        "torch.autograd.grad_mode.no_grad",
-        "torch.autograd.grad_mode.inference_mode",
-    }
-)
-_SET_GRAD_ENABLED = frozenset({"torch.set_grad_enabled", "torch.autograd.set_grad_enabled"})
-# Methods whose result still carries the receiver's gradient.
-_KEEPS_GRAD = frozenset(
-    {
-        "clone",
-        "to",
-        "float",
-        "double",
-        "half",
-        "cuda",
-        "cpu",
-        "view",
-        "view_as",
-        "reshape",
-        "squeeze",
-        "unsqueeze",
-        "flatten",
-        "contiguous",
-        "expand",
-        "expand_as",
-    }
-)
-# Methods and attributes whose result carries no gradient.
-_DETACHES = frozenset({"detach", "data", "item", "tolist", "numpy"})
-# Last words of basin-named values that are not tensors: `ocean.basin_dim`, `basin_path`.
-_NOT_TENSORS = frozenset(
-    {"dim", "dims", "size", "shape", "path", "paths", "file", "dir", "name", "names", "id"}
-    | {"ids", "key", "keys", "idx", "index", "len", "count", "config", "cfg", "url", "fn"}
-)
 _LOSS_HELPERS = ("*_loss", "fisher_distance")
 
 
@@ -95,14 +60,14 @@ def _trigger(basins: tuple[str, ...], owners: tuple[str, ...]) -> re.Pattern[str
 # where it is read, is only assigned to, or is a local last assigned a detached value.
 
 _DETACHED_CHAIN = re.compile(
-    r"(?:\s*\.\s*(?:" + "|".join(sorted(_KEEPS_GRAD)) + r")\s*\([^()]*\))*"
-    r"\s*\.\s*(?:" + "|".join(sorted(_DETACHES)) + r")\b"
+    r"(?:\s*\.\s*(?:" + "|".join(sorted(GRADIENT_KEEPING_METHODS)) + r")\s*\([^()]*\))*"
+    r"\s*\.\s*(?:" + "|".join(sorted(DETACHING)) + r")\b"
 )
 _DETACHED_VALUE = re.compile(
     r"[^\n]*\.\s*(?:"
-    + "|".join(sorted(_DETACHES))
+    + "|".join(sorted(DETACHING))
     + r")\b(?:\s*\(\s*\))?(?:\s*\.\s*(?:"
-    + "|".join(sorted(_KEEPS_GRAD))
+    + "|".join(sorted(GRADIENT_KEEPING_METHODS))
     + r")\s*\([^()\n]*\))*\s*(?:#[^\n]*)?"
 )
 _TARGET = re.compile(r"\s*=(?!=)")
@@ -204,23 +169,15 @@ def _run(text: str, position: int) -> int:
     return match.end() - position if match else 0
 
 
-def _literals(names: tuple[str, ...]) -> tuple[str, ...]:
-    """A lower-case word that each configured name's text must contain."""
-    found = []
-    for name in names:
-        literals = [word.strip("*") for word in name_words(name) if word.strip("*")]
-        found.append(literals[0] if literals else "")
-    return tuple(found)
-
-
 def _tokens(source: str, basins: tuple[str, ...]) -> Iterator[tuple[int, int]]:
     """The dotted names (``self.ocean.basin``) that contain a basin name's first word."""
     lower = source.lower()
-    if len(lower) != len(source):  # case mapping moved the offsets: every name
+    literals = first_literals(basins)
+    if literals is None or len(lower) != len(source):  # no literal, or offsets moved
         yield from ((m.start(), m.end()) for m in re.finditer(r"[\w.]+", source))
         return
     seen = set()
-    for word in _literals(basins):
+    for word in literals:
         position = lower.find(word)
         while position != -1:
             window = source[max(0, position - 200) : position][::-1]
@@ -249,28 +206,17 @@ def could_feed_undetached(source: str, basins: tuple[str, ...], owners: tuple[st
     return False
 
 
-def _no_grad_call(context: FileContext, node: cst.BaseExpression) -> bool:
-    if isinstance(node, cst.Call):
-        qualified = context.qualified_name(node.func)
-        if qualified in _SET_GRAD_ENABLED:
-            return bool(node.args) and (
-                isinstance(node.args[0].value, cst.Name) and node.args[0].value.value == "False"
-            )
-        return qualified in _NO_GRAD
-    return context.qualified_name(node) in _NO_GRAD
-
-
 def _unwrap(node: cst.BaseExpression) -> tuple[cst.BaseExpression, bool]:
     """The value under gradient-keeping calls (``x`` for ``x.clone().to(d)``), and
     whether it was detached on the way (``x.detach().clone()``)."""
     while True:
-        if isinstance(node, cst.Attribute) and node.attr.value in _DETACHES:
+        if isinstance(node, cst.Attribute) and node.attr.value in DETACHING:
             return node, True
         if isinstance(node, cst.Call) and isinstance(node.func, cst.Attribute):
             method = node.func.attr.value
-            if method in _DETACHES:
+            if method in DETACHING:
                 return node, True
-            if method in _KEEPS_GRAD:
+            if method in GRADIENT_KEEPING_METHODS:
                 node = node.func.value
                 continue
         return node, False
@@ -307,7 +253,8 @@ class UndetachedBasin(Rule):
     (`target = active.basin`) and gradient-keeping calls (`.clone()`, `.to(device)`).
 
     Not flagged: values already detached (`.detach()`, `.detach().clone()`, `.data`),
-    code inside `with torch.no_grad()` / `torch.inference_mode()` or a function
+    code inside `with torch.no_grad()` / `torch.inference_mode()` /
+    `torch.set_grad_enabled(False)` or a function
     decorated with them, locals computed under them earlier in the function, the
     observer's own basin, and an active model's basin in its own loss against its
     target basin.
@@ -406,7 +353,7 @@ class UndetachedBasin(Rule):
         return (
             matches_any(last, self.config.basin_names)
             and not matches_any(last, self.config.basin_owners)
-            and words(last)[-1] not in _NOT_TENSORS
+            and words(last)[-1] not in NOT_A_VECTOR
         )
 
     def _tensor_file(self) -> bool:
@@ -510,14 +457,14 @@ class UndetachedBasin(Rule):
     # -- scopes and no_grad ----------------------------------------------------
 
     def visit_FunctionDef(self, node: cst.FunctionDef) -> None:
-        decorated = any(_no_grad_call(self.context, d.decorator) for d in node.decorators)
+        decorated = any(disables_gradients(self.context, d.decorator) for d in node.decorators)
         self._frames.append(_Frame(no_grad=int(decorated)))
 
     def leave_FunctionDef(self, original_node: cst.FunctionDef) -> None:
         self._frames.pop()
 
     def visit_With(self, node: cst.With) -> None:
-        entered = any(_no_grad_call(self.context, item.item) for item in node.items)
+        entered = any(disables_gradients(self.context, item.item) for item in node.items)
         self._with_no_grad.append(entered)
         self._frames[-1].no_grad += entered
 

@@ -8,6 +8,7 @@ from collections.abc import Iterator
 import libcst as cst
 
 from qig_guard.config import Config
+from qig_guard.facts.torch_api import CHECKPOINT_WRITERS, PICKLE_WRITERS, TORCH_SAVE
 from qig_guard.gates import Identifiers, Named
 from qig_guard.names import words
 from qig_guard.rules._basin_values import (
@@ -24,13 +25,7 @@ from qig_guard.rules.base import FileContext, Invalid, argument
 
 # Writer -> (index of the payload argument, its keyword names).
 _SINGLE_PAYLOAD = {
-    "torch.save": (0, ("obj",)),
-    "pickle.dump": (0, ("obj",)),
-    "pickle.dumps": (0, ("obj",)),
-    "dill.dump": (0, ("obj",)),
-    "dill.dumps": (0, ("obj",)),
-    "cloudpickle.dump": (0, ("obj",)),
-    "cloudpickle.dumps": (0, ("obj",)),
+    **dict.fromkeys(TORCH_SAVE | PICKLE_WRITERS, (0, ("obj",))),
     "joblib.dump": (0, ("value",)),
     "numpy.save": (1, ("arr",)),
     "zlib.compress": (0, ("data",)),
@@ -39,7 +34,6 @@ _SINGLE_PAYLOAD = {
     "gzip.compress": (0, ("data",)),
 }
 _ARCHIVES = frozenset({"numpy.savez", "numpy.savez_compressed"})
-_CHECKPOINT_WRITERS = frozenset({"torch.save", "pickle.dump", "pickle.dumps", "joblib.dump"})
 # Any JSON writer in the module: the basin may be exported as JSON there.
 _WRITES_JSON = re.compile(r"\bjson\.dumps?\s*\(|\bsave_basin\s*\(|\bto_json\s*\(|\bdumps?\s*\(")
 _PACKERS = frozenset({"struct.pack", "struct.pack_into"})
@@ -53,10 +47,7 @@ _STATE_WORDS = frozenset(
 _METADATA_WORDS = frozenset({"source", "name", "id", "path", "tag", "version", "type"})
 
 
-_WRITER_MODULES = (
-    "torch", "pickle", "dill", "cloudpickle", "joblib", "numpy",
-    "zlib", "bz2", "lzma", "gzip", "struct",
-)  # fmt: skip
+_WRITER_MODULES = frozenset(q.rsplit(".", 1)[0] for q in (*_SINGLE_PAYLOAD, *_ARCHIVES, *_PACKERS))
 _KEYWORD = re.compile(r"\s*([A-Za-z_]\w*)\s*=(?!=)")
 _DICT_ENTRY = re.compile(r"\s*[uUrR]?(['\"])([^'\"\\]*)\1\s*:\s*(.*)", re.DOTALL)
 _NON_LITERAL = re.compile(r"[A-Za-z_]\w*(?![\w'\"])")
@@ -251,7 +242,7 @@ class BasinNotJson(BasinRule):
             arguments = arguments_text(source, start)
             if arguments is None:
                 return True
-            checkpoints = qualified in _CHECKPOINT_WRITERS and json_free
+            checkpoints = qualified in CHECKPOINT_WRITERS and json_free
             payload = _payload(split_arguments(arguments), qualified)
             if _may_write_basin(payload, text, checkpoints):
                 return True
@@ -331,7 +322,7 @@ class BasinNotJson(BasinRule):
             elif self._is_basin_record(payload):
                 self._flag(node, f"{writer} of a basin record with no model state")
             elif (
-                qualified in _CHECKPOINT_WRITERS
+                qualified in CHECKPOINT_WRITERS
                 and (held := self._only_in_checkpoint(payload)) is not None
             ):
                 # an inline checkpoint is reported at its basin, a named one at the call

@@ -8,12 +8,9 @@ from collections.abc import Iterator, Sequence
 import libcst as cst
 
 from qig_guard.config import Config
-from qig_guard.facts.distances import (
-    DISTANCE_WORDS,
-    FISHER_WORDS,
-    DistanceValues,
-    compares_by_name,
-)
+from qig_guard.facts.distances import FISHER_WORDS, DistanceValues, compares_by_name
+from qig_guard.facts.torch_api import VALUE_KEEPING_METHODS, makes_random_data
+from qig_guard.facts.vocabulary import DISTANCE_WORDS
 from qig_guard.gates import Holds, Identifiers, Named, Pattern, Text, Words
 from qig_guard.names import words
 from qig_guard.rules._basin_values import (
@@ -80,7 +77,6 @@ _REDUCTIONS = frozenset({"torch.sum", "torch.mean", "numpy.sum", "numpy.mean", "
 _SQUARES = frozenset({"torch.square", "numpy.square", "torch.pow", "numpy.power"})
 _ONES = frozenset({"torch.ones", "torch.ones_like", "numpy.ones", "numpy.ones_like"})
 _ABS = frozenset({"abs", "numpy.abs", "numpy.absolute", "torch.abs"})
-_KEEP = frozenset({"detach", "clone", "cpu", "float", "double", "flatten", "view", "reshape"})
 _SCALARS = frozenset({"mean", "sum", "max", "min", "median", "std", "var", "norm", "item"})
 _ARCCOS = frozenset({"numpy.arccos", "torch.acos", "torch.arccos", "math.acos"})
 _CLIPS = frozenset({"numpy.clip", "torch.clamp", "torch.clip"})
@@ -97,7 +93,6 @@ _DOTS = frozenset(
     }
 )
 _NORMALIZE = "torch.nn.functional.normalize"
-_RANDOMS = frozenset({"torch.randn", "torch.rand", "torch.randn_like", "torch.rand_like"})
 _NAMES = frozenset(
     q.rsplit(".", 1)[-1]
     for q in (
@@ -133,6 +128,9 @@ _USES_OF_A_COSINE = (
     r"|\b{name}\s*\.\s*(?:acos|arccos|clamp|clip)\b"
 )
 _TRIG = frozenset({"sin", "cos", "sinh", "cosh", "tan"})  # what a slerp does with an angle
+# Methods after which a cosine is still that cosine, or a difference of basins that difference.
+_KEEPS_A_COSINE = VALUE_KEEPING_METHODS | {"clamp", "clip", "item"}
+_KEEPS_A_DIFFERENCE = VALUE_KEEPING_METHODS | {"abs"}
 
 
 # Callees whose call the rule reports, by last name; what the operands' text must show.
@@ -542,7 +540,7 @@ class EuclideanBasinDistance(BasinRule):
                 inner = argument(node, 0, "x", "input")
                 return inner is not None and self._is_difference(inner)
             if isinstance(func, cst.Attribute):
-                return func.attr.value in {*_KEEP, "abs"} and self._is_difference(func.value)
+                return func.attr.value in _KEEPS_A_DIFFERENCE and self._is_difference(func.value)
         return False
 
     def _is_square_of_difference(self, node: cst.BaseExpression) -> bool:
@@ -611,7 +609,7 @@ class EuclideanBasinDistance(BasinRule):
             inner = argument(node, 0, "input", "a", "x")
             return inner is not None and self._is_cosine(inner)
         if isinstance(func, cst.Attribute) and qualified is None:
-            if func.attr.value in {"clamp", "clip", "item", "squeeze", *_KEEP}:
+            if func.attr.value in _KEEPS_A_COSINE:
                 return self._is_cosine(func.value)
             if func.attr.value == "sum" and isinstance(func.value, cst.BinaryOperation):
                 product = func.value
@@ -665,7 +663,7 @@ class EuclideanBasinDistance(BasinRule):
         if (
             isinstance(func, cst.Attribute)
             and qualified is None
-            and func.attr.value in {"clamp", "clip", "item", "squeeze", *_KEEP}
+            and func.attr.value in _KEEPS_A_COSINE
         ):
             return func.value
         return None
@@ -729,7 +727,7 @@ class EuclideanBasinDistance(BasinRule):
             if self._resolve(func) == _NORMALIZE or self._distances.is_normaliser(func):
                 first = argument(node, 0, "input", "x")
                 return first is not None and self.values.is_basin(first)
-            if isinstance(func, cst.Attribute) and func.attr.value in _KEEP:
+            if isinstance(func, cst.Attribute) and func.attr.value in VALUE_KEEPING_METHODS:
                 return self._is_unit(func.value)
         return False
 
@@ -814,10 +812,10 @@ class EuclideanBasinDistance(BasinRule):
         if not isinstance(node, cst.Call):
             return False
         func = node.func
-        if isinstance(func, cst.Attribute) and func.attr.value in _KEEP:
+        if isinstance(func, cst.Attribute) and func.attr.value in VALUE_KEEPING_METHODS:
             return self._is_random(func.value)
         name = self.context.qualified_name(func) or ""
-        return name.startswith(("numpy.random.", "random.")) or name in _RANDOMS
+        return makes_random_data(name)
 
     def _only_normalises(self, node: cst.BaseExpression) -> bool:
         """The value is bound to a name that is only divided by (``v / (n + eps)``) and

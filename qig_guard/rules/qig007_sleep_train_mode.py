@@ -10,16 +10,12 @@ from itertools import chain
 import libcst as cst
 
 from qig_guard.config import Config
+from qig_guard.facts.torch_api import names_an_optimizer
 from qig_guard.gates import Identifiers, Named
 from qig_guard.names import words
 from qig_guard.resolve import dotted_name
 from qig_guard.rules._sleep import SourceText, sleep_function, source_text
 from qig_guard.rules.base import FileContext, Invalid, Rule
-
-_OPTIMIZER_WORDS = frozenset(
-    {"optimizer", "optimiser", "optim", "opt", "sgd", "adam", "adamw", "lbfgs"}
-)
-
 
 _GAP = r"[\s\\]*"
 # `.train()`, `.train(True)`, `.train(mode=True)`, `.train((True))`: not `.train(was_training)`.
@@ -57,7 +53,7 @@ def _mode(call: cst.Call) -> str | None:
 
 def _optimizer_like(node: cst.BaseExpression) -> bool:
     dotted = dotted_name(node)
-    return dotted is not None and not _OPTIMIZER_WORDS.isdisjoint(words(dotted.split(".")[-1]))
+    return dotted is not None and any(map(names_an_optimizer, words(dotted.split(".")[-1])))
 
 
 def _switched_before(text: SourceText, step: int) -> bool:

@@ -9,36 +9,22 @@ from dataclasses import dataclass, field
 import libcst as cst
 
 from qig_guard.config import Config
+from qig_guard.facts.torch_api import (
+    DATA_LOADER,
+    DATA_WORDS,
+    METADATA_ATTRIBUTES,
+    disables_gradients,
+    makes_random_data,
+)
+from qig_guard.facts.vocabulary import COMPARISON_WORDS
 from qig_guard.gates import InFile, Named, Text
 from qig_guard.names import matches_any, words
 from qig_guard.resolve import dotted_name, target_names
 from qig_guard.rules._sleep import in_sleep_regions, sleep_function, source_text
 from qig_guard.rules.base import FileContext, Invalid, Rule
 
-_TORCH_RANDOM = frozenset(
-    f"torch.{name}"
-    for name in (
-        "rand",
-        "randn",
-        "rand_like",
-        "randn_like",
-        "randint",
-        "randint_like",
-        "normal",
-        "bernoulli",
-        "poisson",
-    )
-)
-# numpy.random functions that pick among given data or manage state, not new data.
-_NUMPY_SELECTION = frozenset(
-    {"choice", "permutation", "shuffle", "seed", "default_rng", "RandomState", "Generator"}
-    | {"get_state", "set_state", "SeedSequence"}
-)
-_NO_GRAD = frozenset({"torch.no_grad", "torch.inference_mode", "torch.autograd.no_grad"})
-_METADATA = frozenset({"shape", "dtype", "device", "ndim"})
 _SCALAR = frozenset({"len", "int", "float", "bool", "range", "round"})
 _MODEL_WORDS = frozenset({"model", "net", "network", "kernel", "transformer", "encoder"})
-_DATA_WORDS = frozenset({"loader", "dataloader", "dataset", "datasets"})
 _WRAPPERS = frozenset({"enumerate", "iter", "zip", "list", "tqdm", "islice", "cycle", "tqdm.tqdm"})
 # Parameter annotations of payloads, not examples (`data: bytes`, `state: dict`).
 _NOT_DATA_KINDS = frozenset(
@@ -49,7 +35,7 @@ _TRAIN_WORDS = frozenset({"train", "learn", "fit"})
 # Callees that take a mean of their arguments.
 _MEAN_WORDS = frozenset({"mean", "average", "centroid", "barycenter"})
 # Calls whose result measures their arguments (a number), never carries them as data.
-_MEASURE_WORDS = frozenset({"distance", "dist", "norm", "similarity", "divergence", "magnitude"})
+_MEASURE_WORDS = COMPARISON_WORDS | {"norm", "divergence", "magnitude"}
 # New data by the last word of its name (`new_examples`, `train_data`, `curriculum`), when
 # nothing in the function says where the value came from (a parameter, an attribute).
 _DATA_NOUNS = frozenset(
@@ -102,18 +88,18 @@ def _measures(func: cst.BaseExpression) -> bool:
 
 # Imports that let sleep code call those APIs by other names.
 _ALIASED = re.compile(r"(?:rand\w*|normal|bernoulli|poisson|DataLoader)[ \t]*$")
-_FROM_NUMPY_RANDOM = re.compile(r"numpy\.random[ \t]+import\b")
+_FROM_RANDOM = re.compile(r"\brandom[ \t]+import\b")  # numpy.random's or the stdlib's
 
 
 def _imports_under_other_names(source: str) -> bool:
     """``from torch import randn as r``, ``import numpy.random as npr``,
-    ``from numpy.random import uniform``, ``DataLoader as DL``."""
+    ``from numpy.random import uniform``, ``from random import gauss``, ``DataLoader as DL``."""
     hit = source.find(" as ")
     while hit != -1:
         if _ALIASED.search(source, max(0, hit - 40), hit):
             return True
         hit = source.find(" as ", hit + 1)
-    return _FROM_NUMPY_RANDOM.search(source) is not None
+    return _FROM_RANDOM.search(source) is not None
 
 
 def _last(node: cst.BaseExpression) -> str | None:
@@ -147,7 +133,7 @@ class SleepFreshData(Rule):
     what the code does with it:
 
     - random data (`torch.rand*`, `torch.randint*`, `torch.normal`,
-      `np.random.*`) fed to a model (`model(x)`, `self.net(x)`,
+      `np.random.*`, `random.gauss`) fed to a model (`model(x)`, `self.net(x)`,
       `model.forward(x)`), directly, through locals or loops, or mixed into
       replayed inputs (`torch.where(mask, noise, tokens)`);
     - a random basin handed on as identity: written to a basin attribute
@@ -173,10 +159,11 @@ class SleepFreshData(Rule):
     (`basins[torch.randint(...)]`, `np.random.choice(basin_bank)`,
     `for x in self.replay_buffer`); coin flips (`torch.rand(1).item() < p`);
     data fed to the model under `torch.no_grad()` / `torch.inference_mode()`
-    for measurement only; parameters annotated as payloads (`data: bytes`,
-    `dict`, `str`). Tests are not sleep code: a `test*` function, a method of
-    a `Test*` class, a test module (`test_*.py`, `*_test.py`, `conftest.py`,
-    a `tests/` folder). Elastic Weight Consolidation, which estimates Fisher
+    (any spelling, or `torch.set_grad_enabled(False)`) for measurement only;
+    parameters annotated as payloads (`data: bytes`, `dict`, `str`). Tests
+    are not sleep code: a `test*` function, a method of a `Test*` class, a
+    test module (`test_*.py`, `*_test.py`, `conftest.py`, a `tests/` folder).
+    Elastic Weight Consolidation, which estimates Fisher
     information over data, is not sleep code either: nothing in a function
     or class whose name (or an enclosing one's) says `ewc`, `fisher`,
     `importance`, `penalty` or `regulari*` (`class EWC`,
@@ -308,8 +295,7 @@ class SleepFreshData(Rule):
             self._frames[-1].no_grad -= entered
 
     def _is_no_grad(self, node: cst.BaseExpression) -> bool:
-        func = node.func if isinstance(node, cst.Call) else node
-        return self.context.qualified_name(func) in _NO_GRAD
+        return disables_gradients(self.context, node)
 
     def _frame(self) -> _Frame | None:
         frame = self._frames[-1] if self._frames else None
@@ -319,12 +305,7 @@ class SleepFreshData(Rule):
 
     def _is_random_call(self, node: cst.Call) -> bool:
         name = self.context.qualified_name(node.func)
-        if name is None:
-            return False
-        if name in _TORCH_RANDOM:
-            return True
-        module, _, function = name.rpartition(".")
-        return module == "numpy.random" and function not in _NUMPY_SELECTION
+        return name is not None and makes_random_data(name)
 
     def _random_leaf(self, node: cst.CSTNode, frame: _Frame) -> cst.CSTNode | None:
         """Where ``node``'s random data comes from, when it is a random call or name."""
@@ -382,7 +363,7 @@ class SleepFreshData(Rule):
         if isinstance(node, cst.Arg):
             yield from self._parts(node.value, leaf)
         elif isinstance(node, cst.Attribute):
-            if node.attr.value not in _METADATA:
+            if node.attr.value not in METADATA_ATTRIBUTES:
                 yield from self._parts(node.value, leaf)
         elif not isinstance(node, cst.Name):
             for child in node.children:
@@ -574,14 +555,14 @@ class SleepFreshData(Rule):
                     if found is not None:
                         return found
                 return None
-            if callee == "torch.utils.data.DataLoader":
+            if callee == DATA_LOADER:
                 return node
             node = node.func
         last = _last(node)
         if last is None:
             return None
         have = words(last)  # the last word names the thing: `val_loader`, not `dataset_names`
-        data = bool(have) and (have[-1] in _DATA_WORDS or have[-1].endswith(("loader", "dataset")))
+        data = bool(have) and (have[-1] in DATA_WORDS or have[-1].endswith(("loader", "dataset")))
         stored = not _NOT_DATA_WORDS.isdisjoint(have) or matches_any(
             last, (*self.config.basin_names, *self.config.basin_tables)
         )
@@ -645,14 +626,4 @@ class SleepFreshData(Rule):
             self._bind_loop(clause.target, clause.iter)
             clause = clause.inner_for_in
 
-    def visit_ListComp(self, node: cst.ListComp) -> None:
-        self._comprehension(node)
-
-    def visit_SetComp(self, node: cst.SetComp) -> None:
-        self._comprehension(node)
-
-    def visit_GeneratorExp(self, node: cst.GeneratorExp) -> None:
-        self._comprehension(node)
-
-    def visit_DictComp(self, node: cst.DictComp) -> None:
-        self._comprehension(node)
+    visit_ListComp = visit_SetComp = visit_GeneratorExp = visit_DictComp = _comprehension

@@ -8,25 +8,17 @@ from functools import lru_cache
 import libcst as cst
 
 from qig_guard.config import Config
+from qig_guard.facts.torch_api import PICKLE_LOADERS, PICKLE_MODULES, TORCH_LOAD
 from qig_guard.gates import Identifiers
 from qig_guard.names import matches_any, words
 from qig_guard.resolve import dotted_name
-from qig_guard.rules._text import call_arguments, string_literals
+from qig_guard.rules._text import AS_NAME, call_arguments, string_literals
 from qig_guard.rules.base import FileContext, Invalid, Rule
 
-_TORCH_LOAD = frozenset({"torch.load", "torch.serialization.load"})
-_PICKLE_LOAD = frozenset(
-    f"{module}.{function}"
-    for module in ("pickle", "_pickle", "cPickle", "dill", "cloudpickle")
-    for function in ("load", "loads")
-)
 _CHECKPOINT_WORDS = frozenset({"checkpoint", "checkpoints", "ckpt", "ckpts", "pt", "pth"})
-_PICKLES = ("pickle", "_pickle", "cPickle", "dill", "cloudpickle")
 _FROM_PICKLE = re.compile(
-    r"from\s+(?:_?pickle|cPickle|dill|cloudpickle)\s+import\b[\w\s,\\(]*?\bloads?\b"
+    rf"from\s+(?:{'|'.join(PICKLE_MODULES)})\s+import\b[\w\s,\\(]*?\bloads?\b"
 )
-# ``a as b`` anywhere (imports, with, except): a superset of the import aliases.
-_ALIAS = re.compile(r"\sas\s+(\w+)")
 _ALIASED = re.compile(r"([\w.]+)\s*$")
 _FROM_TORCH = re.compile(r"from\s+torch(?:\.serialization)?\s+import\b")
 _INNER_GROUP = re.compile(r"\([^()\[\]{}]*\)|\[[^()\[\]{}]*\]|\{[^()\[\]{}]*\}")
@@ -140,7 +132,7 @@ class UnsafeCheckpointLoad(Rule):
     code = "QIG010"
     name = "unsafe-checkpoint-load"
     summary = "checkpoint or basin unpickled: torch.load without weights_only=True, pickle.load"
-    gate = Identifiers("load", "loads") & Identifiers("torch", *_PICKLES)
+    gate = Identifiers("load", "loads") & Identifiers("torch", *PICKLE_MODULES)
     INVALID = (
         Invalid(
             'import torch\n\nstate = torch.load(path, map_location="cpu")\n',
@@ -180,14 +172,14 @@ class UnsafeCheckpointLoad(Rule):
         pickling = "ickle" in source or "dill" in source
         if pickling and _FROM_PICKLE.search(source):
             return True
-        modules, functions, pickles = {"torch"}, set(), set(_PICKLES)
-        for found in _ALIAS.finditer(source):
+        modules, functions, pickles = {"torch"}, set(), set(PICKLE_MODULES)
+        for found in AS_NAME.finditer(source):
             original = _ALIASED.search(source, max(0, found.start() - 80), found.start())
             last = original.group(1).rsplit(".", 1)[-1] if original is not None else ""
             alias = found.group(1)
             if last in {"torch", "serialization"}:
                 modules.add(alias)
-            elif last in _PICKLES:
+            elif last in PICKLE_MODULES:
                 pickles.add(alias)
             elif last == "load":
                 functions.add(alias)
@@ -224,9 +216,9 @@ class UnsafeCheckpointLoad(Rule):
 
     def visit_Call(self, node: cst.Call) -> None:
         name = self.context.qualified_name(node.func)
-        if name in _TORCH_LOAD:
+        if name in TORCH_LOAD:
             self._torch_load(node)
-        elif name in _PICKLE_LOAD and node.args and self._is_checkpoint(node.args[0].value):
+        elif name in PICKLE_LOADERS and node.args and self._is_checkpoint(node.args[0].value):
             self.report(
                 node,
                 f"`{name}` of a checkpoint or basin runs any code stored in the file; "

@@ -8,6 +8,7 @@ from collections.abc import Iterator
 import libcst as cst
 
 from qig_guard.config import Config
+from qig_guard.facts.vocabulary import provenance_keys
 from qig_guard.gates import Identifiers, Named
 from qig_guard.rules._basin_values import (
     BasinRule,
@@ -18,8 +19,6 @@ from qig_guard.rules._basin_values import (
 from qig_guard.rules._text import arguments_text, import_aliases, split_arguments
 from qig_guard.rules.base import Invalid, argument
 
-# The provenance keys the basin file format (basin-v1 schema) requires at the top level.
-PROVENANCE_KEYS = ("source_model", "timestamp")
 _DUMPS = frozenset({"dump", "dumps"})
 _WRITES = frozenset({"write", "write_text", "write_bytes"})
 
@@ -172,7 +171,8 @@ class BasinMissingProvenance(BasinRule):
         if self.values.is_basin(payload):
             self.report(
                 call,
-                "basin written to JSON as a bare vector, without `source_model` and `timestamp`; "
+                "basin written to JSON as a bare vector, without "
+                f"{' and '.join(f'`{key}`' for key in provenance_keys())}; "
                 "use `save_basin(path, basin, ...)`",
             )
         else:
@@ -181,7 +181,7 @@ class BasinMissingProvenance(BasinRule):
                 return
             entries, mutated = found
             keys = {key for key, _ in entries}
-            missing = [key for key in PROVENANCE_KEYS if key not in keys]
+            missing = [key for key in provenance_keys() if key not in keys]
             if missing and not mutated and None not in keys:
                 listed = ", ".join(f"`{key}`" for key in missing)
                 self.report(

@@ -450,3 +450,25 @@ def test_trigger_needs_parameters_in_or_behind_the_zip() -> None:
         f.code
         for f in check_source("m.py", through_names.encode(), Config(), [WeightCopy]).findings
     ] == ["QIG001"]
+
+
+# -- value-keeping methods and optimizer words are facts shared with other rules (issue 16) --
+
+
+def test_a_cast_copy_of_another_models_parameters_is_a_weight_copy() -> None:
+    source = """
+        def merge(student, teacher):
+            for p, q in zip(student.parameters(), teacher.parameters()):
+                p.data.copy_(q.data.half())  # 4
+    """
+    assert _lines(source) == [4]
+
+
+def test_an_optimizer_named_after_its_class_is_not_a_model() -> None:
+    assert (
+        _lines("""
+        def restore(adam, other):
+            adam.load_state_dict(other.adam.state_dict())
+    """)
+        == []
+    )

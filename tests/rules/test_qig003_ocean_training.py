@@ -443,3 +443,29 @@ def test_optimizer_has_no_fix() -> None:
     result = check_source("train.py", source.encode(), Config(), [OceanTraining])
     assert len(result.findings) == 2
     assert all(finding.fix is None for finding in result.findings)
+
+
+# -- optimizer words are one fact shared with QIG001 and QIG007 (issue 16) -------------
+
+
+def test_an_ocean_optimizer_named_after_its_class_is_an_optimizer() -> None:
+    source = """
+        class Trainer:
+            def step(self, loss):
+                loss.backward()
+                self.ocean_adam.step()  # here
+    """
+    assert _lines(source) == _expected(source) == [5]
+    assert OceanTraining.could_match(textwrap.dedent(source), Config())
+
+
+def test_an_ocean_attribute_with_no_optimizer_word_is_quiet() -> None:
+    assert (
+        _lines("""
+        class Trainer:
+            def step(self, loss):
+                loss.backward()
+                self.ocean_scheduler.step()
+    """)
+        == []
+    )

@@ -353,3 +353,42 @@ def test_an_attribute_that_also_holds_tensors_is_still_checked() -> None:
             return obs_basin + sync_weight * (meta.ocean_basin - obs_basin)  # 13
     """
     assert [f.line for f in rule_findings(UndetachedBasin, source)] == [13]
+
+
+# -- gradient-keeping and detaching methods are facts shared with other rules (issue 16) --
+
+GRAPH_KEPT = {
+    "type-as": """
+        def sync(obs_basin, active_basin, w):
+            obs_basin += w * active_basin.type_as(obs_basin)  # here: active_basin
+    """,
+    "type-as-local": """
+        def sync(obs_basin, active_basin, w):
+            active = active_basin.type_as(obs_basin)
+            obs_basin += w * active  # here: active
+    """,
+    "ravel": """
+        def sync(obs_basin, ocean_basin, w):
+            obs_basin += w * ocean_basin.ravel()  # here: ocean_basin
+    """,
+}
+GRAPH_LEFT = {
+    "detached-then-cast": """
+        def sync(obs_basin, active_basin, w):
+            obs_basin += w * active_basin.detach().type_as(obs_basin)
+    """,
+    "detached-in-place": """
+        def sync(obs_basin, ocean_basin, w):
+            obs_basin += w * ocean_basin.detach_()
+    """,
+}
+
+
+@pytest.mark.parametrize("source", GRAPH_KEPT.values(), ids=GRAPH_KEPT.keys())
+def test_methods_that_keep_the_graph_keep_the_basin(source: str) -> None:
+    assert _findings(source) == _expected(source)
+
+
+@pytest.mark.parametrize("source", GRAPH_LEFT.values(), ids=GRAPH_LEFT.keys())
+def test_methods_that_leave_the_graph_detach(source: str) -> None:
+    assert _findings(source) == []

@@ -527,3 +527,28 @@ def test_raw_bytes_of_a_basin_are_flagged_once_and_hashes_are_quiet() -> None:
     findings = rule_findings(BasinNotJson, source)
     assert [f.line for f in findings] == [10, 24, 27]
     assert "`.tobytes()`" in findings[0].message
+
+
+# -- pickle modules are one fact shared with QIG010 (issue 16) ------------------------
+
+
+def test_the_c_pickle_module_is_a_pickle_writer() -> None:
+    source = """
+        import _pickle
+
+        def export(active_basin, path):
+            with open(path, "wb") as f:
+                _pickle.dump(active_basin, f)
+    """
+    assert flagged_lines(source) == [6]
+    assert BasinNotJson.could_match(textwrap.dedent(source), Config())
+
+
+def test_the_c_pickle_module_writing_no_basin_is_quiet() -> None:
+    assert not flagged_lines("""
+        import _pickle
+
+        def export(config, path):
+            with open(path, "wb") as f:
+                _pickle.dump(config, f)
+    """)

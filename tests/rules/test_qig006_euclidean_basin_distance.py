@@ -680,3 +680,29 @@ def test_trigger_rejects_clean_look_alikes(source: str) -> None:
     """Speed: training code that mentions basins, norms and means is not parsed."""
     assert not EuclideanBasinDistance.could_match(source, Config())
     assert not check_text("geo.py", source, Config(), [EuclideanBasinDistance]).findings
+
+
+# -- value-keeping methods and random sources are facts shared with other rules (issue 16) --
+
+
+def test_a_difference_through_a_value_keeping_method_is_still_a_difference() -> None:
+    assert flagged_lines("""
+        import torch
+
+        def drift(basin_a, basin_b):
+            return torch.norm((basin_a - basin_b).contiguous())
+    """) == [5]
+
+
+def test_basins_drawn_from_any_torch_random_source_are_test_fixtures() -> None:
+    assert (
+        flagged_lines("""
+        import torch
+
+        def test_distance():
+            basin_a = torch.normal(0.0, 1.0, (64,))
+            basin_b = torch.normal(0.0, 1.0, (64,))
+            assert torch.norm(basin_a - basin_b) > 0
+    """)
+        == []
+    )

@@ -519,3 +519,17 @@ def test_sleep_code_with_fisher_distance_is_still_sleep_code() -> None:
             optimizer.step()
         """
     assert lines(source) == [3]
+
+
+# -- optimizer words are one fact shared with QIG001 and QIG003 (issue 16) -------------
+
+
+def test_a_step_of_any_optimizer_word_is_a_gradient_step() -> None:
+    source = """
+        def sleep_cycle(model, grads):
+            for parameter, grad in zip(model.parameters(), grads):
+                parameter.grad = grad
+            model.adamax.step()
+    """
+    assert lines(source) == [5]
+    assert lines(source.replace("adamax", "scheduler")) == []

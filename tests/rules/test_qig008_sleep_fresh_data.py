@@ -769,3 +769,50 @@ def test_test_files_are_not_sleep_code(path: str) -> None:
         f.code
         for f in check_source("pkg/dream.py", source.encode(), Config(), [SleepFreshData]).findings
     ] == ["QIG008"]
+
+
+# -- no-grad contexts and random sources are facts shared with QIG004/QIG006 (issue 16) --
+
+GRADIENTS_OFF = {
+    "grad-mode-no-grad": "torch.autograd.grad_mode.no_grad()",
+    "set-grad-enabled-false": "torch.set_grad_enabled(False)",
+}
+
+
+@pytest.mark.parametrize("context", GRADIENTS_OFF.values(), ids=GRADIENTS_OFF.keys())
+def test_every_spelling_of_no_grad_is_a_measurement(context: str) -> None:
+    source = f"""
+        import torch
+
+        def consolidate(model, basin):
+            with {context}:
+                probe = torch.randn(16, 64)
+                drift = model(probe).std()
+            return drift
+    """
+    assert lines(source) == []
+    assert lines(source.replace(context, "torch.set_grad_enabled(True)")) == [6]
+
+
+def test_stdlib_random_numbers_fed_to_the_model_are_random_data() -> None:
+    source = """
+        from random import gauss
+
+        def dream(model, steps=10):
+            for _ in range(steps):
+                out = model([gauss(0, 1) for _ in range(64)])  # line 6
+    """
+    assert lines(source) == [6]
+    assert SleepFreshData.could_match(textwrap.dedent(source), Config())
+
+
+def test_stdlib_random_choice_of_stored_basins_is_quiet() -> None:
+    assert (
+        lines("""
+        import random
+
+        def dream(model, basin_history):
+            return model(random.choice(basin_history))
+    """)
+        == []
+    )

@@ -2,12 +2,17 @@
 
 from __future__ import annotations
 
+import json
 import textwrap
+from pathlib import Path
 
 import pytest
 from rule_cases import check_source, rule_findings
 
+from qig_guard.basin import save_basin
+from qig_guard.basin.schema import document_problems
 from qig_guard.config import Config
+from qig_guard.facts.vocabulary import provenance_keys
 from qig_guard.fixer import fix_source
 from qig_guard.rules.base import Rule
 from qig_guard.rules.qig011_basin_missing_provenance import BasinMissingProvenance
@@ -273,3 +278,27 @@ def test_trigger_follows_aliases_and_bound_names() -> None:
 )
 def test_basin_worded_dicts_of_strings_or_ids_are_not_basins(source: str) -> None:
     assert rule_findings(BasinMissingProvenance, source) == []
+
+
+# -- the provenance keys come from the basin file schema (issue 16: one home per fact) --
+
+
+@pytest.mark.parametrize("key", provenance_keys())
+def test_provenance_keys_are_the_ones_the_basin_format_requires(tmp_path: Path, key: str) -> None:
+    path = save_basin(
+        tmp_path / "basin.json", [1 / 64] * 64, source_model="Gary-A", extracted_from="a.pt"
+    )
+    document = json.loads(path.read_text("utf-8"))
+    assert document_problems(document) == []
+    del document[key]
+    assert document_problems(document), f"the format accepts a basin without {key}"
+    others = ", ".join(f"'{other}': x" for other in provenance_keys() if other != key)
+    source = f"import json\njson.dump({{'basin': basin.tolist(), {others}}}, f, allow_nan=False)\n"
+    [(_, message)] = messages(source)
+    assert f"`{key}`" in message
+
+
+def test_a_record_with_every_schema_provenance_key_is_not_flagged() -> None:
+    assert {"source_model", "timestamp"} <= set(provenance_keys())
+    keys = ", ".join(f"'{key}': x" for key in provenance_keys())
+    assert messages(f"import json\njson.dump({{'basin': b, {keys}}}, f, allow_nan=False)\n") == []
