@@ -45,23 +45,14 @@ def select(
     everywhere = Unit(code, unit_identifiers(code, scope))
     scope.identifiers = everywhere.identifiers
     candidates = [
-        rule
-        for rule in rules
-        if rule.code != FILE_ERROR and (rule.gate is None or rule.gate.holds(everywhere, scope))
+        rule for rule in rules if rule.code != FILE_ERROR and rule.gate.holds(everywhere, scope)
     ]
-    ungated = [rule for rule in candidates if rule.gate is None]
-    if ungated:
-        # A rule with a text trigger instead of a gate reads the whole file.
-        mentioned = project.mentioned_in(source)
-        ungated = [rule for rule in ungated if mentioned or rule.could_match(source, config)]
-        candidates = [rule for rule in candidates if rule.gate is not None] + ungated
-    gated = [rule for rule in candidates if rule.gate is not None]
-    if not gated or whole or ungated:
-        return Selection(sorted(candidates, key=lambda rule: rule.code))
+    if not candidates or whole:
+        return Selection(candidates)
     try:
         tree = ast.parse(source)
     except (SyntaxError, RecursionError, MemoryError, ValueError):
-        return Selection(sorted(candidates, key=lambda rule: rule.code))  # reported there
+        return Selection(candidates)  # reported when parsed
     scope.module_of = imported_from(tree)
     lines = split_lines(code)
     shape = layout(tree, len(lines))
@@ -91,8 +82,8 @@ def select(
     for members, kept in groups:
         text = "".join(texts[i] for i in members)
         unit = Unit(text, frozenset().union(*(own[i] for i in members)))
-        for rule in gated:
-            if rule.gate is not None and rule.gate.holds(unit, scope):
+        for rule in candidates:
+            if rule.gate.holds(unit, scope):
                 selected |= kept
                 fired.add(rule.code)
     chosen = [rule for rule in candidates if rule.code in fired]

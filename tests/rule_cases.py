@@ -4,12 +4,13 @@ from __future__ import annotations
 
 import textwrap
 
-from qig_guard.checker import FileResult, check_text
+from qig_guard.checker import FileResult, check_text, own_index
 from qig_guard.checker import check_source as gated_check
 from qig_guard.config import Config
 from qig_guard.facts.project import ProjectFacts
 from qig_guard.findings import Finding
 from qig_guard.rules.base import Rule
+from qig_guard.selection import select
 from qig_guard.source import SourceError, decode
 
 # A project's own matcher: it defines the basin setter and models keep one in
@@ -67,3 +68,13 @@ def rule_findings(
     assert not result.internal_error, result.findings
     assert not any(f.code == "QIG000" for f in result.findings), result.findings
     return [f for f in result.findings if f.code == selected[0].code]
+
+
+def gate_passes(
+    rule: type[Rule], source: str, config: Config | None = None, project: ProjectFacts | None = None
+) -> bool:
+    """Whether the engine runs ``rule`` on ``source`` at all (its gate holds in some
+    unit): a look-alike it does not pass is not even parsed."""
+    config = config or Config()
+    index = project if project is not None else own_index(source, config)
+    return rule in select("snippet.py", source, config, [rule], index).rules

@@ -25,7 +25,7 @@ from qig_guard.batching import VisitorFunction, visitor_names
 from qig_guard.config import Config
 from qig_guard.facts.project import EMPTY, ProjectFacts
 from qig_guard.findings import Edit, Finding, Fix
-from qig_guard.gates import Gate
+from qig_guard.gates import Always, Gate
 from qig_guard.positions import SourceOrder, StatementPositions
 from qig_guard.resolve import ScopeTracker
 
@@ -122,9 +122,10 @@ class Rule(cst.BatchableCSTVisitor):
     summary: ClassVar[str]
     VALID: ClassVar[Sequence[str]] = ()
     INVALID: ClassVar[Sequence[Invalid]] = ()
-    # What must hold in a unit of code for the rule to report there (see gates);
-    # ``None``: the rule reads whole files that its ``could_match`` text trigger passes.
-    gate: ClassVar[Gate | None] = None
+    # What must hold in a unit of code for the rule to report there (see gates): the
+    # engine parses only the units some selected rule's gate holds in. It must never
+    # reject a unit the rule would report in (the trigger-agreement tests prove it).
+    gate: ClassVar[Gate] = Always()
     # "unit": the rule reads, besides a selected unit, only what the unit calls and its
     # class's constructors; "file": where its gate holds, it reads the whole file.
     reads: ClassVar[Literal["unit", "file"]] = "unit"
@@ -150,16 +151,6 @@ class Rule(cst.BatchableCSTVisitor):
                 self.error = error
 
         return guarded
-
-    @classmethod
-    def could_match(cls, source: str, config: Config) -> bool:
-        """Cheap text test: False means the rule cannot fire on ``source``.
-
-        The engine parses a file only when some selected rule returns True,
-        and runs only those rules on it, so a precise trigger saves the most
-        time. It must never return False for a file the rule would flag.
-        """
-        return True
 
     @classmethod
     def documentation(cls) -> str:

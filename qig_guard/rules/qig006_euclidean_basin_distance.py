@@ -3,26 +3,20 @@
 from __future__ import annotations
 
 import re
-from collections.abc import Iterator, Sequence
 
 import libcst as cst
 
-from qig_guard.config import Config
-from qig_guard.facts.distances import FISHER_WORDS, DistanceValues, compares_by_name
+from qig_guard.facts.distances import FISHER_WORDS, DistanceValues
 from qig_guard.facts.torch_api import VALUE_KEEPING_METHODS, makes_random_data
 from qig_guard.facts.vocabulary import DISTANCE_WORDS
 from qig_guard.gates import Holds, Identifiers, Named, Pattern, Text, Words
 from qig_guard.names import words
 from qig_guard.rules._basin_values import (
     BasinRule,
-    BasinText,
     Value,
-    basin_text_pattern,
     call_args,
-    mentions_basin,
     string_value,
 )
-from qig_guard.rules._text import arguments_text, import_aliases, receiver_text
 from qig_guard.rules.base import FileContext, Invalid, argument
 
 _NORMS = frozenset(
@@ -115,12 +109,6 @@ _NAMES = frozenset(
 _MODULE_TEXT = re.compile(r"MSELoss|PairwiseDistance|CosineSimilarity")
 # Function definitions whose names make their first two parameters basins (see facts.distances).
 _DEF = re.compile(r"\bdef\s+(\w*[Dd]ist\w*)\(")
-_DEF_NAME = re.compile(r"\bdef\s+(\w*(?:[Ff]isher|[Rr]ao|[Bb]ures|[Gg]eodesic)\w*)\(")
-_ONE_MINUS = re.compile(r"(?<![\w.])1(?:\.0*)?\s*-\s*(\(|[A-Za-z_]\w*)")
-_DOT_TEXT = re.compile(
-    r"dot\(|@|inner\(|matmul\(|sum\(|clip\(|clamp\(|normalize\("
-    r"|(?:dot|norm|sqrt)[^\n]*/|/[^\n]*(?:dot|norm|sqrt)"
-)
 # Where a cosine bound to ``{name}`` becomes a distance (reported there) or feeds a slerp.
 _USES_OF_A_COSINE = (
     r"\b(?:acos|arccos|sqrt|clip|clamp|float|max|min)\s*\([^\n]*\b{name}\b"
@@ -133,93 +121,12 @@ _KEEPS_A_COSINE = VALUE_KEEPING_METHODS | {"clamp", "clip", "item"}
 _KEEPS_A_DIFFERENCE = VALUE_KEEPING_METHODS | {"abs"}
 
 
-# Callees whose call the rule reports, by last name; what the operands' text must show.
-_REPORTED = frozenset(
-    q.rsplit(".", 1)[-1]
-    for q in (*_NORMS, *_PAIRWISE, *_METRIC_CALLS, *_SQRTS, *_REDUCTIONS, "torch.dot", _NORMALIZE)
-) | {"dist"}
 _TWO_OPERANDS = frozenset(
     q.rsplit(".", 1)[-1] for q in (*_PAIRWISE, *_METRIC_CALLS, *_MODULES, *_ARCCOS)
 ) | {"dist", "cosine_similarity"}
 _PRODUCTS = frozenset(q.rsplit(".", 1)[-1] for q in (*_DOTS, _NORMALIZE))
 _MINUS = re.compile(r"-(?![>=])")
-_SQUARED = frozenset({"sum", "mean"})  # reported only around a square: ``*``, pow, square
-_STEMS = ("norm", "sqrt", "sum", "mean", "dist", "mse", "cosine", "euclidean", "dot")
 _WORD = re.compile(r"\w+")
-_HALF_POWER = re.compile(r"\*\*[\s\\(]*(\d*\.?\d*(?:[eE][-+]?\d+)?)")
-
-
-def _reported_calls(source: str, aliases: dict[str, str]) -> Iterator[tuple[str, int, int]]:
-    """``(last name, index of the name, index of "(")`` for calls the rule may report."""
-    for stem in _STEMS:
-        if stem not in source:
-            continue
-        for match in re.finditer(stem + r"\w*[\s\\)]*\(", source):
-            start = match.start()
-            while start and (source[start - 1].isalnum() or source[start - 1] == "_"):
-                start -= 1
-            name = _WORD.match(source, start)
-            last = name.group(0) if name else ""
-            if last not in _REPORTED:
-                continue
-            yield last, start, match.end() - 1
-    for alias, imported in aliases.items():
-        if imported in _REPORTED:
-            for match in re.finditer(rf"(?<![\w.]){re.escape(alias)}[\s\\)]*\(", source):
-                yield imported, match.start(), match.end() - 1
-
-
-def _squared(text: str) -> bool:
-    return "*" in text or "pow" in text or "square" in text
-
-
-def _one_minus_dot(source: str) -> bool:
-    """``1 - x`` where ``x`` (the rest of the line, or a name's assignments) shows a dot
-    product, a sum, a clip, ``normalize`` or a division beside a dot, norm or sqrt: what
-    a cosine built by formula looks like."""
-    for match in _ONE_MINUS.finditer(source):
-        line_end = source.find("\n", match.end())
-        if _DOT_TEXT.search(source, match.start(1), line_end if line_end >= 0 else len(source)):
-            return True
-        name = match.group(1)
-        if name != "(" and re.search(rf"\b{name}\s*=[^=\n][^\n]*(?:{_DOT_TEXT.pattern})", source):
-            return True
-    return False
-
-
-class _DistanceText(BasinText):
-    """:class:`BasinText` where any name may be a basin also when the file defines a
-    Fisher-named or distance-named function (its parameters may be basins)."""
-
-    def __init__(
-        self, source: str, basin: re.Pattern[str], names: Sequence[str], parameters: bool
-    ) -> None:
-        super().__init__(source, basin, names)
-        self._parameters = parameters
-
-    @property
-    def any_name(self) -> bool:
-        return self._parameters or super().any_name
-
-
-def _may_report(source: str, text: BasinText, last: str, start: int, paren: int) -> bool:
-    """Whether the call can be a reported shape: its operands (arguments for the
-    function form, receiver for the method form) may hold a basin; reductions
-    must also show a square."""
-    arguments = arguments_text(source, paren)
-    if arguments is None:
-        return True
-    dot = start
-    while dot and source[dot - 1] in " \t\\\n":
-        dot -= 1
-    receiver = receiver_text(source, dot - 1).strip() if source[dot - 1 : dot] == "." else ""
-    root = re.match(r"\w+", receiver)
-    function_form = root is None or root.group(0) not in {"self", "cls"}
-    if last in _SQUARED:
-        return (function_form and _squared(arguments) and text.may_hold_basin(arguments)) or (
-            _squared(receiver) and text.may_hold_basin(receiver)
-        )
-    return (function_form and text.may_hold_basin(arguments)) or text.may_hold_basin(receiver)
 
 
 def _number(node: cst.BaseExpression | None) -> float | None:
@@ -387,45 +294,6 @@ class EuclideanBasinDistance(BasinRule):
         self.values = self._distances = DistanceValues(context)
         self._covered: set[int] = set()
         self._mentions_modules = _MODULE_TEXT.search(context.source) is not None
-
-    @classmethod
-    def could_match(cls, source: str, config: Config) -> bool:
-        """A Fisher-named distance function (its parameters are basins) or a basin
-        name, and then an ``nn`` distance module, an identity Fisher metric (``ones``
-        and ``fisher``), ``** 0.5``, an ``arccos`` or ``1 -`` beside a norm, or a call of
-        a norm, sqrt, pairwise distance, cosine, dot or squared reduction whose operands
-        may hold a basin (any name, in a file defining a Fisher- or distance-named function)."""
-        fisher_def = any(compares_by_name(name) for name in _DEF_NAME.findall(source))
-        names = (*config.basin_names, *config.basin_tables)
-        basin = basin_text_pattern(names)
-        if not fisher_def and not mentions_basin(source, names, basin):
-            return False
-        if ("norm" in source or "sqrt" in source) and (
-            "acos" in source or "arccos" in source or _one_minus_dot(source)
-        ):
-            return True
-        parameters = fisher_def or any(
-            DISTANCE_WORDS.intersection(words(name)) for name in _DEF.findall(source)
-        )
-        if any(m in source for m in ("Loss", "Distance", "Similarity")) and _MODULE_TEXT.search(
-            source
-        ):
-            return True
-        if "ones" in source and "fisher" in source.lower():
-            return True
-        if "**" in source:
-            for power in _HALF_POWER.findall(source):
-                try:
-                    if float(power) == 0.5:
-                        return True
-                except ValueError:
-                    continue
-        aliases = {alias: imported for imported, alias in import_aliases(source)}
-        text = _DistanceText(source, basin, names, parameters)
-        return any(
-            _may_report(source, text, last, start, paren)
-            for last, start, paren in _reported_calls(source, aliases)
-        )
 
     # -- visiting ------------------------------------------------------------
     def visit_BinaryOperation(self, node: cst.BinaryOperation) -> None:
