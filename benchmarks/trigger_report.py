@@ -19,10 +19,10 @@ sys.path.insert(0, str(HERE))
 
 import corpus as corpus_builder  # noqa: E402
 
-from qig_guard.checker import check_text  # noqa: E402
 from qig_guard.config import Config  # noqa: E402
+from qig_guard.engine.checker import check_text  # noqa: E402
+from qig_guard.engine.source import SourceError, decode  # noqa: E402
 from qig_guard.rules import all_codes, load_rule  # noqa: E402
-from qig_guard.source import SourceError, decode  # noqa: E402
 
 
 def sources(paths: list[Path]) -> list[tuple[str, str]]:

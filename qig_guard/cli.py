@@ -14,7 +14,6 @@ from pathlib import Path
 from typing import TYPE_CHECKING
 
 from qig_guard import __version__
-from qig_guard.baseline import BaselineError
 from qig_guard.config import (
     Config,
     ConfigError,
@@ -23,12 +22,13 @@ from qig_guard.config import (
     selector_problem,
     with_overrides,
 )
-from qig_guard.report import FORMATS
+from qig_guard.engine.baseline import BaselineError
+from qig_guard.engine.report import FORMATS
 
 if TYPE_CHECKING:
-    from qig_guard.baseline import SourceOf
-    from qig_guard.findings import Finding
-    from qig_guard.runner import RunResult
+    from qig_guard.engine.baseline import SourceOf
+    from qig_guard.engine.findings import Finding
+    from qig_guard.engine.runner import RunResult
 
 EXIT_CLEAN, EXIT_FINDINGS, EXIT_ERROR = 0, 1, 2
 
@@ -242,8 +242,8 @@ class Console:
 
 
 def command_check(args: argparse.Namespace) -> int:
-    from qig_guard import runner
-    from qig_guard.baseline import read_source
+    from qig_guard.engine import runner
+    from qig_guard.engine.baseline import read_source
 
     _validate_check_args(args)
     console = Console(args)
@@ -272,7 +272,7 @@ def command_check(args: argparse.Namespace) -> int:
     findings = result.findings
     fix_failed = False
     if args.fix or args.diff:
-        from qig_guard.apply_fixes import apply_fixes
+        from qig_guard.engine.apply_fixes import apply_fixes
 
         outcome = apply_fixes(result, Config(), unsafe=args.unsafe_fixes, write=not args.diff)
         if args.diff:
@@ -288,7 +288,7 @@ def command_check(args: argparse.Namespace) -> int:
         findings = outcome.findings
         fix_failed = outcome.failures > 0
     if args.baseline is not None:
-        from qig_guard import baseline
+        from qig_guard.engine import baseline
 
         recorded = baseline.load(args.baseline)
         if args.update_baseline:
@@ -317,8 +317,8 @@ def _report(
     source_of: SourceOf,
     console: Console,
 ) -> None:
-    from qig_guard.report import render
-    from qig_guard.rule_info import check_rule_info
+    from qig_guard.engine.report import render
+    from qig_guard.engine.rule_catalog import check_rule_info
 
     # Rule metadata imports every rule (and libcst): only the formats that show it pay.
     needs_rules = args.format in ("sarif", "github") or args.statistics
@@ -366,7 +366,7 @@ def _fixed_listing(before: Sequence[Finding], after: Sequence[Finding]) -> str:
     """``--show-fixes``: what ``--fix`` fixed, per file and rule, as Ruff lists it."""
     from collections import Counter
 
-    from qig_guard.rule_info import check_rule_info
+    from qig_guard.engine.rule_catalog import check_rule_info
 
     fixed = Counter((f.path, f.code) for f in before) - Counter((f.path, f.code) for f in after)
     names = check_rule_info()
@@ -382,10 +382,10 @@ def _fixed_listing(before: Sequence[Finding], after: Sequence[Finding]) -> str:
 
 def _add_noqa(result: RunResult, console: Console) -> int:
     """``--add-noqa``: suppress every reported finding where it is reported."""
-    from qig_guard.checker import FILE_ERROR
-    from qig_guard.fixer import write_atomic
-    from qig_guard.noqa import add_directives
-    from qig_guard.source import SourceError, decode
+    from qig_guard.engine.checker import FILE_ERROR
+    from qig_guard.engine.fixer import write_atomic
+    from qig_guard.engine.noqa import add_directives
+    from qig_guard.engine.source import SourceError, decode
 
     by_file: dict[str, dict[int, set[str]]] = {}
     for finding in result.findings:
@@ -416,11 +416,11 @@ def _check_stdin(
     args: argparse.Namespace, resolver: ConfigResolver
 ) -> tuple[RunResult, str | None]:
     """Check the code on stdin as the file ``--stdin-filename`` (default ``-``)."""
-    from qig_guard.checker import check_source
-    from qig_guard.discovery import normalise, relative_posix
+    from qig_guard.engine.checker import check_source
+    from qig_guard.engine.discovery import normalise, relative_posix
+    from qig_guard.engine.runner import RunResult, file_codes
+    from qig_guard.engine.source import SourceError, decode
     from qig_guard.rules import load_rules, select_codes
-    from qig_guard.runner import RunResult, file_codes
-    from qig_guard.source import SourceError, decode
 
     name = Path(args.stdin_filename or "-")
     config = resolver.for_path(name)
@@ -444,8 +444,8 @@ def _check_stdin(
 
 def _fix_stdin(args: argparse.Namespace, result: RunResult, source: str, console: Console) -> int:
     """``--fix`` on stdin: the fixed code on stdout, what is left on stderr (as Ruff)."""
-    from qig_guard.fixer import applicable, fix_source
-    from qig_guard.report import text_line
+    from qig_guard.engine.fixer import applicable, fix_source
+    from qig_guard.engine.report import text_line
     from qig_guard.rules import load_rules
 
     display, config = next(iter(result.configs.items()))
@@ -467,7 +467,7 @@ def _fix_stdin(args: argparse.Namespace, result: RunResult, source: str, console
 def command_rules(args: argparse.Namespace) -> int:
     import json
 
-    from qig_guard.rule_info import rule_table
+    from qig_guard.engine.rule_catalog import rule_table
 
     table = rule_table()
     if args.format == "json":
@@ -479,7 +479,7 @@ def command_rules(args: argparse.Namespace) -> int:
 
 
 def command_explain(args: argparse.Namespace) -> int:
-    from qig_guard.rule_info import explain
+    from qig_guard.engine.rule_catalog import explain
 
     text = explain(args.code)
     if text is None:

@@ -156,7 +156,7 @@ class Config:
     max_file_size: int = 1_000_000
     strict_noqa: bool = False
     cache_dir: str = ".qig-guard-cache"
-    # Names that carry meaning in a team's code (see qig_guard.names).
+    # Names that carry meaning in a team's code (see qig_guard.facts.words).
     frozen_models: tuple[str, ...] = ("ocean",)
     basin_names: tuple[str, ...] = ("*basin*",)
     active_models: tuple[str, ...] = ("active",)

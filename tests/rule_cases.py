@@ -4,9 +4,9 @@ from __future__ import annotations
 
 import textwrap
 
-from qig_guard.checker import check_source
 from qig_guard.config import Config
-from qig_guard.findings import Finding
+from qig_guard.engine.checker import check_source
+from qig_guard.engine.findings import Finding
 from qig_guard.rules.base import Rule
 
 # A project's own matcher: it defines the basin setter and models keep one in

@@ -2,8 +2,8 @@
 
 from __future__ import annotations
 
-from qig_guard.checker import check_source
 from qig_guard.config import Config
+from qig_guard.engine.checker import check_source
 from qig_guard.rules.base import Rule
 
 

@@ -5,7 +5,7 @@ from __future__ import annotations
 import re
 from pathlib import Path
 
-from qig_guard.rule_info import RULES_DOC, explain, rules_reference
+from qig_guard.engine.rule_catalog import RULES_DOC, explain, rules_reference
 from qig_guard.rules import all_codes
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -13,7 +13,9 @@ ROOT = Path(__file__).resolve().parent.parent
 
 def test_rules_reference_is_current() -> None:
     committed = (ROOT / RULES_DOC).read_text(encoding="utf-8")
-    assert committed == rules_reference(), "run `python -m qig_guard.docs` and commit docs/rules.md"
+    assert committed == rules_reference(), (
+        "run `python -m qig_guard.engine.docs` and commit docs/rules.md"
+    )
 
 
 def test_readme_lists_every_rule_with_a_working_link() -> None:

@@ -7,8 +7,8 @@ from pathlib import Path
 
 import jsonschema
 
-from qig_guard.findings import Edit, Finding, Fix
-from qig_guard.report import RuleInfo, github_line, render
+from qig_guard.engine.findings import Edit, Finding, Fix
+from qig_guard.engine.report import RuleInfo, github_line, render
 
 SARIF_SCHEMA = json.loads(
     (Path(__file__).parent / "data" / "sarif-schema-2.1.0.json").read_text(encoding="utf-8")

@@ -31,7 +31,7 @@ from qig_guard.basin.strictjson import JsonReadError, read_json
 from qig_guard.basin.validate import PARSE_LIMIT, basin_files, validate_basin_file
 from qig_guard.cli import add_output_options
 from qig_guard.config import discover, load_pyproject
-from qig_guard.report import render
+from qig_guard.engine.report import render
 
 BASIN_AUTOMATION = "qig-guard/basin-validate/"
 

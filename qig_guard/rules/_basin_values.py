@@ -22,9 +22,9 @@ from functools import lru_cache
 
 import libcst as cst
 
+from qig_guard.engine.resolve import dotted_name
 from qig_guard.facts.vocabulary import NOT_A_VECTOR
-from qig_guard.names import matches_any, name_words, text_pattern, words
-from qig_guard.resolve import dotted_name
+from qig_guard.facts.words import matches_any, name_words, text_pattern, words
 from qig_guard.rules.base import FileContext, Rule
 
 

@@ -2,7 +2,7 @@
 
 A rule is a :class:`libcst.BatchableCSTVisitor` subclass living in its own
 module ``qig_guard/rules/qigNNN_<name>.py``. All selected rules for a file
-run in one traversal, after the :class:`~qig_guard.resolve.ScopeTracker`, so
+run in one traversal, after the :class:`~qig_guard.engine.resolve.ScopeTracker`, so
 ``self.context.qualified_name(node)`` answers for the node being visited.
 
 Every rule documents itself in its docstring with the sections
@@ -21,12 +21,12 @@ from typing import ClassVar
 import libcst as cst
 from libcst.metadata import CodeRange, MetadataWrapper
 
-from qig_guard.batching import VisitorFunction, visitor_names
 from qig_guard.config import Config
+from qig_guard.engine.batching import VisitorFunction, visitor_names
+from qig_guard.engine.findings import Edit, Finding, Fix
+from qig_guard.engine.positions import SourceOrder, StatementPositions
+from qig_guard.engine.resolve import ScopeTracker, dotted_name
 from qig_guard.facts.project import EMPTY, ProjectFacts
-from qig_guard.findings import Edit, Finding, Fix
-from qig_guard.positions import SourceOrder, StatementPositions
-from qig_guard.resolve import ScopeTracker, dotted_name
 
 
 @dataclass(frozen=True)

@@ -8,8 +8,8 @@ from collections.abc import Collection
 import libcst as cst
 
 from qig_guard.config import Config
-from qig_guard.names import matches_any
-from qig_guard.resolve import dotted_name
+from qig_guard.engine.resolve import dotted_name
+from qig_guard.facts.words import matches_any
 from qig_guard.rules._text import bare_names, call_arguments, flows_from, split_arguments
 from qig_guard.rules.base import (
     FileContext,

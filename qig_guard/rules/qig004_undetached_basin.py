@@ -12,9 +12,9 @@ from functools import lru_cache
 import libcst as cst
 
 from qig_guard.config import Config
+from qig_guard.engine.resolve import dotted_name
 from qig_guard.facts.kinds import NOT_TENSORS, ast_kind, numpy_only
-from qig_guard.names import matches, matches_any, name_words, text_pattern, words
-from qig_guard.resolve import dotted_name
+from qig_guard.facts.words import matches, matches_any, name_words, text_pattern, words
 from qig_guard.rules.base import FileContext, Invalid, Rule
 
 _NO_GRAD = frozenset(

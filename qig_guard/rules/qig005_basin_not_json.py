@@ -8,7 +8,7 @@ from collections.abc import Iterator
 import libcst as cst
 
 from qig_guard.config import Config
-from qig_guard.names import words
+from qig_guard.facts.words import words
 from qig_guard.rules._basin_values import (
     BasinRule,
     BasinText,

@@ -9,8 +9,8 @@ from dataclasses import dataclass, field
 import libcst as cst
 
 from qig_guard.config import Config
-from qig_guard.names import matches_any, words
-from qig_guard.resolve import dotted_name, target_names
+from qig_guard.engine.resolve import dotted_name, target_names
+from qig_guard.facts.words import matches_any, words
 from qig_guard.rules._sleep import in_sleep_regions, sleep_function, source_text
 from qig_guard.rules.base import FileContext, Invalid, Rule
 

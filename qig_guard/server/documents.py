@@ -16,16 +16,16 @@ import tokenize
 from dataclasses import dataclass
 from pathlib import Path
 
-from qig_guard import noqa, runner
 from qig_guard.basin.settings import BasinSettings, basin_settings
 from qig_guard.basin.validate import is_basin_file, validate_basin_data
-from qig_guard.cache import Cache
-from qig_guard.checker import FILE_ERROR
 from qig_guard.config import Config, ConfigError, find_pyproject, load_pyproject
-from qig_guard.discovery import PYTHON_SUFFIXES, discover_files, is_excluded, relative_posix
+from qig_guard.engine import noqa, runner
+from qig_guard.engine.cache import Cache
+from qig_guard.engine.checker import FILE_ERROR
+from qig_guard.engine.discovery import PYTHON_SUFFIXES, discover_files, is_excluded, relative_posix
+from qig_guard.engine.findings import Edit, Finding, Fix
+from qig_guard.engine.fixer import applicable, apply_edits, fix_source
 from qig_guard.facts.project import EMPTY, FactsCache, ProjectFacts, index_words
-from qig_guard.findings import Edit, Finding, Fix
-from qig_guard.fixer import applicable, apply_edits, fix_source
 from qig_guard.rules import load_rules, select_codes
 from qig_guard.server.reparse import Reparser
 

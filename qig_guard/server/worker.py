@@ -18,7 +18,7 @@ from multiprocessing.process import BaseProcess
 from pathlib import Path
 from typing import Any
 
-from qig_guard.findings import Finding, Fix
+from qig_guard.engine.findings import Finding, Fix
 from qig_guard.server.documents import Projects, check_document, fix_all, fix_parses
 from qig_guard.server.reparse import Reparser
 

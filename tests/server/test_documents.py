@@ -10,11 +10,11 @@ from pathlib import Path
 import pytest
 from rule_cases import MATCHER_MODULE
 
-from qig_guard import runner
 from qig_guard.basin import save_basin, validate_basin_file
 from qig_guard.cli import main
 from qig_guard.config import load_pyproject
-from qig_guard.findings import Edit, Finding, Fix
+from qig_guard.engine import runner
+from qig_guard.engine.findings import Edit, Finding, Fix
 from qig_guard.server.documents import (
     Projects,
     check_document,

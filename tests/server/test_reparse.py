@@ -8,8 +8,8 @@ from pathlib import Path
 import libcst as cst
 import pytest
 
-from qig_guard.checker import check_text
 from qig_guard.config import Config
+from qig_guard.engine.checker import check_text
 from qig_guard.rules import all_codes, load_rules
 from qig_guard.server.reparse import Reparser
 

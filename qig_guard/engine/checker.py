@@ -10,10 +10,10 @@ import traceback
 from dataclasses import dataclass, field, replace
 from typing import TYPE_CHECKING
 
-from qig_guard import noqa
 from qig_guard.config import Config
-from qig_guard.findings import Finding
-from qig_guard.source import SourceError, decode
+from qig_guard.engine import noqa
+from qig_guard.engine.findings import Finding
+from qig_guard.engine.source import SourceError, decode
 
 if TYPE_CHECKING:
     from collections.abc import Callable
@@ -89,7 +89,7 @@ def check_text(
     parse_module: Callable[[str], cst.Module] | None = None,
 ) -> FileResult:
     """Parse ``source`` and run ``rules`` over it (no trigger filtering)."""
-    from qig_guard.parsing import with_deep_stack
+    from qig_guard.engine.parsing import with_deep_stack
 
     return with_deep_stack(lambda: _check_text(path, source, config, rules, project, parse_module))
 
@@ -105,11 +105,11 @@ def _check_text(
     import libcst as cst
     from libcst.metadata import MetadataWrapper
 
+    from qig_guard.engine.parsing import ParseRefused, parse
+    from qig_guard.engine.resolve import ScopeTracker
+    from qig_guard.engine.traversal import walk_batched
     from qig_guard.facts.project import ProjectFacts, file_facts, index_words
-    from qig_guard.parsing import ParseRefused, parse
-    from qig_guard.resolve import ScopeTracker
     from qig_guard.rules.base import FileContext
-    from qig_guard.walk import walk_batched
 
     result = FileResult(parsed=True)
     try:

@@ -10,9 +10,9 @@ import libcst as cst
 import pytest
 from libcst.metadata import MetadataWrapper
 
-from qig_guard import walk
-from qig_guard.checker import check_text
 from qig_guard.config import Config
+from qig_guard.engine import traversal
+from qig_guard.engine.checker import check_text
 from qig_guard.rules import all_codes, load_rules
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -45,7 +45,7 @@ def _libcst_walk(wrapper: MetadataWrapper, visitors: Sequence[cst.BatchableCSTVi
 def test_fast_walk_matches_libcst_visit(monkeypatch: pytest.MonkeyPatch) -> None:
     sources = _sources()
     fast = [check_text(name, text, Config(), RULES).findings for name, text in sources]
-    monkeypatch.setattr(walk, "walk_batched", _libcst_walk)
+    monkeypatch.setattr(traversal, "walk_batched", _libcst_walk)
     slow = [check_text(name, text, Config(), RULES).findings for name, text in sources]
     assert sum(map(len, fast)) > 20
     for (name, _), found, expected in zip(sources, fast, slow, strict=True):
@@ -55,7 +55,7 @@ def test_fast_walk_matches_libcst_visit(monkeypatch: pytest.MonkeyPatch) -> None
 def test_source_order_answers_before_and_inside() -> None:
     import libcst as cst
 
-    from qig_guard.positions import SourceOrder
+    from qig_guard.engine.positions import SourceOrder
 
     module = cst.parse_module("def f(a):\n    x = a + 1\n    y = x * 2\n    return y\n")
     function = module.body[0]

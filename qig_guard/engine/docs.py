@@ -1,11 +1,11 @@
-"""``python -m qig_guard.docs``: regenerate docs/rules.md from the rule classes."""
+"""``python -m qig_guard.engine.docs``: regenerate docs/rules.md from the rule classes."""
 
 from __future__ import annotations
 
 import sys
 from pathlib import Path
 
-from qig_guard.rule_info import RULES_DOC, rules_reference
+from qig_guard.engine.rule_catalog import RULES_DOC, rules_reference
 
 
 def main() -> int:

@@ -15,9 +15,9 @@ from typing import Any
 from urllib.parse import quote
 
 from qig_guard import __version__
-from qig_guard.baseline import SourceOf, fingerprints, read_source
-from qig_guard.discovery import normalise
-from qig_guard.findings import Finding
+from qig_guard.engine.baseline import SourceOf, fingerprints, read_source
+from qig_guard.engine.discovery import normalise
+from qig_guard.engine.findings import Finding
 
 FORMATS = ("text", "json", "sarif", "github")
 JSON_SCHEMA_VERSION = 1

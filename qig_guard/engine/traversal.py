@@ -19,7 +19,7 @@ from contextlib import ExitStack
 import libcst as cst
 from libcst.metadata import MetadataWrapper
 
-from qig_guard.batching import VisitorFunction
+from qig_guard.engine.batching import VisitorFunction
 
 TRIVIA_FIELDS = frozenset(
     {

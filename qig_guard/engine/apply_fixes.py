@@ -6,9 +6,9 @@ import sys
 from dataclasses import dataclass, field
 
 from qig_guard.config import Config
-from qig_guard.discovery import relative_posix
-from qig_guard.findings import Finding
-from qig_guard.fixer import (
+from qig_guard.engine.discovery import relative_posix
+from qig_guard.engine.findings import Finding
+from qig_guard.engine.fixer import (
     NotWritten,
     applicable,
     fix_source,
@@ -16,9 +16,9 @@ from qig_guard.fixer import (
     unified_diff,
     write_atomic,
 )
+from qig_guard.engine.runner import RunResult, file_codes
+from qig_guard.engine.source import SourceError, decode, read_regular
 from qig_guard.rules import load_rules, select_codes
-from qig_guard.runner import RunResult, file_codes
-from qig_guard.source import SourceError, decode, read_regular
 
 
 @dataclass

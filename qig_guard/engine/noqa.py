@@ -13,8 +13,8 @@ import re
 import tokenize
 from collections.abc import Iterable
 
-from qig_guard.findings import Finding
-from qig_guard.parsing import split_lines
+from qig_guard.engine.findings import Finding
+from qig_guard.engine.parsing import split_lines
 
 _NOQA = re.compile(
     r"#\s*noqa(?P<sep>\s*:\s*(?P<codes>[A-Z]+[0-9]+(?:[,\s]+[A-Z]+[0-9]+)*))?",

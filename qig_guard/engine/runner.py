@@ -17,15 +17,15 @@ from functools import lru_cache, partial
 from pathlib import Path
 from typing import TYPE_CHECKING
 
-from qig_guard.cache import Cache
-from qig_guard.checker import FILE_ERROR, FileResult, check_source
 from qig_guard.config import Config, ConfigResolver
-from qig_guard.discovery import discover_files, matches_glob, relative_posix
+from qig_guard.engine.cache import Cache
+from qig_guard.engine.checker import FILE_ERROR, FileResult, check_source
+from qig_guard.engine.discovery import discover_files, matches_glob, relative_posix
+from qig_guard.engine.findings import Finding
+from qig_guard.engine.isolation import run_isolated
+from qig_guard.engine.source import SourceError, read_regular
 from qig_guard.facts.project import EMPTY, FactsCache, ProjectFacts, index_words
-from qig_guard.findings import Finding
-from qig_guard.isolation import run_isolated
 from qig_guard.rules import select_codes
-from qig_guard.source import SourceError, read_regular
 
 if TYPE_CHECKING:
     import libcst as cst
@@ -240,7 +240,7 @@ def check_file(
     salt must include ``project``'s digest). Exclusion is the caller's decision (see
     ``discovery.is_excluded``); ``project`` is the workspace's index (by default the
     buffer's own), and ``parse_module`` is passed to
-    :func:`~qig_guard.checker.check_source`."""
+    :func:`~qig_guard.engine.checker.check_source`."""
     result = RunResult()
     selected = select_codes(config.select, config.ignore)
     codes = file_codes(relative_posix(path, config.root), selected, config)

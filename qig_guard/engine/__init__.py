@@ -1,0 +1,1 @@
+"""The linter engine (placeholder docstring, written in the next commit)."""
