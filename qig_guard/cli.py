@@ -28,7 +28,7 @@ from qig_guard.engine.report import FORMATS
 if TYPE_CHECKING:
     from qig_guard.engine.baseline import SourceOf
     from qig_guard.engine.findings import Finding
-    from qig_guard.engine.runner import RunResult
+    from qig_guard.engine.results import RunResult
 
 EXIT_CLEAN, EXIT_FINDINGS, EXIT_ERROR = 0, 1, 2
 
@@ -382,7 +382,7 @@ def _fixed_listing(before: Sequence[Finding], after: Sequence[Finding]) -> str:
 
 def _add_noqa(result: RunResult, console: Console) -> int:
     """``--add-noqa``: suppress every reported finding where it is reported."""
-    from qig_guard.engine.checker import FILE_ERROR
+    from qig_guard.engine.findings import FILE_ERROR
     from qig_guard.engine.fixer import write_atomic
     from qig_guard.engine.noqa import add_directives
     from qig_guard.engine.source import SourceError, decode
@@ -418,9 +418,10 @@ def _check_stdin(
     """Check the code on stdin as the file ``--stdin-filename`` (default ``-``)."""
     from qig_guard.engine.checker import check_source
     from qig_guard.engine.discovery import normalise, relative_posix
-    from qig_guard.engine.runner import RunResult, file_codes
+    from qig_guard.engine.results import RunResult
+    from qig_guard.engine.selection import codes_for, selected_codes
     from qig_guard.engine.source import SourceError, decode
-    from qig_guard.rules import load_rules, select_codes
+    from qig_guard.rules import load_rules
 
     name = Path(args.stdin_filename or "-")
     config = resolver.for_path(name)
@@ -430,9 +431,8 @@ def _check_stdin(
     result.stats.files = 1
     result.paths[display] = normalise(name)
     result.configs[display] = config
-    selected = select_codes(config.select, config.ignore)
-    codes = file_codes(relative_posix(name, config.root), selected, config)
-    outcome = check_source(display, data, config, load_rules(codes))
+    selected = selected_codes(config)
+    outcome = check_source(display, data, config, load_rules(codes_for(name, config)))
     result.findings = [f for f in outcome.findings if f.code in selected]
     result.internal_error = outcome.internal_error
     try:
@@ -444,6 +444,7 @@ def _check_stdin(
 
 def _fix_stdin(args: argparse.Namespace, result: RunResult, source: str, console: Console) -> int:
     """``--fix`` on stdin: the fixed code on stdout, what is left on stderr (as Ruff)."""
+    from qig_guard.engine.findings import ordered
     from qig_guard.engine.fixer import applicable, fix_source
     from qig_guard.engine.report import text_line
     from qig_guard.rules import load_rules
@@ -457,7 +458,7 @@ def _fix_stdin(args: argparse.Namespace, result: RunResult, source: str, console
         if not outcome.refused:
             fixed = outcome.source
             kept = [f for f in result.findings if f.code not in codes]
-            remaining = sorted([*kept, *outcome.remaining], key=lambda f: f.sort_key)
+            remaining = ordered([*kept, *outcome.remaining])
     sys.stdout.write(fixed)
     if not console.silent:
         sys.stderr.write("".join(f"{text_line(f)}\n" for f in remaining))

@@ -31,6 +31,7 @@ from qig_guard.basin.strictjson import JsonReadError, read_json
 from qig_guard.basin.validate import PARSE_LIMIT, basin_files, validate_basin_file
 from qig_guard.cli import add_output_options
 from qig_guard.config import discover, load_pyproject
+from qig_guard.engine.findings import ordered
 from qig_guard.engine.report import render
 
 BASIN_AUTOMATION = "qig-guard/basin-validate/"
@@ -116,7 +117,7 @@ def run_validate(args: argparse.Namespace) -> int:
         files += found
     if any(Path(path).is_dir() for path in args.paths) and not (args.quiet or args.silent):
         print(f"{len(files)} basin file{'' if len(files) == 1 else 's'} checked", file=sys.stderr)
-    findings = [finding for path in files for finding in validate_basin_file(path, settings)]
+    findings = ordered(finding for path in files for finding in validate_basin_file(path, settings))
     report = render(
         findings,
         args.format,
@@ -198,6 +199,6 @@ def run_convert(args: argparse.Namespace) -> int:
     except OSError as error:
         return _error(f"cannot write {output}: {error.strerror or error}; not converted")
     print(f"wrote {output} ({len(data)} bytes)")
-    findings = validate_basin_file(output, settings)
+    findings = ordered(validate_basin_file(output, settings))
     sys.stdout.write(render(findings, "text", BASIN_RULES, files_checked=1))
     return 1 if findings else 0

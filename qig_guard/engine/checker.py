@@ -12,7 +12,7 @@ from typing import TYPE_CHECKING
 
 from qig_guard.config import Config
 from qig_guard.engine import noqa
-from qig_guard.engine.findings import Finding
+from qig_guard.engine.findings import FILE_ERROR, Finding
 from qig_guard.engine.source import SourceError, decode
 
 if TYPE_CHECKING:
@@ -22,8 +22,6 @@ if TYPE_CHECKING:
 
     from qig_guard.facts.project import ProjectFacts
     from qig_guard.rules.base import Rule
-
-FILE_ERROR = "QIG000"
 
 
 @dataclass
@@ -158,5 +156,4 @@ def _check_text(
     if parsed.rewritten:  # fixes were located in the rewritten text: offer none
         findings = [replace(finding, fix=None) for finding in findings]
     result.findings.extend(findings)
-    result.findings.sort(key=lambda finding: finding.sort_key)
     return result

@@ -13,7 +13,7 @@ import re
 import tokenize
 from collections.abc import Iterable
 
-from qig_guard.engine.findings import Finding
+from qig_guard.engine.findings import FILE_ERROR, Finding
 from qig_guard.engine.parsing import split_lines
 
 _NOQA = re.compile(
@@ -60,7 +60,7 @@ def apply(findings: Iterable[Finding], source: str, strict: bool) -> list[Findin
                 path=finding.path,
                 line=line,
                 column=1,
-                code="QIG000",
+                code=FILE_ERROR,
                 message="bare `# noqa` (strict-noqa): name the codes, e.g. `# noqa: "
                 f"{finding.code}`",
             )

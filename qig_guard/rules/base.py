@@ -22,10 +22,10 @@ import libcst as cst
 from libcst.metadata import CodeRange, MetadataWrapper
 
 from qig_guard.config import Config
-from qig_guard.engine.batching import VisitorFunction, visitor_names
 from qig_guard.engine.findings import Edit, Finding, Fix
 from qig_guard.engine.positions import SourceOrder, StatementPositions
 from qig_guard.engine.resolve import ScopeTracker, dotted_name
+from qig_guard.engine.traversal import VisitorFunction, visitor_names
 from qig_guard.facts.project import EMPTY, ProjectFacts
 
 

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from qig_guard.config import Config
+from qig_guard.engine.findings import FILE_ERROR
 from qig_guard.rules.base import Invalid, Rule
 
 
@@ -39,7 +40,7 @@ class FileError(Rule):
     them with `exclude`.
     """
 
-    code = "QIG000"
+    code = FILE_ERROR
     name = "file-error"
     summary = "the file could not be checked (syntax, encoding, size, internal error)"
     INVALID = (

@@ -1,0 +1,42 @@
+"""The engine's boundary: what a run returns, in which order, and where QIG000 is defined."""
+
+from __future__ import annotations
+
+import shutil
+from pathlib import Path
+
+import pytest
+
+from qig_guard.config import Config
+from qig_guard.engine.findings import FILE_ERROR, ordered
+from qig_guard.engine.runner import check_file, run
+
+ROOT = Path(__file__).resolve().parent.parent
+VIOLATIONS = ROOT / "examples" / "violations" / "train_constellation.py"
+
+
+def test_runs_return_findings_in_report_order_cached_or_not(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.chdir(tmp_path)
+    for name in ("b_train.py", "a_train.py", "c_train.py"):
+        shutil.copy(VIOLATIONS, tmp_path / name)
+    (tmp_path / "broken.py").write_text("model.basin_matcher.target_basin = (\n")
+    config = Config(base=tmp_path)
+    cold = run([tmp_path], config, jobs=2)
+    (tmp_path / "a_train.py").write_text(VIOLATIONS.read_text() + "\n")  # one file not cached
+    warm = run([tmp_path], config, jobs=2)
+    assert 0 < warm.stats.cached_files < warm.stats.files
+    for result in (cold, warm):
+        assert len({f.path for f in result.findings}) == 4
+        assert {f.code for f in result.findings} > {FILE_ERROR}
+        assert result.findings == ordered(result.findings)
+    data = VIOLATIONS.read_bytes()
+    single = check_file(tmp_path / "a_train.py", data, config).findings
+    assert len(single) > 2 and single == ordered(single)
+
+
+def test_file_error_is_the_qig000_rule() -> None:
+    from qig_guard.rules import load_rule
+
+    assert load_rule(FILE_ERROR).code == FILE_ERROR == "QIG000"
