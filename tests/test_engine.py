@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import shutil
+import subprocess
+import sys
 from pathlib import Path
 
 import pytest
@@ -40,3 +42,18 @@ def test_file_error_is_the_qig000_rule() -> None:
     from qig_guard.rules import load_rule
 
     assert load_rule(FILE_ERROR).code == FILE_ERROR == "QIG000"
+
+
+def test_building_the_command_line_loads_no_basin_reader_or_validator(tmp_path: Path) -> None:
+    probe = (
+        "import sys\n"
+        "from qig_guard.cli import main\n"
+        "try:\n    main(['check', '--help'])\nexcept SystemExit:\n    pass\n"
+        "print('LOADED', *sorted(m for m in sys.modules if m.startswith('qig_guard.basin')))\n"
+    )
+    out = subprocess.run(
+        [sys.executable, "-c", probe], capture_output=True, text=True, cwd=tmp_path
+    )
+    loaded = out.stdout.strip().splitlines()[-1].split()[1:]
+    assert "--select" in out.stdout
+    assert loaded == ["qig_guard.basin", "qig_guard.basin.cli", "qig_guard.basin.fields"]
