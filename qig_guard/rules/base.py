@@ -31,11 +31,17 @@ from qig_guard.facts.project import EMPTY, ProjectFacts
 
 @dataclass(frozen=True)
 class Invalid:
-    """A snippet the rule must flag; ``fixed`` is the source after its fix."""
+    """A snippet the rule must flag; ``fixed`` is the source after its fix.
+
+    ``line`` and ``column`` (1-based, as findings report them) pin where the rule
+    must flag it: the examples test then asserts a finding starts there.
+    """
 
     code: str
     fixed: str | None = None
     unsafe: bool = False
+    line: int | None = None
+    column: int | None = None
 
 
 class FileContext:

@@ -44,8 +44,8 @@ class FileError(Rule):
     name = "file-error"
     summary = "the file could not be checked (syntax, encoding, size, internal error)"
     INVALID = (
-        Invalid("def extract_basin(model:\n    return model.basin\n"),
-        Invalid("basin = [0.1, 0.2\n"),
+        Invalid("def extract_basin(model:\n    return model.basin\n", line=1, column=18),
+        Invalid("basin = [0.1, 0.2\n", line=1, column=9),
     )
     VALID = ("basin = [0.1, 0.2]\n",)
 

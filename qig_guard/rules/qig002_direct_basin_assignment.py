@@ -176,8 +176,8 @@ class DirectBasinAssignment(Rule):
             fixed="gary.set_target_basin(load_basin(path))\n",
             unsafe=True,
         ),
-        Invalid("model.basin_matcher.target_basin.copy_(basin)\n"),
-        Invalid("model.basin_matcher.target_basin += 0.1 * direction\n"),
+        Invalid("model.basin_matcher.target_basin.copy_(basin)\n", line=1, column=1),
+        Invalid("model.basin_matcher.target_basin += 0.1 * direction\n", line=1, column=1),
         Invalid(
             'setattr(model.basin_matcher, "target_basin", new_basin)\n',
             fixed="model.basin_matcher.set_target_basin(new_basin)\n",
