@@ -66,8 +66,9 @@ def config_resolver(args: argparse.Namespace) -> ConfigResolver:
             extend_exclude=(*config.extend_exclude, *args.extend_exclude),
             max_file_size=args.max_file_size,
             strict_noqa=args.strict_noqa,
+            preview=args.preview,
         )
-        if not select_codes(adjusted.select, adjusted.ignore):
+        if not select_codes(adjusted.select, adjusted.ignore, adjusted.preview):
             where = "--select" if args.select is not None else f"{config.source or 'defaults'}"
             raise ConfigError(
                 where,
@@ -135,6 +136,12 @@ def _check_parser(subparsers: argparse._SubParsersAction[argparse.ArgumentParser
     rules.add_argument("--ignore", type=_codes, metavar="CODES", help="comma-separated codes")
     rules.add_argument("--extend-select", type=_codes, metavar="CODES", default=())
     rules.add_argument("--extend-ignore", type=_codes, metavar="CODES", default=())
+    rules.add_argument(
+        "--preview",
+        action="store_true",
+        default=None,
+        help="let ALL and prefixes select preview rules too",
+    )
     files = parser.add_argument_group("files")
     files.add_argument("--exclude", type=_globs, metavar="GLOBS", help="replace exclude globs")
     files.add_argument("--extend-exclude", type=_globs, metavar="GLOBS", default=())

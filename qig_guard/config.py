@@ -155,6 +155,7 @@ class Config:
     per_file_ignores: tuple[tuple[str, tuple[str, ...]], ...] = ()
     max_file_size: int = 1_000_000
     strict_noqa: bool = False
+    preview: bool = False
     cache_dir: str = ".qig-guard-cache"
     # Names that carry meaning in a team's code (see qig_guard.facts.words).
     frozen_models: tuple[str, ...] = ("ocean",)
@@ -214,6 +215,7 @@ _PARSERS: dict[str, Callable[[str, Any], Any]] = {
     "per-file-ignores": _per_file_ignores,
     "max-file-size": _positive_int,
     "strict-noqa": _bool,
+    "preview": _bool,
     "cache-dir": lambda key, value: _str_list(key, [value])[0],
     "frozen-models": _str_list,
     "basin-names": _str_list,

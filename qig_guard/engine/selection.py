@@ -11,7 +11,7 @@ from qig_guard.rules import select_codes
 
 def selected_codes(config: Config) -> tuple[str, ...]:
     """The codes ``config`` selects (``select`` minus ``ignore``)."""
-    return select_codes(config.select, config.ignore)
+    return select_codes(config.select, config.ignore, config.preview)
 
 
 def file_codes(relative: str, selected: tuple[str, ...], config: Config) -> tuple[str, ...]:

@@ -127,6 +127,9 @@ class Rule(cst.BatchableCSTVisitor):
     summary: ClassVar[str]
     VALID: ClassVar[Sequence[str]] = ()
     INVALID: ClassVar[Sequence[Invalid]] = ()
+    # A new rule starts in preview: outside ``ALL`` and prefixes until it has
+    # passed the upstream ecosystem check (see CONTRIBUTING.md).
+    preview: ClassVar[bool] = False
 
     def __init__(self, context: FileContext) -> None:
         super().__init__()
