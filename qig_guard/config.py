@@ -181,6 +181,8 @@ class Config:
     source: Path | None = field(default=None, compare=False)
     # The project root of a run without a configuration file (None: unknown).
     base: Path | None = field(default=None, compare=False)
+    # Measure each rule's time in the traversal (``--statistics``); not a TOML key.
+    time_rules: bool = field(default=False, compare=False)
 
     @property
     def root(self) -> Path:
@@ -202,7 +204,7 @@ class Config:
         data = {
             f.name: getattr(self, f.name)
             for f in fields(self)
-            if f.name not in {"source", "base", "cache_dir", "basin", "frozen_facts"}
+            if f.name not in {"source", "base", "cache_dir", "basin", "frozen_facts", "time_rules"}
         }
         return hashlib.sha256(json.dumps(data, sort_keys=True, default=str).encode()).hexdigest()
 

@@ -12,6 +12,7 @@ import pytest
 from qig_guard.config import Config
 from qig_guard.engine.findings import FILE_ERROR, ordered
 from qig_guard.engine.runner import check_file, run
+from qig_guard.rules import all_codes
 
 ROOT = Path(__file__).resolve().parent.parent
 VIOLATIONS = ROOT / "examples" / "violations" / "train_constellation.py"
@@ -57,3 +58,36 @@ def test_building_the_command_line_loads_no_basin_reader_or_validator(tmp_path: 
     loaded = out.stdout.strip().splitlines()[-1].split()[1:]
     assert "--select" in out.stdout
     assert loaded == ["qig_guard.basin", "qig_guard.basin.cli", "qig_guard.basin.fields"]
+
+
+def test_rules_are_timed_only_when_asked() -> None:
+    from qig_guard.engine.checker import check_source
+    from qig_guard.rules import all_codes, load_rules
+
+    data = VIOLATIONS.read_bytes()
+    rules = load_rules(all_codes())
+    plain = check_source("train.py", data, Config(), rules)
+    timed = check_source("train.py", data, Config(time_rules=True), rules)
+    assert plain.rule_seconds == {}
+    assert set(timed.rule_seconds) == set(all_codes()) - {FILE_ERROR}  # QIG000 never visits
+    assert all(seconds >= 0 for seconds in timed.rule_seconds.values())
+    assert [f.to_dict() for f in timed.findings] == [f.to_dict() for f in plain.findings]
+
+
+def test_statistics_lists_every_selected_rule_with_its_time(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    from qig_guard.cli import main
+
+    monkeypatch.chdir(tmp_path)
+    shutil.copy(VIOLATIONS, tmp_path / "train.py")
+    assert main(["check", ".", "--isolated", "--no-cache", "--statistics", "-j", "1"]) == 1
+    err = capsys.readouterr().err
+    table = err[err.index("time in rules (s)") :].splitlines()[1:]
+    times = {line.split()[1]: float(line.split()[0]) for line in table}
+    assert set(times) == set(all_codes())
+    assert all(seconds >= 0 for seconds in times.values())
+    main(["check", ".", "--isolated", "--no-cache", "--select", "QIG002,QIG010", "--statistics"])
+    err = capsys.readouterr().err
+    table = err[err.index("time in rules (s)") :].splitlines()[1:]
+    assert sorted(line.split()[1] for line in table) == ["QIG002", "QIG010"]

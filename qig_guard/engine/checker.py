@@ -31,6 +31,8 @@ class FileResult:
     findings: list[Finding] = field(default_factory=list)
     internal_error: bool = False
     parsed: bool = False
+    # Seconds each rule spent in the traversal, under ``config.time_rules`` (not cached).
+    rule_seconds: dict[str, float] = field(default_factory=dict)
 
 
 def _file_error(path: str, message: str, line: int = 1, column: int = 1) -> Finding:
@@ -140,6 +142,8 @@ def _check_text(
             )
         )
         return result
+    if config.time_rules:
+        result.rule_seconds = {instance.code: instance.seconds for instance in instances}
     for instance in instances:
         if instance.error is not None:
             result.internal_error = True

@@ -20,6 +20,8 @@ class Stats:
     cached_lines: int = 0
     parsed_files: int = 0
     parsed_lines: int = 0
+    # Seconds per rule code in the traversal of the files parsed (``--statistics``).
+    rule_seconds: dict[str, float] = field(default_factory=dict)
 
 
 @dataclass

@@ -147,6 +147,8 @@ def run(
         if outcome.parsed:
             result.stats.parsed_files += 1
             result.stats.parsed_lines += lines
+        for code, seconds in outcome.rule_seconds.items():
+            result.stats.rule_seconds[code] = result.stats.rule_seconds.get(code, 0.0) + seconds
         if scope.cache is not None and key is not None:
             scope.cache.put(key, outcome)
         _collect(result, outcome, scope.selected)

@@ -16,6 +16,7 @@ from __future__ import annotations
 import re
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
+from time import perf_counter
 from typing import ClassVar
 
 import libcst as cst
@@ -136,11 +137,24 @@ class Rule(cst.BatchableCSTVisitor):
         self.context = context
         self.config = context.config
         self.error: Exception | None = None
+        self.seconds = 0.0  # time in this rule's visitors, under ``config.time_rules``
 
     def get_visitors(self) -> Mapping[str, VisitorFunction]:
         """The batched visitor functions, each guarded so that a crash disables
-        only this rule on this file (the engine reports it) and keeps the rest."""
-        return {name: self._guard(getattr(self, name)) for name in visitor_names(type(self))}
+        only this rule on this file (the engine reports it) and keeps the rest;
+        timed as well only when the configuration asks (``--statistics``)."""
+        guard = self._timed_guard if self.config.time_rules else self._guard
+        return {name: guard(getattr(self, name)) for name in visitor_names(type(self))}
+
+    def _timed_guard(self, function: VisitorFunction) -> VisitorFunction:
+        guarded = self._guard(function)
+
+        def timed(node: cst.CSTNode) -> None:
+            start = perf_counter()
+            guarded(node)
+            self.seconds += perf_counter() - start
+
+        return timed
 
     def _guard(self, function: VisitorFunction) -> VisitorFunction:
         def guarded(node: cst.CSTNode) -> None:
