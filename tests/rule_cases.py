@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+import sys
 import textwrap
+from pathlib import Path
 
 from qig_guard.config import Config
 from qig_guard.engine.checker import check_source
@@ -35,3 +37,18 @@ def rule_findings(
     assert not result.internal_error, result.findings
     assert not any(f.code == "QIG000" for f in result.findings), result.findings
     return [f for f in result.findings if f.code == selected[0].code]
+
+
+def example_and_corpus_sources(count: int) -> list[tuple[str, str]]:
+    """The shipped examples and ``count`` generated corpus files, as (name, text) pairs."""
+    root = Path(__file__).resolve().parent.parent
+    sources = [
+        (path.name, path.read_text(encoding="utf-8"))
+        for path in sorted((root / "examples").rglob("*.py"))
+    ]
+    sys.path.insert(0, str(root / "benchmarks"))
+    try:
+        import corpus
+    finally:
+        sys.path.pop(0)
+    return sources + [(f"corpus-{i}.py", text) for i, text in enumerate(corpus.sample(count))]

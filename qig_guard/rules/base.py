@@ -25,7 +25,7 @@ from libcst.metadata import CodeRange, MetadataWrapper
 from qig_guard.config import Config
 from qig_guard.engine.findings import Edit, Finding, Fix
 from qig_guard.engine.positions import SourceOrder, StatementPositions
-from qig_guard.engine.resolve import ScopeTracker, dotted_name
+from qig_guard.engine.resolve import ScopeTracker
 from qig_guard.engine.traversal import VisitorFunction, visitor_names
 from qig_guard.facts.project import EMPTY, ProjectFacts
 
@@ -259,7 +259,6 @@ __all__ = [
     "Rule",
     "argument",
     "compile_trigger",
-    "dotted_name",
     "keyword_arg",
     "positional_args",
 ]

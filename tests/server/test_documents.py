@@ -141,8 +141,9 @@ def test_fix_all_applies_safe_fixes_only(tmp_path: Path) -> None:
     [
         ("x.target_basin = b", "x.target_basin = b  # noqa: QIG002"),
         ("x.target_basin = b  # why", "x.target_basin = b  # why  # noqa: QIG002"),
-        ("x.target_basin = b  # noqa: QIG001", "x.target_basin = b  # noqa: QIG001,QIG002"),
+        ("x.target_basin = b  # noqa: QIG001", "x.target_basin = b  # noqa: QIG001, QIG002"),
         ("x.target_basin = b  # noqa", "x.target_basin = b  # noqa: QIG002"),
+        ("x.target_basin = b  # NOQA:qig001", "x.target_basin = b  # noqa: QIG001, QIG002"),
     ],
 )
 def test_noqa_edit(line: str, expected: str) -> None:
@@ -166,6 +167,11 @@ def test_no_noqa_where_a_comment_cannot_go(text: str) -> None:
 
 def test_no_noqa_for_file_errors() -> None:
     assert noqa_edit("x = (\n", Finding("a.py", 1, 1, "QIG000", "m")) is None
+
+
+def test_no_noqa_edit_when_the_directive_names_the_code() -> None:
+    text = "x.target_basin = b  # noqa:QIG002\n"
+    assert noqa_edit(text, Finding("a.py", 1, 1, "QIG002", "m")) is None
 
 
 def test_rule_pages() -> None:
