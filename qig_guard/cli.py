@@ -501,7 +501,8 @@ def command_rules(args: argparse.Namespace) -> int:
         print(json.dumps(table, indent=2))
     else:
         for row in table:
-            print(f"{row['code']}  {row['name']:<26} {row['fix']:<11} {row['summary']}")
+            preview = "(preview) " if row["preview"] == "yes" else ""
+            print(f"{row['code']}  {row['name']:<26} {row['fix']:<11} {preview}{row['summary']}")
     return EXIT_CLEAN
 
 

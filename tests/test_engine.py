@@ -92,3 +92,18 @@ def test_statistics_lists_every_selected_rule_with_its_time(
     err = capsys.readouterr().err
     table = err[err.index("time in rules (s)") :].splitlines()[1:]
     assert sorted(line.split()[1] for line in table) == ["QIG002", "QIG010"]
+
+
+@pytest.mark.parametrize("folder", ["", "engine", "facts", "rules"])
+def test_cached_results_depend_on_all_checker_code(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, folder: str
+) -> None:
+    from qig_guard.engine import cache
+
+    for name in cache.CHECKER_CODE:
+        (tmp_path / name).mkdir(exist_ok=True)
+        (tmp_path / name / "module.py").write_text("x = 1\n")
+    monkeypatch.setattr(cache, "PACKAGE", tmp_path)
+    before = cache.code_fingerprint()
+    (tmp_path / folder / "module.py").write_text("x = 22\n")
+    assert cache.code_fingerprint() != before

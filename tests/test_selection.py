@@ -57,3 +57,19 @@ def test_preview_from_pyproject_and_command_line(tmp_path: Path) -> None:
     assert "QIG002" in selected_codes(config_resolver(args).for_path(tmp_path / "m.py"))
     plain = build_parser().parse_args(["check", "--isolated"])
     assert "QIG002" not in selected_codes(config_resolver(plain).for_path(tmp_path / "m.py"))
+
+
+def test_rules_and_docs_mark_preview_rules(
+    monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    from qig_guard.cli import main
+    from qig_guard.engine.rule_catalog import readme_table, rule_page
+
+    rule = load_rule("QIG002")
+    assert "(preview)" not in readme_table()
+    monkeypatch.setattr(rule, "preview", True)
+    assert main(["rules"]) == 0
+    listed = {line.split()[0]: line for line in capsys.readouterr().out.splitlines()}
+    assert "(preview)" in listed["QIG002"] and "(preview)" not in listed["QIG001"]
+    assert "| `direct-basin-assignment` (preview) |" in readme_table()
+    assert "Preview: selected by its code or under `--preview` only." in rule_page(rule)

@@ -51,12 +51,19 @@ def check_rule_info() -> dict[str, RuleInfo]:
 
 
 def rule_table() -> list[dict[str, str]]:
-    """One row per checker rule: code, name, fix kind, summary."""
+    """One row per checker rule: code, name, fix kind, summary and whether it is in
+    preview (``yes``: selected only by its code or under ``--preview``)."""
     rows = []
     for code in all_codes():
         rule = load_rule(code)
         rows.append(
-            {"code": code, "name": rule.name, "fix": fix_kind(rule), "summary": rule.summary}
+            {
+                "code": code,
+                "name": rule.name,
+                "fix": fix_kind(rule),
+                "summary": rule.summary,
+                "preview": "yes" if rule.preview else "no",
+            }
         )
     return rows
 
