@@ -444,6 +444,7 @@ def _check_stdin(
     """Check the code on stdin as the file ``--stdin-filename`` (default ``-``)."""
     from qig_guard.engine.checker import check_source
     from qig_guard.engine.discovery import normalise, relative_posix
+    from qig_guard.engine.findings import ordered
     from qig_guard.engine.results import RunResult
     from qig_guard.engine.selection import codes_for, selected_codes
     from qig_guard.engine.source import SourceError, decode
@@ -459,8 +460,10 @@ def _check_stdin(
     result.configs[display] = config
     selected = selected_codes(config)
     outcome = check_source(display, data, config, load_rules(codes_for(name, config)))
-    result.findings = [f for f in outcome.findings if f.code in selected]
+    result.findings = ordered(f for f in outcome.findings if f.code in selected)
     result.internal_error = outcome.internal_error
+    result.stats.rule_seconds = dict(outcome.rule_seconds)
+    result.stats.parsed_files = int(outcome.parsed)
     try:
         text, _ = decode(data, config.max_file_size)
     except SourceError:

@@ -107,3 +107,21 @@ def test_cached_results_depend_on_all_checker_code(
     before = cache.code_fingerprint()
     (tmp_path / folder / "module.py").write_text("x = 22\n")
     assert cache.code_fingerprint() != before
+
+
+def test_stdin_reports_what_the_file_reports_in_the_same_order(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    import io
+
+    from qig_guard.cli import main
+
+    monkeypatch.chdir(tmp_path)
+    shutil.copy(VIOLATIONS, tmp_path / "train.py")
+    main(["check", "train.py", "--isolated", "--no-cache", "-q"])
+    from_file = capsys.readouterr().out.splitlines()
+    stdin = io.TextIOWrapper(io.BytesIO(VIOLATIONS.read_bytes()))
+    monkeypatch.setattr(sys, "stdin", stdin)
+    main(["check", "-", "--stdin-filename", "train.py", "--isolated", "-q"])
+    from_stdin = capsys.readouterr().out.splitlines()
+    assert len(from_file) > 5 and from_stdin == from_file
