@@ -12,10 +12,10 @@ import pytest
 
 from qig_guard import __version__
 from qig_guard.config import Config
-from qig_guard.findings import Finding
+from qig_guard.engine.findings import Finding
+from qig_guard.engine.runner import run
 from qig_guard.rules import all_codes, load_rule
 from qig_guard.rules.base import Rule
-from qig_guard.runner import run
 
 ROOT = Path(__file__).resolve().parent.parent
 

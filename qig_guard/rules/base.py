@@ -2,7 +2,7 @@
 
 A rule is a :class:`libcst.BatchableCSTVisitor` subclass living in its own
 module ``qig_guard/rules/qigNNN_<name>.py``. All selected rules for a file
-run in one traversal, after the :class:`~qig_guard.resolve.ScopeTracker`, so
+run in one traversal, after the :class:`~qig_guard.engine.resolve.ScopeTracker`, so
 ``self.context.qualified_name(node)`` answers for the node being visited.
 
 Every rule documents itself in its docstring with the sections
@@ -16,26 +16,33 @@ from __future__ import annotations
 import re
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
+from time import perf_counter
 from typing import ClassVar
 
 import libcst as cst
 from libcst.metadata import CodeRange, MetadataWrapper
 
-from qig_guard.batching import VisitorFunction, visitor_names
 from qig_guard.config import Config
+from qig_guard.engine.findings import Edit, Finding, Fix
+from qig_guard.engine.positions import SourceOrder, StatementPositions
+from qig_guard.engine.resolve import ScopeTracker
+from qig_guard.engine.traversal import VisitorFunction, visitor_names
 from qig_guard.facts.project import EMPTY, ProjectFacts
-from qig_guard.findings import Edit, Finding, Fix
-from qig_guard.positions import SourceOrder, StatementPositions
-from qig_guard.resolve import ScopeTracker
 
 
 @dataclass(frozen=True)
 class Invalid:
-    """A snippet the rule must flag; ``fixed`` is the source after its fix."""
+    """A snippet the rule must flag; ``fixed`` is the source after its fix.
+
+    ``line`` and ``column`` (1-based, as findings report them) pin where the rule
+    must flag it: the examples test then asserts a finding starts there.
+    """
 
     code: str
     fixed: str | None = None
     unsafe: bool = False
+    line: int | None = None
+    column: int | None = None
 
 
 class FileContext:
@@ -121,17 +128,33 @@ class Rule(cst.BatchableCSTVisitor):
     summary: ClassVar[str]
     VALID: ClassVar[Sequence[str]] = ()
     INVALID: ClassVar[Sequence[Invalid]] = ()
+    # A new rule starts in preview: outside ``ALL`` and prefixes until it has
+    # passed the upstream ecosystem check (see CONTRIBUTING.md).
+    preview: ClassVar[bool] = False
 
     def __init__(self, context: FileContext) -> None:
         super().__init__()
         self.context = context
         self.config = context.config
         self.error: Exception | None = None
+        self.seconds = 0.0  # time in this rule's visitors, under ``config.time_rules``
 
     def get_visitors(self) -> Mapping[str, VisitorFunction]:
         """The batched visitor functions, each guarded so that a crash disables
-        only this rule on this file (the engine reports it) and keeps the rest."""
-        return {name: self._guard(getattr(self, name)) for name in visitor_names(type(self))}
+        only this rule on this file (the engine reports it) and keeps the rest;
+        timed as well only when the configuration asks (``--statistics``)."""
+        guard = self._timed_guard if self.config.time_rules else self._guard
+        return {name: guard(getattr(self, name)) for name in visitor_names(type(self))}
+
+    def _timed_guard(self, function: VisitorFunction) -> VisitorFunction:
+        guarded = self._guard(function)
+
+        def timed(node: cst.CSTNode) -> None:
+            start = perf_counter()
+            guarded(node)
+            self.seconds += perf_counter() - start
+
+        return timed
 
     def _guard(self, function: VisitorFunction) -> VisitorFunction:
         def guarded(node: cst.CSTNode) -> None:

@@ -8,6 +8,7 @@ from collections.abc import Collection
 import libcst as cst
 
 from qig_guard.config import Config
+from qig_guard.engine.resolve import dotted_name, target_names
 from qig_guard.facts.torch_api import (
     METADATA_ATTRIBUTES,
     OPTIMIZER_WORDS,
@@ -15,8 +16,7 @@ from qig_guard.facts.torch_api import (
     VALUE_KEEPING_ATTRIBUTES,
     VALUE_KEEPING_METHODS,
 )
-from qig_guard.names import matches_any
-from qig_guard.resolve import dotted_name, target_names
+from qig_guard.facts.words import matches_any
 from qig_guard.rules._text import bare_names, call_arguments, flows_from, split_arguments
 from qig_guard.rules.base import (
     FileContext,

@@ -8,6 +8,7 @@ from functools import lru_cache
 import libcst as cst
 
 from qig_guard.config import Config
+from qig_guard.engine.resolve import dotted_name
 from qig_guard.facts.torch_api import (
     NOT_OPTIMIZER_MODULES,
     OPTIMIZER_MODULES,
@@ -16,8 +17,7 @@ from qig_guard.facts.torch_api import (
     names_an_optimizer,
 )
 from qig_guard.facts.vocabulary import NOT_A_VECTOR
-from qig_guard.names import matches_any, text_pattern, words
-from qig_guard.resolve import dotted_name
+from qig_guard.facts.words import matches_any, text_pattern, words
 from qig_guard.rules._basin_moves import (
     BLEND_WORDS,
     IN_PLACE_MOVES,

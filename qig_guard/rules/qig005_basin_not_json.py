@@ -9,7 +9,7 @@ import libcst as cst
 
 from qig_guard.config import Config
 from qig_guard.facts.torch_api import CHECKPOINT_WRITERS, PICKLE_WRITERS, TORCH_SAVE
-from qig_guard.names import words
+from qig_guard.facts.words import words
 from qig_guard.rules._basin_values import (
     BasinRule,
     BasinText,

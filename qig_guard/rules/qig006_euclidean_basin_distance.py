@@ -11,7 +11,7 @@ from qig_guard.config import Config
 from qig_guard.facts.distances import DistanceValues, compares_by_name
 from qig_guard.facts.torch_api import VALUE_KEEPING_METHODS, makes_random_data
 from qig_guard.facts.vocabulary import DISTANCE_WORDS
-from qig_guard.names import words
+from qig_guard.facts.words import words
 from qig_guard.rules._basin_values import (
     BasinRule,
     BasinText,

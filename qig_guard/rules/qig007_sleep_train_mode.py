@@ -10,9 +10,9 @@ from itertools import chain
 import libcst as cst
 
 from qig_guard.config import Config
+from qig_guard.engine.resolve import dotted_name
 from qig_guard.facts.torch_api import names_an_optimizer
-from qig_guard.names import words
-from qig_guard.resolve import dotted_name
+from qig_guard.facts.words import words
 from qig_guard.rules._sleep import SourceText, sleep_function, source_text
 from qig_guard.rules.base import FileContext, Invalid, Rule
 

@@ -9,6 +9,7 @@ from dataclasses import dataclass, field
 import libcst as cst
 
 from qig_guard.config import Config
+from qig_guard.engine.resolve import dotted_name, target_names
 from qig_guard.facts.torch_api import (
     DATA_LOADER,
     DATA_WORDS,
@@ -17,8 +18,7 @@ from qig_guard.facts.torch_api import (
     makes_random_data,
 )
 from qig_guard.facts.vocabulary import COMPARISON_WORDS
-from qig_guard.names import matches_any, words
-from qig_guard.resolve import dotted_name, target_names
+from qig_guard.facts.words import matches_any, words
 from qig_guard.rules._sleep import in_sleep_regions, sleep_function, source_text
 from qig_guard.rules.base import FileContext, Invalid, Rule
 

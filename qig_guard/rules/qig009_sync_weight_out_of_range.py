@@ -10,8 +10,8 @@ from collections.abc import Iterator
 import libcst as cst
 
 from qig_guard.config import Config
-from qig_guard.names import matches, matches_any, text_pattern, words
-from qig_guard.resolve import dotted_name
+from qig_guard.engine.resolve import dotted_name
+from qig_guard.facts.words import matches, matches_any, text_pattern, words
 from qig_guard.rules._basin_values import (
     BasinRule,
     BasinText,

@@ -8,9 +8,9 @@ from functools import lru_cache
 import libcst as cst
 
 from qig_guard.config import Config
+from qig_guard.engine.resolve import dotted_name
 from qig_guard.facts.torch_api import PICKLE_LOADERS, PICKLE_MODULES, TORCH_LOAD
-from qig_guard.names import matches_any, words
-from qig_guard.resolve import dotted_name
+from qig_guard.facts.words import matches_any, words
 from qig_guard.rules._text import AS_NAME, call_arguments, string_literals
 from qig_guard.rules.base import FileContext, Invalid, Rule
 

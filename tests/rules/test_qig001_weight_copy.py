@@ -7,8 +7,8 @@ import textwrap
 import pytest
 from rule_cases import rule_findings
 
-from qig_guard.checker import check_source
 from qig_guard.config import Config
+from qig_guard.engine.checker import check_source
 from qig_guard.rules.qig001_weight_copy import WeightCopy
 
 

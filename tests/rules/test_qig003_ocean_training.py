@@ -7,9 +7,9 @@ import textwrap
 import pytest
 from rule_cases import rule_findings
 
-from qig_guard.checker import check_source
 from qig_guard.config import Config
-from qig_guard.fixer import fix_source
+from qig_guard.engine.checker import check_source
+from qig_guard.engine.fixer import fix_source
 from qig_guard.rules.qig003_ocean_training import OceanTraining
 
 

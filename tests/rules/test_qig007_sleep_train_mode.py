@@ -8,8 +8,8 @@ from dataclasses import replace
 import pytest
 from rule_cases import rule_findings
 
-from qig_guard.checker import check_source
 from qig_guard.config import Config
+from qig_guard.engine.checker import check_source
 from qig_guard.rules.qig007_sleep_train_mode import SleepTrainMode
 
 

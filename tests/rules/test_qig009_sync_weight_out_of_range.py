@@ -12,8 +12,8 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 from rule_cases import rule_findings
 
-from qig_guard.checker import check_source
 from qig_guard.config import Config
+from qig_guard.engine.checker import check_source
 from qig_guard.rules.qig009_sync_weight_out_of_range import SyncWeightOutOfRange
 
 

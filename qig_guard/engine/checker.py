@@ -10,10 +10,10 @@ import traceback
 from dataclasses import dataclass, field, replace
 from typing import TYPE_CHECKING
 
-from qig_guard import noqa
 from qig_guard.config import Config
-from qig_guard.findings import Finding
-from qig_guard.source import SourceError, decode
+from qig_guard.engine import noqa
+from qig_guard.engine.findings import FILE_ERROR, Finding
+from qig_guard.engine.source import SourceError, decode
 
 if TYPE_CHECKING:
     from collections.abc import Callable
@@ -23,8 +23,6 @@ if TYPE_CHECKING:
     from qig_guard.facts.project import ProjectFacts
     from qig_guard.rules.base import Rule
 
-FILE_ERROR = "QIG000"
-
 
 @dataclass
 class FileResult:
@@ -33,6 +31,8 @@ class FileResult:
     findings: list[Finding] = field(default_factory=list)
     internal_error: bool = False
     parsed: bool = False
+    # Seconds each rule spent in the traversal, under ``config.time_rules`` (not cached).
+    rule_seconds: dict[str, float] = field(default_factory=dict)
 
 
 def _file_error(path: str, message: str, line: int = 1, column: int = 1) -> Finding:
@@ -89,7 +89,7 @@ def check_text(
     parse_module: Callable[[str], cst.Module] | None = None,
 ) -> FileResult:
     """Parse ``source`` and run ``rules`` over it (no trigger filtering)."""
-    from qig_guard.parsing import with_deep_stack
+    from qig_guard.engine.parsing import with_deep_stack
 
     return with_deep_stack(lambda: _check_text(path, source, config, rules, project, parse_module))
 
@@ -105,11 +105,11 @@ def _check_text(
     import libcst as cst
     from libcst.metadata import MetadataWrapper
 
+    from qig_guard.engine.parsing import ParseRefused, parse
+    from qig_guard.engine.resolve import ScopeTracker
+    from qig_guard.engine.traversal import walk_batched
     from qig_guard.facts.project import ProjectFacts, file_facts, index_words
-    from qig_guard.parsing import ParseRefused, parse
-    from qig_guard.resolve import ScopeTracker
     from qig_guard.rules.base import FileContext
-    from qig_guard.walk import walk_batched
 
     result = FileResult(parsed=True)
     try:
@@ -142,6 +142,8 @@ def _check_text(
             )
         )
         return result
+    if config.time_rules:
+        result.rule_seconds = {instance.code: instance.seconds for instance in instances}
     for instance in instances:
         if instance.error is not None:
             result.internal_error = True
@@ -158,5 +160,4 @@ def _check_text(
     if parsed.rewritten:  # fixes were located in the rewritten text: offer none
         findings = [replace(finding, fix=None) for finding in findings]
     result.findings.extend(findings)
-    result.findings.sort(key=lambda finding: finding.sort_key)
     return result
