@@ -8,7 +8,8 @@ As Ruff's ecosystem check does for every change: each repository's HEAD is
 exported from its bare mirror (fetched as `../shared/eval/README.md` says; the
 mirrors live in `.mirror/OWNER+NAME/repo` beside the folder that holds
 `shared/`, or under `$QIG_MIRRORS`) into a temporary folder outside the
-project, checked with `--isolated --no-cache`, and summarised as findings per
+project, checked with `--isolated --preview --no-cache` (preview rules included:
+this check is how a rule leaves preview), and summarised as findings per
 rule per repository. Upstream code never enters the project.
 """
 
@@ -82,7 +83,7 @@ def export(repository: str, destination: Path) -> Path | None:
 
 def check(repository: str, root: Path, qig_guard: str) -> list[Finding]:
     executable = shutil.which(qig_guard) or qig_guard
-    options = ["--isolated", "--no-cache", "--format", "json", "--exit-zero"]
+    options = ["--isolated", "--preview", "--no-cache", "--format", "json", "--exit-zero"]
     completed = subprocess.run(
         [executable, "check", *options, "."],
         cwd=root,

@@ -19,10 +19,11 @@ sys.path.insert(0, str(HERE))
 
 import corpus as corpus_builder  # noqa: E402
 
-from qig_guard.checker import check_text  # noqa: E402
 from qig_guard.config import Config  # noqa: E402
+from qig_guard.engine.checker import check_text  # noqa: E402
+from qig_guard.engine.findings import FILE_ERROR  # noqa: E402
+from qig_guard.engine.source import SourceError, decode  # noqa: E402
 from qig_guard.rules import all_codes, load_rule  # noqa: E402
-from qig_guard.source import SourceError, decode  # noqa: E402
 
 
 def sources(paths: list[Path]) -> list[tuple[str, str]]:
@@ -50,7 +51,7 @@ def main() -> int:
     print(f"{len(files)} files from {', '.join(map(str, paths))}")
     lost_any = False
     for code in all_codes():
-        if code == "QIG000":
+        if code == FILE_ERROR:
             continue
         rule = load_rule(code)
         passed = [(name, text) for name, text in files if rule.could_match(text, config)]

@@ -14,7 +14,6 @@ from pathlib import Path
 from typing import TYPE_CHECKING
 
 from qig_guard import __version__
-from qig_guard.baseline import BaselineError
 from qig_guard.config import (
     Config,
     ConfigError,
@@ -23,12 +22,13 @@ from qig_guard.config import (
     selector_problem,
     with_overrides,
 )
-from qig_guard.report import FORMATS
+from qig_guard.engine.baseline import BaselineError
+from qig_guard.engine.report import FORMATS
 
 if TYPE_CHECKING:
-    from qig_guard.baseline import SourceOf
-    from qig_guard.findings import Finding
-    from qig_guard.runner import RunResult
+    from qig_guard.engine.baseline import SourceOf
+    from qig_guard.engine.findings import Finding
+    from qig_guard.engine.results import RunResult
 
 EXIT_CLEAN, EXIT_FINDINGS, EXIT_ERROR = 0, 1, 2
 
@@ -66,8 +66,10 @@ def config_resolver(args: argparse.Namespace) -> ConfigResolver:
             extend_exclude=(*config.extend_exclude, *args.extend_exclude),
             max_file_size=args.max_file_size,
             strict_noqa=args.strict_noqa,
+            preview=args.preview,
+            time_rules=args.statistics or None,
         )
-        if not select_codes(adjusted.select, adjusted.ignore):
+        if not select_codes(adjusted.select, adjusted.ignore, adjusted.preview):
             where = "--select" if args.select is not None else f"{config.source or 'defaults'}"
             raise ConfigError(
                 where,
@@ -135,6 +137,12 @@ def _check_parser(subparsers: argparse._SubParsersAction[argparse.ArgumentParser
     rules.add_argument("--ignore", type=_codes, metavar="CODES", help="comma-separated codes")
     rules.add_argument("--extend-select", type=_codes, metavar="CODES", default=())
     rules.add_argument("--extend-ignore", type=_codes, metavar="CODES", default=())
+    rules.add_argument(
+        "--preview",
+        action="store_true",
+        default=None,
+        help="let ALL and prefixes select preview rules too",
+    )
     files = parser.add_argument_group("files")
     files.add_argument("--exclude", type=_globs, metavar="GLOBS", help="replace exclude globs")
     files.add_argument("--extend-exclude", type=_globs, metavar="GLOBS", default=())
@@ -242,8 +250,8 @@ class Console:
 
 
 def command_check(args: argparse.Namespace) -> int:
-    from qig_guard import runner
-    from qig_guard.baseline import read_source
+    from qig_guard.engine import runner
+    from qig_guard.engine.baseline import read_source
 
     _validate_check_args(args)
     console = Console(args)
@@ -272,7 +280,7 @@ def command_check(args: argparse.Namespace) -> int:
     findings = result.findings
     fix_failed = False
     if args.fix or args.diff:
-        from qig_guard.apply_fixes import apply_fixes
+        from qig_guard.engine.apply_fixes import apply_fixes
 
         outcome = apply_fixes(result, Config(), unsafe=args.unsafe_fixes, write=not args.diff)
         if args.diff:
@@ -288,7 +296,7 @@ def command_check(args: argparse.Namespace) -> int:
         findings = outcome.findings
         fix_failed = outcome.failures > 0
     if args.baseline is not None:
-        from qig_guard import baseline
+        from qig_guard.engine import baseline
 
         recorded = baseline.load(args.baseline)
         if args.update_baseline:
@@ -317,8 +325,8 @@ def _report(
     source_of: SourceOf,
     console: Console,
 ) -> None:
-    from qig_guard.report import render
-    from qig_guard.rule_info import check_rule_info
+    from qig_guard.engine.report import render
+    from qig_guard.engine.rule_catalog import check_rule_info
 
     # Rule metadata imports every rule (and libcst): only the formats that show it pay.
     needs_rules = args.format in ("sarif", "github") or args.statistics
@@ -336,12 +344,30 @@ def _report(
         stats = result.stats
         console.note(
             f"files: {stats.files} ({stats.lines} lines); from cache: {stats.cached_files} "
-            f"({stats.cached_lines} lines); parsed: {stats.parsed_files} ({stats.parsed_lines} "
-            f"lines); skipped by triggers: "
+            f"({stats.cached_lines} lines); parsed: {stats.parsed_files} "
+            f"({stats.parsed_lines} of their lines); skipped by gates: "
             f"{stats.files - stats.cached_files - stats.parsed_files} files"
         )
+        console.note(_rule_times(result))
     if args.format == "text" and findings and not args.output_file and not args.statistics:
         console.note(_summary(findings, unsafe=args.unsafe_fixes))
+
+
+def _rule_times(result: RunResult) -> str:
+    """Each selected rule's time in the traversal of the files parsed in this run
+    (files read from the cache cost none), slowest first."""
+    from qig_guard.engine.rule_catalog import check_rule_info
+    from qig_guard.engine.selection import selected_codes
+
+    codes = {code for config in result.configs.values() for code in selected_codes(config)}
+    seconds = {code: result.stats.rule_seconds.get(code, 0.0) for code in codes}
+    info = check_rule_info()
+    lines = [f"time in rules (s) over the {result.stats.parsed_files} file(s) parsed:"]
+    lines += [
+        f"{time:>9.4f}  {code}  {info[code].name}"
+        for code, time in sorted(seconds.items(), key=lambda item: (-item[1], item[0]))
+    ]
+    return "\n".join(lines)
 
 
 def _summary(findings: Sequence[Finding], *, unsafe: bool) -> str:
@@ -366,7 +392,7 @@ def _fixed_listing(before: Sequence[Finding], after: Sequence[Finding]) -> str:
     """``--show-fixes``: what ``--fix`` fixed, per file and rule, as Ruff lists it."""
     from collections import Counter
 
-    from qig_guard.rule_info import check_rule_info
+    from qig_guard.engine.rule_catalog import check_rule_info
 
     fixed = Counter((f.path, f.code) for f in before) - Counter((f.path, f.code) for f in after)
     names = check_rule_info()
@@ -382,10 +408,10 @@ def _fixed_listing(before: Sequence[Finding], after: Sequence[Finding]) -> str:
 
 def _add_noqa(result: RunResult, console: Console) -> int:
     """``--add-noqa``: suppress every reported finding where it is reported."""
-    from qig_guard.checker import FILE_ERROR
-    from qig_guard.fixer import write_atomic
-    from qig_guard.noqa import add_directives
-    from qig_guard.source import SourceError, decode
+    from qig_guard.engine.findings import FILE_ERROR
+    from qig_guard.engine.fixer import write_atomic
+    from qig_guard.engine.noqa import add_directives
+    from qig_guard.engine.source import SourceError, decode
 
     by_file: dict[str, dict[int, set[str]]] = {}
     for finding in result.findings:
@@ -416,11 +442,13 @@ def _check_stdin(
     args: argparse.Namespace, resolver: ConfigResolver
 ) -> tuple[RunResult, str | None]:
     """Check the code on stdin as the file ``--stdin-filename`` (default ``-``)."""
-    from qig_guard.checker import check_source
-    from qig_guard.discovery import normalise, relative_posix
-    from qig_guard.rules import load_rules, select_codes
-    from qig_guard.runner import RunResult, file_codes
-    from qig_guard.source import SourceError, decode
+    from qig_guard.engine.checker import check_source
+    from qig_guard.engine.discovery import normalise, relative_posix
+    from qig_guard.engine.findings import ordered
+    from qig_guard.engine.results import RunResult
+    from qig_guard.engine.selection import codes_for, selected_codes
+    from qig_guard.engine.source import SourceError, decode
+    from qig_guard.rules import load_rules
 
     name = Path(args.stdin_filename or "-")
     config = resolver.for_path(name)
@@ -430,11 +458,12 @@ def _check_stdin(
     result.stats.files = 1
     result.paths[display] = normalise(name)
     result.configs[display] = config
-    selected = select_codes(config.select, config.ignore)
-    codes = file_codes(relative_posix(name, config.root), selected, config)
-    outcome = check_source(display, data, config, load_rules(codes))
-    result.findings = [f for f in outcome.findings if f.code in selected]
+    selected = selected_codes(config)
+    outcome = check_source(display, data, config, load_rules(codes_for(name, config)))
+    result.findings = ordered(f for f in outcome.findings if f.code in selected)
     result.internal_error = outcome.internal_error
+    result.stats.rule_seconds = dict(outcome.rule_seconds)
+    result.stats.parsed_files = int(outcome.parsed)
     try:
         text, _ = decode(data, config.max_file_size)
     except SourceError:
@@ -444,8 +473,9 @@ def _check_stdin(
 
 def _fix_stdin(args: argparse.Namespace, result: RunResult, source: str, console: Console) -> int:
     """``--fix`` on stdin: the fixed code on stdout, what is left on stderr (as Ruff)."""
-    from qig_guard.fixer import applicable, fix_source
-    from qig_guard.report import text_line
+    from qig_guard.engine.findings import ordered
+    from qig_guard.engine.fixer import applicable, fix_source
+    from qig_guard.engine.report import text_line
     from qig_guard.rules import load_rules
 
     display, config = next(iter(result.configs.items()))
@@ -457,7 +487,7 @@ def _fix_stdin(args: argparse.Namespace, result: RunResult, source: str, console
         if not outcome.refused:
             fixed = outcome.source
             kept = [f for f in result.findings if f.code not in codes]
-            remaining = sorted([*kept, *outcome.remaining], key=lambda f: f.sort_key)
+            remaining = ordered([*kept, *outcome.remaining])
     sys.stdout.write(fixed)
     if not console.silent:
         sys.stderr.write("".join(f"{text_line(f)}\n" for f in remaining))
@@ -467,19 +497,20 @@ def _fix_stdin(args: argparse.Namespace, result: RunResult, source: str, console
 def command_rules(args: argparse.Namespace) -> int:
     import json
 
-    from qig_guard.rule_info import rule_table
+    from qig_guard.engine.rule_catalog import rule_table
 
     table = rule_table()
     if args.format == "json":
         print(json.dumps(table, indent=2))
     else:
         for row in table:
-            print(f"{row['code']}  {row['name']:<26} {row['fix']:<11} {row['summary']}")
+            preview = "(preview) " if row["preview"] == "yes" else ""
+            print(f"{row['code']}  {row['name']:<26} {row['fix']:<11} {preview}{row['summary']}")
     return EXIT_CLEAN
 
 
 def command_explain(args: argparse.Namespace) -> int:
-    from qig_guard.rule_info import explain
+    from qig_guard.engine.rule_catalog import explain
 
     text = explain(args.code)
     if text is None:

@@ -155,8 +155,9 @@ class Config:
     per_file_ignores: tuple[tuple[str, tuple[str, ...]], ...] = ()
     max_file_size: int = 1_000_000
     strict_noqa: bool = False
+    preview: bool = False
     cache_dir: str = ".qig-guard-cache"
-    # Names that carry meaning in a team's code (see qig_guard.names).
+    # Names that carry meaning in a team's code (see qig_guard.facts.words).
     frozen_models: tuple[str, ...] = ("ocean",)
     basin_names: tuple[str, ...] = ("*basin*",)
     active_models: tuple[str, ...] = ("active",)
@@ -180,6 +181,8 @@ class Config:
     source: Path | None = field(default=None, compare=False)
     # The project root of a run without a configuration file (None: unknown).
     base: Path | None = field(default=None, compare=False)
+    # Measure each rule's time in the traversal (``--statistics``); not a TOML key.
+    time_rules: bool = field(default=False, compare=False)
 
     @property
     def root(self) -> Path:
@@ -201,7 +204,7 @@ class Config:
         data = {
             f.name: getattr(self, f.name)
             for f in fields(self)
-            if f.name not in {"source", "base", "cache_dir", "basin", "frozen_facts"}
+            if f.name not in {"source", "base", "cache_dir", "basin", "frozen_facts", "time_rules"}
         }
         return hashlib.sha256(json.dumps(data, sort_keys=True, default=str).encode()).hexdigest()
 
@@ -214,6 +217,7 @@ _PARSERS: dict[str, Callable[[str, Any], Any]] = {
     "per-file-ignores": _per_file_ignores,
     "max-file-size": _positive_int,
     "strict-noqa": _bool,
+    "preview": _bool,
     "cache-dir": lambda key, value: _str_list(key, [value])[0],
     "frozen-models": _str_list,
     "basin-names": _str_list,

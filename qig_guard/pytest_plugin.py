@@ -31,7 +31,7 @@ if TYPE_CHECKING:
     from qig_guard.basin.settings import BasinSettings, FrozenFact
     from qig_guard.basin.verify import Verification
     from qig_guard.config import Config
-    from qig_guard.findings import Finding
+    from qig_guard.engine.findings import Finding
     from qig_guard.runtime import Constellation, QIGKernelRecursive
 
 INSTALL_HINT = "pip install 'qig-guard[runtime]'"
@@ -130,7 +130,7 @@ class _Options:
         """Whether ``path`` (a JSON file) is a basin file this run collects: not excluded,
         and named on the command line, or selected by the ini options if any are set,
         or else by the project's ``[tool.qig-guard.basin] files`` globs."""
-        from qig_guard.discovery import is_excluded, matches_glob, relative_posix
+        from qig_guard.engine.discovery import is_excluded, matches_glob, relative_posix
 
         if is_excluded(path, self.project):
             return False
@@ -223,7 +223,7 @@ def pytest_collect_file(file_path: Path, parent: pytest.Collector) -> pytest.Col
         if options.is_basin_file(file_path, parent.session.isinitpath(file_path)):
             return BasinFile.from_parent(parent, path=file_path)
     elif options.guard and file_path.suffix in (".py", ".pyi"):
-        from qig_guard.discovery import is_excluded
+        from qig_guard.engine.discovery import is_excluded
 
         if not is_excluded(file_path, options.project):
             return CheckedFile.from_parent(parent, path=file_path)
@@ -285,13 +285,13 @@ class _FindingsItem(pytest.Item):
         style: Any = None,
     ) -> str | Any:
         if isinstance(excinfo.value, FindingsError):
-            from qig_guard.report import text_line
+            from qig_guard.engine.report import text_line
 
             return "\n".join(text_line(finding) for finding in excinfo.value.findings)
         return super().repr_failure(excinfo, style)
 
     def reportinfo(self) -> tuple[Path, int | None, str]:
-        from qig_guard.discovery import relative_posix
+        from qig_guard.engine.discovery import relative_posix
 
         return self.path, 0, f"{self.kind} {relative_posix(self.path, self.config.rootpath)}"
 
@@ -308,7 +308,7 @@ class BasinItem(_FindingsItem):
 
     def findings(self) -> list[Finding]:
         from qig_guard.basin import validate_basin_file
-        from qig_guard.discovery import relative_posix
+        from qig_guard.engine.discovery import relative_posix
 
         settings = self.config.stash[_OPTIONS].basin_settings
         display = relative_posix(self.path, self.config.rootpath)
@@ -369,7 +369,7 @@ class CheckItem(_FindingsItem):
     kind = "qig-guard"
 
     def findings(self) -> list[Finding]:
-        from qig_guard.runner import run
+        from qig_guard.engine.runner import run
 
         result = run([self.path], self.config.stash[_OPTIONS].project, jobs=1, use_cache=True)
         return result.findings

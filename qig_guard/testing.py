@@ -36,7 +36,7 @@ def assert_valid_basin_file(path: str | os.PathLike[str], config: Config | None 
     __tracebackhide__ = True
     from qig_guard.basin import validate_basin_file
     from qig_guard.config import discover
-    from qig_guard.report import text_line
+    from qig_guard.engine.report import text_line
 
     findings = validate_basin_file(path, config or discover())
     problems = [text_line(finding) for finding in findings]

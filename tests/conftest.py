@@ -7,8 +7,8 @@ from collections.abc import Callable
 import libcst as cst
 import pytest
 
-from qig_guard.gates import Identifiers
 from qig_guard.rules.base import Invalid, Rule
+from qig_guard.rules.gates import Identifiers
 
 
 class TorchSaveRule(Rule):

@@ -2,16 +2,18 @@
 
 from __future__ import annotations
 
+import sys
 import textwrap
+from pathlib import Path
 
-from qig_guard.checker import FileResult, check_text, own_index
-from qig_guard.checker import check_source as gated_check
 from qig_guard.config import Config
+from qig_guard.engine.checker import FileResult, check_text, own_index
+from qig_guard.engine.checker import check_source as gated_check
+from qig_guard.engine.findings import Finding, ordered
+from qig_guard.engine.gating import select
+from qig_guard.engine.source import SourceError, decode
 from qig_guard.facts.project import ProjectFacts
-from qig_guard.findings import Finding
 from qig_guard.rules.base import Rule
-from qig_guard.selection import select
-from qig_guard.source import SourceError, decode
 
 # A project's own matcher: it defines the basin setter and models keep one in
 # `basin_matcher`, so the project index shows what `x.basin_matcher` holds and the QIG002
@@ -60,14 +62,29 @@ def check_source(
 def rule_findings(
     rules: type[Rule] | list[type[Rule]], source: str, config: Config | None = None
 ) -> list[Finding]:
-    """Findings of ``rules`` (the first one's code) on ``source``; the file must check
-    cleanly: no syntax error and no crashed rule."""
+    """Findings of ``rules`` (the first one's code) on ``source``, in report order; the
+    file must check cleanly: no syntax error and no crashed rule."""
     selected = rules if isinstance(rules, list) else [rules]
     data = textwrap.dedent(source).encode()
     result = check_source("snippet.py", data, config or Config(), selected)
     assert not result.internal_error, result.findings
     assert not any(f.code == "QIG000" for f in result.findings), result.findings
-    return [f for f in result.findings if f.code == selected[0].code]
+    return ordered(f for f in result.findings if f.code == selected[0].code)
+
+
+def example_and_corpus_sources(count: int) -> list[tuple[str, str]]:
+    """The shipped examples and ``count`` generated corpus files, as (name, text) pairs."""
+    root = Path(__file__).resolve().parent.parent
+    sources = [
+        (path.name, path.read_text(encoding="utf-8"))
+        for path in sorted((root / "examples").rglob("*.py"))
+    ]
+    sys.path.insert(0, str(root / "benchmarks"))
+    try:
+        import corpus
+    finally:
+        sys.path.pop(0)
+    return sources + [(f"corpus-{i}.py", text) for i, text in enumerate(corpus.sample(count))]
 
 
 def gate_passes(

@@ -2,15 +2,16 @@
 
 from __future__ import annotations
 
-from qig_guard.checker import check_source
 from qig_guard.config import Config
+from qig_guard.engine.checker import check_source
+from qig_guard.engine.findings import ordered
 from qig_guard.rules.base import Rule
 
 
 def run(source: str | bytes, *rules: type[Rule], config: Config | None = None) -> list[str]:
     data = source.encode() if isinstance(source, str) else source
     result = check_source("m.py", data, config or Config(), list(rules))
-    return [f"{f.line}:{f.column} {f.code} {f.message}" for f in result.findings]
+    return [f"{f.line}:{f.column} {f.code} {f.message}" for f in ordered(result.findings)]
 
 
 def test_finds_resolved_call_with_position(torch_save_rule: type[Rule]) -> None:

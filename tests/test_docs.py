@@ -5,7 +5,15 @@ from __future__ import annotations
 import re
 from pathlib import Path
 
-from qig_guard.rule_info import RULES_DOC, explain, rules_reference
+from qig_guard.engine.rule_catalog import (
+    README,
+    RULES_DOC,
+    TABLE_END,
+    TABLE_START,
+    explain,
+    readme_with_table,
+    rules_reference,
+)
 from qig_guard.rules import all_codes
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -13,7 +21,25 @@ ROOT = Path(__file__).resolve().parent.parent
 
 def test_rules_reference_is_current() -> None:
     committed = (ROOT / RULES_DOC).read_text(encoding="utf-8")
-    assert committed == rules_reference(), "run `python -m qig_guard.docs` and commit docs/rules.md"
+    assert committed == rules_reference(), (
+        "run `python -m qig_guard.engine.docs` and commit docs/rules.md"
+    )
+
+
+def test_readme_rule_table_is_current() -> None:
+    committed = (ROOT / README).read_text(encoding="utf-8")
+    assert committed.count(TABLE_START) == committed.count(TABLE_END) == 1
+    assert committed == readme_with_table(committed), (
+        "run `python -m qig_guard.engine.docs` and commit README.md"
+    )
+
+
+def test_readme_table_is_replaced_between_its_markers() -> None:
+    stale = f"# Title\n\n{TABLE_START}\n| stale |\n{TABLE_END}\n\nAfter.\n"
+    fresh = readme_with_table(stale)
+    assert "| stale |" not in fresh
+    assert fresh.startswith(f"# Title\n\n{TABLE_START}\n| Code | Name |")
+    assert fresh.endswith(f"|\n{TABLE_END}\n\nAfter.\n")
 
 
 def test_readme_lists_every_rule_with_a_working_link() -> None:

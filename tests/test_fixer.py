@@ -9,8 +9,8 @@ from pathlib import Path
 import pytest
 
 from qig_guard.config import Config
-from qig_guard.findings import Edit
-from qig_guard.fixer import apply_edits, fix_source, write_atomic
+from qig_guard.engine.findings import Edit
+from qig_guard.engine.fixer import apply_edits, fix_source, write_atomic
 from qig_guard.rules.base import Rule
 
 
@@ -32,7 +32,7 @@ def test_fix_source_applies_and_is_idempotent(torch_save_rule: type[Rule]) -> No
 def test_fix_that_breaks_syntax_is_refused(
     torch_save_rule: type[Rule], monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    from qig_guard import fixer
+    from qig_guard.engine import fixer
 
     monkeypatch.setattr(fixer, "apply_edits", lambda source, edits: source + "def (:\n")
     outcome = fix_source("m.py", "torch.save(b, p)\n", Config(), [torch_save_rule], unsafe=False)

@@ -17,9 +17,9 @@ from pathlib import Path
 
 import pytest
 
-from qig_guard import isolation, runner
 from qig_guard.cli import main
-from qig_guard.source import read_regular
+from qig_guard.engine import isolation, runner
+from qig_guard.engine.source import read_regular
 
 ASSIGNMENT = "model.basin_matcher.target_basin = basin\n"
 FIXED = "model.basin_matcher.set_target_basin(basin)\n"

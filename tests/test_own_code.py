@@ -8,7 +8,7 @@ from pathlib import Path
 import pytest
 
 from qig_guard.config import load_pyproject
-from qig_guard.runner import run
+from qig_guard.engine.runner import run
 
 ROOT = Path(__file__).resolve().parent.parent
 

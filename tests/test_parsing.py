@@ -8,7 +8,7 @@ import sys
 
 import pytest
 
-from qig_guard.parsing import (
+from qig_guard.engine.parsing import (
     MAX_DEPTH,
     ParseRefused,
     parse,

@@ -9,7 +9,7 @@ import libcst as cst
 import pytest
 from libcst.metadata import MetadataWrapper, PositionProvider
 
-from qig_guard.positions import StatementPositions
+from qig_guard.engine.positions import StatementPositions
 from qig_guard.rules import all_codes, load_rules
 
 ROOT = Path(__file__).resolve().parent.parent

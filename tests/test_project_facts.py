@@ -5,8 +5,8 @@ from __future__ import annotations
 from pathlib import Path
 
 from qig_guard.config import Config
+from qig_guard.engine.runner import run
 from qig_guard.facts.project import FactsCache, ProjectFacts, file_facts
-from qig_guard.runner import run
 
 KERNEL = b"""\
 class BasinMatcher:

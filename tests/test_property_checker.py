@@ -7,9 +7,9 @@ import ast
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from qig_guard.checker import check_source
 from qig_guard.config import Config
-from qig_guard.fixer import fix_source
+from qig_guard.engine.checker import check_source
+from qig_guard.engine.fixer import fix_source
 from qig_guard.rules import all_codes, load_rules
 
 RULES = load_rules(all_codes())

@@ -48,6 +48,7 @@ def test_build_makes_a_complete_sdist_and_a_wheel(dist: Path) -> None:
         members = {name.split("/", 1)[1] for name in archive.getnames() if "/" in name}
     assert {
         "CHANGELOG.md",
+        "CONTRIBUTING.md",
         "README.md",
         "docs/rules.md",
         "tests/conftest.py",

@@ -7,8 +7,8 @@ from pathlib import Path
 
 import jsonschema
 
-from qig_guard.findings import Edit, Finding, Fix
-from qig_guard.report import RuleInfo, github_line, render
+from qig_guard.engine.findings import Edit, Finding, Fix, ordered
+from qig_guard.engine.report import RuleInfo, github_line, render
 
 SARIF_SCHEMA = json.loads(
     (Path(__file__).parent / "data" / "sarif-schema-2.1.0.json").read_text(encoding="utf-8")
@@ -30,13 +30,16 @@ FINDINGS = [
 ]  # fmt: skip
 
 
-def test_text_is_path_line_col_code_message_sorted() -> None:
-    text = render(FINDINGS, "text", RULES, files_checked=3)
+def test_text_is_path_line_col_code_message_in_report_order() -> None:
+    text = render(ordered(FINDINGS), "text", RULES, files_checked=3)
     assert text.splitlines() == [
         "pkg/bad.py:1:1: QIG000 syntax error, not checked: invalid syntax",
         "pkg/load.py:3:9: QIG010 torch.load without weights_only=True",
         "pkg/train.py:7:5: QIG002 direct assignment",
     ]
+    # The producers order findings once; the reporter prints them as given.
+    given = render(FINDINGS, "text", RULES, files_checked=3).splitlines()
+    assert [line.split(":")[0] for line in given] == ["pkg/train.py", "pkg/load.py", "pkg/bad.py"]
 
 
 def test_statistics_count_per_rule() -> None:

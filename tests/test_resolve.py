@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import libcst as cst
 
-from qig_guard.resolve import ScopeTracker, dotted_name
+from qig_guard.engine.resolve import ScopeTracker, dotted_name
 
 
 class _Recorder(cst.BatchableCSTVisitor):

@@ -6,7 +6,7 @@ import pytest
 from rule_cases import check_source
 
 from qig_guard.config import Config
-from qig_guard.fixer import fix_source
+from qig_guard.engine.fixer import fix_source
 from qig_guard.rules import all_codes, load_rule
 from qig_guard.rules.base import Invalid, Rule
 
@@ -35,7 +35,16 @@ def test_valid_example_is_not_flagged(rule: type[Rule], example: str) -> None:
 
 @pytest.mark.parametrize(("rule", "example"), _cases("INVALID"))
 def test_invalid_example_is_flagged(rule: type[Rule], example: Invalid) -> None:
-    assert rule.code in _codes(rule, example.code)
+    result = check_source("example.py", example.code.encode(), Config(), [rule])
+    starts = [(f.line, f.column) for f in result.findings if f.code == rule.code]
+    assert starts, f"{rule.code} does not flag its INVALID example"
+    if example.line is not None or example.column is not None:
+        assert (example.line, example.column) in starts, f"{rule.code} flags {starts}"
+
+
+def test_some_invalid_examples_pin_their_position() -> None:
+    pinned = [example for rule in RULES for example in rule.INVALID if example.line is not None]
+    assert len(pinned) >= 3
 
 
 @pytest.mark.parametrize(("rule", "example"), _cases("INVALID", fixed_only=True))

@@ -1,7 +1,7 @@
 """A constellation training script with the violations reviewers keep catching.
 
-`qig-guard check examples/` reports each of them; the README's quick start lists
-what is expected. Do not copy this file: it is the bad example.
+`qig-guard check examples/` reports each of them; the README's quick start shows
+what it prints. Do not copy this file: it is the bad example.
 """
 
 import json

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from dataclasses import replace
 
-from qig_guard.report import RuleInfo
+from qig_guard.engine.report import RuleInfo
 
 SCHEMA = "QIG100"
 SIZE = "QIG101"

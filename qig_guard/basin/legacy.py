@@ -23,6 +23,7 @@ from datetime import datetime, timezone
 from enum import Enum
 from typing import Any
 
+from qig_guard.basin.fields import ALIASES
 from qig_guard.basin.schema import SCHEMA_VERSION, parse_timestamp
 
 DESCRIPTOR_KEYS = ("regime_distribution", "attention_patterns", "beta_function", "target_metrics")
@@ -35,9 +36,6 @@ REQUIRED = (
     "provenance.extracted_from",
 )
 OPTIONAL = ("training_steps", "final_Phi", "regime", "fisher_diag")
-SUPPLIABLE = ("source_model", "timestamp", "provenance.extracted_from", "physics_constants.<name>")
-ALIASES = {"extracted_from": "provenance.extracted_from"}
-"""Short names ``--set`` also accepts, and the dotted field each stands for."""
 
 
 class LegacyKind(Enum):

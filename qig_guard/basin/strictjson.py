@@ -17,7 +17,7 @@ from json.decoder import scanstring  # type: ignore[attr-defined]
 from pathlib import Path
 from typing import Any
 
-from qig_guard.source import NotRegularFile, TooLarge, read_regular
+from qig_guard.engine.source import NotRegularFile, TooLarge, read_regular
 
 MAX_DEPTH = 64
 JsonPath = tuple[str | int, ...]

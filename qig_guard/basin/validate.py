@@ -16,7 +16,7 @@ from qig_guard.basin.schema import Problem, document_problems
 from qig_guard.basin.settings import BASIN_KEY, BasinSettings, FrozenFacts, basin_settings
 from qig_guard.basin.strictjson import JsonReadError, Locator, parse_json, read_bytes
 from qig_guard.config import Config
-from qig_guard.findings import Finding
+from qig_guard.engine.findings import Finding
 
 PARSE_LIMIT = 1024 * 1024
 """Larger files are reported as oversized and never parsed (legacy packets stay below this)."""

@@ -14,10 +14,10 @@ from collections.abc import Iterator, Sequence
 
 import libcst as cst
 
+from qig_guard.engine.resolve import dotted_name
 from qig_guard.facts.torch_api import VALUE_KEEPING_METHODS
 from qig_guard.facts.vocabulary import DISTANCE_WORDS
-from qig_guard.names import words
-from qig_guard.resolve import dotted_name
+from qig_guard.facts.words import words
 from qig_guard.rules._basin_values import BasinValues, Kind, Value, call_args
 from qig_guard.rules.base import FileContext
 

@@ -37,7 +37,7 @@ from typing import TYPE_CHECKING
 from qig_guard.facts.kinds import NOT_TENSORS, ast_kind
 from qig_guard.facts.torch_api import VALUE_KEEPING_METHODS
 from qig_guard.facts.vocabulary import names_a_basin
-from qig_guard.names import words
+from qig_guard.facts.words import words
 
 if TYPE_CHECKING:
     from qig_guard.config import Config

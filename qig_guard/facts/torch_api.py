@@ -17,7 +17,7 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING
 
-from qig_guard.names import matches_any
+from qig_guard.facts.words import matches_any
 
 if TYPE_CHECKING:
     import libcst as cst
@@ -111,7 +111,7 @@ OPTIMIZER_STEMS = tuple(word.rstrip("*") for word in OPTIMIZER_WORDS)
 
 
 def names_an_optimizer(word: str) -> bool:
-    """True for a word (see :func:`~qig_guard.names.words`) of an optimizer's name."""
+    """True for a word (see :func:`~qig_guard.facts.words.words`) of an optimizer's name."""
     return matches_any(word, OPTIMIZER_WORDS)
 
 

@@ -5,7 +5,7 @@ from __future__ import annotations
 
 from functools import cache
 
-from qig_guard.names import words
+from qig_guard.facts.words import words
 
 # Words that make a basin-ish identifier name something about a basin, not the vector.
 # fmt: off

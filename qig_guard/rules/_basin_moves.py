@@ -14,8 +14,8 @@ from collections.abc import Callable, Iterator
 
 import libcst as cst
 
-from qig_guard.names import words
-from qig_guard.resolve import dotted_name
+from qig_guard.engine.resolve import dotted_name
+from qig_guard.facts.words import words
 
 # Callees that blend their arguments, by a word of their name.
 BLEND_WORDS = frozenset(

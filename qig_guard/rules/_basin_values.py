@@ -22,9 +22,9 @@ from functools import lru_cache
 
 import libcst as cst
 
+from qig_guard.engine.resolve import dotted_name
 from qig_guard.facts.vocabulary import COMPARISON_WORDS, NOT_A_VECTOR
-from qig_guard.names import matches_any, text_pattern, words
-from qig_guard.resolve import dotted_name
+from qig_guard.facts.words import matches_any, text_pattern, words
 from qig_guard.rules._text import AS_NAME, first_literals
 from qig_guard.rules.base import FileContext, Rule
 

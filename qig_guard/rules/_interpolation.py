@@ -18,8 +18,8 @@ from pathlib import Path
 
 import libcst as cst
 
-from qig_guard.names import words
-from qig_guard.resolve import dotted_name
+from qig_guard.engine.resolve import dotted_name
+from qig_guard.facts.words import words
 
 # Words naming a function that interpolates between its first two arguments.
 INTERPOLATION_WORDS = frozenset(

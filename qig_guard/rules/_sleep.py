@@ -27,8 +27,8 @@ from pathlib import Path, PurePath
 import libcst as cst
 
 from qig_guard.config import Config
-from qig_guard.names import matches_any, name_words
-from qig_guard.resolve import ScopeTracker
+from qig_guard.engine.resolve import ScopeTracker
+from qig_guard.facts.words import matches_any, name_words
 
 _NOT_SLEEP = ("ewc", "fisher", "importance", "penalty", "regulari*")
 

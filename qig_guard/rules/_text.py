@@ -11,7 +11,7 @@ import re
 from collections.abc import Iterator
 from functools import lru_cache
 
-from qig_guard.names import name_words
+from qig_guard.facts.words import name_words
 
 # A string literal on one line, any character but brackets, quotes, comments and backslashes, and
 # bracketed groups nested up to four deep: what these cannot match is answered

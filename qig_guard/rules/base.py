@@ -2,7 +2,7 @@
 
 A rule is a :class:`libcst.BatchableCSTVisitor` subclass living in its own
 module ``qig_guard/rules/qigNNN_<name>.py``. All selected rules for a file
-run in one traversal, after the :class:`~qig_guard.resolve.ScopeTracker`, so
+run in one traversal, after the :class:`~qig_guard.engine.resolve.ScopeTracker`, so
 ``self.context.qualified_name(node)`` answers for the node being visited.
 
 Every rule documents itself in its docstring with the sections
@@ -16,27 +16,34 @@ from __future__ import annotations
 import re
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
+from time import perf_counter
 from typing import ClassVar, Literal
 
 import libcst as cst
 from libcst.metadata import CodeRange, MetadataWrapper
 
-from qig_guard.batching import VisitorFunction, visitor_names
 from qig_guard.config import Config
+from qig_guard.engine.findings import Edit, Finding, Fix
+from qig_guard.engine.positions import SourceOrder, StatementPositions
+from qig_guard.engine.resolve import ScopeTracker
+from qig_guard.engine.traversal import VisitorFunction, visitor_names
 from qig_guard.facts.project import EMPTY, ProjectFacts
-from qig_guard.findings import Edit, Finding, Fix
-from qig_guard.gates import Always, Gate
-from qig_guard.positions import SourceOrder, StatementPositions
-from qig_guard.resolve import ScopeTracker
+from qig_guard.rules.gates import Always, Gate
 
 
 @dataclass(frozen=True)
 class Invalid:
-    """A snippet the rule must flag; ``fixed`` is the source after its fix."""
+    """A snippet the rule must flag; ``fixed`` is the source after its fix.
+
+    ``line`` and ``column`` (1-based, as findings report them) pin where the rule
+    must flag it: the examples test then asserts a finding starts there.
+    """
 
     code: str
     fixed: str | None = None
     unsafe: bool = False
+    line: int | None = None
+    column: int | None = None
 
 
 class FileContext:
@@ -129,17 +136,33 @@ class Rule(cst.BatchableCSTVisitor):
     # "unit": the rule reads, besides a selected unit, only what the unit calls and its
     # class's constructors; "file": where its gate holds, it reads the whole file.
     reads: ClassVar[Literal["unit", "file"]] = "unit"
+    # A new rule starts in preview: outside ``ALL`` and prefixes until it has
+    # passed the upstream ecosystem check (see CONTRIBUTING.md).
+    preview: ClassVar[bool] = False
 
     def __init__(self, context: FileContext) -> None:
         super().__init__()
         self.context = context
         self.config = context.config
         self.error: Exception | None = None
+        self.seconds = 0.0  # time in this rule's visitors, under ``config.time_rules``
 
     def get_visitors(self) -> Mapping[str, VisitorFunction]:
         """The batched visitor functions, each guarded so that a crash disables
-        only this rule on this file (the engine reports it) and keeps the rest."""
-        return {name: self._guard(getattr(self, name)) for name in visitor_names(type(self))}
+        only this rule on this file (the engine reports it) and keeps the rest;
+        timed as well only when the configuration asks (``--statistics``)."""
+        guard = self._timed_guard if self.config.time_rules else self._guard
+        return {name: guard(getattr(self, name)) for name in visitor_names(type(self))}
+
+    def _timed_guard(self, function: VisitorFunction) -> VisitorFunction:
+        guarded = self._guard(function)
+
+        def timed(node: cst.CSTNode) -> None:
+            start = perf_counter()
+            guarded(node)
+            self.seconds += perf_counter() - start
+
+        return timed
 
     def _guard(self, function: VisitorFunction) -> VisitorFunction:
         def guarded(node: cst.CSTNode) -> None:

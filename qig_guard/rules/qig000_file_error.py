@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from qig_guard.engine.findings import FILE_ERROR
 from qig_guard.rules.base import Invalid, Rule
 
 
@@ -38,11 +39,11 @@ class FileError(Rule):
     them with `exclude`.
     """
 
-    code = "QIG000"
+    code = FILE_ERROR
     name = "file-error"
     summary = "the file could not be checked (syntax, encoding, size, internal error)"
     INVALID = (
-        Invalid("def extract_basin(model:\n    return model.basin\n"),
-        Invalid("basin = [0.1, 0.2\n"),
+        Invalid("def extract_basin(model:\n    return model.basin\n", line=1, column=18),
+        Invalid("basin = [0.1, 0.2\n", line=1, column=9),
     )
     VALID = ("basin = [0.1, 0.2]\n",)

@@ -7,6 +7,7 @@ from collections.abc import Collection
 
 import libcst as cst
 
+from qig_guard.engine.resolve import dotted_name, target_names
 from qig_guard.facts.torch_api import (
     METADATA_ATTRIBUTES,
     OPTIMIZER_WORDS,
@@ -14,9 +15,7 @@ from qig_guard.facts.torch_api import (
     VALUE_KEEPING_ATTRIBUTES,
     VALUE_KEEPING_METHODS,
 )
-from qig_guard.gates import Identifiers, Text
-from qig_guard.names import matches_any
-from qig_guard.resolve import dotted_name, target_names
+from qig_guard.facts.words import matches_any
 from qig_guard.rules.base import (
     FileContext,
     Invalid,
@@ -24,6 +23,7 @@ from qig_guard.rules.base import (
     argument,
     positional_args,
 )
+from qig_guard.rules.gates import Identifiers, Text
 
 # Objects with a state dict that are not models: copying their state is not a weight copy.
 _NOT_MODELS = (*OPTIMIZER_WORDS, "sched*", "scaler")

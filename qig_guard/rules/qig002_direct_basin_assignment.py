@@ -9,12 +9,12 @@ from functools import lru_cache
 import libcst as cst
 
 from qig_guard.config import Config
+from qig_guard.engine.resolve import dotted_name
 from qig_guard.facts.torch_api import VALUE_KEEPING_METHODS
 from qig_guard.facts.vocabulary import NOT_A_VECTOR
-from qig_guard.gates import Guarded, Named, Pattern
-from qig_guard.names import matches_any, words
-from qig_guard.resolve import dotted_name
+from qig_guard.facts.words import matches_any, words
 from qig_guard.rules.base import Invalid, Rule, compile_trigger, positional_args
+from qig_guard.rules.gates import Guarded, Named, Pattern
 
 # A write to some object's basin-ish attribute other than through ``self``; whether the
 # project guards that attribute with a setter is decided from the project index.
@@ -176,8 +176,8 @@ class DirectBasinAssignment(Rule):
             fixed="gary.set_target_basin(load_basin(path))\n",
             unsafe=True,
         ),
-        Invalid("model.basin_matcher.target_basin.copy_(basin)\n"),
-        Invalid("model.basin_matcher.target_basin += 0.1 * direction\n"),
+        Invalid("model.basin_matcher.target_basin.copy_(basin)\n", line=1, column=1),
+        Invalid("model.basin_matcher.target_basin += 0.1 * direction\n", line=1, column=1),
         Invalid(
             'setattr(model.basin_matcher, "target_basin", new_basin)\n',
             fixed="model.basin_matcher.set_target_basin(new_basin)\n",

@@ -7,6 +7,7 @@ from functools import lru_cache
 
 import libcst as cst
 
+from qig_guard.engine.resolve import dotted_name
 from qig_guard.facts.torch_api import (
     NOT_OPTIMIZER_MODULES,
     OPTIMIZER_MODULES,
@@ -14,15 +15,14 @@ from qig_guard.facts.torch_api import (
     names_an_optimizer,
 )
 from qig_guard.facts.vocabulary import NOT_A_VECTOR
-from qig_guard.gates import Named
-from qig_guard.names import matches_any, words
-from qig_guard.resolve import dotted_name
+from qig_guard.facts.words import matches_any, words
 from qig_guard.rules._basin_moves import (
     in_place_move,
     moves_toward,
     reads,
 )
 from qig_guard.rules.base import FileContext, Invalid, Rule, argument, positional_args
+from qig_guard.rules.gates import Named
 
 # Calls that pass parameters through: `list(ocean.parameters())`, `chain(a, b)`.
 _PASS_THROUGH = frozenset({"list", "tuple", "chain", "filter", "from_iterable"})

@@ -11,13 +11,13 @@ from functools import lru_cache
 
 import libcst as cst
 
+from qig_guard.engine.resolve import dotted_name
 from qig_guard.facts.kinds import NOT_TENSORS, ast_kind, numpy_only
 from qig_guard.facts.torch_api import DETACHING, GRADIENT_KEEPING_METHODS, disables_gradients
 from qig_guard.facts.vocabulary import NOT_A_VECTOR
-from qig_guard.gates import Named
-from qig_guard.names import matches, matches_any, text_pattern, words
-from qig_guard.resolve import dotted_name
+from qig_guard.facts.words import matches, matches_any, text_pattern, words
 from qig_guard.rules.base import FileContext, Invalid, Rule
+from qig_guard.rules.gates import Named
 
 _LOSS_HELPERS = ("*_loss", "fisher_distance")
 

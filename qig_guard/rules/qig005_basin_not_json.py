@@ -7,8 +7,7 @@ import re
 import libcst as cst
 
 from qig_guard.facts.torch_api import CHECKPOINT_WRITERS, PICKLE_WRITERS, TORCH_SAVE
-from qig_guard.gates import Identifiers, Named
-from qig_guard.names import words
+from qig_guard.facts.words import words
 from qig_guard.rules._basin_values import (
     BasinRule,
     Kind,
@@ -17,6 +16,7 @@ from qig_guard.rules._basin_values import (
 )
 from qig_guard.rules._text import split_arguments
 from qig_guard.rules.base import FileContext, Invalid, argument
+from qig_guard.rules.gates import Identifiers, Named
 
 # Writer -> (index of the payload argument, its keyword names).
 _SINGLE_PAYLOAD = {

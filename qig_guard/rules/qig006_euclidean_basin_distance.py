@@ -9,8 +9,7 @@ import libcst as cst
 from qig_guard.facts.distances import FISHER_WORDS, DistanceValues
 from qig_guard.facts.torch_api import VALUE_KEEPING_METHODS, makes_random_data
 from qig_guard.facts.vocabulary import DISTANCE_WORDS
-from qig_guard.gates import Holds, Identifiers, Named, Pattern, Text, Words
-from qig_guard.names import words
+from qig_guard.facts.words import words
 from qig_guard.rules._basin_values import (
     BasinRule,
     Value,
@@ -18,6 +17,7 @@ from qig_guard.rules._basin_values import (
     string_value,
 )
 from qig_guard.rules.base import FileContext, Invalid, argument
+from qig_guard.rules.gates import Holds, Identifiers, Named, Pattern, Text, Words
 
 _NORMS = frozenset(
     {

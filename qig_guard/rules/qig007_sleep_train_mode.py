@@ -7,12 +7,12 @@ from dataclasses import dataclass, field
 
 import libcst as cst
 
+from qig_guard.engine.resolve import dotted_name
 from qig_guard.facts.torch_api import names_an_optimizer
-from qig_guard.gates import Identifiers, Named
-from qig_guard.names import words
-from qig_guard.resolve import dotted_name
+from qig_guard.facts.words import words
 from qig_guard.rules._sleep import sleep_function
 from qig_guard.rules.base import FileContext, Invalid, Rule
+from qig_guard.rules.gates import Identifiers, Named
 
 
 def _mode(call: cst.Call) -> str | None:

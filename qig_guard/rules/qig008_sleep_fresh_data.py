@@ -8,6 +8,7 @@ from dataclasses import dataclass, field
 
 import libcst as cst
 
+from qig_guard.engine.resolve import dotted_name, target_names
 from qig_guard.facts.torch_api import (
     DATA_LOADER,
     DATA_WORDS,
@@ -16,11 +17,10 @@ from qig_guard.facts.torch_api import (
     makes_random_data,
 )
 from qig_guard.facts.vocabulary import COMPARISON_WORDS
-from qig_guard.gates import InFile, Named, Text
-from qig_guard.names import matches_any, words
-from qig_guard.resolve import dotted_name, target_names
+from qig_guard.facts.words import matches_any, words
 from qig_guard.rules._sleep import sleep_function
 from qig_guard.rules.base import FileContext, Invalid, Rule
+from qig_guard.rules.gates import InFile, Named, Text
 
 _SCALAR = frozenset({"len", "int", "float", "bool", "range", "round"})
 _MODEL_WORDS = frozenset({"model", "net", "network", "kernel", "transformer", "encoder"})

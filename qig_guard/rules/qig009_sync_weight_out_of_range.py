@@ -9,9 +9,8 @@ from collections.abc import Iterator
 
 import libcst as cst
 
-from qig_guard.gates import Named, NumberOutside, Pattern, Text, Words
-from qig_guard.names import matches, matches_any, words
-from qig_guard.resolve import dotted_name
+from qig_guard.engine.resolve import dotted_name
+from qig_guard.facts.words import matches, matches_any, words
 from qig_guard.rules._basin_values import (
     BasinRule,
 )
@@ -24,6 +23,7 @@ from qig_guard.rules._interpolation import (
     value_of,
 )
 from qig_guard.rules.base import FileContext, Invalid
+from qig_guard.rules.gates import Named, NumberOutside, Pattern, Text, Words
 
 _SYNC_WEIGHT = "sync_weight*"
 # Trigger texts. A literal is `-(0.5)`, `(+2)`, `1e-3`, `0x1`; gaps may hold comments.

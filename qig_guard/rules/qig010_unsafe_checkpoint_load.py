@@ -6,11 +6,11 @@ import re
 
 import libcst as cst
 
+from qig_guard.engine.resolve import dotted_name
 from qig_guard.facts.torch_api import PICKLE_LOADERS, PICKLE_MODULES, TORCH_LOAD
-from qig_guard.gates import Identifiers
-from qig_guard.names import matches_any, words
-from qig_guard.resolve import dotted_name
+from qig_guard.facts.words import matches_any, words
 from qig_guard.rules.base import FileContext, Invalid, Rule
+from qig_guard.rules.gates import Identifiers
 
 _CHECKPOINT_WORDS = frozenset({"checkpoint", "checkpoints", "ckpt", "ckpts", "pt", "pth"})
 _ALIASED = re.compile(r"([\w.]+)\s*$")

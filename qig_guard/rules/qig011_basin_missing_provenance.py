@@ -5,11 +5,11 @@ from __future__ import annotations
 import libcst as cst
 
 from qig_guard.facts.vocabulary import provenance_keys
-from qig_guard.gates import Identifiers, Named
 from qig_guard.rules._basin_values import (
     BasinRule,
 )
 from qig_guard.rules.base import Invalid, argument
+from qig_guard.rules.gates import Identifiers, Named
 
 _DUMPS = frozenset({"dump", "dumps"})
 _WRITES = frozenset({"write", "write_text", "write_bytes"})

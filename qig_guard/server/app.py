@@ -24,8 +24,8 @@ from pygls.workspace import TextDocument
 from pygls.workspace.position_codec import PositionCodec, ServerTextPosition
 
 from qig_guard import __version__
-from qig_guard.findings import Edit, Finding, Fix
-from qig_guard.fixer import applicable
+from qig_guard.engine.findings import Edit, Finding, Fix
+from qig_guard.engine.fixer import applicable
 from qig_guard.server import DEBOUNCE_MS
 from qig_guard.server.documents import is_python, noqa_edit, split_lines
 from qig_guard.server.pages import hover_text, rule_url

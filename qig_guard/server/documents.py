@@ -16,17 +16,17 @@ import tokenize
 from dataclasses import dataclass
 from pathlib import Path
 
-from qig_guard import noqa, runner
 from qig_guard.basin.settings import BasinSettings, basin_settings
 from qig_guard.basin.validate import is_basin_file, validate_basin_data
-from qig_guard.cache import Cache
-from qig_guard.checker import FILE_ERROR
 from qig_guard.config import Config, ConfigError, find_pyproject, load_pyproject
-from qig_guard.discovery import PYTHON_SUFFIXES, discover_files, is_excluded, relative_posix
+from qig_guard.engine import noqa, runner
+from qig_guard.engine.cache import Cache
+from qig_guard.engine.discovery import PYTHON_SUFFIXES, discover_files, is_excluded
+from qig_guard.engine.findings import FILE_ERROR, Edit, Finding, Fix
+from qig_guard.engine.fixer import applicable, apply_edits, fix_source
+from qig_guard.engine.selection import codes_for
 from qig_guard.facts.project import EMPTY, FactsCache, ProjectFacts, index_words
-from qig_guard.findings import Edit, Finding, Fix
-from qig_guard.fixer import applicable, apply_edits, fix_source
-from qig_guard.rules import load_rules, select_codes
+from qig_guard.rules import load_rules
 from qig_guard.server.reparse import Reparser
 
 LINE_BREAK = re.compile(r"\r\n|\r|\n")
@@ -217,9 +217,7 @@ def fix_all(path: Path, text: str, findings: list[Finding], projects: Projects) 
         config = projects.config(path)
     except ConfigError:
         return None
-    selected = select_codes(config.select, config.ignore)
-    codes = runner.file_codes(relative_posix(path, config.root), selected, config)
-    rules = load_rules(codes)
+    rules = load_rules(codes_for(path, config))
     outcome = fix_source(str(path), text, config, rules, False, projects.facts(path))
     if outcome.refused is not None or outcome.source == text:
         return None

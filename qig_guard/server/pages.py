@@ -6,8 +6,8 @@ import re
 from functools import lru_cache
 
 from qig_guard.basin.codes import BASIN_RULES
-from qig_guard.report import INFORMATION_URI, RuleInfo
-from qig_guard.rule_info import check_rule_info
+from qig_guard.engine.report import INFORMATION_URI, RuleInfo
+from qig_guard.engine.rule_catalog import check_rule_info
 
 BASIN_DOCS = "README.md#basin-files"
 HOVER_SECTIONS = ("What it does", "Why is this bad", "Use instead")

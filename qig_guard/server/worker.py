@@ -18,7 +18,7 @@ from multiprocessing.process import BaseProcess
 from pathlib import Path
 from typing import Any
 
-from qig_guard.findings import Finding, Fix
+from qig_guard.engine.findings import FILE_ERROR, Finding, Fix
 from qig_guard.server.documents import Projects, check_document, fix_all, fix_parses
 from qig_guard.server.reparse import Reparser
 
@@ -113,7 +113,7 @@ class Worker:
         try:
             findings: list[Finding] = self._call("check", uri, path, text, python)
         except WorkerError as error:
-            return [Finding(str(path), 1, 1, "QIG000", str(error))]
+            return [Finding(str(path), 1, 1, FILE_ERROR, str(error))]
         return findings
 
     def fix_parses(self, uri: str, text: str, fix: Fix) -> bool:

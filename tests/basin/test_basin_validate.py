@@ -11,7 +11,7 @@ import pytest
 from qig_guard.basin import basin_files, basin_settings, save_basin, validate_basin_file
 from qig_guard.basin.settings import BasinSettings
 from qig_guard.config import Config, ConfigError, load_pyproject, parse_table
-from qig_guard.findings import Finding
+from qig_guard.engine.findings import Finding
 
 DATA = Path(__file__).parent / "data"
 

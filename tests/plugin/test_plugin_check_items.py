@@ -20,11 +20,11 @@ def restore(model):
 COUNT_PARSES = """
 import pathlib
 
-import qig_guard.checker
+import qig_guard.engine.checker
 
 LOG = pathlib.Path("parses.log")
 LOG.unlink(missing_ok=True)
-_check_text = qig_guard.checker.check_text
+_check_text = qig_guard.engine.checker.check_text
 
 
 def counting_check_text(path, *args, **kwargs):
@@ -33,7 +33,7 @@ def counting_check_text(path, *args, **kwargs):
     return _check_text(path, *args, **kwargs)
 
 
-qig_guard.checker.check_text = counting_check_text
+qig_guard.engine.checker.check_text = counting_check_text
 
 
 def pytest_sessionfinish(session):

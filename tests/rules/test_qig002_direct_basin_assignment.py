@@ -8,7 +8,7 @@ import pytest
 from rule_cases import MATCHER_MODULE, check_source, gate_passes, rule_findings
 
 from qig_guard.config import Config
-from qig_guard.fixer import fix_source
+from qig_guard.engine.fixer import fix_source
 from qig_guard.rules.base import Rule
 from qig_guard.rules.qig002_direct_basin_assignment import DirectBasinAssignment
 

@@ -8,9 +8,9 @@ from dataclasses import replace
 import pytest
 from rule_cases import check_source, gate_passes, rule_findings
 
-from qig_guard.checker import check_text
 from qig_guard.config import Config
-from qig_guard.fixer import fix_source
+from qig_guard.engine.checker import check_text
+from qig_guard.engine.fixer import fix_source
 from qig_guard.rules.base import Rule
 from qig_guard.rules.qig005_basin_not_json import BasinNotJson
 

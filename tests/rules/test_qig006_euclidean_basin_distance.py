@@ -8,8 +8,8 @@ from dataclasses import replace
 import pytest
 from rule_cases import check_source, gate_passes, rule_findings
 
-from qig_guard.checker import check_text
 from qig_guard.config import Config
+from qig_guard.engine.checker import check_text
 from qig_guard.rules.qig006_euclidean_basin_distance import EuclideanBasinDistance
 
 

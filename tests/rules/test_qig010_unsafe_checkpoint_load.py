@@ -10,7 +10,7 @@ import pytest
 from rule_cases import check_source, gate_passes, rule_findings
 
 from qig_guard.config import Config
-from qig_guard.fixer import fix_source
+from qig_guard.engine.fixer import fix_source
 from qig_guard.rules.qig010_unsafe_checkpoint_load import UnsafeCheckpointLoad
 
 
@@ -218,7 +218,7 @@ def test_trigger_skips_files_without_a_load(source: str) -> None:
 def test_checking_with_these_rules_never_imports_torch() -> None:
     script = (
         "import sys\n"
-        "from qig_guard.checker import check_source\n"
+        "from qig_guard.engine.checker import check_source\n"
         "from qig_guard.config import Config\n"
         "from qig_guard.rules import load_rules\n"
         "rules = load_rules(['QIG007', 'QIG008', 'QIG009', 'QIG010'])\n"

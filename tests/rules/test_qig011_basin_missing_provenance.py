@@ -12,8 +12,8 @@ from rule_cases import check_source, gate_passes, rule_findings
 from qig_guard.basin import save_basin
 from qig_guard.basin.schema import document_problems
 from qig_guard.config import Config
+from qig_guard.engine.fixer import fix_source
 from qig_guard.facts.vocabulary import provenance_keys
-from qig_guard.fixer import fix_source
 from qig_guard.rules.base import Rule
 from qig_guard.rules.qig011_basin_missing_provenance import BasinMissingProvenance
 

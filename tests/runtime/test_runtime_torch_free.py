@@ -23,7 +23,7 @@ def test_import_and_check_do_not_import_torch(tmp_path):
     result = _run(
         f"""
         import sys
-        import qig_guard, qig_guard.basin, qig_guard.checker
+        import qig_guard, qig_guard.basin, qig_guard.engine.checker
         from qig_guard.cli import main
         try:
             main(["check", {str(target)!r}])

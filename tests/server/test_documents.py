@@ -10,11 +10,11 @@ from pathlib import Path
 import pytest
 from rule_cases import MATCHER_MODULE
 
-from qig_guard import runner
 from qig_guard.basin import save_basin, validate_basin_file
 from qig_guard.cli import main
 from qig_guard.config import load_pyproject
-from qig_guard.findings import Edit, Finding, Fix
+from qig_guard.engine import runner
+from qig_guard.engine.findings import Edit, Finding, Fix
 from qig_guard.server.documents import (
     Projects,
     check_document,
@@ -141,8 +141,9 @@ def test_fix_all_applies_safe_fixes_only(tmp_path: Path) -> None:
     [
         ("x.target_basin = b", "x.target_basin = b  # noqa: QIG002"),
         ("x.target_basin = b  # why", "x.target_basin = b  # why  # noqa: QIG002"),
-        ("x.target_basin = b  # noqa: QIG001", "x.target_basin = b  # noqa: QIG001,QIG002"),
+        ("x.target_basin = b  # noqa: QIG001", "x.target_basin = b  # noqa: QIG001, QIG002"),
         ("x.target_basin = b  # noqa", "x.target_basin = b  # noqa: QIG002"),
+        ("x.target_basin = b  # NOQA:qig001", "x.target_basin = b  # noqa: QIG001, QIG002"),
     ],
 )
 def test_noqa_edit(line: str, expected: str) -> None:
@@ -166,6 +167,11 @@ def test_no_noqa_where_a_comment_cannot_go(text: str) -> None:
 
 def test_no_noqa_for_file_errors() -> None:
     assert noqa_edit("x = (\n", Finding("a.py", 1, 1, "QIG000", "m")) is None
+
+
+def test_no_noqa_edit_when_the_directive_names_the_code() -> None:
+    text = "x.target_basin = b  # noqa:QIG002\n"
+    assert noqa_edit(text, Finding("a.py", 1, 1, "QIG002", "m")) is None
 
 
 def test_rule_pages() -> None:

@@ -2,18 +2,15 @@
 
 from __future__ import annotations
 
-import sys
-from pathlib import Path
-
 import libcst as cst
 import pytest
+from rule_cases import example_and_corpus_sources
 
-from qig_guard.checker import check_text
 from qig_guard.config import Config
+from qig_guard.engine.checker import check_text
 from qig_guard.rules import all_codes, load_rules
 from qig_guard.server.reparse import Reparser
 
-ROOT = Path(__file__).resolve().parents[2]
 RULES = load_rules(all_codes())
 
 SHAPES = {
@@ -35,14 +32,7 @@ def _sources() -> list[tuple[str, str]]:
     sources = list(SHAPES.items())
     for rule in RULES:
         sources += [(f"{rule.code}-{i}", example.code) for i, example in enumerate(rule.INVALID)]
-    for path in sorted((ROOT / "examples").rglob("*.py")):
-        sources.append((path.name, path.read_text(encoding="utf-8")))
-    sys.path.insert(0, str(ROOT / "benchmarks"))
-    try:
-        import corpus
-    finally:
-        sys.path.pop(0)
-    return sources + [(f"corpus-{i}", text) for i, text in enumerate(corpus.sample(20))]
+    return sources + example_and_corpus_sources(20)
 
 
 SOURCES = _sources()

@@ -7,16 +7,15 @@ import re
 from dataclasses import dataclass
 from typing import TYPE_CHECKING
 
-from qig_guard.gates import FileScope, Unit, aliases, code_text, unit_identifiers
-from qig_guard.parsing import split_lines
-from qig_guard.slicing import Layout, Slice, cut, layout, unit_text
+from qig_guard.engine.findings import FILE_ERROR
+from qig_guard.engine.parsing import split_lines
+from qig_guard.engine.slicing import Layout, Slice, cut, layout, unit_text
+from qig_guard.rules.gates import FileScope, Unit, aliases, code_text, unit_identifiers
 
 if TYPE_CHECKING:
     from qig_guard.config import Config
     from qig_guard.facts.project import ProjectFacts
     from qig_guard.rules.base import Rule
-
-FILE_ERROR = "QIG000"
 
 
 @dataclass

@@ -2,20 +2,18 @@
 
 from __future__ import annotations
 
-import sys
 from collections.abc import Sequence
-from pathlib import Path
 
 import libcst as cst
 import pytest
 from libcst.metadata import MetadataWrapper
+from rule_cases import example_and_corpus_sources
 
-from qig_guard import walk
-from qig_guard.checker import check_text
 from qig_guard.config import Config
+from qig_guard.engine import traversal
+from qig_guard.engine.checker import check_text
 from qig_guard.rules import all_codes, load_rules
 
-ROOT = Path(__file__).resolve().parent.parent
 RULES = load_rules(all_codes())
 
 
@@ -28,14 +26,7 @@ def _sources() -> list[tuple[str, str]]:
     sources += [
         (f"{rule.code}-valid-{i}.py", code) for rule in RULES for i, code in enumerate(rule.VALID)
     ]
-    for path in sorted((ROOT / "examples").rglob("*.py")):
-        sources.append((path.name, path.read_text(encoding="utf-8")))
-    sys.path.insert(0, str(ROOT / "benchmarks"))
-    try:
-        import corpus
-    finally:
-        sys.path.pop(0)
-    return sources + [(f"corpus-{i}.py", text) for i, text in enumerate(corpus.sample(40))]
+    return sources + example_and_corpus_sources(40)
 
 
 def _libcst_walk(wrapper: MetadataWrapper, visitors: Sequence[cst.BatchableCSTVisitor]) -> None:
@@ -45,7 +36,7 @@ def _libcst_walk(wrapper: MetadataWrapper, visitors: Sequence[cst.BatchableCSTVi
 def test_fast_walk_matches_libcst_visit(monkeypatch: pytest.MonkeyPatch) -> None:
     sources = _sources()
     fast = [check_text(name, text, Config(), RULES).findings for name, text in sources]
-    monkeypatch.setattr(walk, "walk_batched", _libcst_walk)
+    monkeypatch.setattr(traversal, "walk_batched", _libcst_walk)
     slow = [check_text(name, text, Config(), RULES).findings for name, text in sources]
     assert sum(map(len, fast)) > 20
     for (name, _), found, expected in zip(sources, fast, slow, strict=True):
@@ -55,7 +46,7 @@ def test_fast_walk_matches_libcst_visit(monkeypatch: pytest.MonkeyPatch) -> None
 def test_source_order_answers_before_and_inside() -> None:
     import libcst as cst
 
-    from qig_guard.positions import SourceOrder
+    from qig_guard.engine.positions import SourceOrder
 
     module = cst.parse_module("def f(a):\n    x = a + 1\n    y = x * 2\n    return y\n")
     function = module.body[0]

@@ -4,18 +4,18 @@ libcst's parse is most of a check's time, and most of a real file is code no rul
 flag. So the engine splits a file (with CPython's ``ast``, in C) into units:
 
 - each function and class defined at module level;
-- each method (or nested class) of such a class, but its constructors: a class's
-  header, own statements and ``__init__`` are kept together, since the other methods
-  read what they set up;
+- each method (or nested class) of such a class; the class's header and own
+  statements are kept with any of them (what its methods store in attributes, a rule
+  reads from the project index, not from ``__init__``);
 - the module's own statements, kept whenever the file is parsed.
 
-Each rule's gate (see :mod:`qig_guard.gates`) reads each unit's identifiers, with those
-of the module functions and same-class methods it names, transitively (what it calls);
-only the units some gate selects, and what they call, are handed to libcst. The
-others' lines are blanked, so every kept line keeps its number and columns: positions,
-fixes and ``# noqa`` comments need no mapping. The names a blanked unit binds are passed
-to name resolution (see
-:class:`~qig_guard.resolve.ScopeTracker`) so that they still shadow what they shadow.
+Each rule's gate (see :mod:`qig_guard.rules.gates`) reads a unit's identifiers together
+with those of its direct callers (a helper's values may come from them); see
+:mod:`qig_guard.engine.gating`. The units some gate selects are handed to libcst with
+their callers and what they call, transitively. The other units' lines are blanked, so
+every kept line keeps its number and columns: positions, fixes and ``# noqa`` comments
+need no mapping. The names a blanked unit binds are passed to name resolution (see
+:class:`~qig_guard.engine.resolve.ScopeTracker`), so they still shadow what they shadow.
 """
 
 from __future__ import annotations
@@ -24,12 +24,10 @@ import ast
 from collections.abc import Iterator, Sequence
 from dataclasses import dataclass, field
 
-from qig_guard.parsing import split_lines
+from qig_guard.engine.parsing import split_lines
 
 Owner = tuple[str, ...]  # () for the module, ("Model",) for the body of class Model
 
-# Methods that set up what the other methods read: kept with their class.
-_CONSTRUCTORS = frozenset()
 _DEFINITIONS = (ast.FunctionDef, ast.AsyncFunctionDef, ast.ClassDef)
 # Names that a plain assignment may bind to a well-known module (``torch = cc.torch``).
 _MODULE_NAMES = frozenset({"torch", "np", "numpy", "pickle"})
@@ -143,7 +141,7 @@ def layout(tree: ast.Module, line_count: int) -> Layout:
             for member in node.body:
                 if _first_line(member) <= header_end:
                     continue
-                if isinstance(member, _DEFINITIONS) and member.name not in _CONSTRUCTORS:
+                if isinstance(member, _DEFINITIONS):
                     member_units.append(len(units))
                 else:
                     scaffold.append(len(units))

@@ -18,22 +18,25 @@ import tempfile
 from pathlib import Path
 
 from qig_guard import __version__
-from qig_guard.checker import FileResult
-from qig_guard.findings import Finding
+from qig_guard.engine.checker import FileResult
+from qig_guard.engine.findings import Finding
 
 FORMAT = "2"
-PACKAGE = Path(__file__).parent
+PACKAGE = Path(__file__).parent.parent
+# The folders whose code decides a file's findings (the package root holds config.py).
+CHECKER_CODE = ("", "engine", "facts", "rules")
 
 
 def code_fingerprint() -> str:
     """Identifies this installation's checker code (names, sizes, mtimes), so an
     edited or reinstalled qig-guard never reuses results of the old code."""
     digest = hashlib.sha256(__version__.encode())
-    for directory in (PACKAGE, PACKAGE / "rules"):
-        for entry in sorted(os.scandir(directory), key=lambda e: e.name):
+    for folder in CHECKER_CODE:
+        for entry in sorted(os.scandir(PACKAGE / folder), key=lambda e: e.name):
             if entry.name.endswith(".py"):
                 info = entry.stat()
-                digest.update(f"{entry.name}:{info.st_size}:{info.st_mtime_ns};".encode())
+                name = f"{folder}/{entry.name}"
+                digest.update(f"{name}:{info.st_size}:{info.st_mtime_ns};".encode())
     return digest.hexdigest()
 
 

@@ -15,9 +15,9 @@ from typing import Any
 from urllib.parse import quote
 
 from qig_guard import __version__
-from qig_guard.baseline import SourceOf, fingerprints, read_source
-from qig_guard.discovery import normalise
-from qig_guard.findings import Finding
+from qig_guard.engine.baseline import SourceOf, fingerprints, read_source
+from qig_guard.engine.discovery import normalise
+from qig_guard.engine.findings import Finding
 
 FORMATS = ("text", "json", "sarif", "github")
 JSON_SCHEMA_VERSION = 1
@@ -49,24 +49,23 @@ def render(
     automation_id: str = CHECK_AUTOMATION,
     source_of: SourceOf = read_source,
 ) -> str:
-    """The report for ``findings`` in format ``fmt`` (one of :data:`FORMATS`).
+    """The report for ``findings`` (in the order given) in format ``fmt`` (see :data:`FORMATS`).
 
     With ``statistics`` the text and GitHub formats print only the counts per rule.
     ``automation_id`` names the SARIF run's category (``check`` or ``basin``);
     ``source_of`` reads the flagged source for SARIF fingerprints.
     """
-    ordered = sorted(findings, key=lambda finding: finding.sort_key)
     if fmt in ("text", "github") and statistics:
-        return render_statistics(ordered, rules)
+        return render_statistics(findings, rules)
     if fmt == "text":
-        return "".join(f"{line}\n" for line in map(text_line, ordered))
+        return "".join(f"{line}\n" for line in map(text_line, findings))
     if fmt == "json":
-        return json.dumps(json_report(ordered, files_checked), indent=2) + "\n"
+        return json.dumps(json_report(findings, files_checked), indent=2) + "\n"
     if fmt == "sarif":
-        document = sarif_report(ordered, rules, automation_id=automation_id, source_of=source_of)
+        document = sarif_report(findings, rules, automation_id=automation_id, source_of=source_of)
         return json.dumps(document, indent=2) + "\n"
     if fmt == "github":
-        return "".join(f"{github_line(finding, rules)}\n" for finding in ordered)
+        return "".join(f"{github_line(finding, rules)}\n" for finding in findings)
     raise ValueError(f"unknown format {fmt!r}; choose from {', '.join(FORMATS)}")
 
 

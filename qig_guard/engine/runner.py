@@ -2,7 +2,8 @@
 
 Only files whose results are not cached are read by a worker; only files in
 which some rule's trigger matches are parsed. Output order is deterministic
-(sorted by path, line, column) whatever the number of processes. Files are
+(:func:`~qig_guard.engine.findings.ordered`, applied here once to what a run
+returns) whatever the number of processes and whatever the cache held. Files are
 always checked in worker processes (``-j 1`` is one worker), so a file that
 crashes or hangs the parser costs only itself (see ``isolation``). Tests prove
 that filtered, cached and parallel runs report exactly what a plain run does.
@@ -12,50 +13,24 @@ from __future__ import annotations
 
 import os
 from collections.abc import Callable, Iterable, Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from functools import lru_cache, partial
 from pathlib import Path
 from typing import TYPE_CHECKING
 
-from qig_guard.cache import Cache
-from qig_guard.checker import FILE_ERROR, FileResult, check_source
 from qig_guard.config import Config, ConfigResolver
-from qig_guard.discovery import discover_files, matches_glob, relative_posix
-from qig_guard.facts.project import EMPTY, FactsCache, ProjectFacts, index_words
-from qig_guard.findings import Finding
-from qig_guard.isolation import run_isolated
-from qig_guard.rules import select_codes
-from qig_guard.source import SourceError, read_regular
+from qig_guard.engine.cache import Cache
+from qig_guard.engine.checker import FileResult, check_source
+from qig_guard.engine.discovery import discover_files, relative_posix
+from qig_guard.engine.findings import FILE_ERROR, Finding, ordered
+from qig_guard.engine.isolation import run_isolated
+from qig_guard.engine.results import RunResult
+from qig_guard.engine.selection import file_codes, selected_codes
+from qig_guard.engine.source import SourceError, read_regular
+from qig_guard.facts.project import FactsCache, ProjectFacts, index_words
 
 if TYPE_CHECKING:
     import libcst as cst
-
-
-@dataclass
-class Stats:
-    """What each stage did, for ``--statistics`` and the benchmark."""
-
-    files: int = 0
-    lines: int = 0
-    cached_files: int = 0
-    cached_lines: int = 0
-    parsed_files: int = 0
-    parsed_lines: int = 0
-
-
-@dataclass
-class RunResult:
-    findings: list[Finding] = field(default_factory=list)
-    internal_error: bool = False
-    stats: Stats = field(default_factory=Stats)
-    # Displayed path -> the file it names and the configuration it was checked
-    # with, for --fix, --diff, --add-noqa and baselines.
-    paths: dict[str, Path] = field(default_factory=dict)
-    configs: dict[str, Config] = field(default_factory=dict)
-    # Folders named on the command line that hold no Python file to check.
-    empty_folders: list[Path] = field(default_factory=list)
-    # The index of every file of the run, which the rules query.
-    project: ProjectFacts = EMPTY
 
 
 def default_jobs() -> int:
@@ -63,19 +38,6 @@ def default_jobs() -> int:
         return max(1, len(os.sched_getaffinity(0)))
     except AttributeError:  # pragma: no cover - not Linux
         return max(1, os.cpu_count() or 1)
-
-
-def file_codes(relative: str, selected: tuple[str, ...], config: Config) -> tuple[str, ...]:
-    """``selected`` minus the codes that ``per-file-ignores`` removes for this path."""
-    ignored = {
-        code
-        for glob, codes in config.per_file_ignores
-        if matches_glob(relative, glob)
-        for code in codes
-    }
-    if not ignored:
-        return selected
-    return tuple(c for c in selected if not any(c.startswith(i) or i == "ALL" for i in ignored))
 
 
 @lru_cache(maxsize=32)
@@ -132,7 +94,7 @@ def run(
         file_config = config_for(path)
         scope = scopes.get(id(file_config))
         if scope is None:
-            selected = select_codes(file_config.select, file_config.ignore)
+            selected = selected_codes(file_config)
             scope = _Scope(file_config, len(scopes), selected, None)
             scopes[id(file_config)] = scope
         codes = file_codes(relative_posix(path, file_config.root), scope.selected, file_config)
@@ -181,14 +143,16 @@ def run(
     configs = [scope.config for scope in scopes.values()]
     tasks = [item[0] for item in pending]
     outcomes = _execute(tasks, configs, result.project, jobs or default_jobs())
-    for (_, scope, key, lines), outcome in zip(pending, outcomes, strict=True):
+    for (_, scope, key, _lines), outcome in zip(pending, outcomes, strict=True):
         if outcome.parsed:
             result.stats.parsed_files += 1
-            result.stats.parsed_lines += lines
+            result.stats.parsed_lines += outcome.parsed_lines
+        for code, seconds in outcome.rule_seconds.items():
+            result.stats.rule_seconds[code] = result.stats.rule_seconds.get(code, 0.0) + seconds
         if scope.cache is not None and key is not None:
             scope.cache.put(key, outcome)
         _collect(result, outcome, scope.selected)
-    result.findings.sort(key=lambda finding: finding.sort_key)
+    result.findings = ordered(result.findings)
     return result
 
 
@@ -240,9 +204,9 @@ def check_file(
     salt must include ``project``'s digest). Exclusion is the caller's decision (see
     ``discovery.is_excluded``); ``project`` is the workspace's index (by default the
     buffer's own), and ``parse_module`` is passed to
-    :func:`~qig_guard.checker.check_source`."""
+    :func:`~qig_guard.engine.checker.check_source`."""
     result = RunResult()
-    selected = select_codes(config.select, config.ignore)
+    selected = selected_codes(config)
     codes = file_codes(relative_posix(path, config.root), selected, config)
     if not codes:
         return result
@@ -257,5 +221,5 @@ def check_file(
             cache.put(key, outcome)
     result.paths[display] = path
     _collect(result, outcome, selected)
-    result.findings.sort(key=lambda finding: finding.sort_key)
+    result.findings = ordered(result.findings)
     return result

@@ -20,7 +20,7 @@ from collections.abc import Iterator, Mapping, Sequence
 
 import libcst as cst
 
-from qig_guard.batching import FastBatchableVisitor
+from qig_guard.engine.traversal import FastBatchableVisitor
 
 ScopeNode = cst.Module | cst.ClassDef | cst.FunctionDef | cst.Lambda
 

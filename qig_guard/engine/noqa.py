@@ -13,8 +13,8 @@ import re
 import tokenize
 from collections.abc import Iterable
 
-from qig_guard.findings import Finding
-from qig_guard.parsing import split_lines
+from qig_guard.engine.findings import FILE_ERROR, Finding
+from qig_guard.engine.parsing import split_lines
 
 _NOQA = re.compile(
     r"#\s*noqa(?P<sep>\s*:\s*(?P<codes>[A-Z]+[0-9]+(?:[,\s]+[A-Z]+[0-9]+)*))?",
@@ -60,7 +60,7 @@ def apply(findings: Iterable[Finding], source: str, strict: bool) -> list[Findin
                 path=finding.path,
                 line=line,
                 column=1,
-                code="QIG000",
+                code=FILE_ERROR,
                 message="bare `# noqa` (strict-noqa): name the codes, e.g. `# noqa: "
                 f"{finding.code}`",
             )
@@ -68,14 +68,19 @@ def apply(findings: Iterable[Finding], source: str, strict: bool) -> list[Findin
     return kept
 
 
-def _merged_comment(comment: str, codes: set[str]) -> str:
-    """``comment`` (a line's trailing comment) with ``# noqa`` for ``codes`` merged in."""
-    match = _NOQA.search(comment)
+def _with_codes(line: str, codes: set[str], comment: int | None) -> str:
+    """``line`` (without its line break) suppressing ``codes``: merged into the
+    ``# noqa`` of its comment (which starts at index ``comment``; None: it has
+    none), else a ``# noqa: CODES`` comment appended. A directive that already
+    names every code is left as it is."""
+    match = _NOQA.search(line, comment) if comment is not None else None
     if match is None:
-        return f"{comment.rstrip()}  # noqa: {', '.join(sorted(codes))}"
+        return f"{line.rstrip()}  # noqa: {', '.join(sorted(codes))}"
     existing = [code.upper() for code in _CODE.findall(match.group("codes") or "")]
+    if existing and codes <= set(existing):
+        return line
     merged = existing + sorted(codes - set(existing))
-    return f"{comment[: match.start()]}# noqa: {', '.join(merged)}{comment[match.end() :]}"
+    return f"{line[: match.start()]}# noqa: {', '.join(merged)}{line[match.end() :]}"
 
 
 def add_directives(source: str, codes_by_line: dict[int, set[str]]) -> tuple[str, list[int]]:
@@ -104,25 +109,12 @@ def add_directives(source: str, codes_by_line: dict[int, set[str]]) -> tuple[str
             continue
         line = lines[number - 1]
         body = line.rstrip("\r\n")
-        ending = line[len(body) :]
-        column = comments.get(number)
-        if column is None:
-            body = f"{body.rstrip()}  # noqa: {', '.join(sorted(codes))}"
-        else:
-            body = body[:column] + _merged_comment(body[column:], codes)
-        lines[number - 1] = body + ending
+        lines[number - 1] = _with_codes(body, codes, comments.get(number)) + line[len(body) :]
     return "".join(lines), skipped
 
 
 def add_code(line: str, code: str) -> str:
     """``line`` (without its line break) with ``code`` added to its ``# noqa`` directive,
-    or with a ``# noqa: CODE`` comment appended when it has none."""
-    match = _NOQA.search(line) if "#" in line else None
-    if match is None:
-        return f"{line.rstrip()}  # noqa: {code}"
-    codes = match.group("codes")
-    if codes is None:  # a bare directive: name the code
-        return f"{line[: match.end()]}: {code}{line[match.end() :]}"
-    if code in _CODE.findall(codes.upper()):
-        return line
-    return f"{line[: match.end()]},{code}{line[match.end() :]}"
+    or with a ``# noqa: CODE`` comment appended when it has none (the editor's quick fix;
+    the caller has checked that a comment fits the line)."""
+    return _with_codes(line, {code}, line.find("#") if "#" in line else None)

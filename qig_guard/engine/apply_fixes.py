@@ -6,9 +6,8 @@ import sys
 from dataclasses import dataclass, field
 
 from qig_guard.config import Config
-from qig_guard.discovery import relative_posix
-from qig_guard.findings import Finding
-from qig_guard.fixer import (
+from qig_guard.engine.findings import Finding, ordered
+from qig_guard.engine.fixer import (
     NotWritten,
     applicable,
     fix_source,
@@ -16,9 +15,10 @@ from qig_guard.fixer import (
     unified_diff,
     write_atomic,
 )
-from qig_guard.rules import load_rules, select_codes
-from qig_guard.runner import RunResult, file_codes
-from qig_guard.source import SourceError, decode, read_regular
+from qig_guard.engine.results import RunResult
+from qig_guard.engine.selection import codes_for
+from qig_guard.engine.source import SourceError, decode, read_regular
+from qig_guard.rules import load_rules
 
 
 @dataclass
@@ -41,7 +41,6 @@ def apply_fixes(result: RunResult, config: Config, *, unsafe: bool, write: bool)
     for display in to_fix:
         path = result.paths[display]
         file_config = result.configs.get(display, config)
-        selected = select_codes(file_config.select, file_config.ignore)
         try:
             source, encoding = decode(
                 read_regular(path, file_config.max_file_size), file_config.max_file_size
@@ -51,7 +50,7 @@ def apply_fixes(result: RunResult, config: Config, *, unsafe: bool, write: bool)
             del remaining[display]
             report.failures += 1
             continue
-        codes = file_codes(relative_posix(path, file_config.root), selected, file_config)
+        codes = codes_for(path, file_config)
         outcome = fix_source(
             display, source, file_config, load_rules(codes), unsafe, result.project
         )
@@ -74,9 +73,8 @@ def apply_fixes(result: RunResult, config: Config, *, unsafe: bool, write: bool)
         else:
             report.fixed += outcome.applied
             report.diff += unified_diff(display, source, outcome.source)
-    report.findings = sorted(
+    report.findings = ordered(
         [f for f in result.findings if f.path not in remaining]
-        + [f for findings in remaining.values() for f in findings],
-        key=lambda finding: finding.sort_key,
+        + [f for findings in remaining.values() for f in findings]
     )
     return report

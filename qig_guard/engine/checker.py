@@ -11,21 +11,19 @@ import traceback
 from dataclasses import dataclass, field, replace
 from typing import TYPE_CHECKING
 
-from qig_guard import noqa
 from qig_guard.config import Config
-from qig_guard.findings import Finding
-from qig_guard.source import SourceError, decode
+from qig_guard.engine import noqa
+from qig_guard.engine.findings import FILE_ERROR, Finding
+from qig_guard.engine.source import SourceError, decode
 
 if TYPE_CHECKING:
     from collections.abc import Callable
 
     import libcst as cst
 
+    from qig_guard.engine.slicing import Slice
     from qig_guard.facts.project import ProjectFacts
     from qig_guard.rules.base import Rule
-    from qig_guard.slicing import Slice
-
-FILE_ERROR = "QIG000"
 
 
 @dataclass
@@ -36,6 +34,8 @@ class FileResult:
     internal_error: bool = False
     parsed: bool = False
     parsed_lines: int = 0  # of the file's lines, those handed to libcst
+    # Seconds each rule spent in the traversal, under ``config.time_rules`` (not cached).
+    rule_seconds: dict[str, float] = field(default_factory=dict)
 
 
 def _file_error(path: str, message: str, line: int = 1, column: int = 1) -> Finding:
@@ -70,7 +70,7 @@ def check_source(
     ``libcst.parse_module`` (the language server reuses unchanged parts).
 
     Only the rules whose gate holds somewhere in the file run, and only over the units
-    some gate selects (see :mod:`qig_guard.selection`); ``QIG_GUARD_PLAIN=1`` in the
+    some gate selects (see :mod:`qig_guard.engine.gating`); ``QIG_GUARD_PLAIN=1`` in the
     environment turns this off, to show that it changes no finding."""
     try:
         source, _ = decode(data, config.max_file_size)
@@ -81,7 +81,7 @@ def check_source(
     if os.environ.get("QIG_GUARD_PLAIN"):
         plain = [rule for rule in rules if rule.code != FILE_ERROR]
         return check_text(path, source, config, plain, project, parse_module)
-    from qig_guard.selection import select
+    from qig_guard.engine.gating import select
 
     selection = select(path, source, config, rules, project, whole=parse_module is not None)
     if not selection.rules:
@@ -112,7 +112,7 @@ def check_text(
 ) -> FileResult:
     """Parse ``source`` (or, given ``sliced``, its kept units) and run ``rules`` over it
     (no gates)."""
-    from qig_guard.parsing import with_deep_stack
+    from qig_guard.engine.parsing import with_deep_stack
 
     return with_deep_stack(
         lambda: _check_text(path, source, config, rules, project, parse_module, sliced)
@@ -131,10 +131,10 @@ def _check_text(
     import libcst as cst
     from libcst.metadata import MetadataWrapper
 
-    from qig_guard.parsing import ParseRefused, parse
-    from qig_guard.resolve import ScopeTracker
+    from qig_guard.engine.parsing import ParseRefused, parse
+    from qig_guard.engine.resolve import ScopeTracker
+    from qig_guard.engine.traversal import walk_batched
     from qig_guard.rules.base import FileContext
-    from qig_guard.walk import walk_batched
 
     text = sliced.text if sliced is not None else source
     result = FileResult(
@@ -169,6 +169,8 @@ def _check_text(
             )
         )
         return result
+    if config.time_rules:
+        result.rule_seconds = {instance.code: instance.seconds for instance in instances}
     for instance in instances:
         if instance.error is not None:
             result.internal_error = True
@@ -185,5 +187,4 @@ def _check_text(
     if parsed.rewritten:  # fixes were located in the rewritten text: offer none
         findings = [replace(finding, fix=None) for finding in findings]
     result.findings.extend(findings)
-    result.findings.sort(key=lambda finding: finding.sort_key)
     return result

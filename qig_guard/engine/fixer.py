@@ -24,10 +24,10 @@ from functools import partial
 from pathlib import Path
 from typing import TYPE_CHECKING
 
-from qig_guard.checker import check_text
 from qig_guard.config import Config
-from qig_guard.findings import Edit, Finding
-from qig_guard.parsing import ParseRefused, line_starts, parse, split_lines, with_deep_stack
+from qig_guard.engine.checker import check_text
+from qig_guard.engine.findings import Edit, Finding
+from qig_guard.engine.parsing import ParseRefused, line_starts, parse, split_lines, with_deep_stack
 
 if TYPE_CHECKING:
     from qig_guard.facts.project import ProjectFacts

@@ -6,8 +6,12 @@ rendered by the reporters as plain data.
 
 from __future__ import annotations
 
+from collections.abc import Iterable
 from dataclasses import asdict, dataclass, field
 from typing import Any
+
+# The engine's own code: a file it could not check, or a rule that crashed on it.
+FILE_ERROR = "QIG000"
 
 
 @dataclass(frozen=True, order=True)
@@ -91,3 +95,13 @@ class Finding:
             message=data["message"],
             fix=Fix.from_dict(fix) if fix else None,
         )
+
+
+def ordered(findings: Iterable[Finding]) -> list[Finding]:
+    """``findings`` in report order: by path, line, column, code and message.
+
+    The checker returns a file's findings in the order the rules found them; the
+    producers of reported lists (the runner's results, ``--fix``'s remainder, the
+    basin validator) order them here, once, and the reporters print them as given.
+    """
+    return sorted(findings, key=lambda finding: finding.sort_key)

@@ -18,8 +18,8 @@ from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
-from qig_guard.discovery import relative_posix
-from qig_guard.findings import Finding
+from qig_guard.engine.discovery import relative_posix
+from qig_guard.engine.findings import Finding
 
 FORMAT_VERSION = 1
 

@@ -2,7 +2,7 @@
 
 A rule states its gate as data (``gate = Identifiers("load_state_dict") | ...``); the
 engine evaluates every selected rule's gate once per unit of a file (see
-:mod:`qig_guard.slicing`) over the unit's identifiers, read from its text without
+:mod:`qig_guard.engine.slicing`) over the unit's identifiers, read from its text without
 parsing. A file no gate selects is not parsed; of the others, only the selected units
 are. A gate must never reject a unit in which its rule would report: the
 trigger-agreement tests run every rule case, gated and plain, and compare.
@@ -20,8 +20,8 @@ from dataclasses import dataclass, field
 from functools import cached_property, lru_cache
 from typing import TYPE_CHECKING
 
-from qig_guard.names import matches_any, name_words
-from qig_guard.names import words as split
+from qig_guard.facts.words import matches_any, name_words
+from qig_guard.facts.words import words as split
 
 if TYPE_CHECKING:
     from qig_guard.config import Config

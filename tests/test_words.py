@@ -2,7 +2,7 @@ from __future__ import annotations
 
 import pytest
 
-from qig_guard.names import matches, matches_any, text_pattern, words
+from qig_guard.facts.words import matches, matches_any, text_pattern, words
 
 
 def test_words_split_snake_camel_and_dots() -> None:

@@ -18,7 +18,7 @@ import libcst as cst
 from libcst.metadata import CodePosition, CodeRange, MetadataWrapper, PositionProvider
 from libcst.metadata.position_provider import NEWLINE_RE
 
-from qig_guard.walk import _field_names, child_nodes
+from qig_guard.engine.traversal import _field_names, child_nodes
 
 
 def _lines(code: str) -> int:
