@@ -155,7 +155,7 @@ def _check_text(
     scopes = ScopeTracker(sliced.hidden if sliced is not None else None)
     if project is None:
         project = own_index(source, config)
-    context = FileContext(path, source, wrapper, config, scopes, project)
+    context = FileContext(path, source, wrapper, config, scopes, project, parsed.tree)
     instances = [rule(context) for rule in rules]
     try:
         walk_batched(wrapper, [scopes, *instances])

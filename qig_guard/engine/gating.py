@@ -68,29 +68,48 @@ def select(
         for callee in callees:
             callers[callee].add(caller)
     module = [index for index, unit in enumerate(units) if unit.always]
-    groups = [(module, set(module))] if module else []
-    # A unit is read with its direct callers, which may give it its values (a distance
-    # helper whose caller passes basins); it is kept with them and what it calls.
-    groups += [
-        ([i, *sorted(callers[i])], {i} | reach[i] | callers[i])
-        for i in range(len(units))
-        if i not in module
-    ]
     selected: set[int] = set()
     fired: set[str] = set()
-    for members, kept in groups:
-        text = "".join(texts[i] for i in members)
-        unit = Unit(text, frozenset().union(*(own[i] for i in members)))
-        for rule in candidates:
-            if rule.gate.holds(unit, scope):
-                selected |= kept
-                fired.add(rule.code)
+    if module:
+        _gate(candidates, _joined(module, texts, own), scope, set(module), selected, fired)
+    with_callers = [rule for rule in candidates if rule.reads == "callers"]
+    alone = [rule for rule in candidates if rule.reads != "callers"]
+    for index in range(len(units)):
+        if index in module:
+            continue
+        # A unit is kept with what it calls; a rule that reads its callers (a distance
+        # helper whose caller passes basins) sees their identifiers and keeps them too.
+        kept = {index} | reach[index]
+        _gate(alone, Unit(texts[index], own[index]), scope, kept, selected, fired)
+        if with_callers:
+            members = [index, *sorted(callers[index])]
+            unit = _joined(members, texts, own)
+            _gate(with_callers, unit, scope, kept | callers[index], selected, fired)
     chosen = [rule for rule in candidates if rule.code in fired]
     if not chosen:
         return Selection([])
     if any(rule.reads == "file" for rule in chosen):
         return Selection(chosen)
     return Selection(chosen, cut(source, shape, selected))
+
+
+def _joined(members: list[int], texts: list[str], own: list[frozenset[str]]) -> Unit:
+    return Unit("".join(texts[i] for i in members), frozenset().union(*(own[i] for i in members)))
+
+
+def _gate(
+    rules: list[type[Rule]],
+    unit: Unit,
+    scope: FileScope,
+    kept: set[int],
+    selected: set[int],
+    fired: set[str],
+) -> None:
+    """Where a rule's gate holds in ``unit``, select ``kept`` and note the rule."""
+    for rule in rules:
+        if rule.gate.holds(unit, scope):
+            selected |= kept
+            fired.add(rule.code)
 
 
 # Calls by text: `self.step(`, `cls.build(` (methods of the unit's class) and `helper(`

@@ -56,6 +56,8 @@ class Parsed:
     # True when the text libcst parsed differs from the file (see rewrite_annotated_targets):
     # positions stay on the same lines but fixes must not be offered.
     rewritten: bool
+    # CPython's ``ast`` of the same text, when CPython parses it (see positions).
+    tree: ast.Module | None = None
 
 
 def line_starts(source: str) -> list[int]:
@@ -177,7 +179,7 @@ def parse(source: str, parse_module: Callable[[str], cst.Module] | None = None) 
             getattr(shape.deepest, "lineno", 1),
         )
     rewritten = rewrite_annotated_targets(source, shape.annotated)
-    return Parsed(parse_module(rewritten), rewritten=rewritten != source)
+    return Parsed(parse_module(rewritten), rewritten=rewritten != source, tree=tree)
 
 
 def with_deep_stack(function: Callable[[], Result]) -> Result:

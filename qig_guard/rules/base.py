@@ -13,6 +13,7 @@ that the test suite runs (and ``qig-guard explain`` prints).
 
 from __future__ import annotations
 
+import ast
 import re
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
@@ -57,8 +58,10 @@ class FileContext:
         config: Config,
         scopes: ScopeTracker,
         project: ProjectFacts = EMPTY,
+        tree: ast.Module | None = None,
     ) -> None:
         self.path = path
+        self.tree = tree  # CPython's ``ast`` of the parsed text, when it has one
         self.project = project
         self.source = source
         self.wrapper = wrapper
@@ -88,7 +91,7 @@ class FileContext:
     def position(self, node: cst.CSTNode) -> CodeRange:
         """The node's source range (tracked only in the top-level statements asked about)."""
         if self._positions is None:
-            self._positions = StatementPositions(self.module)
+            self._positions = StatementPositions(self.module, self.tree)
         return self._positions(node)
 
     def qualified_name(self, node: cst.CSTNode) -> str | None:
@@ -133,9 +136,10 @@ class Rule(cst.BatchableCSTVisitor):
     # engine parses only the units some selected rule's gate holds in. It must never
     # reject a unit the rule would report in (the trigger-agreement tests prove it).
     gate: ClassVar[Gate] = Always()
-    # "unit": the rule reads, besides a selected unit, only what the unit calls and its
-    # class's constructors; "file": where its gate holds, it reads the whole file.
-    reads: ClassVar[Literal["unit", "file"]] = "unit"
+    # What the rule reads besides a unit its gate selects: "unit", what the unit calls
+    # (and its class's header and own statements); "callers", also the units that call
+    # it, whose identifiers its gate then sees too; "file", the whole file.
+    reads: ClassVar[Literal["unit", "callers", "file"]] = "unit"
     # A new rule starts in preview: outside ``ALL`` and prefixes until it has
     # passed the upstream ecosystem check (see CONTRIBUTING.md).
     preview: ClassVar[bool] = False

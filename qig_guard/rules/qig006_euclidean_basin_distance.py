@@ -126,6 +126,8 @@ _TWO_OPERANDS = frozenset(
 ) | {"dist", "cosine_similarity"}
 _PRODUCTS = frozenset(q.rsplit(".", 1)[-1] for q in (*_DOTS, _NORMALIZE))
 _MINUS = re.compile(r"-(?![>=])")
+# What turns a product into a cosine: a length or a normalisation.
+_LENGTHS = frozenset(q.rsplit(".", 1)[-1] for q in (*_NORMS, *_SQRTS, _NORMALIZE)) | {"norm"}
 _WORD = re.compile(r"\w+")
 
 
@@ -244,14 +246,19 @@ class EuclideanBasinDistance(BasinRule):
     code = "QIG006"
     name = "euclidean-basin-distance"
     summary = "Euclidean or cosine distance between basins where the Fisher distance is required"
+    # A distance helper's operands may be basins its callers pass.
+    reads = "callers"
     # A distance takes two basins: a pairwise function or product (a cosine), an identity
     # Fisher metric, or a norm, root or sum next to a difference (`a - b`, `1 - cos`).
     gate = (
         Named("basin_names", "basin_tables", project=True) | Words(*FISHER_WORDS, *DISTANCE_WORDS)
     ) & (
-        Identifiers(*_TWO_OPERANDS, *_PRODUCTS)
-        | Text("@")
+        Identifiers(*_TWO_OPERANDS)
         | Holds(*_MODULE_CLASSES)
+        | (
+            (Identifiers(*_PRODUCTS) | Text("@"))
+            & (Identifiers(*_LENGTHS) | Pattern(_MINUS) | Words("unit", "normalize", "normalise"))
+        )
         | (Identifiers(*(q.rsplit(".", 1)[-1] for q in _ONES)) & Words("fisher"))
         | (
             (Identifiers(*(_NAMES - _TWO_OPERANDS)) | Text("**"))
