@@ -169,8 +169,9 @@ class StatementPositions:
             line=line - len(found.leading_lines),
         )
         found._codegen(state)
-        known = self._members[id(found)] = provider._computed
-        return known
+        ranges: dict[cst.CSTNode, CodeRange] = dict(provider._computed)
+        self._members[id(found)] = ranges
+        return ranges
 
     def __call__(self, node: cst.CSTNode) -> CodeRange:
         index = self._statement(node)
