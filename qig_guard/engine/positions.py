@@ -15,7 +15,7 @@ from __future__ import annotations
 import ast
 from collections.abc import Mapping
 from functools import cache
-from typing import ClassVar
+from typing import ClassVar, cast
 
 import libcst as cst
 from libcst.metadata import CodePosition, CodeRange, MetadataWrapper, PositionProvider
@@ -169,7 +169,7 @@ class StatementPositions:
             line=line - len(found.leading_lines),
         )
         found._codegen(state)
-        ranges: dict[cst.CSTNode, CodeRange] = dict(provider._computed)
+        ranges = cast("dict[cst.CSTNode, CodeRange]", dict(provider._computed))
         self._members[id(found)] = ranges
         return ranges
 
