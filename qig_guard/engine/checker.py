@@ -21,6 +21,7 @@ if TYPE_CHECKING:
 
     import libcst as cst
 
+    from qig_guard.engine.parsing import Parsed
     from qig_guard.engine.slicing import Slice
     from qig_guard.facts.project import ProjectFacts
     from qig_guard.rules.base import Rule
@@ -93,6 +94,18 @@ def check_source(
     )
 
 
+def _regions(parsed: Parsed, sliced: Slice | None) -> dict[int, frozenset[str]] | None:
+    """Which rules visit each definition (see slicing.regions); ``None``: all, everywhere."""
+    if sliced is None or parsed.tree is None:
+        return None
+    from qig_guard.engine.slicing import regions
+
+    try:
+        return regions(parsed.module, parsed.tree, sliced.rules_at)
+    except ValueError:  # the two trees do not pair up: let every rule read everything
+        return None
+
+
 def own_index(source: str, config: Config) -> ProjectFacts:
     """The project index of a file checked on its own."""
     from qig_guard.facts.project import ProjectFacts, file_facts, index_words
@@ -158,7 +171,7 @@ def _check_text(
     context = FileContext(path, source, wrapper, config, scopes, project, parsed.tree)
     instances = [rule(context) for rule in rules]
     try:
-        walk_batched(wrapper, [scopes, *instances])
+        walk_batched(wrapper, [scopes, *instances], _regions(parsed, sliced))
     except RecursionError as error:
         where = traceback.extract_tb(error.__traceback__)[-1]
         result.findings.append(

@@ -68,10 +68,10 @@ def select(
         for callee in callees:
             callers[callee].add(caller)
     module = [index for index, unit in enumerate(units) if unit.always]
-    selected: set[int] = set()
+    active: dict[int, set[str]] = {}  # per unit to parse, the rules that read it
     fired: set[str] = set()
     if module:
-        _gate(candidates, _joined(module, texts, own), scope, set(module), selected, fired)
+        _gate(candidates, _joined(module, texts, own), scope, set(module), active, fired)
     with_callers = [rule for rule in candidates if rule.reads == "callers"]
     alone = [rule for rule in candidates if rule.reads != "callers"]
     for index in range(len(units)):
@@ -80,17 +80,19 @@ def select(
         # A unit is kept with what it calls; a rule that reads its callers (a distance
         # helper whose caller passes basins) sees their identifiers and keeps them too.
         kept = {index} | reach[index]
-        _gate(alone, Unit(texts[index], own[index]), scope, kept, selected, fired)
+        _gate(alone, Unit(texts[index], own[index]), scope, kept, active, fired)
         if with_callers:
             members = [index, *sorted(callers[index])]
             unit = _joined(members, texts, own)
-            _gate(with_callers, unit, scope, kept | callers[index], selected, fired)
+            _gate(with_callers, unit, scope, kept | callers[index], active, fired)
     chosen = [rule for rule in candidates if rule.code in fired]
     if not chosen:
         return Selection([])
     if any(rule.reads == "file" for rule in chosen):
         return Selection(chosen)
-    return Selection(chosen, cut(source, shape, selected))
+    for index in module:  # the module's own code is read by every rule that runs
+        active[index] = set(fired)
+    return Selection(chosen, cut(source, shape, active))
 
 
 def _joined(members: list[int], texts: list[str], own: list[frozenset[str]]) -> Unit:
@@ -102,13 +104,14 @@ def _gate(
     unit: Unit,
     scope: FileScope,
     kept: set[int],
-    selected: set[int],
+    active: dict[int, set[str]],
     fired: set[str],
 ) -> None:
-    """Where a rule's gate holds in ``unit``, select ``kept`` and note the rule."""
+    """Where a rule's gate holds in ``unit``, the rule reads the units ``kept``."""
     for rule in rules:
         if rule.gate.holds(unit, scope):
-            selected |= kept
+            for index in kept:
+                active.setdefault(index, set()).add(rule.code)
             fired.add(rule.code)
 
 

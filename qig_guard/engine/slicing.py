@@ -24,6 +24,8 @@ import ast
 from collections.abc import Iterator, Sequence
 from dataclasses import dataclass, field
 
+import libcst as cst
+
 from qig_guard.engine.parsing import split_lines
 
 Owner = tuple[str, ...]  # () for the module, ("Model",) for the body of class Model
@@ -128,7 +130,9 @@ def layout(tree: ast.Module, line_count: int) -> Layout:
         if isinstance(node, ast.ClassDef):
             members = [m for m in node.body if isinstance(m, _DEFINITIONS)]
             if not members:
-                units.append(Unit(_first_line(node), _end_line(node), (), frozenset({node.name})))
+                unit = Unit(_first_line(node), _end_line(node), (), frozenset({node.name}))
+                unit.name = node.name
+                units.append(unit)
                 continue
             owner = (node.name,)
             # The header: decorators, bases and the statements before the first member.
@@ -175,26 +179,35 @@ def unit_text(lines: Sequence[str], unit: Unit) -> str:
 
 @dataclass
 class Slice:
-    """The text handed to libcst, and the names its blanked units bind per scope."""
+    """The text handed to libcst, the names its blanked units bind per scope, and per
+    kept definition (by its first line) the rules that read it."""
 
     text: str
     hidden: dict[Owner, frozenset[str]]
     kept_lines: int
+    rules_at: dict[int, frozenset[str]] = field(default_factory=dict)
 
 
-def cut(source: str, tree_layout: Layout, selected: set[int]) -> Slice | None:
-    """``source`` with every unit neither selected nor always kept blanked, or ``None``
-    when nothing would be blanked (parse the file as it is)."""
+def cut(source: str, tree_layout: Layout, active: dict[int, set[str]]) -> Slice:
+    """``source`` with every unit that no rule reads (``active``: the rules that read
+    each unit) and that is not always kept blanked."""
     units = tree_layout.units
-    kept = set(selected)
-    for index in selected:
-        kept.update(tree_layout.scaffold.get(index, ()))
+    kept = set(active)
+    for index in list(active):
+        for part in tree_layout.scaffold.get(index, ()):
+            kept.add(part)
+            active.setdefault(part, set()).update(active[index])
     kept.update(i for i, unit in enumerate(units) if unit.always)
     _keep_class_bodies(units, tree_layout, kept)
     _keep_shadowing(units, kept)
     _keep_shared_lines(units, kept)
+    rules_at = {
+        units[i].start: frozenset(active.get(i, ()))
+        for i in kept
+        if units[i].name is not None and not units[i].always
+    }
     if len(kept) == len(units):
-        return None
+        return Slice(source, {}, source.count("\n"), rules_at)
     lines = split_lines(source)
     hidden: dict[Owner, set[str]] = {}
     blank = bytearray(len(lines) + 2)
@@ -213,7 +226,36 @@ def cut(source: str, tree_layout: Layout, selected: set[int]) -> Slice | None:
         else:
             kept_lines += 1
             out.append(line)
-    return Slice("".join(out), {k: frozenset(v) for k, v in hidden.items()}, kept_lines)
+    hidden_names = {k: frozenset(v) for k, v in hidden.items()}
+    return Slice("".join(out), hidden_names, kept_lines, rules_at)
+
+
+_AST_DEFINITIONS = (ast.FunctionDef, ast.AsyncFunctionDef, ast.ClassDef)
+
+
+def regions(
+    module: cst.Module, tree: ast.Module, rules_at: dict[int, frozenset[str]]
+) -> dict[int, frozenset[str]]:
+    """Per ``id`` of a module-level definition or class member in ``module``, the rules
+    that read it; ``tree`` is the ``ast`` of the same text, which places them."""
+    found: dict[int, frozenset[str]] = {}
+
+    def pair(nodes: Sequence[cst.CSTNode], statements: Sequence[ast.stmt]) -> None:
+        definitions = [n for n in nodes if isinstance(n, (cst.FunctionDef, cst.ClassDef))]
+        placed = [s for s in statements if isinstance(s, _AST_DEFINITIONS)]
+        for node, statement in zip(definitions, placed, strict=True):
+            rules = rules_at.get(_first_line(statement))
+            if rules is not None:  # else every rule reads it
+                found[id(node)] = rules
+            if (
+                isinstance(node, cst.ClassDef)
+                and isinstance(statement, ast.ClassDef)
+                and isinstance(node.body, cst.IndentedBlock)
+            ):
+                pair(node.body.body, statement.body)
+
+    pair(module.body, tree.body)
+    return found
 
 
 def _keep_class_bodies(units: list[Unit], tree_layout: Layout, kept: set[int]) -> None:
