@@ -344,8 +344,8 @@ def _report(
         stats = result.stats
         console.note(
             f"files: {stats.files} ({stats.lines} lines); from cache: {stats.cached_files} "
-            f"({stats.cached_lines} lines); parsed: {stats.parsed_files} ({stats.parsed_lines} "
-            f"lines); skipped by triggers: "
+            f"({stats.cached_lines} lines); parsed: {stats.parsed_files} "
+            f"({stats.parsed_lines} of their lines); skipped by gates: "
             f"{stats.files - stats.cached_files - stats.parsed_files} files"
         )
         console.note(_rule_times(result))

@@ -7,8 +7,8 @@ from collections.abc import Callable
 import libcst as cst
 import pytest
 
-from qig_guard.config import Config
 from qig_guard.rules.base import Invalid, Rule
+from qig_guard.rules.gates import Identifiers
 
 
 class TorchSaveRule(Rule):
@@ -37,9 +37,7 @@ class TorchSaveRule(Rule):
     VALID = ("x = 1\n",)
     INVALID = (Invalid("torch.save(basin, path)\n", "save_basin(basin, path)\n"),)
 
-    @classmethod
-    def could_match(cls, source: str, config: Config) -> bool:
-        return "save" in source
+    gate = Identifiers("save")
 
     def visit_Call(self, node: cst.Call) -> None:
         if self.context.qualified_name(node.func) == "torch.save":

@@ -7,8 +7,12 @@ import textwrap
 from pathlib import Path
 
 from qig_guard.config import Config
-from qig_guard.engine.checker import check_source
+from qig_guard.engine.checker import FileResult, check_text, own_index
+from qig_guard.engine.checker import check_source as gated_check
 from qig_guard.engine.findings import Finding, ordered
+from qig_guard.engine.gating import select
+from qig_guard.engine.source import SourceError, decode
+from qig_guard.facts.project import ProjectFacts
 from qig_guard.rules.base import Rule
 
 # A project's own matcher: it defines the basin setter and models keep one in
@@ -24,6 +28,35 @@ class Model:
     def __init__(self):
         self.basin_matcher = BasinMatcher()
 """
+
+
+def _keys(result: FileResult) -> list[tuple[object, ...]]:
+    return [(*f.sort_key, f.end_line, f.end_column, f.message, f.fix) for f in result.findings]
+
+
+def check_source(
+    path: str,
+    data: bytes,
+    config: Config,
+    rules: list[type[Rule]],
+    project: ProjectFacts | None = None,
+) -> FileResult:
+    """``checker.check_source``, proven to agree with a plain run: every selected rule
+    over the whole file, no gate, no slicing (the trigger-agreement check)."""
+    gated = gated_check(path, data, config, rules, project)
+    try:
+        source, _ = decode(data, config.max_file_size)
+    except SourceError:
+        return gated  # not decoded: nothing to compare
+    plain = check_text(path, source, config, [r for r in rules if r.code != "QIG000"], project)
+    rule_codes = {rule.code for rule in rules} - {"QIG000"}
+    found = [k[1:5] for k in _keys(gated) if k[3] in rule_codes]
+    expected = [k[1:5] for k in _keys(plain) if k[3] in rule_codes]
+    assert found == expected, (
+        f"a gate changed findings in:\n{source}\ngated: {found}\nplain: {expected}"
+    )
+    assert _keys(gated) == _keys(plain) or found != expected
+    return gated
 
 
 def rule_findings(
@@ -52,3 +85,13 @@ def example_and_corpus_sources(count: int) -> list[tuple[str, str]]:
     finally:
         sys.path.pop(0)
     return sources + [(f"corpus-{i}.py", text) for i, text in enumerate(corpus.sample(count))]
+
+
+def gate_passes(
+    rule: type[Rule], source: str, config: Config | None = None, project: ProjectFacts | None = None
+) -> bool:
+    """Whether the engine runs ``rule`` on ``source`` at all (its gate holds in some
+    unit): a look-alike it does not pass is not even parsed."""
+    config = config or Config()
+    index = project if project is not None else own_index(source, config)
+    return rule in select("snippet.py", source, config, [rule], index).rules

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import ast
 import sys
 from pathlib import Path
 
@@ -24,6 +25,12 @@ SHAPES = {
     "strings": 'x = """one\ntwo"""\ny = f"{x!r:>{width}}"\n',
     "only-comments": "# nothing\n\n# here\n",
     "empty": "",
+    "class-members": (
+        "class A(B):\n    'doc'\n    x = 1\n\n    # lead\n\n    @property\n    def f(self):\n"
+        "        return g(1,\n   2)\n    class C:\n        def h(self): pass\n"
+        "    async def k(self):  # c\n        await z\n"
+    ),
+    "tab-class-members": "class A:\n\tx = 1\n\tdef f(self):\n\t\tif x:\n\t\t\treturn 1\n",
 }
 
 
@@ -39,11 +46,13 @@ def _sources() -> list[tuple[str, str]]:
     return sources + [(f"corpus-{i}", text) for i, text in enumerate(corpus.sample(3))]
 
 
+@pytest.mark.parametrize("with_ast", [False, True], ids=["statements", "class-members"])
 @pytest.mark.parametrize(("name", "source"), _sources(), ids=[name for name, _ in _sources()])
-def test_every_node_has_libcsts_position(name: str, source: str) -> None:
+def test_every_node_has_libcsts_position(name: str, source: str, with_ast: bool) -> None:
     module = cst.parse_module(source)
     expected = MetadataWrapper(module, unsafe_skip_copy=True).resolve(PositionProvider)
-    positions = StatementPositions(module)
+    # With the ``ast``, nodes in class members are placed from the member's first line.
+    positions = StatementPositions(module, ast.parse(source) if with_ast else None)
     # Every node of small sources; a sample of the large ones (each lookup searches).
     step = 1 if len(expected) < 2000 else 13
     for node in list(expected)[::step]:

@@ -3,9 +3,9 @@
 from __future__ import annotations
 
 import pytest
+from rule_cases import check_source
 
 from qig_guard.config import Config
-from qig_guard.engine.checker import check_source
 from qig_guard.engine.fixer import fix_source
 from qig_guard.rules import all_codes, load_rule
 from qig_guard.rules.base import Invalid, Rule

@@ -29,8 +29,10 @@ def _sources() -> list[tuple[str, str]]:
     return sources + example_and_corpus_sources(40)
 
 
-def _libcst_walk(wrapper: MetadataWrapper, visitors: Sequence[cst.BatchableCSTVisitor]) -> None:
-    wrapper.visit_batched(visitors)
+def _libcst_walk(
+    wrapper: MetadataWrapper, visitors: Sequence[cst.BatchableCSTVisitor], regions: object = None
+) -> None:
+    wrapper.visit_batched(visitors)  # every rule over every parsed node: regions ignored
 
 
 def test_fast_walk_matches_libcst_visit(monkeypatch: pytest.MonkeyPatch) -> None:

@@ -6,6 +6,7 @@ never imports or executes the code it checks.
 
 from __future__ import annotations
 
+import os
 import traceback
 from dataclasses import dataclass, field, replace
 from typing import TYPE_CHECKING
@@ -20,6 +21,8 @@ if TYPE_CHECKING:
 
     import libcst as cst
 
+    from qig_guard.engine.parsing import Parsed
+    from qig_guard.engine.slicing import Slice
     from qig_guard.facts.project import ProjectFacts
     from qig_guard.rules.base import Rule
 
@@ -31,6 +34,7 @@ class FileResult:
     findings: list[Finding] = field(default_factory=list)
     internal_error: bool = False
     parsed: bool = False
+    parsed_lines: int = 0  # of the file's lines, those handed to libcst
     # Seconds each rule spent in the traversal, under ``config.time_rules`` (not cached).
     rule_seconds: dict[str, float] = field(default_factory=dict)
 
@@ -64,20 +68,50 @@ def check_source(
 ) -> FileResult:
     """Run ``rules`` over ``data`` (the bytes of the file at ``path``); ``project`` is
     the run's index (by default, this file's own); ``parse_module`` replaces
-    ``libcst.parse_module`` (the language server reuses unchanged parts)."""
+    ``libcst.parse_module`` (the language server reuses unchanged parts).
+
+    Only the rules whose gate holds somewhere in the file run, and only over the units
+    some gate selects (see :mod:`qig_guard.engine.gating`); ``QIG_GUARD_PLAIN=1`` in the
+    environment turns this off, to show that it changes no finding."""
     try:
         source, _ = decode(data, config.max_file_size)
     except SourceError as error:
         return FileResult([_file_error(path, str(error), error.line, error.column)])
-    if project is not None and project.mentioned_in(source):
-        candidates = list(rules)  # it names a basin the triggers cannot know of
-    else:
-        candidates = [rule for rule in rules if rule.could_match(source, config)]
-    if not any(rule.code != FILE_ERROR for rule in candidates):
+    if project is None:
+        project = own_index(source, config)
+    if os.environ.get("QIG_GUARD_PLAIN"):
+        plain = [rule for rule in rules if rule.code != FILE_ERROR]
+        return check_text(path, source, config, plain, project, parse_module)
+    from qig_guard.engine.gating import select
+
+    selection = select(path, source, config, rules, project, whole=parse_module is not None)
+    if not selection.rules:
         if [rule.code for rule in rules] != [FILE_ERROR]:
             return FileResult()  # no rule could fire: not even parsed
-        candidates = []  # QIG000 alone selected: parse every file for its syntax
-    return check_text(path, source, config, candidates, project, parse_module)
+        return check_text(path, source, config, [], project, parse_module)
+    return check_text(
+        path, source, config, selection.rules, project, parse_module, selection.sliced
+    )
+
+
+def _regions(parsed: Parsed, sliced: Slice | None) -> dict[int, frozenset[str]] | None:
+    """Which rules visit each definition (see slicing.regions); ``None``: all, everywhere."""
+    if sliced is None or parsed.tree is None:
+        return None
+    from qig_guard.engine.slicing import regions
+
+    try:
+        return regions(parsed.module, parsed.tree, sliced.rules_at)
+    except ValueError:  # the two trees do not pair up: let every rule read everything
+        return None
+
+
+def own_index(source: str, config: Config) -> ProjectFacts:
+    """The project index of a file checked on its own."""
+    from qig_guard.facts.project import ProjectFacts, file_facts, index_words
+
+    data = source.encode("utf-8", "surrogatepass")
+    return ProjectFacts.merge([file_facts(data, index_words(config))])
 
 
 def check_text(
@@ -87,11 +121,15 @@ def check_text(
     rules: list[type[Rule]],
     project: ProjectFacts | None = None,
     parse_module: Callable[[str], cst.Module] | None = None,
+    sliced: Slice | None = None,
 ) -> FileResult:
-    """Parse ``source`` and run ``rules`` over it (no trigger filtering)."""
+    """Parse ``source`` (or, given ``sliced``, its kept units) and run ``rules`` over it
+    (no gates)."""
     from qig_guard.engine.parsing import with_deep_stack
 
-    return with_deep_stack(lambda: _check_text(path, source, config, rules, project, parse_module))
+    return with_deep_stack(
+        lambda: _check_text(path, source, config, rules, project, parse_module, sliced)
+    )
 
 
 def _check_text(
@@ -101,6 +139,7 @@ def _check_text(
     rules: list[type[Rule]],
     project: ProjectFacts | None,
     parse_module: Callable[[str], cst.Module] | None,
+    sliced: Slice | None,
 ) -> FileResult:
     import libcst as cst
     from libcst.metadata import MetadataWrapper
@@ -108,12 +147,14 @@ def _check_text(
     from qig_guard.engine.parsing import ParseRefused, parse
     from qig_guard.engine.resolve import ScopeTracker
     from qig_guard.engine.traversal import walk_batched
-    from qig_guard.facts.project import ProjectFacts, file_facts, index_words
     from qig_guard.rules.base import FileContext
 
-    result = FileResult(parsed=True)
+    text = sliced.text if sliced is not None else source
+    result = FileResult(
+        parsed=True, parsed_lines=sliced.kept_lines if sliced else source.count("\n")
+    )
     try:
-        parsed = parse(source, parse_module)
+        parsed = parse(text, parse_module)
     except ParseRefused as error:
         result.findings.append(_file_error(path, str(error), error.line, error.column))
         return result
@@ -124,14 +165,13 @@ def _check_text(
         result.findings.append(_file_error(path, f"libcst cannot parse, not checked: {error!r}"))
         return result
     wrapper = MetadataWrapper(parsed.module, unsafe_skip_copy=True)
-    scopes = ScopeTracker()
+    scopes = ScopeTracker(sliced.hidden if sliced is not None else None)
     if project is None:
-        data = source.encode("utf-8", "surrogatepass")
-        project = ProjectFacts.merge([file_facts(data, index_words(config))])
-    context = FileContext(path, source, wrapper, config, scopes, project)
+        project = own_index(source, config)
+    context = FileContext(path, source, wrapper, config, scopes, project, parsed.tree)
     instances = [rule(context) for rule in rules]
     try:
-        walk_batched(wrapper, [scopes, *instances])
+        walk_batched(wrapper, [scopes, *instances], _regions(parsed, sliced))
     except RecursionError as error:
         where = traceback.extract_tb(error.__traceback__)[-1]
         result.findings.append(

@@ -32,6 +32,8 @@ MAX_DEPTH = 1000
 DEEP_STACK_BYTES = 512 * 1024 * 1024
 DEEP_RECURSION_LIMIT = 200_000
 _LINE_BREAK = re.compile(r"\r\n|\r|\n")
+# What ``str.splitlines`` also splits on, and Python's tokenizer does not.
+_OTHER_BREAKS = re.compile("[\v\f\x1c\x1d\x1e\x85\u2028\u2029]")
 # CPython's messages for nesting it refuses; any other SyntaxError may be
 # newer grammar than this interpreter knows, so libcst still gets to try.
 _NESTING_MESSAGES = ("too many nested parentheses", "too complex", "too many statically nested")
@@ -54,6 +56,8 @@ class Parsed:
     # True when the text libcst parsed differs from the file (see rewrite_annotated_targets):
     # positions stay on the same lines but fixes must not be offered.
     rewritten: bool
+    # CPython's ``ast`` of the same text, when CPython parses it (see positions).
+    tree: ast.Module | None = None
 
 
 def line_starts(source: str) -> list[int]:
@@ -64,6 +68,8 @@ def line_starts(source: str) -> list[int]:
 
 def split_lines(source: str) -> list[str]:
     """Lines of ``source`` with their line breaks, split as :func:`line_starts` does."""
+    if _OTHER_BREAKS.search(source) is None:  # then ``str.splitlines`` splits the same
+        return source.splitlines(keepends=True)
     starts = line_starts(source)
     lines = [source[start:end] for start, end in itertools.pairwise(starts)]
     if starts[-1] < len(source):
@@ -173,7 +179,7 @@ def parse(source: str, parse_module: Callable[[str], cst.Module] | None = None) 
             getattr(shape.deepest, "lineno", 1),
         )
     rewritten = rewrite_annotated_targets(source, shape.annotated)
-    return Parsed(parse_module(rewritten), rewritten=rewritten != source)
+    return Parsed(parse_module(rewritten), rewritten=rewritten != source, tree=tree)
 
 
 def with_deep_stack(function: Callable[[], Result]) -> Result:

@@ -4,21 +4,26 @@ libcst's ``PositionProvider`` regenerates the whole module with position
 tracking, which costs more than parsing it, while a file's findings usually
 sit in a few of its top-level statements. Here each statement's first line
 comes from plain code generation (cheap), and positions are tracked only
-within a statement that holds a node asked about. The ranges are exactly
-``PositionProvider``'s (a test compares them node by node).
+within a statement that holds a node asked about; inside a class, only within
+the method that holds it, whose first line CPython's ``ast`` of the same text
+gives. The ranges are exactly ``PositionProvider``'s (a test compares them node
+by node).
 """
 
 from __future__ import annotations
 
+import ast
 from collections.abc import Mapping
 from functools import cache
-from typing import ClassVar
+from typing import ClassVar, cast
 
 import libcst as cst
 from libcst.metadata import CodePosition, CodeRange, MetadataWrapper, PositionProvider
-from libcst.metadata.position_provider import NEWLINE_RE
+from libcst.metadata.position_provider import NEWLINE_RE, PositionProvidingCodegenState
 
 from qig_guard.engine.traversal import _field_names, child_nodes
+
+_AST_DEFINITIONS = (ast.FunctionDef, ast.AsyncFunctionDef, ast.ClassDef)
 
 
 def _lines(code: str) -> int:
@@ -88,8 +93,10 @@ class StatementPositions:
 
     _counted: ClassVar[dict[cst.BaseStatement, int]] = {}
 
-    def __init__(self, module: cst.Module) -> None:
+    def __init__(self, module: cst.Module, tree: ast.Module | None = None) -> None:
         self.module = module
+        self.tree = tree  # ``ast`` of the same text: the first lines of class members
+        self._members: dict[int, Mapping[cst.CSTNode, CodeRange]] = {}
         self._starts: list[int] | None = None
         self._statements: dict[int, Mapping[cst.CSTNode, CodeRange]] = {}
         self._last = 0  # findings come in source order: search on from the last hit
@@ -130,6 +137,42 @@ class StatementPositions:
             self._statements[index] = known
         return known
 
+    def _in_member(self, index: int, node: cst.CSTNode) -> Mapping[cst.CSTNode, CodeRange] | None:
+        """Positions in the method (or nested class) of top-level class ``index`` that
+        holds ``node``, tracked from the member's first line in the ``ast``; ``None``
+        when ``node`` is in no member or the ``ast`` is not there."""
+        statement = self.module.body[index]
+        if self.tree is None or not isinstance(statement, cst.ClassDef):
+            return None
+        body = statement.body
+        if not isinstance(body, cst.IndentedBlock):
+            return None
+        members = [m for m in body.body if isinstance(m, (cst.FunctionDef, cst.ClassDef))]
+        found = next((m for m in members if _contains(m, node)), None)
+        if found is None:
+            return None
+        known = self._members.get(id(found))
+        if known is not None:
+            return known
+        position = members.index(found)
+        classes = [n for n in self.tree.body if isinstance(n, ast.ClassDef)]
+        top = [s for s in self.module.body if isinstance(s, cst.ClassDef)].index(statement)
+        ast_members = [m for m in classes[top].body if isinstance(m, _AST_DEFINITIONS)]
+        first = ast_members[position]
+        line = min([first.lineno, *(d.lineno for d in first.decorator_list)])
+        provider = PositionProvider()
+        state = PositionProvidingCodegenState(
+            default_indent=self.module.default_indent,
+            default_newline=self.module.default_newline,
+            provider=provider,
+            indent_tokens=[body.indent if body.indent is not None else self.module.default_indent],
+            line=line - len(found.leading_lines),
+        )
+        found._codegen(state)
+        ranges = cast("dict[cst.CSTNode, CodeRange]", dict(provider._computed))
+        self._members[id(found)] = ranges
+        return ranges
+
     def __call__(self, node: cst.CSTNode) -> CodeRange:
         index = self._statement(node)
         if index is None:  # the module, its header or footer, or trivia
@@ -137,6 +180,10 @@ class StatementPositions:
                 wrapper = MetadataWrapper(self.module, unsafe_skip_copy=True)
                 self._whole = wrapper.resolve(PositionProvider)
             return self._whole[node]
+        if index not in self._statements:
+            member = self._in_member(index, node)
+            if member is not None:
+                return member[node]
         found = self._in_statement(index)[node]
         shift = self._first_lines()[index] - 1
         if not shift:

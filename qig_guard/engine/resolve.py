@@ -16,7 +16,7 @@ snippet that uses ``torch.save`` without importing torch still reads as
 
 from __future__ import annotations
 
-from collections.abc import Iterator, Sequence
+from collections.abc import Iterator, Mapping, Sequence
 
 import libcst as cst
 
@@ -179,10 +179,12 @@ def _params(parameters: cst.Parameters) -> Iterator[str]:
 
 
 class Scope:
-    """One scope on the stack; bindings are collected on first lookup."""
+    """One scope on the stack; bindings are collected on first lookup. ``hidden`` are
+    names bound by statements the engine left out of the parse (see slicing)."""
 
-    def __init__(self, node: ScopeNode) -> None:
+    def __init__(self, node: ScopeNode, hidden: frozenset[str] = frozenset()) -> None:
         self.node = node
+        self.hidden = hidden
         self._bindings: dict[str, str | object] | None = None
 
     @property
@@ -197,6 +199,8 @@ class Scope:
             if isinstance(node, (cst.FunctionDef, cst.Lambda)):
                 for name in _params(node.params):
                     collector.bindings[name] = _LOCAL
+            for name in self.hidden:
+                collector.bindings.setdefault(name, _LOCAL)
             for name in collector.deferred:
                 collector.bindings.pop(name, None)
             self._bindings = collector.bindings
@@ -204,17 +208,23 @@ class Scope:
 
 
 class ScopeTracker(FastBatchableVisitor):
-    """Keeps the scope stack during a batched traversal and resolves names."""
+    """Keeps the scope stack during a batched traversal and resolves names.
 
-    def __init__(self) -> None:
+    ``hidden`` maps ``()`` (the module) and ``("Name",)`` (the body of module-level
+    class ``Name``) to the names that statements left out of the parse bind there."""
+
+    def __init__(self, hidden: Mapping[tuple[str, ...], frozenset[str]] | None = None) -> None:
         super().__init__()
         self.scopes: list[Scope] = []
+        self.hidden = hidden or {}
 
     def visit_Module(self, node: cst.Module) -> None:
-        self.scopes.append(Scope(node))
+        self.scopes.append(Scope(node, self.hidden.get((), frozenset())))
 
     def visit_ClassDef(self, node: cst.ClassDef) -> None:
-        self.scopes.append(Scope(node))
+        owner = (node.name.value,) if len(self.scopes) == 1 else None
+        hidden = self.hidden.get(owner, frozenset()) if owner else frozenset()
+        self.scopes.append(Scope(node, hidden))
 
     def leave_ClassDef(self, original_node: cst.ClassDef) -> None:
         self.scopes.pop()

@@ -143,10 +143,10 @@ def run(
     configs = [scope.config for scope in scopes.values()]
     tasks = [item[0] for item in pending]
     outcomes = _execute(tasks, configs, result.project, jobs or default_jobs())
-    for (_, scope, key, lines), outcome in zip(pending, outcomes, strict=True):
+    for (_, scope, key, _lines), outcome in zip(pending, outcomes, strict=True):
         if outcome.parsed:
             result.stats.parsed_files += 1
-            result.stats.parsed_lines += lines
+            result.stats.parsed_lines += outcome.parsed_lines
         for code, seconds in outcome.rule_seconds.items():
             result.stats.rule_seconds[code] = result.stats.rule_seconds.get(code, 0.0) + seconds
         if scope.cache is not None and key is not None:

@@ -90,6 +90,8 @@ def _field_names(cls: type, skip_trivia: bool) -> tuple[str, ...]:
 
 
 _Entry = tuple[tuple[str, ...], tuple[VisitorFunction, ...], tuple[VisitorFunction, ...]]
+# The visitor functions per node type, and the rules they are limited to (None: all).
+_Table = tuple[dict[type, _Entry], frozenset[str] | None]
 
 
 def child_nodes(node: cst.CSTNode, fields: tuple[str, ...]) -> list[cst.CSTNode]:
@@ -104,17 +106,30 @@ def child_nodes(node: cst.CSTNode, fields: tuple[str, ...]) -> list[cst.CSTNode]
     return found
 
 
-def walk_batched(wrapper: MetadataWrapper, visitors: Sequence[cst.BatchableCSTVisitor]) -> None:
-    """Run ``visitors`` over ``wrapper.module`` in one traversal, with their metadata."""
+def walk_batched(
+    wrapper: MetadataWrapper,
+    visitors: Sequence[cst.BatchableCSTVisitor],
+    regions: Mapping[int, frozenset[str]] | None = None,
+) -> None:
+    """Run ``visitors`` over ``wrapper.module`` in one traversal, with their metadata.
+
+    ``regions`` maps the ``id`` of a node to the codes of the rules that visit it and
+    its subtree (a visitor without a ``code``, such as the scope tracker, visits all)."""
     tables = [visitor.get_visitors() for visitor in visitors]
+    codes = [getattr(visitor, "code", None) for visitor in visitors]
     wanted = {name.split("_", 1)[1] for table in tables for name in table}
     skip_trivia = not (wanted & TRIVIA_TYPES)
-    entries: dict[type, _Entry] = {}
+    every: dict[type, _Entry] = {}
+    by_rules: dict[frozenset[str], dict[type, _Entry]] = {}
+    regions = regions or {}
 
-    def entry(cls: type) -> _Entry:
+    def entry(cls: type, entries: dict[type, _Entry], only: frozenset[str] | None) -> _Entry:
         name = cls.__name__
-        visits = tuple(t[f"visit_{name}"] for t in tables if f"visit_{name}" in t)
-        leaves = tuple(t[f"leave_{name}"] for t in reversed(tables) if f"leave_{name}" in t)
+        chosen = [
+            t for t, c in zip(tables, codes, strict=True) if only is None or c is None or c in only
+        ]
+        visits = tuple(t[f"visit_{name}"] for t in chosen if f"visit_{name}" in t)
+        leaves = tuple(t[f"leave_{name}"] for t in reversed(chosen) if f"leave_{name}" in t)
         made = (_field_names(cls, skip_trivia), visits, leaves)
         entries[cls] = made
         return made
@@ -122,19 +137,32 @@ def walk_batched(wrapper: MetadataWrapper, visitors: Sequence[cst.BatchableCSTVi
     def walk(root: cst.CSTNode) -> None:
         # An explicit stack, not recursion: a 400-term sum or 500 implicitly
         # concatenated strings nest that deep. A node is pushed twice: to visit
-        # (then its children follow, first on top) and to leave.
-        stack: list[tuple[cst.CSTNode, bool]] = [(root, False)]
+        # (then its children follow, first on top) and to leave; a node that starts a
+        # region is entered with its rules' table and left restoring the outer one.
+        entries, only = every, None
+        stack: list[
+            tuple[cst.CSTNode, bool, tuple[dict[type, _Entry], frozenset[str] | None] | None]
+        ]
+        stack = [(root, False, None)]
         while stack:
-            node, leaving = stack.pop()
-            fields, visits, leaves = entries.get(type(node)) or entry(type(node))
+            node, leaving, restore = stack.pop()
             if leaving:
+                fields, visits, leaves = entries.get(type(node)) or entry(type(node), entries, only)
                 for leave in leaves:
                     leave(node)
+                if restore is not None:
+                    entries, only = restore
                 continue
+            region = regions.get(id(node))
+            outer = None
+            if region is not None:
+                outer = (entries, only)
+                entries, only = by_rules.setdefault(region, {}), region
+            fields, visits, leaves = entries.get(type(node)) or entry(type(node), entries, only)
             for visit in visits:
                 visit(node)
-            stack.append((node, True))
-            stack.extend((child, False) for child in reversed(child_nodes(node, fields)))
+            stack.append((node, True, outer))
+            stack.extend((child, False, None) for child in reversed(child_nodes(node, fields)))
 
     with ExitStack() as stack:
         for visitor in visitors:

@@ -51,13 +51,15 @@ UNKNOWN = "?"  # an attribute also assigned something other than a class instanc
 def relevance(extra_words: tuple[str, ...] = ()) -> re.Pattern[bytes]:
     """Text of a self-attribute write that may concern a basin: ``self.reference_basin =``,
     ``self.identity_attractor: T =``, ``self.matcher = BasinMatcher(``; ``extra_words``
-    adds configured names (the protected attribute, the basin owners)."""
+    adds configured names (the protected attribute, the basin owners); a distance module
+    kept in an attribute (``self.criterion = nn.MSELoss()``)."""
     alternatives = "|".join(
         re.escape(w) for w in sorted({*BASIN_WORDS, *(w.lower() for w in extra_words)})
     )
     word = rf"\w*(?i:{alternatives})\w*".encode()
     return re.compile(
         rb"self\.%s[ \t]*(?::[^=\n]+)?=(?!=)|self\.\w+[ \t]*=[ \t]*%s\(" % (word, word)
+        + rb"|self\.\w+[ \t]*=[ \t]*[\w.]*(?:MSELoss|PairwiseDistance|CosineSimilarity)\("
         + rb"|^[ \t]+return[ \t]+[\w.]+\.\w*(?i:basin)\w*(?:\.\w+\(\))*[ \t]*$"
         + rb"|^[ \t]+return[ \t]+\w+\[['\"]\w*(?i:basin)"
         + rb"|^def[ \t]+\w*(?i:normali[sz]e|simplex|project)\w*[ \t]*\(",
@@ -377,11 +379,23 @@ class ProjectFacts:
         names = self._returns_basin | self._basin_attributes
         return bool(names) and _identifiers(names).search(source) is not None
 
+    def names_a_basin(self, identifiers: frozenset[str]) -> bool:
+        """True when one of ``identifiers`` is a function or attribute that the project
+        knows to hold a basin (what :meth:`mentioned_in` looks for, in a gate)."""
+        return not identifiers.isdisjoint(self._returns_basin) or not identifiers.isdisjoint(
+            self._basin_attributes
+        )
+
     def never_tensor(self, attribute: str) -> bool:
         """True when the project assigns ``self.attribute`` values of known kinds and none
         is a torch tensor (``self.ocean_basin = np.zeros(64)``): it carries no gradient."""
         kinds = self._kinds.get(attribute, frozenset())
         return bool(kinds) and kinds <= NOT_TENSORS
+
+    def may_hold(self, attribute: str, classes: frozenset[str]) -> bool:
+        """True when the project stores an instance of one of ``classes`` in an attribute
+        named ``attribute`` (``self.criterion = nn.MSELoss()``)."""
+        return not classes.isdisjoint(self._held.get(attribute, ()))
 
     def classes_held_in(self, attribute: str) -> frozenset[str]:
         """Classes the project stores in attributes named ``attribute``; empty when some

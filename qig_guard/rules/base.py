@@ -13,11 +13,12 @@ that the test suite runs (and ``qig-guard explain`` prints).
 
 from __future__ import annotations
 
+import ast
 import re
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 from time import perf_counter
-from typing import ClassVar
+from typing import ClassVar, Literal
 
 import libcst as cst
 from libcst.metadata import CodeRange, MetadataWrapper
@@ -28,6 +29,7 @@ from qig_guard.engine.positions import SourceOrder, StatementPositions
 from qig_guard.engine.resolve import ScopeTracker
 from qig_guard.engine.traversal import VisitorFunction, visitor_names
 from qig_guard.facts.project import EMPTY, ProjectFacts
+from qig_guard.rules.gates import Always, Gate
 
 
 @dataclass(frozen=True)
@@ -56,8 +58,10 @@ class FileContext:
         config: Config,
         scopes: ScopeTracker,
         project: ProjectFacts = EMPTY,
+        tree: ast.Module | None = None,
     ) -> None:
         self.path = path
+        self.tree = tree  # CPython's ``ast`` of the parsed text, when it has one
         self.project = project
         self.source = source
         self.wrapper = wrapper
@@ -87,7 +91,7 @@ class FileContext:
     def position(self, node: cst.CSTNode) -> CodeRange:
         """The node's source range (tracked only in the top-level statements asked about)."""
         if self._positions is None:
-            self._positions = StatementPositions(self.module)
+            self._positions = StatementPositions(self.module, self.tree)
         return self._positions(node)
 
     def qualified_name(self, node: cst.CSTNode) -> str | None:
@@ -128,6 +132,14 @@ class Rule(cst.BatchableCSTVisitor):
     summary: ClassVar[str]
     VALID: ClassVar[Sequence[str]] = ()
     INVALID: ClassVar[Sequence[Invalid]] = ()
+    # What must hold in a unit of code for the rule to report there (see gates): the
+    # engine parses only the units some selected rule's gate holds in. It must never
+    # reject a unit the rule would report in (the trigger-agreement tests prove it).
+    gate: ClassVar[Gate] = Always()
+    # What the rule reads besides a unit its gate selects: "unit", what the unit calls
+    # (and its class's header and own statements); "callers", also the units that call
+    # it, whose identifiers its gate then sees too; "file", the whole file.
+    reads: ClassVar[Literal["unit", "callers", "file"]] = "unit"
     # A new rule starts in preview: outside ``ALL`` and prefixes until it has
     # passed the upstream ecosystem check (see CONTRIBUTING.md).
     preview: ClassVar[bool] = False
@@ -166,16 +178,6 @@ class Rule(cst.BatchableCSTVisitor):
                 self.error = error
 
         return guarded
-
-    @classmethod
-    def could_match(cls, source: str, config: Config) -> bool:
-        """Cheap text test: False means the rule cannot fire on ``source``.
-
-        The engine parses a file only when some selected rule returns True,
-        and runs only those rules on it, so a precise trigger saves the most
-        time. It must never return False for a file the rule would flag.
-        """
-        return True
 
     @classmethod
     def documentation(cls) -> str:

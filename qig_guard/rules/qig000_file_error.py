@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-from qig_guard.config import Config
 from qig_guard.engine.findings import FILE_ERROR
 from qig_guard.rules.base import Invalid, Rule
 
@@ -48,7 +47,3 @@ class FileError(Rule):
         Invalid("basin = [0.1, 0.2\n", line=1, column=9),
     )
     VALID = ("basin = [0.1, 0.2]\n",)
-
-    @classmethod
-    def could_match(cls, source: str, config: Config) -> bool:
-        return False  # emitted by the engine, never by visiting

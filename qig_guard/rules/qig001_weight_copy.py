@@ -7,7 +7,6 @@ from collections.abc import Collection
 
 import libcst as cst
 
-from qig_guard.config import Config
 from qig_guard.engine.resolve import dotted_name, target_names
 from qig_guard.facts.torch_api import (
     METADATA_ATTRIBUTES,
@@ -17,17 +16,14 @@ from qig_guard.facts.torch_api import (
     VALUE_KEEPING_METHODS,
 )
 from qig_guard.facts.words import matches_any
-from qig_guard.rules._text import bare_names, call_arguments, flows_from, split_arguments
 from qig_guard.rules.base import (
     FileContext,
     Invalid,
     Rule,
     argument,
-    compile_trigger,
     positional_args,
 )
-
-_PARAM_COPY = compile_trigger(r"(?:copy_|set_)\s*\(", r"\.data\s*=(?!=)", r"\]\s*=(?!=)")
+from qig_guard.rules.gates import Identifiers, Text
 
 # Objects with a state dict that are not models: copying their state is not a weight copy.
 _NOT_MODELS = (*OPTIMIZER_WORDS, "sched*", "scaler")
@@ -37,12 +33,6 @@ _WRAPPERS = ("module", "_orig_mod")
 _COPIES = frozenset({"copy.deepcopy", "copy.copy", "dict", "collections.OrderedDict"})
 # What reads only a tensor's shape or type, not its values.
 _SHAPE_CALLS = frozenset({"len", "size", "numel", "dim", "type", "isinstance", "keys"})
-_LOAD = re.compile(r"\.[\s\\]*load_state_dict[\s\\)]*\(")
-_STATE_DICT = re.compile(r"\.[\s\\]*(?:state_dict|named_parameters|parameters)\b")
-_ENTRY_COPY = re.compile(r"\]\s*\.\s*(?:copy_|set_)\s*\(")
-_DEEPCOPY_SELF = re.compile(r"deepcopy[\s\\]*\([\s\\]*self[\s\\]*\)")
-_ZIP = re.compile(r"zip[\s\\]*\(")
-_PARAMETERS = re.compile(r"parameters")
 
 # What a local name holds: ("state", model) for a state dict, ("vector", model) for
 # parameters_to_vector(model.parameters()), ("parameters" or "named", model) for
@@ -128,6 +118,9 @@ class WeightCopy(Rule):
     code = "QIG001"
     name = "weight-copy"
     summary = "weights copied from one model into another; transfer the basin instead"
+    gate = Identifiers("load_state_dict", "copy_", "set_", "deepcopy", "vector_to_parameters") | (
+        Identifiers("zip") & Text("=")
+    )
     INVALID = (
         Invalid("student_model.load_state_dict(teacher_model.state_dict())\n"),
         Invalid(
@@ -163,46 +156,6 @@ class WeightCopy(Rule):
         '    sd["emb.weight"] = torch.cat([sd["emb.weight"], rows])\n'
         "    model.load_state_dict(sd)\n",
     )
-
-    @classmethod
-    def could_match(cls, source: str, config: Config) -> bool:
-        """A ``.load_state_dict(`` whose argument text mentions ``.state_dict`` or a name
-        that may be assigned one; ``x[k].copy_(`` in a file using state dicts;
-        ``deepcopy(self)``; a copy in a
-        ``zip(...parameters...)`` loop; or both ``parameters_to_vector`` and
-        ``vector_to_parameters``."""
-        if "load_state_dict" in source:
-            names: set[str] = set()
-            for call in _LOAD.finditer(source):
-                arguments = call_arguments(source, call.end())
-                if arguments is None or _STATE_DICT.search(arguments):
-                    return True
-                names |= bare_names(arguments)
-            if names and flows_from(source, names, _STATE_DICT):
-                return True
-        if "vector_to_parameters" in source and "parameters_to_vector" in source:
-            return True
-        if "state_dict" in source and _ENTRY_COPY.search(source) and _STATE_DICT.search(source):
-            return True  # `tgt_sd[k].copy_(src_sd[k])`
-        if "deepcopy" in source and _DEEPCOPY_SELF.search(source):
-            return True
-        if "zip" not in source or "parameters" not in source or not _PARAM_COPY.search(source):
-            return False
-        # A parameter-wise copy needs a zip with two arguments that are parameters:
-        # written there (`zip(a.parameters(), b.parameters())`) or held by names that may
-        # be assigned them.
-        for call in _ZIP.finditer(source):
-            arguments = call_arguments(source, call.end())
-            if arguments is None:
-                return True
-            sources = [
-                part
-                for part in split_arguments(arguments)
-                if "parameters" in part or flows_from(source, bare_names(part), _PARAMETERS)
-            ]
-            if len(sources) >= 2:
-                return True
-        return False
 
     def __init__(self, context: FileContext) -> None:
         super().__init__(context)
@@ -414,7 +367,9 @@ class WeightCopy(Rule):
         classes = self.context.scopes.classes
         if not classes or self.context.qualified_name(node.func) != "copy.deepcopy":
             return False
-        return _MODEL_CLASS.search(self.context.code_for(classes[-1])) is not None
+        span = self.context.position(classes[-1])  # the file's text: its methods may be unparsed
+        lines = self.context.source.split("\n")[span.start.line - 1 : span.end.line]
+        return _MODEL_CLASS.search("\n".join(lines)) is not None
 
     def _check_clone_given_identity(self, node: cst.Assign) -> None:
         """``child = copy.deepcopy(self)`` then ``child.basin = ...``: a new kernel that

@@ -14,8 +14,8 @@ from qig_guard.facts.torch_api import VALUE_KEEPING_METHODS
 from qig_guard.facts.vocabulary import NOT_A_VECTOR
 from qig_guard.facts.words import matches_any, words
 from qig_guard.rules.base import Invalid, Rule, compile_trigger, positional_args
+from qig_guard.rules.gates import Guarded, Named, Pattern
 
-_INIT = re.compile(r"init\b")
 # A write to some object's basin-ish attribute other than through ``self``; whether the
 # project guards that attribute with a setter is decided from the project index.
 _OTHER_BASIN_WRITE = re.compile(
@@ -148,6 +148,7 @@ class DirectBasinAssignment(Rule):
     code = "QIG002"
     name = "direct-basin-assignment"
     summary = "target basin written directly; use the basin setter"
+    gate = Named("protected_attribute") | (Guarded() & Pattern(_OTHER_BASIN_WRITE))
     INVALID = (
         Invalid(
             "model.basin_matcher.target_basin = new_basin\n",
@@ -205,23 +206,6 @@ class DirectBasinAssignment(Rule):
         "    def set_target_basin(self, basin):\n"
         "        self.target_basin = basin\n",
     )
-
-    @classmethod
-    def could_match(cls, source: str, config: Config) -> bool:
-        attribute = config.protected_attribute
-        if _OTHER_BASIN_WRITE.search(source):
-            return True
-        if attribute not in source:
-            return False
-        written, setattr_call, register_call = _trigger(attribute)
-        return bool(
-            written.search(source)
-            or ("setattr" in source and setattr_call.search(source))
-            or ("register_" in source and register_call.search(source))
-            or (
-                "init" in source and _INIT.search(source)
-            )  # torch.nn.init.*_(x.target_basin), under any alias
-        )
 
     # -- what is written -------------------------------------------------------
 

@@ -7,37 +7,28 @@ from functools import lru_cache
 
 import libcst as cst
 
-from qig_guard.config import Config
 from qig_guard.engine.resolve import dotted_name
 from qig_guard.facts.torch_api import (
     NOT_OPTIMIZER_MODULES,
     OPTIMIZER_MODULES,
-    OPTIMIZER_STEMS,
     PARAMETER_ITERATORS,
     names_an_optimizer,
 )
 from qig_guard.facts.vocabulary import NOT_A_VECTOR
-from qig_guard.facts.words import matches_any, text_pattern, words
+from qig_guard.facts.words import matches_any, words
 from qig_guard.rules._basin_moves import (
-    BLEND_WORDS,
-    IN_PLACE_MOVES,
     in_place_move,
     moves_toward,
     reads,
 )
-from qig_guard.rules._text import first_literals
 from qig_guard.rules.base import FileContext, Invalid, Rule, argument, positional_args
+from qig_guard.rules.gates import Named
 
 # Calls that pass parameters through: `list(ocean.parameters())`, `chain(a, b)`.
 _PASS_THROUGH = frozenset({"list", "tuple", "chain", "filter", "from_iterable"})
 _PARAMS_KEYWORDS = frozenset({"params", "parameters", "model", "module"})
 # Values that are settings, never parameters.
 _SETTINGS = (cst.BaseNumber, cst.BaseString, cst.BinaryOperation, cst.UnaryOperation, cst.Dict)
-
-
-@lru_cache(maxsize=32)
-def _frozen_text(frozen: tuple[str, ...]) -> re.Pattern[str]:
-    return re.compile(text_pattern(frozen))
 
 
 def _is_true(node: cst.BaseExpression) -> bool:
@@ -76,355 +67,14 @@ def _is_optimizer_name(dotted: str | None) -> bool:
 # Files that merely mention the Ocean (`ocean.eval()`, `ocean(batch)`) are not parsed.
 # Patterns start with a literal so that `re` scans fast; the rest is checked in Python.
 
-# `.step(`, `.backward(`, ... and `.requires_grad = value`.
-_METHOD = re.compile(
-    r"\.[ \t]*(?:(step|backward|load_state_dict|train|requires_grad_)\b[ \t]*(\()?"
-    r"|requires_grad[ \t]*=(?!=)([^\n]*))"
-)
-_CLASS = re.compile(r"class[\s\\]+(\w+)")
 _IMPORT = re.compile(
     r"[ \t]*(?:from[ \t]+([.\w]+)[ \t]+)?import[ \t]+(\([^)]*\)|(?:[^\n;#\\]|\\\n)*)"
-)
-# Calls whose own text makes the callee an optimizer: a last word `optimizer`
-# (`make_optimizer(`, `OceanOptimizer(`) or a module part `optim` (`torch.optim.Adam(`).
-_OPTIMIZER_CALLS = (
-    re.compile(r"ptimi[zs]er\s*\("),
-    re.compile(r"PTIMI[ZS]ER\s*\("),
-    re.compile(r"optim(?:izers|ization)?\s*\.\s*\w+(?:\s*\.\s*\w+)*\s*\("),
-)
-# Import lines that mention `optim`, or continue onto the next lines.
-_OPTIMIZER_IMPORTS = (
-    re.compile(r"import[^\n]*(?:ptim|PTIM|[(\\][ \t]*(?:#[^\n]*)?$)", re.MULTILINE),
-    re.compile(r"from[ \t]+[.\w]*(?:ptim|PTIM)"),
-)
-# Tokens that decide bracket depth: brackets, comments, one-line strings, line ends.
-_TOKEN = re.compile(
-    r"""[()\[\]{}]|#[^\n]*|'''|\"\"\"|"(?:[^"\\\n]|\\.)*"|'(?:[^'\\\n]|\\.)*'|\\\n|\n"""
-)
-_BLOCK_START = re.compile(r"^([ \t]*)(?:@|def\b|async\b|class\b)", re.MULTILINE)
-_DOTTED = re.compile(r"[A-Za-z_][\w.]*")
-_DISABLED = re.compile(r"\(\s*(?:(?:mode|requires_grad)\s*=\s*)?False\s*,?\s*\)")
-_CLOSING = ")]"
-# Text of a value that may blend: `+`, `-` or a blend helper's word.
-_MAY_MOVE = re.compile(r"[-+]|" + "|".join(sorted(BLEND_WORDS)), re.IGNORECASE)
-# A write: an assignment (`=`, `+=`, `-=`, not `==`) or an in-place move method.
-_BASIN_WRITE = re.compile(
-    r"(?<![=!<>])[-+]?=(?!=)|\.\s*(?:" + "|".join(sorted(IN_PLACE_MOVES)) + r")\s*\("
 )
 
 
 @lru_cache(maxsize=256)
 def _assigned(name: str) -> re.Pattern[str]:
     return re.compile(rf"{re.escape(name)}[ \t]*=(?!=)")
-
-
-@lru_cache(maxsize=256)
-def _for_target(name: str) -> re.Pattern[str]:
-    return re.compile(rf"for\b[^\n]*\b{re.escape(name)}\b[^\n]*\bin\b")
-
-
-def _is_name_char(char: str) -> bool:
-    return char.isalnum() or char == "_"
-
-
-def _dotted_start(text: str, position: int) -> int | None:
-    """Where the dotted name around ``position`` starts (``torch . optim`` included);
-    ``None`` when it hangs off a call or subscript (``get().optim``)."""
-    begin = position
-    while True:
-        while begin > 0 and _is_name_char(text[begin - 1]):
-            begin -= 1
-        before = begin
-        while before > 0 and text[before - 1] in " \t\n\\":
-            before -= 1
-        if before == 0 or text[before - 1] != ".":
-            return begin
-        before -= 1
-        while before > 0 and text[before - 1] in " \t\n\\":
-            before -= 1
-        if before == 0 or not _is_name_char(text[before - 1]):
-            return None
-        begin = before
-
-
-@lru_cache(maxsize=256)
-def _alias_call(alias: str) -> re.Pattern[str]:
-    return re.compile(rf"{re.escape(alias)}(?:\s*\.\s*\w+)*\s*\(")
-
-
-def _heads(text: str) -> set[str]:
-    """The names that may be locals in ``text``: ``model`` of ``model.parameters()``."""
-    return {dotted.split(".", 1)[0] for dotted in _DOTTED.findall(text)}
-
-
-def _group_or_line_end(text: str, start: int, group: bool) -> int | None:
-    """The end of the bracketed group opening at ``start`` (``group``) or of the logical
-    line from ``start``; ``None`` where a triple-quoted string makes it unclear."""
-    depth = 0
-    for match in _TOKEN.finditer(text, start):
-        token = match.group()
-        if token in ('"""', "'''"):
-            return None
-        if token in "([{":
-            depth += 1
-        elif token in ")]}":
-            depth -= 1
-            if depth <= 0 and group:
-                return match.end()
-        elif token == "\n" and depth <= 0 and not group:
-            return match.start()
-    return None if group else len(text)
-
-
-def _previous_line(text: str, start: int) -> str:
-    """The code of the line before the one starting at ``start`` (comment dropped)."""
-    end = max(start - 1, 0)
-    return text[text.rfind("\n", 0, end) + 1 : end].split("#", 1)[0].rstrip()
-
-
-def _receiver(text: str, dot: int) -> str | None:
-    """The receiver's text before the ``.`` at ``dot`` (``scaler.scale(loss)`` for
-    ``scaler.scale(loss).backward()``), or ``None`` when it is not all on this line."""
-    start = text.rfind("\n", 0, dot) + 1
-    line = text[start:dot].rstrip()
-    if "'" in line or '"' in line:
-        return None
-    index = len(line)
-    while True:
-        begin = index
-        while begin > 0 and _is_name_char(line[begin - 1]):
-            begin -= 1
-        if begin == index:  # no name: a bracketed group `(...)`, `[...]` or nothing
-            if index == 0 or line[index - 1] not in _CLOSING:
-                break
-            depth = 0
-            for begin in range(index - 1, -1, -1):
-                depth += (line[begin] in _CLOSING) - (line[begin] in "([")
-                if depth == 0:
-                    break
-            else:
-                return None  # the group opens on an earlier line
-        index = begin
-        before = line[:index].rstrip()
-        if before.endswith("."):
-            index = len(before) - 1
-        elif not before.endswith(tuple(_CLOSING)):
-            break
-    if index == len(line) or line[index] == ".":
-        return None
-    if not line[:index].strip() and _previous_line(text, start).endswith((".", "\\")):
-        return None  # first on its line, continuing the previous one
-    return line[index:]
-
-
-def _may_import_optimizer(source: str) -> bool:
-    """Whether an import may bind an optimizer-like name under another name."""
-    return any(pattern.search(source) for pattern in _OPTIMIZER_IMPORTS)
-
-
-def _optimizer_imports(source: str) -> dict[str, set[str]]:
-    """Names bound by imports of optimizer-like things: ``{"A": {"torch.optim.Adam"}}``."""
-    bound: dict[str, set[str]] = {}
-    position = source.find("import")
-    while position != -1:
-        line = source.rfind("\n", 0, position) + 1
-        line = max(line, source.rfind(";", line, position) + 1)
-        match = _IMPORT.match(source, line)
-        if match is not None and match.end() > position:
-            module, names = match.group(1), match.group(2).replace("\\\n", " ")
-            for item in names.strip("() \t\n").split(","):
-                parts = item.split()
-                if not parts:
-                    continue
-                alias = parts[-1] if len(parts) == 3 and parts[1] == "as" else None
-                qualified = f"{module}.{parts[0]}" if module else parts[0]
-                name = alias or (parts[0] if module else parts[0].split(".")[0])
-                if "optim" in qualified.lower():
-                    bound.setdefault(name, set()).add(qualified)
-        position = source.find("import", position + 6)
-    return bound
-
-
-class _TrainingText:
-    """One source's text, asked whether each shape the rule reports could occur in it."""
-
-    def __init__(self, source: str, frozen: tuple[str, ...]) -> None:
-        self.source = source
-        self.frozen = _frozen_text(frozen)
-        self.regions = [
-            (match.start(), self._class_end(match.start(), match.end()))
-            for match in _CLASS.finditer(source)
-            if self.frozen.search(match.group(1))
-        ]
-        self._clean: set[str] = set()
-
-    def _class_end(self, start: int, name_end: int) -> int:
-        """Where the class at ``start`` ends: the next ``def``/``class``/decorator at its
-        indentation or less outside a triple-quoted string (else the end of the file)."""
-        line = self.source.rfind("\n", 0, start) + 1
-        indent = len(self.source[line:start].expandtabs())
-        for match in _BLOCK_START.finditer(self.source, name_end):
-            if len(match.group(1).expandtabs()) > indent:
-                continue
-            before = self.source[: match.start()]
-            if before.count('"""') % 2 == 0 and before.count("'''") % 2 == 0:
-                return match.start()
-        return len(self.source)
-
-    def in_frozen_class(self, position: int) -> bool:
-        return any(start <= position < end for start, end in self.regions)
-
-    def mentions(self, text: str | None, *, optimizer: bool = False) -> bool:
-        """Whether ``text`` may name the frozen model (its optimizer); unknown text may."""
-        if text is None:
-            return True
-        return bool(self.frozen.search(text)) and (
-            not optimizer or any(stem in text.lower() for stem in OPTIMIZER_STEMS)
-        )
-
-    def could_report(self) -> bool:
-        if any(self._method_could_report(match) for match in _METHOD.finditer(self.source)):
-            return True
-        return self._optimizer_could_report()
-
-    def could_move_basin(self, basins: tuple[str, ...]) -> bool:
-        """A line that names a basin and writes it (`=`, `+=`, `.lerp_(`, `.add_(`, ...),
-        naming the frozen model too or inside a frozen-named class."""
-        basin = _frozen_text(basins)
-        for write in _BASIN_WRITE.finditer(self.source):
-            start = self.source.rfind("\n", 0, write.start()) + 1
-            end = self.source.find("\n", write.end())
-            line = self.source[start : len(self.source) if end == -1 else end]
-            if not basin.search(line):
-                continue
-            if not (self.frozen.search(line) or self.in_frozen_class(start)):
-                continue
-            value = self.source[write.end() : len(self.source) if end == -1 else end]
-            if not write.group().endswith("=") or _MAY_MOVE.search(value):
-                return True
-            value = value.split("#", 1)[0].strip()
-            if _DOTTED.fullmatch(value) or value.count("(") != value.count(")"):
-                return True  # an alias or a blended local; or a value on more lines
-        return False
-
-    def _method_could_report(self, match: re.Match[str]) -> bool:
-        method, paren, value = match.group(1, 2, 3)
-        dot = match.start()
-        if method is None:  # `.requires_grad = <value>`
-            flag = value.split("#", 1)[0].rstrip()
-            if "True" not in flag and not flag.endswith(("\\", "(")):
-                return False
-            return self._frozen_or_loop_variable(_receiver(self.source, dot))
-        if method in ("backward", "step", "load_state_dict") and self.in_frozen_class(dot):
-            return True
-        if method == "requires_grad_":
-            return self._frozen_or_loop_variable(_receiver(self.source, dot)) and (
-                not self._disabled(match)
-            )
-        receiver = "" if self._plain_line(dot) else _receiver(self.source, dot)
-        if method == "step":
-            return self.mentions(receiver, optimizer=True) or bool(
-                paren and self.mentions(self._arguments(match), optimizer=True)
-            )
-        if method == "load_state_dict":
-            return self.mentions(receiver, optimizer=True)
-        if method == "train":
-            return self.mentions(receiver) and not self._disabled(match)
-        return self.mentions(receiver)  # backward
-
-    def _plain_line(self, dot: int) -> bool:
-        """Whether the text before ``dot`` on its line holds the whole receiver and does
-        not name the frozen model: the common case, decided without walking it."""
-        start = self.source.rfind("\n", 0, dot) + 1
-        line = self.source[start:dot]
-        stripped = line.lstrip()
-        return not (
-            not stripped
-            or stripped[0] in ".)]"
-            or "'" in line
-            or '"' in line
-            or line.count(")") > line.count("(")
-            or line.count("]") > line.count("[")
-            or self.frozen.search(line)
-            or _previous_line(self.source, start).endswith((".", "\\"))
-        )
-
-    def _arguments(self, match: re.Match[str]) -> str | None:
-        end = _group_or_line_end(self.source, match.end() - 1, group=True)
-        return None if end is None else self.source[match.end() - 1 : end]
-
-    def _disabled(self, match: re.Match[str]) -> bool:
-        """``.train(False)``, ``.requires_grad_(requires_grad=False)``."""
-        arguments = self._arguments(match) if match.group(2) else ""
-        return arguments is not None and bool(_DISABLED.fullmatch(arguments))
-
-    def _frozen_or_loop_variable(self, receiver: str | None) -> bool:
-        if receiver is None or self.mentions(receiver):
-            return True
-        return receiver.isidentifier() and bool(_for_target(receiver).search(self.source))
-
-    def _optimizer_could_report(self) -> bool:
-        """An optimizer class or ``*optimizer`` factory called over frozen parameters."""
-        source = self.source
-        calls = [call for pattern in _OPTIMIZER_CALLS for call in pattern.finditer(source)]
-        imports: dict[str, set[str]] = {}
-        if _may_import_optimizer(source):
-            imports = _optimizer_imports(source)
-            for alias in imports:
-                calls += _alias_call(alias).finditer(source)
-        for call in calls:
-            begin = _dotted_start(source, call.start())
-            if begin is None:
-                continue
-            callee = "".join(source[begin : call.end() - 1].split())
-            first, _, rest = callee.partition(".")
-            candidates = {callee, f"_.{rest}"}
-            candidates.update(f"{q}.{rest}" if rest else q for q in imports.get(first, ()))
-            if any(map(_optimizer_kind, candidates)) and self._given_frozen(call.end() - 1):
-                return True
-        return False
-
-    def _given_frozen(self, paren: int) -> bool:
-        """Whether the call at ``paren`` may be given the frozen model's parameters."""
-        if self.in_frozen_class(paren):
-            return True
-        end = _group_or_line_end(self.source, paren, group=True)
-        return end is None or self._may_hold_frozen(self.source[paren:end])
-
-    def _may_hold_frozen(self, text: str) -> bool:
-        """Whether ``text`` names the frozen model or a local assigned (transitively)
-        from text that does: the rule tracks parameters through locals."""
-        if self.mentions(text):
-            return True
-        pending = _heads(text) - self._clean
-        seen = set(pending)
-        while pending:
-            name = pending.pop()
-            for match in _assigned(name).finditer(self.source):
-                before = self.source[match.start() - 1 : match.start()]
-                if before and (_is_name_char(before) or before == "."):
-                    continue
-                end = _group_or_line_end(self.source, match.end(), group=False)
-                value = self.source[match.end() : end]
-                if end is None or self.mentions(value):
-                    return True
-                fresh = _heads(value) - seen - self._clean
-                seen |= fresh
-                pending |= fresh
-        self._clean |= seen  # every local reachable from these names is clean
-        return False
-
-
-def could_train_frozen(
-    source: str, frozen: tuple[str, ...], basins: tuple[str, ...] = ("*basin*",)
-) -> bool:
-    """Text test for :class:`OceanTraining`: False when no shape it reports can occur."""
-    lower = source.lower()
-    literals = first_literals(frozen)
-    if literals is not None and not any(word in lower for word in literals):
-        return False
-    text = _TrainingText(source, frozen)
-    return text.could_report() or text.could_move_basin(basins)
 
 
 class OceanTraining(Rule):
@@ -499,6 +149,7 @@ class OceanTraining(Rule):
     summary = (
         "the frozen Ocean model is trained: optimizer, step, backward, train mode or a basin move"
     )
+    gate = Named("frozen_models")
     INVALID = (
         Invalid("import torch\nocean_optimizer = torch.optim.Adam(ocean.parameters(), lr=1e-4)\n"),
         Invalid("ocean_optimizer.step()\n"),
@@ -532,10 +183,6 @@ class OceanTraining(Rule):
         "scheduler = torch.optim.lr_scheduler.StepLR(ocean_optimizer, 10)\n",
         "observer.basin = 0.95 * observer.basin + 0.05 * ocean.basin.detach()\n",
     )
-
-    @classmethod
-    def could_match(cls, source: str, config: Config) -> bool:
-        return could_train_frozen(source, config.frozen_models, config.basin_names)
 
     def __init__(self, context: FileContext) -> None:
         super().__init__(context)

@@ -11,14 +11,13 @@ from functools import lru_cache
 
 import libcst as cst
 
-from qig_guard.config import Config
 from qig_guard.engine.resolve import dotted_name
 from qig_guard.facts.kinds import NOT_TENSORS, ast_kind, numpy_only
 from qig_guard.facts.torch_api import DETACHING, GRADIENT_KEEPING_METHODS, disables_gradients
 from qig_guard.facts.vocabulary import NOT_A_VECTOR
 from qig_guard.facts.words import matches, matches_any, text_pattern, words
-from qig_guard.rules._text import first_literals
 from qig_guard.rules.base import FileContext, Invalid, Rule
+from qig_guard.rules.gates import Named
 
 _LOSS_HELPERS = ("*_loss", "fisher_distance")
 
@@ -58,151 +57,14 @@ def _trigger(basins: tuple[str, ...], owners: tuple[str, ...]) -> re.Pattern[str
 # local assigned from one. The trigger keeps a file unless each such name is detached
 # where it is read, is only assigned to, or is a local last assigned a detached value.
 
-_DETACHED_CHAIN = re.compile(
-    r"(?:\s*\.\s*(?:" + "|".join(sorted(GRADIENT_KEEPING_METHODS)) + r")\s*\([^()]*\))*"
-    r"\s*\.\s*(?:" + "|".join(sorted(DETACHING)) + r")\b"
-)
-_DETACHED_VALUE = re.compile(
-    r"[^\n]*\.\s*(?:"
-    + "|".join(sorted(DETACHING))
-    + r")\b(?:\s*\(\s*\))?(?:\s*\.\s*(?:"
-    + "|".join(sorted(GRADIENT_KEEPING_METHODS))
-    + r")\s*\([^()\n]*\))*\s*(?:#[^\n]*)?"
-)
-_TARGET = re.compile(r"\s*=(?!=)")
 _NAME_RUN = re.compile(r"[\w.]*")
-_PARAMETER_END = re.compile(r"\s*[:,)=]")
-_SIGNATURE = re.compile(r"(?:^|\n)[ \t]*(?:async[ \t]+)?def[ \t]+\w+[ \t]*\Z")
 _DEF = re.compile(r"[ \t]*(?:async[ \t]+)?def\b")
-
-
-def _indent(line: str) -> int:
-    """The indentation of a line of code, -1 for a blank one."""
-    return len(line) - len(line.lstrip(" \t")) if line.strip() else -1
-
-
-def _line_at(source: str, position: int) -> tuple[int, str]:
-    start = source.rfind("\n", 0, position) + 1
-    end = source.find("\n", position)
-    return start, source[start : end if end != -1 else len(source)]
-
-
-def _last_mention(source: str, name: str, before: int) -> int:
-    """Where ``name`` last occurs as a whole name before ``before`` (-1: nowhere)."""
-    position = source.rfind(name, 0, before)
-    while position != -1:
-        after = source[position + len(name) : position + len(name) + 1]
-        previous = source[position - 1 : position] if position else ""
-        if not (after.isalnum() or after == "_") and not (previous.isalnum() or previous in "_."):
-            return position
-        position = source.rfind(name, 0, position)
-    return -1
-
-
-def _enclosing_def(source: str, line_start: int, depth: int) -> int:
-    """The indentation of the ``def`` enclosing the line at ``line_start`` (-1: none)."""
-    position = source.rfind("def", 0, line_start)
-    while position != -1:
-        start, line = _line_at(source, position)
-        if _DEF.match(line) and 0 <= _indent(line) < depth:
-            return _indent(line)
-        position = source.rfind("def", 0, start)
-    return -1
-
-
-def _clean_local(source: str, start: int, name: str) -> bool:
-    """Whether the local ``name`` read at ``start`` was last assigned, in this function,
-    a detached value (``name = x.detach().clone()``), so the rule sees it clean."""
-    use_start = source.rfind("\n", 0, start) + 1
-    mention = _last_mention(source, name, use_start)
-    if mention == -1:
-        return False
-    line_start, line = _line_at(source, mention)
-    value = line.lstrip(" \t")
-    if not value.startswith(name):
-        return False
-    binding = _TARGET.match(value, len(name))
-    if binding is None or not _DETACHED_VALUE.fullmatch(value, binding.end()):
-        return False
-    scope = _enclosing_def(source, line_start, _indent(line))
-    between = source[line_start + len(line) + 1 : start].split("\n")
-    return all(
-        _indent(other) == -1 or (_indent(other) > scope and not _DEF.match(other))
-        for other in between
-    )
-
-
-def _in_signature(source: str, position: int) -> bool:
-    """Whether ``position`` lies directly in the parentheses of a multi-line ``def``."""
-    depth = 0
-    for index in range(position - 1, max(position - 2000, 0) - 1, -1):
-        char = source[index]
-        if char in "'\"#":
-            return False
-        depth += (char in ")]}") - (char in "([{")
-        if depth < 0:
-            line = source.rfind("\n", 0, index)
-            return (
-                depth == -1 and char == "(" and bool(_SIGNATURE.search(source, max(line, 0), index))
-            )
-    return False
-
-
-def _could_report_at(source: str, start: int, end: int) -> bool:
-    """Whether the owner-named basin ``source[start:end]`` may be read undetached."""
-    if _DETACHED_CHAIN.match(source, end):
-        return False
-    if _TARGET.match(source, end):  # assigned to, or a keyword argument
-        return False
-    line_start = source.rfind("\n", 0, start) + 1
-    prefix = source[line_start:start]
-    if _PARAMETER_END.match(source, end) and (_DEF.match(prefix) or _in_signature(source, start)):
-        return False  # a parameter
-    token = source[start:end]
-    return not (token.isidentifier() and _clean_local(source, start, token))
 
 
 def _run(text: str, position: int) -> int:
     """The length of the dotted-name characters at ``position``."""
     match = _NAME_RUN.match(text, position)
     return match.end() - position if match else 0
-
-
-def _tokens(source: str, basins: tuple[str, ...]) -> Iterator[tuple[int, int]]:
-    """The dotted names (``self.ocean.basin``) that contain a basin name's first word."""
-    lower = source.lower()
-    literals = first_literals(basins)
-    if literals is None or len(lower) != len(source):  # no literal, or offsets moved
-        yield from ((m.start(), m.end()) for m in re.finditer(r"[\w.]+", source))
-        return
-    seen = set()
-    for word in literals:
-        position = lower.find(word)
-        while position != -1:
-            window = source[max(0, position - 200) : position][::-1]
-            start = position - _run(window, 0)
-            while start > 0 and (source[start - 1].isalnum() or source[start - 1] in "_."):
-                start -= 1  # beyond the window: a very long dotted name
-            end = position + _run(source, position)
-            if start not in seen:
-                seen.add(start)
-                yield start, end
-            position = lower.find(word, end)
-
-
-def could_feed_undetached(source: str, basins: tuple[str, ...], owners: tuple[str, ...]) -> bool:
-    """Text test for :class:`UndetachedBasin`: False when no report can occur."""
-    owned = _trigger(basins, owners)
-    for start, token_end in _tokens(source, basins):
-        match = owned.search(source, start, token_end)
-        if match is None:
-            continue
-        end = match.end()  # the read ends at its last name part: `.clone()`, `.detach()`
-        while end < len(source) and (source[end].isalnum() or source[end] == "_"):
-            end += 1
-        if _could_report_at(source, start, end):
-            return True
-    return False
 
 
 def _unwrap(node: cst.BaseExpression) -> tuple[cst.BaseExpression, bool]:
@@ -288,6 +150,7 @@ class UndetachedBasin(Rule):
     code = "QIG004"
     name = "undetached-basin"
     summary = "an active or Ocean basin feeds another model's update without .detach()"
+    gate = Named("basin_names", project=True) & Named("active_models", "frozen_models")
     INVALID = (
         Invalid(
             "direction = active_basin - obs_basin\n",
@@ -330,11 +193,6 @@ class UndetachedBasin(Rule):
         "    target = active.basin\n"
         "direction = target - obs_basin\n",
     )
-
-    @classmethod
-    def could_match(cls, source: str, config: Config) -> bool:
-        owners = config.active_models + config.frozen_models
-        return could_feed_undetached(source, config.basin_names, owners)
 
     def __init__(self, context: FileContext) -> None:
         super().__init__(context)

@@ -3,24 +3,20 @@
 from __future__ import annotations
 
 import re
-from collections.abc import Iterator
 
 import libcst as cst
 
-from qig_guard.config import Config
 from qig_guard.facts.torch_api import CHECKPOINT_WRITERS, PICKLE_WRITERS, TORCH_SAVE
 from qig_guard.facts.words import words
 from qig_guard.rules._basin_values import (
     BasinRule,
-    BasinText,
     Kind,
-    basin_text_pattern,
     call_args,
     dict_entries,
-    mentions_basin,
 )
-from qig_guard.rules._text import arguments_text, import_aliases, split_arguments, word_before
+from qig_guard.rules._text import split_arguments
 from qig_guard.rules.base import FileContext, Invalid, argument
+from qig_guard.rules.gates import Identifiers, Named
 
 # Writer -> (index of the payload argument, its keyword names).
 _SINGLE_PAYLOAD = {
@@ -46,60 +42,9 @@ _STATE_WORDS = frozenset(
 _METADATA_WORDS = frozenset({"source", "name", "id", "path", "tag", "version", "type"})
 
 
-_WRITER_MODULES = frozenset(q.rsplit(".", 1)[0] for q in (*_SINGLE_PAYLOAD, *_ARCHIVES, *_PACKERS))
-_KEYWORD = re.compile(r"\s*([A-Za-z_]\w*)\s*=(?!=)")
 _DICT_ENTRY = re.compile(r"\s*[uUrR]?(['\"])([^'\"\\]*)\1\s*:\s*(.*)", re.DOTALL)
 _NON_LITERAL = re.compile(r"[A-Za-z_]\w*(?![\w'\"])")
 _STATE_DICT_CALL = re.compile(r"[A-Za-z_][\w.\s]*\.\s*state_dict\s*\([^()]*\)\s*")
-
-
-def _writer_calls(source: str, aliases: dict[str, str]) -> Iterator[tuple[str | None, int]]:
-    """``(qualified writer or None when unknown, index of its "(")`` for each call of a
-    writer by module (``torch.save``, ``np.save``), imported name or alias."""
-    for stem in ("save", "dump", "pack", "compress"):
-        if stem not in source:
-            continue
-        for match in re.finditer(stem + r"\w*[\s\\)]*\(", source):
-            start = match.start()
-            name = re.match(r"\w+", source[start : match.end()])
-            if name is None or name.group(0) not in _NAMES:
-                continue
-            if start and (source[start - 1].isalnum() or source[start - 1] == "_"):
-                continue
-            dot = start
-            while dot and source[dot - 1] in " \t\\\n":
-                dot -= 1
-            if source[dot - 1 : dot] != ".":
-                yield None, match.end() - 1  # ``save(...)`` after ``from torch import save``
-                continue
-            root, root_start = word_before(source, dot - 1)
-            if source[root_start - 1 : root_start] == ".":
-                continue  # ``a.torch.save``: not a module's writer
-            module = aliases.get(root, root)
-            if module in _WRITER_MODULES:
-                yield f"{module}.{name.group(0)}", match.end() - 1
-    for alias, imported in aliases.items():
-        if imported in _NAMES:
-            for match in re.finditer(rf"(?<![\w.]){re.escape(alias)}[\s\\)]*\(", source):
-                yield None, match.end() - 1
-
-
-def _payload(arguments: list[str], qualified: str | None) -> list[str]:
-    """The arguments that may make the call a finding: the payload of a single-payload
-    writer (positionally or by keyword), else all of them."""
-    if qualified not in _SINGLE_PAYLOAD:
-        return arguments
-    index, keywords = _SINGLE_PAYLOAD[qualified]
-    positional = []
-    for given in arguments:
-        if given.lstrip().startswith("*"):
-            break
-        if _KEYWORD.match(given) is None:
-            positional.append(given)
-    if index < len(positional):
-        return [positional[index]]
-    named = [a for a in arguments if (k := _KEYWORD.match(a)) and k.group(1) in keywords]
-    return named[:1]
 
 
 def _is_checkpoint(argument: str) -> bool:
@@ -115,20 +60,6 @@ def _is_checkpoint(argument: str) -> bool:
             continue
         key_words = set(words(found.group(2)))
         if key_words & _STATE_WORDS and not key_words & _METADATA_WORDS:
-            return True
-    return False
-
-
-def _may_write_basin(arguments: list[str], text: BasinText, checkpoints: bool = False) -> bool:
-    """False when no argument of a writer call can be (or name) a basin or basin record
-    (``checkpoints``: or a checkpoint dict holding one)."""
-    for given in arguments:
-        keyword = _KEYWORD.match(given)
-        if keyword is not None:
-            if text.basin.search(keyword.group(1)):
-                return True  # ``np.savez(f, basin=...)``
-            given = given[keyword.end() :]
-        if (checkpoints or not _is_checkpoint(given)) and text.may_hold_basin(given):
             return True
     return False
 
@@ -189,6 +120,9 @@ class BasinNotJson(BasinRule):
     code = "QIG005"
     name = "basin-not-json"
     summary = "basin written with pickle/torch.save/np.save or another binary format"
+    gate = Named("basin_names", "basin_tables", project=True) & Identifiers(
+        *_NAMES, "tofile", "tobytes"
+    )
     INVALID = (
         Invalid("import torch\ntorch.save(target_basin, 'basin.pt')\n"),
         Invalid(
@@ -219,30 +153,6 @@ class BasinNotJson(BasinRule):
         "import numpy as np\nnp.save('vocab.npy', basin_vocab)\n",
         "import torch\ntorch.save(model.state_dict(), 'weights.pt')\n",
     )
-
-    @classmethod
-    def could_match(cls, source: str, config: Config) -> bool:
-        """A basin name, then ``.tofile``/``.tobytes`` or a call of a writer (by module,
-        alias or imported name) whose arguments may hold a basin and are not all
-        checkpoint dicts with model state."""
-        names = (*config.basin_names, *config.basin_tables)
-        basin = basin_text_pattern(names)
-        if not mentions_basin(source, names, basin):
-            return False
-        if "tofile" in source or "tobytes" in source:
-            return True
-        aliases = {alias: imported for imported, alias in import_aliases(source)}
-        text = BasinText(source, basin, names)
-        json_free = not _WRITES_JSON.search(source)  # then a checkpoint may be the only copy
-        for qualified, start in _writer_calls(source, aliases):
-            arguments = arguments_text(source, start)
-            if arguments is None:
-                return True
-            checkpoints = qualified in CHECKPOINT_WRITERS and json_free
-            payload = _payload(split_arguments(arguments), qualified)
-            if _may_write_basin(payload, text, checkpoints):
-                return True
-        return False
 
     def __init__(self, context: FileContext) -> None:
         super().__init__(context)

@@ -3,26 +3,21 @@
 from __future__ import annotations
 
 import re
-from collections.abc import Iterator, Sequence
 
 import libcst as cst
 
-from qig_guard.config import Config
-from qig_guard.facts.distances import DistanceValues, compares_by_name
+from qig_guard.facts.distances import FISHER_WORDS, DistanceValues
 from qig_guard.facts.torch_api import VALUE_KEEPING_METHODS, makes_random_data
 from qig_guard.facts.vocabulary import DISTANCE_WORDS
 from qig_guard.facts.words import words
 from qig_guard.rules._basin_values import (
     BasinRule,
-    BasinText,
     Value,
-    basin_text_pattern,
     call_args,
-    mentions_basin,
     string_value,
 )
-from qig_guard.rules._text import arguments_text, import_aliases, receiver_text
 from qig_guard.rules.base import FileContext, Invalid, argument
+from qig_guard.rules.gates import Holds, Identifiers, Named, Pattern, Text, Words
 
 _NORMS = frozenset(
     {
@@ -70,6 +65,7 @@ _METRIC_CALLS = {
 }
 _EUCLIDEAN_METRICS = frozenset({"euclidean", "sqeuclidean", "cosine", "l2"})
 _MODULES = frozenset({"torch.nn.MSELoss", "torch.nn.PairwiseDistance", "torch.nn.CosineSimilarity"})
+_MODULE_CLASSES = frozenset(q.rsplit(".", 1)[-1] for q in _MODULES)
 _SQRTS = frozenset({"torch.sqrt", "numpy.sqrt", "math.sqrt"})
 _REDUCTIONS = frozenset({"torch.sum", "torch.mean", "numpy.sum", "numpy.mean", "sum"})
 _SQUARES = frozenset({"torch.square", "numpy.square", "torch.pow", "numpy.power"})
@@ -113,12 +109,6 @@ _NAMES = frozenset(
 _MODULE_TEXT = re.compile(r"MSELoss|PairwiseDistance|CosineSimilarity")
 # Function definitions whose names make their first two parameters basins (see facts.distances).
 _DEF = re.compile(r"\bdef\s+(\w*[Dd]ist\w*)\(")
-_DEF_NAME = re.compile(r"\bdef\s+(\w*(?:[Ff]isher|[Rr]ao|[Bb]ures|[Gg]eodesic)\w*)\(")
-_ONE_MINUS = re.compile(r"(?<![\w.])1(?:\.0*)?\s*-\s*(\(|[A-Za-z_]\w*)")
-_DOT_TEXT = re.compile(
-    r"dot\(|@|inner\(|matmul\(|sum\(|clip\(|clamp\(|normalize\("
-    r"|(?:dot|norm|sqrt)[^\n]*/|/[^\n]*(?:dot|norm|sqrt)"
-)
 # Where a cosine bound to ``{name}`` becomes a distance (reported there) or feeds a slerp.
 _USES_OF_A_COSINE = (
     r"\b(?:acos|arccos|sqrt|clip|clamp|float|max|min)\s*\([^\n]*\b{name}\b"
@@ -131,88 +121,14 @@ _KEEPS_A_COSINE = VALUE_KEEPING_METHODS | {"clamp", "clip", "item"}
 _KEEPS_A_DIFFERENCE = VALUE_KEEPING_METHODS | {"abs"}
 
 
-# Callees whose call the rule reports, by last name; what the operands' text must show.
-_REPORTED = frozenset(
-    q.rsplit(".", 1)[-1]
-    for q in (*_NORMS, *_PAIRWISE, *_METRIC_CALLS, *_SQRTS, *_REDUCTIONS, "torch.dot", _NORMALIZE)
-) | {"dist"}
-_SQUARED = frozenset({"sum", "mean"})  # reported only around a square: ``*``, pow, square
-_STEMS = ("norm", "sqrt", "sum", "mean", "dist", "mse", "cosine", "euclidean", "dot")
+_TWO_OPERANDS = frozenset(
+    q.rsplit(".", 1)[-1] for q in (*_PAIRWISE, *_METRIC_CALLS, *_MODULES, *_ARCCOS)
+) | {"dist", "cosine_similarity"}
+_PRODUCTS = frozenset(q.rsplit(".", 1)[-1] for q in (*_DOTS, _NORMALIZE))
+_MINUS = re.compile(r"-(?![>=])")
+# What turns a product into a cosine: a length or a normalisation.
+_LENGTHS = frozenset(q.rsplit(".", 1)[-1] for q in (*_NORMS, *_SQRTS, _NORMALIZE)) | {"norm"}
 _WORD = re.compile(r"\w+")
-_HALF_POWER = re.compile(r"\*\*[\s\\(]*(\d*\.?\d*(?:[eE][-+]?\d+)?)")
-
-
-def _reported_calls(source: str, aliases: dict[str, str]) -> Iterator[tuple[str, int, int]]:
-    """``(last name, index of the name, index of "(")`` for calls the rule may report."""
-    for stem in _STEMS:
-        if stem not in source:
-            continue
-        for match in re.finditer(stem + r"\w*[\s\\)]*\(", source):
-            start = match.start()
-            while start and (source[start - 1].isalnum() or source[start - 1] == "_"):
-                start -= 1
-            name = _WORD.match(source, start)
-            last = name.group(0) if name else ""
-            if last not in _REPORTED:
-                continue
-            yield last, start, match.end() - 1
-    for alias, imported in aliases.items():
-        if imported in _REPORTED:
-            for match in re.finditer(rf"(?<![\w.]){re.escape(alias)}[\s\\)]*\(", source):
-                yield imported, match.start(), match.end() - 1
-
-
-def _squared(text: str) -> bool:
-    return "*" in text or "pow" in text or "square" in text
-
-
-def _one_minus_dot(source: str) -> bool:
-    """``1 - x`` where ``x`` (the rest of the line, or a name's assignments) shows a dot
-    product, a sum, a clip, ``normalize`` or a division beside a dot, norm or sqrt: what
-    a cosine built by formula looks like."""
-    for match in _ONE_MINUS.finditer(source):
-        line_end = source.find("\n", match.end())
-        if _DOT_TEXT.search(source, match.start(1), line_end if line_end >= 0 else len(source)):
-            return True
-        name = match.group(1)
-        if name != "(" and re.search(rf"\b{name}\s*=[^=\n][^\n]*(?:{_DOT_TEXT.pattern})", source):
-            return True
-    return False
-
-
-class _DistanceText(BasinText):
-    """:class:`BasinText` where any name may be a basin also when the file defines a
-    Fisher-named or distance-named function (its parameters may be basins)."""
-
-    def __init__(
-        self, source: str, basin: re.Pattern[str], names: Sequence[str], parameters: bool
-    ) -> None:
-        super().__init__(source, basin, names)
-        self._parameters = parameters
-
-    @property
-    def any_name(self) -> bool:
-        return self._parameters or super().any_name
-
-
-def _may_report(source: str, text: BasinText, last: str, start: int, paren: int) -> bool:
-    """Whether the call can be a reported shape: its operands (arguments for the
-    function form, receiver for the method form) may hold a basin; reductions
-    must also show a square."""
-    arguments = arguments_text(source, paren)
-    if arguments is None:
-        return True
-    dot = start
-    while dot and source[dot - 1] in " \t\\\n":
-        dot -= 1
-    receiver = receiver_text(source, dot - 1).strip() if source[dot - 1 : dot] == "." else ""
-    root = re.match(r"\w+", receiver)
-    function_form = root is None or root.group(0) not in {"self", "cls"}
-    if last in _SQUARED:
-        return (function_form and _squared(arguments) and text.may_hold_basin(arguments)) or (
-            _squared(receiver) and text.may_hold_basin(receiver)
-        )
-    return (function_form and text.may_hold_basin(arguments)) or text.may_hold_basin(receiver)
 
 
 def _number(node: cst.BaseExpression | None) -> float | None:
@@ -239,23 +155,6 @@ def _is_scalar(node: cst.BaseExpression) -> bool:
         and isinstance(node.func, cst.Attribute)
         and node.func.attr.value in _SCALARS
     )
-
-
-class _SelfAssignments(cst.CSTVisitor):
-    """``self.<attr> = value`` assignments in a class's methods."""
-
-    def __init__(self) -> None:
-        self.values: dict[str, list[cst.BaseExpression]] = {}
-
-    def visit_Assign(self, node: cst.Assign) -> None:
-        for target in node.targets:
-            t = target.target
-            if (
-                isinstance(t, cst.Attribute)
-                and isinstance(t.value, cst.Name)
-                and t.value.value == "self"
-            ):
-                self.values.setdefault(t.attr.value, []).append(node.value)
 
 
 def _unwrap(value: Value) -> Value:
@@ -347,6 +246,25 @@ class EuclideanBasinDistance(BasinRule):
     code = "QIG006"
     name = "euclidean-basin-distance"
     summary = "Euclidean or cosine distance between basins where the Fisher distance is required"
+    # A distance helper's operands may be basins its callers pass.
+    reads = "callers"
+    # A distance takes two basins: a pairwise function or product (a cosine), an identity
+    # Fisher metric, or a norm, root or sum next to a difference (`a - b`, `1 - cos`).
+    gate = (
+        Named("basin_names", "basin_tables", project=True) | Words(*FISHER_WORDS, *DISTANCE_WORDS)
+    ) & (
+        Identifiers(*_TWO_OPERANDS)
+        | Holds(*_MODULE_CLASSES)
+        | (
+            (Identifiers(*_PRODUCTS) | Text("@"))
+            & (Identifiers(*_LENGTHS) | Pattern(_MINUS) | Words("unit", "normalize", "normalise"))
+        )
+        | (Identifiers(*(q.rsplit(".", 1)[-1] for q in _ONES)) & Words("fisher"))
+        | (
+            (Identifiers(*(_NAMES - _TWO_OPERANDS)) | Text("**"))
+            & (Pattern(_MINUS) | Identifiers("sub", "subtract", "diff"))
+        )
+    )
     INVALID = (
         Invalid("import torch\nloss = torch.norm(current_basin - target_basin)\n"),
         Invalid("drift = (model.basin_matcher.current_basin - target_basin).norm()\n"),
@@ -382,47 +300,7 @@ class EuclideanBasinDistance(BasinRule):
         super().__init__(context)
         self.values = self._distances = DistanceValues(context)
         self._covered: set[int] = set()
-        self._classes: dict[int, dict[str, list[cst.BaseExpression]]] = {}
         self._mentions_modules = _MODULE_TEXT.search(context.source) is not None
-
-    @classmethod
-    def could_match(cls, source: str, config: Config) -> bool:
-        """A Fisher-named distance function (its parameters are basins) or a basin
-        name, and then an ``nn`` distance module, an identity Fisher metric (``ones``
-        and ``fisher``), ``** 0.5``, an ``arccos`` or ``1 -`` beside a norm, or a call of
-        a norm, sqrt, pairwise distance, cosine, dot or squared reduction whose operands
-        may hold a basin (any name, in a file defining a Fisher- or distance-named function)."""
-        fisher_def = any(compares_by_name(name) for name in _DEF_NAME.findall(source))
-        names = (*config.basin_names, *config.basin_tables)
-        basin = basin_text_pattern(names)
-        if not fisher_def and not mentions_basin(source, names, basin):
-            return False
-        if ("norm" in source or "sqrt" in source) and (
-            "acos" in source or "arccos" in source or _one_minus_dot(source)
-        ):
-            return True
-        parameters = fisher_def or any(
-            DISTANCE_WORDS.intersection(words(name)) for name in _DEF.findall(source)
-        )
-        if any(m in source for m in ("Loss", "Distance", "Similarity")) and _MODULE_TEXT.search(
-            source
-        ):
-            return True
-        if "ones" in source and "fisher" in source.lower():
-            return True
-        if "**" in source:
-            for power in _HALF_POWER.findall(source):
-                try:
-                    if float(power) == 0.5:
-                        return True
-                except ValueError:
-                    continue
-        aliases = {alias: imported for imported, alias in import_aliases(source)}
-        text = _DistanceText(source, basin, names, parameters)
-        return any(
-            _may_report(source, text, last, start, paren)
-            for last, start, paren in _reported_calls(source, aliases)
-        )
 
     # -- visiting ------------------------------------------------------------
     def visit_BinaryOperation(self, node: cst.BinaryOperation) -> None:
@@ -892,19 +770,10 @@ class EuclideanBasinDistance(BasinRule):
             isinstance(node, cst.Attribute)
             and isinstance(node.value, cst.Name)
             and node.value.value == "self"
-            and self.context.scopes.classes
-        ):
-            bound = self._self_assignments(self.context.scopes.classes[-1]).get(node.attr.value)
-            return bool(bound) and all(self._is_module(value) for value in bound or ())
+        ):  # what the project's classes store in attributes of this name
+            held = self.context.project.classes_held_in(node.attr.value)
+            return bool(held) and held <= _MODULE_CLASSES
         return False
-
-    def _self_assignments(self, cls: cst.ClassDef) -> dict[str, list[cst.BaseExpression]]:
-        found = self._classes.get(id(cls))
-        if found is None:
-            collector = _SelfAssignments()
-            cls.body.visit(collector)
-            found = self._classes[id(cls)] = collector.values
-        return found
 
     def _is_identity_fisher(self, node: cst.Call) -> bool:
         """``fisher_distance(a, b, torch.ones_like(a))``, ``diagonal_fisher_distance(a, b,

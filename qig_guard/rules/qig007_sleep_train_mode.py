@@ -2,32 +2,17 @@
 
 from __future__ import annotations
 
-import re
 from collections.abc import Callable
 from dataclasses import dataclass, field
-from itertools import chain
 
 import libcst as cst
 
-from qig_guard.config import Config
 from qig_guard.engine.resolve import dotted_name
 from qig_guard.facts.torch_api import names_an_optimizer
 from qig_guard.facts.words import words
-from qig_guard.rules._sleep import SourceText, sleep_function, source_text
+from qig_guard.rules._sleep import sleep_function
 from qig_guard.rules.base import FileContext, Invalid, Rule
-
-_GAP = r"[\s\\]*"
-# `.train()`, `.train(True)`, `.train(mode=True)`, `.train((True))`: not `.train(was_training)`.
-_TRAIN_MODE = re.compile(rf"train{_GAP}\({_GAP}(?:\)|\(|True\b|mode\b|#)")
-# Gradient steps: `x.backward(`, `backward(` from torch.autograd (not `def backward`), `x.step(`.
-_BACKWARD = re.compile(r"backward\b(?<!def backward)")
-_STEP = re.compile(r"step\b[\s\\)]*\(")
-_ALIASED_BACKWARD = re.compile(r"backward\s+as\b")
-# `model.training = True`: the mode flag set directly.
-_TRAINING_FLAG = re.compile(rf"training{_GAP}={_GAP}True\b")
-# A mode switch that sets the function's mode: `.eval()` or any `.train(...)`.
-_EVAL = re.compile(rf"eval{_GAP}\({_GAP}\)")
-_TRAIN = re.compile(rf"train{_GAP}\(")
+from qig_guard.rules.gates import Identifiers, Named
 
 
 def _mode(call: cst.Call) -> str | None:
@@ -53,19 +38,6 @@ def _mode(call: cst.Call) -> str | None:
 def _optimizer_like(node: cst.BaseExpression) -> bool:
     dotted = dotted_name(node)
     return dotted is not None and any(map(names_an_optimizer, words(dotted.split(".")[-1])))
-
-
-def _switched_before(text: SourceText, step: int) -> bool:
-    """Does the function provably enclosing ``step`` switch mode on an earlier line?"""
-    function = text.enclosing_def(step)
-    if function is None:
-        return False
-    line = text.line_start(step)
-    switches = chain(
-        text.words("eval", _EVAL, function, line, attribute=True),
-        text.words("train", _TRAIN, function, line, attribute=True),
-    )
-    return any(not text.in_string(switch) for switch in switches)
 
 
 @dataclass
@@ -170,6 +142,9 @@ class SleepTrainMode(Rule):
     code = "QIG007"
     name = "sleep-train-mode"
     summary = "sleep/consolidation code trains the model in training mode (no eval())"
+    # Whether a step follows an `eval()` depends on the function's callers and its class.
+    reads = "file"
+    gate = Named("sleep_functions") & Identifiers("train", "training", "backward", "step")
     INVALID = (
         Invalid(
             "def consolidate(model, target_basin, optimizer):\n"
@@ -215,30 +190,6 @@ class SleepTrainMode(Rule):
         "        model(batch).loss.backward()\n"
         "        optimizer.step()\n",
     )
-
-    @classmethod
-    def could_match(cls, source: str, config: Config) -> bool:
-        """Sleep code holds a training-mode switch (`.train(...)`, `.training = True`),
-        or a gradient step whose function
-        (provably enclosing it) has no mode switch on an earlier line."""
-        text = source_text(source)
-        regions = text.regions(config.sleep_functions)
-        if not regions:
-            return False
-        if _ALIASED_BACKWARD.search(source):
-            return True
-        for start, end in regions:
-            if any(text.words("train", _TRAIN_MODE, start, end)):
-                return True
-            if any(text.words("training", _TRAINING_FLAG, start, end, attribute=True)):
-                return True
-            steps = chain(
-                text.words("backward", _BACKWARD, start, end),
-                text.words("step", _STEP, start, end, attribute=True),
-            )
-            if any(not _switched_before(text, step) for step in steps):
-                return True
-        return False
 
     def __init__(self, context: FileContext) -> None:
         super().__init__(context)

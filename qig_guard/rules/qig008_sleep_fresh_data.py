@@ -8,7 +8,6 @@ from dataclasses import dataclass, field
 
 import libcst as cst
 
-from qig_guard.config import Config
 from qig_guard.engine.resolve import dotted_name, target_names
 from qig_guard.facts.torch_api import (
     DATA_LOADER,
@@ -19,8 +18,9 @@ from qig_guard.facts.torch_api import (
 )
 from qig_guard.facts.vocabulary import COMPARISON_WORDS
 from qig_guard.facts.words import matches_any, words
-from qig_guard.rules._sleep import in_sleep_regions, sleep_function, source_text
+from qig_guard.rules._sleep import sleep_function
 from qig_guard.rules.base import FileContext, Invalid, Rule
+from qig_guard.rules.gates import InFile, Named, Text
 
 _SCALAR = frozenset({"len", "int", "float", "bool", "range", "round"})
 _MODEL_WORDS = frozenset({"model", "net", "network", "kernel", "transformer", "encoder"})
@@ -200,6 +200,7 @@ class SleepFreshData(Rule):
     code = "QIG008"
     name = "sleep-fresh-data"
     summary = "sleep/consolidation code trains on new or random data or makes a basin of it"
+    gate = Named("sleep_functions") & (Text(*_FRESH_WORDS) | InFile(_imports_under_other_names))
     INVALID = (
         Invalid(
             "import torch\n\n"
@@ -246,16 +247,6 @@ class SleepFreshData(Rule):
         "    dreamed_basin = basin + 0.01 * np.random.randn(64)\n"
         "    return planner.explore(dreamed_basin)\n",
     )
-
-    @classmethod
-    def could_match(cls, source: str, config: Config) -> bool:
-        """Sleep code holds a random API, a loader/dataset name or a word that
-        makes a name new data (or the file imports a random API or DataLoader
-        under another name)."""
-        text = source_text(source)
-        if not text.regions(config.sleep_functions):
-            return False
-        return _imports_under_other_names(source) or in_sleep_regions(text, _FRESH_WORDS, config)
 
     def __init__(self, context: FileContext) -> None:
         super().__init__(context)

@@ -9,14 +9,10 @@ from collections.abc import Iterator
 
 import libcst as cst
 
-from qig_guard.config import Config
 from qig_guard.engine.resolve import dotted_name
-from qig_guard.facts.words import matches, matches_any, text_pattern, words
+from qig_guard.facts.words import matches, matches_any, words
 from qig_guard.rules._basin_values import (
     BasinRule,
-    BasinText,
-    basin_text_pattern,
-    mentions_basin,
 )
 from qig_guard.rules._interpolation import (
     Interpolation,
@@ -27,6 +23,7 @@ from qig_guard.rules._interpolation import (
     value_of,
 )
 from qig_guard.rules.base import FileContext, Invalid
+from qig_guard.rules.gates import Named, NumberOutside, Pattern, Text, Words
 
 _SYNC_WEIGHT = "sync_weight*"
 # Trigger texts. A literal is `-(0.5)`, `(+2)`, `1e-3`, `0x1`; gaps may hold comments.
@@ -42,12 +39,7 @@ def _atomic(body: str) -> str:
     return rf"(?=(?P<{name}>{body}))(?P={name})"
 
 
-_SPACES = rf"(?:[\s\\]|{_COMMENT})*"
 _SIGNS = rf"(?:[-+(\s\\]|{_COMMENT})*"
-
-
-def _gap() -> str:
-    return _atomic(_SPACES)
 
 
 def _literal() -> str:
@@ -55,44 +47,6 @@ def _literal() -> str:
         rf"(?P<sign>{_atomic(_SIGNS)})"
         r"(?P<number>0[xXoObB][\da-fA-F_]+|(?:\d[\d_]*\.?[\d_]*|\.\d[\d_]*)(?:[eE][-+]?\d[\d_]*)?[jJ]?)"
     )
-
-
-# `sync_weight=W`, `sync_weight: float = W`, `x = cfg.sync_weight = W`, `"sync-weight": W`.
-_NAMED = re.compile(
-    rf"(?i:sync[_-]?weight)\w*[\"']?{_gap()}"
-    rf"(?::|(?::[^=]*?)?=(?!=)(?:{_gap()}[\w.]+{_gap()}=(?!=))*){_literal()}"
-)
-_DEFAULT = re.compile(rf"default{_gap()}={_literal()}")
-# A call to an interpolation helper: `lerp`, `slerp`, `geodesic_interpolate`, `blend`, `mix`.
-_HELPER_CALL = re.compile(r"(?i:lerp|interp|blend|mix|geodesic)\w*[\s\\]*\(")
-# Text of the words that name another model's basin (see `_OTHER_WORDS`).
-_OTHER_TEXT = re.compile(
-    r"(?i:other|remote|donor|peer|partner|source|src|teacher|parent|sibling|sister|twin"
-    r"|foreign|external|incoming|received|shared|consensus|collective|constellation|leader"
-    r"|master|primary|victim|ocean)"
-)
-
-
-def _may_name_another_model(
-    source: str, basin: re.Pattern[str], active_models: tuple[str, ...]
-) -> bool:
-    """Text that `_toward_other` may call another model's basin: one of its words, an
-    `active-models` name, or a basin attribute of an object other than `self`."""
-    if _OTHER_TEXT.search(source) or re.search(text_pattern(active_models), source):
-        return True
-    for match in basin.finditer(source):
-        start = match.start()
-        while start and (source[start - 1].isalnum() or source[start - 1] == "_"):
-            start -= 1
-        if source[start - 1 : start] != ".":
-            continue
-        owner_end = start - 1
-        owner = owner_end
-        while owner and (source[owner - 1].isalnum() or source[owner - 1] == "_"):
-            owner -= 1
-        if source[owner:owner_end] != "self" or source[owner - 1 : owner] in (".", ")", "]"):
-            return True
-    return False
 
 
 def _statements(source: str) -> Iterator[str]:
@@ -115,23 +69,6 @@ def _statements(source: str) -> Iterator[str]:
         yield "\n".join(lines)
 
 
-def _outside(match: re.Match[str], low: float, high: float) -> bool:
-    """Could the literal ``match`` found be outside ``[low, high]``?"""
-    number = match.group("number").replace("_", "")
-    if number[-1] in "jJ":
-        return False  # complex: not a weight the rule reads
-    try:
-        value = float(int(number, 0)) if number[:2].lower() in ("0x", "0o", "0b") else float(number)
-    except ValueError:
-        return True
-    signs = [c for c in re.sub(_COMMENT, "", match.group("sign")) if c in "+-"]
-    if len(signs) > 1:
-        return True  # `- -0.5`: not a literal the rule reads, but stay on the safe side
-    if signs == ["-"]:
-        value = -value
-    return not low <= value <= high
-
-
 def _positions(source: str, words: tuple[str, ...]) -> list[int]:
     found = []
     for word in words:
@@ -144,6 +81,32 @@ def _positions(source: str, words: tuple[str, ...]) -> list[int]:
 
 def _is_sync_weight(identifier: str | None) -> bool:
     return identifier is not None and matches(identifier.rsplit(".", 1)[-1], _SYNC_WEIGHT)
+
+
+# Words that make the end of an interpolation the moving basin's own target, history
+# or input rather than another model's basin.
+# fmt: off
+_OWN_WORDS = frozenset({
+    "target", "targets", "identity", "anchor", "home", "goal", "ideal", "desired", "attractor",
+    "reference", "ref", "prev", "previous", "last", "old", "past", "history", "initial", "init",
+    "original", "origin", "saved", "frozen", "snapshot", "checkpoint", "ckpt", "best", "ema",
+    "mean", "avg", "average", "running", "baseline", "center", "centre", "centroid", "uniform",
+    "noise", "random", "input", "response", "output", "message", "query", "token", "memory",
+    "stored", "dream", "trajectory", "next", "predicted", "projected", "perception", "own",
+    "observation", "observations", "sample", "samples", "example", "examples", "data",
+    "word", "words", "concept", "doc", "document", "item", "node", "pattern", "candidate",
+    "context", "topic", "task", "domain", "cluster",
+})
+# A basin-ish attribute of an object other than `self` (`peer.basin`).
+_OTHER_OWNER = re.compile(r"(?<![\w.])(?!self\b)[A-Za-z_]\w*[ \t]*\.[ \t]*\w*(?i:basin|attractor)")
+# Words that name another model's basin.
+_OTHER_WORDS = frozenset({
+    "other", "others", "remote", "donor", "peer", "peers", "partner", "source", "src", "teacher",
+    "parent", "sibling", "siblings", "sister", "twin", "foreign", "external", "incoming",
+    "received", "shared", "consensus", "collective", "constellation", "leader", "master",
+    "primary", "victim", "ocean",
+})
+# fmt: on
 
 
 class SyncWeightOutOfRange(BasinRule):
@@ -201,6 +164,16 @@ class SyncWeightOutOfRange(BasinRule):
         "a basin sync weight (named, or of an interpolation toward another model's basin) "
         "is outside the configured range (0.05-0.1)"
     )
+    # A literal weight beside a sync name, or an interpolation (`own + w * (other - own)`,
+    # a blend helper) of a basin that may be another model's.
+    gate = (Words("sync") & NumberOutside("sync_weight_range")) | (
+        Named("basin_names", project=True)
+        & (
+            (Text("+") & Text("*"))
+            | Words("lerp", "slerp", "interp", "interpolate", "blend", "mix", "geodesic")
+        )
+        & (Words(*_OTHER_WORDS) | Named("active_models") | Pattern(_OTHER_OWNER))
+    )
     INVALID = (
         Invalid(
             "sync_constellation_basins(active_basin, observers, ocean_basin, sync_weight=0.5)\n"
@@ -228,45 +201,6 @@ class SyncWeightOutOfRange(BasinRule):
         "def entrain(self_basin, other_basin, strength=0.1):\n"
         "    return slerp(self_basin, other_basin, strength)\n",
     )
-
-    @classmethod
-    def could_match(cls, source: str, config: Config) -> bool:
-        """A literal out of range after a sync weight name (or in the `default=` of
-        a call naming one); or, in a file naming basins, an interpolation helper call or
-        a statement with `+` and `*` that may hold a basin, naming another model's basin
-        in that statement or in an assignment (`theirs = peer.basin`)."""
-        low, high = config.sync_weight_range
-        options = "add_argument" in source
-        for hit in _positions(source, ("sync", "Sync", "SYNC")):
-            named = _NAMED.match(source, hit)
-            if named is not None and _outside(named, low, high):
-                return True
-            if options:  # `add_argument("--sync-weight", ..., default=W)`
-                end = source.find("add_argument", hit)
-                window = _DEFAULT.finditer(source, hit, len(source) if end == -1 else end)
-                if any(_outside(default, low, high) for default in window):
-                    return True
-        basin = basin_text_pattern(config.basin_names)
-        if not mentions_basin(source, config.basin_names, basin):
-            return False
-        # An interpolation names another model's basin in its own statement, or in an
-        # assignment it uses (`theirs = peer.basin`, `direction = other - own`); its
-        # weight may be defined anywhere.
-        text = BasinText(source, basin, config.basin_names)
-        weighted = bindings = False
-        for statement in _statements(source):
-            helper = _HELPER_CALL.search(statement) is not None
-            arithmetic = "+" in statement and "*" in statement
-            if not (helper or arithmetic or "=" in statement):
-                continue
-            other = _may_name_another_model(statement, basin, config.active_models)
-            if other and (helper or (arithmetic and text.may_hold_basin(statement))):
-                return True
-            weighted |= helper or (arithmetic and text.may_hold_basin(statement))
-            bindings |= other and "=" in statement
-            if weighted and bindings:
-                return True
-        return False
 
     def __init__(self, context: FileContext) -> None:
         super().__init__(context)
@@ -464,30 +398,6 @@ class SyncWeightOutOfRange(BasinRule):
                         if module is not None and original and bound:
                             self._imported[bound] = (module, len(small.relative), original)
         return self._imported
-
-
-# Words that make the end of an interpolation the moving basin's own target, history
-# or input rather than another model's basin.
-# fmt: off
-_OWN_WORDS = frozenset({
-    "target", "targets", "identity", "anchor", "home", "goal", "ideal", "desired", "attractor",
-    "reference", "ref", "prev", "previous", "last", "old", "past", "history", "initial", "init",
-    "original", "origin", "saved", "frozen", "snapshot", "checkpoint", "ckpt", "best", "ema",
-    "mean", "avg", "average", "running", "baseline", "center", "centre", "centroid", "uniform",
-    "noise", "random", "input", "response", "output", "message", "query", "token", "memory",
-    "stored", "dream", "trajectory", "next", "predicted", "projected", "perception", "own",
-    "observation", "observations", "sample", "samples", "example", "examples", "data",
-    "word", "words", "concept", "doc", "document", "item", "node", "pattern", "candidate",
-    "context", "topic", "task", "domain", "cluster",
-})
-# Words that name another model's basin.
-_OTHER_WORDS = frozenset({
-    "other", "others", "remote", "donor", "peer", "peers", "partner", "source", "src", "teacher",
-    "parent", "sibling", "siblings", "sister", "twin", "foreign", "external", "incoming",
-    "received", "shared", "consensus", "collective", "constellation", "leader", "master",
-    "primary", "victim", "ocean",
-})
-# fmt: on
 
 
 def _unwrapped(node: cst.BaseExpression) -> cst.BaseExpression:

@@ -3,56 +3,17 @@
 from __future__ import annotations
 
 import re
-from functools import lru_cache
 
 import libcst as cst
 
-from qig_guard.config import Config
 from qig_guard.engine.resolve import dotted_name
 from qig_guard.facts.torch_api import PICKLE_LOADERS, PICKLE_MODULES, TORCH_LOAD
 from qig_guard.facts.words import matches_any, words
-from qig_guard.rules._text import AS_NAME, call_arguments, string_literals
 from qig_guard.rules.base import FileContext, Invalid, Rule
+from qig_guard.rules.gates import Identifiers
 
 _CHECKPOINT_WORDS = frozenset({"checkpoint", "checkpoints", "ckpt", "ckpts", "pt", "pth"})
-_FROM_PICKLE = re.compile(
-    rf"from\s+(?:{'|'.join(PICKLE_MODULES)})\s+import\b[\w\s,\\(]*?\bloads?\b"
-)
 _ALIASED = re.compile(r"([\w.]+)\s*$")
-_FROM_TORCH = re.compile(r"from\s+torch(?:\.serialization)?\s+import\b")
-_INNER_GROUP = re.compile(r"\([^()\[\]{}]*\)|\[[^()\[\]{}]*\]|\{[^()\[\]{}]*\}")
-_SAFE_KEYWORD = re.compile(r"(?:^|,)\s*weights_only\s*=\s*([\w.]+)\s*(?:,|$)")
-_DOUBLE_STAR = re.compile(r"(?:^|,)\s*\*\*")
-
-
-@lru_cache(maxsize=64)
-def _torch_load_call(modules: tuple[str, ...], functions: tuple[str, ...]) -> re.Pattern[str]:
-    """Call sites of ``torch.load`` spelled through ``modules`` or bound to ``functions``."""
-    spelled = "|".join(re.escape(module) for module in modules)
-    callee = rf"(?:{spelled})[\s\\]*\.[\s\\]*(?:serialization[\s\\]*\.[\s\\]*)?load"
-    if functions:
-        callee += rf"|(?:{'|'.join(map(re.escape, functions))})"
-    return re.compile(rf"(?:{callee})[\s\\)]*\(")
-
-
-@lru_cache(maxsize=64)
-def _pickle_load_call(modules: tuple[str, ...]) -> re.Pattern[str]:
-    """Call sites of ``pickle.load``/``loads`` spelled through ``modules``."""
-    spelled = "|".join(re.escape(module) for module in modules)
-    return re.compile(rf"(?:{spelled})[\s\\]*\.[\s\\]*loads?[\s\\)]*\(")
-
-
-def _loads_safely(arguments: str) -> bool:
-    """Whether call arguments certainly pass ``weights_only=<not False>`` or ``**kwargs``."""
-    top = string_literals.sub('""', arguments).replace("\\\n", " ")
-    while (collapsed := _INNER_GROUP.sub("()", top)) != top:
-        top = collapsed
-    if "lambda" in top:
-        return False
-    if _DOUBLE_STAR.search(top):
-        return True
-    chosen = _SAFE_KEYWORD.findall(top)
-    return len(chosen) == 1 and top.count("weights_only") == 1 and chosen[0] != "False"
 
 
 _WEIGHTS_ONLY = "weights_only"
@@ -131,6 +92,7 @@ class UnsafeCheckpointLoad(Rule):
     code = "QIG010"
     name = "unsafe-checkpoint-load"
     summary = "checkpoint or basin unpickled: torch.load without weights_only=True, pickle.load"
+    gate = Identifiers("load", "loads") & Identifiers("torch", *PICKLE_MODULES)
     INVALID = (
         Invalid(
             'import torch\n\nstate = torch.load(path, map_location="cpu")\n',
@@ -160,43 +122,6 @@ class UnsafeCheckpointLoad(Rule):
         "import json\n\nwith open('basin.json') as f:\n    basin = json.load(f)\n",
         "def load(path):\n    return path\n\nload('model.pt')\n",
     )
-
-    @classmethod
-    def could_match(cls, source: str, config: Config) -> bool:
-        """A ``pickle.load(s)`` call or import (any alias), or a ``torch.load`` call
-        (any alias) whose top-level arguments lack a literal ``weights_only``."""
-        if "load" not in source:
-            return False
-        pickling = "ickle" in source or "dill" in source
-        if pickling and _FROM_PICKLE.search(source):
-            return True
-        modules, functions, pickles = {"torch"}, set(), set(PICKLE_MODULES)
-        for found in AS_NAME.finditer(source):
-            original = _ALIASED.search(source, max(0, found.start() - 80), found.start())
-            last = original.group(1).rsplit(".", 1)[-1] if original is not None else ""
-            alias = found.group(1)
-            if last in {"torch", "serialization"}:
-                modules.add(alias)
-            elif last in PICKLE_MODULES:
-                pickles.add(alias)
-            elif last == "load":
-                functions.add(alias)
-        if _FROM_TORCH.search(source) is not None:
-            modules.add("serialization")
-            functions.add("load")
-        if pickling and any(
-            not source[found.start() - 1 : found.start()].isidentifier()
-            for found in _pickle_load_call(tuple(sorted(pickles))).finditer(source)
-        ):
-            return True
-        pattern = _torch_load_call(tuple(sorted(modules)), tuple(sorted(functions)))
-        for call in pattern.finditer(source):
-            if source[call.start() - 1 : call.start()].isidentifier():
-                continue  # ``reload(``, ``my_torch.load(``: another name
-            arguments = call_arguments(source, call.end())
-            if arguments is None or not _loads_safely(arguments):
-                return True
-        return False
 
     def __init__(self, context: FileContext) -> None:
         super().__init__(context)

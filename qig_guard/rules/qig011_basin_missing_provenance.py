@@ -2,42 +2,17 @@
 
 from __future__ import annotations
 
-import re
-from collections.abc import Iterator
-
 import libcst as cst
 
-from qig_guard.config import Config
 from qig_guard.facts.vocabulary import provenance_keys
 from qig_guard.rules._basin_values import (
     BasinRule,
-    BasinText,
-    basin_text_pattern,
-    mentions_basin,
 )
-from qig_guard.rules._text import arguments_text, import_aliases, split_arguments
 from qig_guard.rules.base import Invalid, argument
+from qig_guard.rules.gates import Identifiers, Named
 
 _DUMPS = frozenset({"dump", "dumps"})
 _WRITES = frozenset({"write", "write_text", "write_bytes"})
-
-
-_DUMP_CALL = re.compile(r"dumps?[ \t]*\(")
-
-
-def _dump_calls(source: str) -> Iterator[int]:
-    """Index of the ``(`` of each ``dump(``/``dumps(`` call and of calls of their aliases
-    (``from json import dump as write_json``)."""
-    aliases = [alias for imported, alias in import_aliases(source) if imported in _DUMPS]
-    pattern = (
-        re.compile(rf"(?:dumps?|{'|'.join(map(re.escape, aliases))})[ \t]*\(")
-        if aliases
-        else _DUMP_CALL
-    )
-    for match in pattern.finditer(source):
-        start = match.start()
-        if not start or not (source[start - 1].isalnum() or source[start - 1] == "_"):
-            yield match.end() - 1
 
 
 def _append(args: list[cst.Arg], new: cst.Arg) -> list[cst.Arg]:
@@ -99,6 +74,7 @@ class BasinMissingProvenance(BasinRule):
     code = "QIG011"
     name = "basin-missing-provenance"
     summary = "basin JSON written without source_model/timestamp, or with allow_nan on"
+    gate = Named("basin_names", "basin_tables", project=True) & Identifiers(*_DUMPS, *_WRITES)
     INVALID = (
         Invalid(
             "import json\njson.dump({'basin': basin.tolist(), 'dim': 64}, f, allow_nan=False)\n"
@@ -123,26 +99,6 @@ class BasinMissingProvenance(BasinRule):
         "import json\nprint(len(json.dumps({'basin': basin.tolist()})))\n",
         "import json\njson.dump({**provenance, 'basin': basin.tolist()}, f, allow_nan=False)\n",
     )
-
-    @classmethod
-    def could_match(cls, source: str, config: Config) -> bool:
-        """A basin name, and a ``dump``/``dumps`` call (or an alias's) whose payload (first
-        argument or ``obj=``) may hold a basin: it mentions one, or a name the file binds."""
-        names = (*config.basin_names, *config.basin_tables)
-        basin = basin_text_pattern(names)
-        if "dump" not in source or not mentions_basin(source, names, basin):
-            return False
-        text = BasinText(source, basin, names)
-        for start in _dump_calls(source):
-            arguments = arguments_text(source, start)
-            if arguments is None:
-                return True
-            parts = split_arguments(arguments)
-            keyword = [p for p in parts if re.match(r"\s*obj\s*=", p)]
-            payload = keyword[0] if keyword else parts[0]
-            if payload.strip().startswith("*") or text.may_hold_basin(payload):
-                return True
-        return False
 
     def visit_Call(self, node: cst.Call) -> None:
         qualified = self.values.call_name(node.func, _DUMPS)

@@ -5,10 +5,9 @@ from __future__ import annotations
 import textwrap
 
 import pytest
-from rule_cases import rule_findings
+from rule_cases import check_source, gate_passes, rule_findings
 
 from qig_guard.config import Config
-from qig_guard.engine.checker import check_source
 from qig_guard.rules.qig001_weight_copy import WeightCopy
 
 
@@ -387,10 +386,12 @@ def test_message_names_both_models() -> None:
 
 
 def test_trigger_skips_files_without_copy_apis() -> None:
-    assert not WeightCopy.could_match("basin = model.basin_matcher.current_basin\n", Config())
-    assert not WeightCopy.could_match("for p in model.parameters():\n    p.grad = None\n", Config())
+    assert not rule_findings(WeightCopy, "basin = model.basin_matcher.current_basin\n", Config())
+    assert not rule_findings(
+        WeightCopy, "for p in model.parameters():\n    p.grad = None\n", Config()
+    )
     for source in FLAGGED.values():
-        assert WeightCopy.could_match(textwrap.dedent(source), Config())
+        assert gate_passes(WeightCopy, textwrap.dedent(source), Config())
 
 
 def test_weight_copy_allowed_is_configurable() -> None:
@@ -411,7 +412,7 @@ def test_weight_copy_allowed_is_configurable() -> None:
     ],
 )
 def test_trigger_skips_checkpoint_restores(source: str) -> None:
-    assert not WeightCopy.could_match(source, Config())
+    assert not rule_findings(WeightCopy, source, Config())
 
 
 @pytest.mark.parametrize(
@@ -426,7 +427,7 @@ def test_trigger_skips_checkpoint_restores(source: str) -> None:
     ],
 )
 def test_trigger_accepts_state_dicts_through_names_and_odd_layout(source: str) -> None:
-    assert WeightCopy.could_match(source, Config())
+    assert gate_passes(WeightCopy, source, Config())
 
 
 def test_trigger_needs_parameters_in_or_behind_the_zip() -> None:
@@ -437,7 +438,7 @@ def test_trigger_needs_parameters_in_or_behind_the_zip() -> None:
             outputs[i] = model(x) - y
         """
     )
-    assert not WeightCopy.could_match(unrelated, Config())
+    assert not rule_findings(WeightCopy, unrelated, Config())
     through_names = textwrap.dedent(
         """
         mine = list(student.parameters())
@@ -446,7 +447,7 @@ def test_trigger_needs_parameters_in_or_behind_the_zip() -> None:
             p.data.copy_(q.data)
         """
     )
-    assert WeightCopy.could_match(through_names, Config())
+    assert gate_passes(WeightCopy, through_names, Config())
     assert [
         f.code
         for f in check_source("m.py", through_names.encode(), Config(), [WeightCopy]).findings

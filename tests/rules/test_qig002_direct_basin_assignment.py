@@ -5,10 +5,9 @@ from __future__ import annotations
 import textwrap
 
 import pytest
-from rule_cases import MATCHER_MODULE, rule_findings
+from rule_cases import MATCHER_MODULE, check_source, gate_passes, rule_findings
 
 from qig_guard.config import Config
-from qig_guard.engine.checker import check_source
 from qig_guard.engine.fixer import fix_source
 from qig_guard.rules.base import Rule
 from qig_guard.rules.qig002_direct_basin_assignment import DirectBasinAssignment
@@ -383,16 +382,18 @@ def test_no_fix_without_a_mechanical_rewrite(source: str) -> None:
 
 def test_trigger() -> None:
     config = Config()
-    assert not DirectBasinAssignment.could_match("b = model.basin_matcher.target_basin\n", config)
-    assert not DirectBasinAssignment.could_match("x.path = target_basin_path\n", config)
+    assert not rule_findings(
+        DirectBasinAssignment, "b = model.basin_matcher.target_basin\n", config
+    )
+    assert not rule_findings(DirectBasinAssignment, "x.path = target_basin_path\n", config)
     for read in (
         "d = fisher_distance(m.basin_matcher.target_basin.detach(), b)\n",
         "def consolidate(model, target_basin: torch.Tensor, steps: int = 50): ...\n",
         "model = QIGKernelRecursive(d_model=768, target_basin=target_basin_path)\n",
     ):
-        assert not DirectBasinAssignment.could_match(read, config)
+        assert not rule_findings(DirectBasinAssignment, read, config)
     for source in FLAGGED.values():
-        assert DirectBasinAssignment.could_match(textwrap.dedent(source), config)
+        assert gate_passes(DirectBasinAssignment, textwrap.dedent(source), config)
 
 
 @pytest.mark.parametrize(
@@ -405,7 +406,7 @@ def test_trigger() -> None:
     ],
 )
 def test_trigger_skips_reads_of_the_basin(source: str) -> None:
-    assert not DirectBasinAssignment.could_match(source, Config())
+    assert not rule_findings(DirectBasinAssignment, source, Config())
 
 
 @pytest.mark.parametrize(
@@ -421,7 +422,7 @@ def test_trigger_skips_reads_of_the_basin(source: str) -> None:
     ],
 )
 def test_trigger_accepts_odd_writes(source: str) -> None:
-    assert DirectBasinAssignment.could_match(source, Config())
+    assert gate_passes(DirectBasinAssignment, source, Config())
 
 
 def test_self_outside_a_class_is_the_instance_too() -> None:

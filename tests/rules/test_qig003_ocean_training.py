@@ -5,10 +5,9 @@ from __future__ import annotations
 import textwrap
 
 import pytest
-from rule_cases import rule_findings
+from rule_cases import check_source, gate_passes, rule_findings
 
 from qig_guard.config import Config
-from qig_guard.engine.checker import check_source
 from qig_guard.engine.fixer import fix_source
 from qig_guard.rules.qig003_ocean_training import OceanTraining
 
@@ -354,8 +353,8 @@ def test_frozen_models_come_from_config() -> None:
 
 
 def test_trigger_needs_a_frozen_name() -> None:
-    assert not OceanTraining.could_match("optimizer.step()\n", Config())
-    assert OceanTraining.could_match("ocean_optimizer.step()\n", Config())
+    assert not rule_findings(OceanTraining, "optimizer.step()\n", Config())
+    assert gate_passes(OceanTraining, "ocean_optimizer.step()\n", Config())
 
 
 # Shapes the trigger must keep although the frozen name is not next to the call.
@@ -375,7 +374,7 @@ TRIGGER_KEEPS = {
 @pytest.mark.parametrize("source", TRIGGER_KEEPS.values(), ids=TRIGGER_KEEPS.keys())
 def test_trigger_keeps_every_flagged_shape(source: str) -> None:
     assert _lines(source)  # the rule flags it, so the trigger must let it through
-    assert OceanTraining.could_match(textwrap.dedent(source), Config())
+    assert gate_passes(OceanTraining, textwrap.dedent(source), Config())
 
 
 # Files that mention the Ocean everywhere but cannot train it: the trigger skips their
@@ -419,7 +418,7 @@ TRIGGER_SKIPS = {
 def test_trigger_skips_look_alikes(source: str) -> None:
     source = textwrap.dedent(source)
     assert _lines(source) == []
-    assert not OceanTraining.could_match(source, Config())
+    assert not rule_findings(OceanTraining, source, Config())
 
 
 def _fix(source: str, unsafe: bool) -> str:
@@ -457,7 +456,7 @@ def test_an_ocean_optimizer_named_after_its_class_is_an_optimizer() -> None:
                 self.ocean_adam.step()  # here
     """
     assert _lines(source) == _expected(source) == [5]
-    assert OceanTraining.could_match(textwrap.dedent(source), Config())
+    assert gate_passes(OceanTraining, textwrap.dedent(source), Config())
 
 
 def test_an_ocean_attribute_with_no_optimizer_word_is_quiet() -> None:

@@ -5,7 +5,7 @@ from __future__ import annotations
 import textwrap
 
 import pytest
-from rule_cases import rule_findings
+from rule_cases import gate_passes, rule_findings
 
 from qig_guard.config import Config
 from qig_guard.engine.fixer import fix_source
@@ -202,9 +202,9 @@ def test_names_come_from_config() -> None:
 
 
 def test_trigger() -> None:
-    assert not UndetachedBasin.could_match("d = basin - obs_basin\nactive = True\n", Config())
-    assert UndetachedBasin.could_match("d = self.active.basin_matcher.current_basin\n", Config())
-    assert UndetachedBasin.could_match("x = OceanBasin\n", Config())
+    assert not rule_findings(UndetachedBasin, "d = basin - obs_basin\nactive = True\n", Config())
+    assert gate_passes(UndetachedBasin, "d = self.active.basin_matcher.current_basin\n", Config())
+    assert gate_passes(UndetachedBasin, "x = OceanBasin\n", Config())
 
 
 TRIGGER_KEEPS = {
@@ -232,7 +232,7 @@ TRIGGER_KEEPS = {
 @pytest.mark.parametrize("source", TRIGGER_KEEPS.values(), ids=TRIGGER_KEEPS.keys())
 def test_trigger_keeps_every_flagged_shape(source: str) -> None:
     assert _findings(source)  # the rule flags it, so the trigger must let it through
-    assert UndetachedBasin.could_match(textwrap.dedent(source), Config())
+    assert gate_passes(UndetachedBasin, textwrap.dedent(source), Config())
 
 
 # Owner-named basins that are only detached, assigned to, or locals rebound to a
@@ -259,7 +259,7 @@ TRIGGER_SKIPS = {
 @pytest.mark.parametrize("source", TRIGGER_SKIPS.values(), ids=TRIGGER_SKIPS.keys())
 def test_trigger_skips_look_alikes(source: str) -> None:
     assert _findings(source) == []
-    assert not UndetachedBasin.could_match(textwrap.dedent(source), Config())
+    assert not rule_findings(UndetachedBasin, textwrap.dedent(source), Config())
 
 
 def _fix(source: str, unsafe: bool) -> str:

@@ -6,10 +6,10 @@ import textwrap
 from dataclasses import replace
 
 import pytest
-from rule_cases import rule_findings
+from rule_cases import check_source, gate_passes, rule_findings
 
 from qig_guard.config import Config
-from qig_guard.engine.checker import check_source, check_text
+from qig_guard.engine.checker import check_text
 from qig_guard.engine.fixer import fix_source
 from qig_guard.rules.base import Rule
 from qig_guard.rules.qig005_basin_not_json import BasinNotJson
@@ -302,8 +302,8 @@ def test_configured_basin_names_and_tables() -> None:
 
 def test_trigger_skips_files_without_a_binary_writer() -> None:
     source = "import json\njson.load(open('basin.json'))\n"
-    assert not BasinNotJson.could_match(source, Config())
-    assert BasinNotJson.could_match("from torch import save as s\ns(basin, p)\n", Config())
+    assert not rule_findings(BasinNotJson, source, Config())
+    assert gate_passes(BasinNotJson, "from torch import save as s\ns(basin, p)\n", Config())
 
 
 TRIGGER_FLAGGED = {
@@ -332,7 +332,7 @@ TRIGGER_FLAGGED = {
 @pytest.mark.parametrize("source", TRIGGER_FLAGGED.values(), ids=TRIGGER_FLAGGED.keys())
 def test_trigger_passes_every_flagged_shape(source: str) -> None:
     for case in (source, *FLAGGED.values()):
-        assert BasinNotJson.could_match(textwrap.dedent(case), Config())
+        assert gate_passes(BasinNotJson, textwrap.dedent(case), Config())
     assert len(flagged_lines(source)) == 1
 
 
@@ -351,7 +351,7 @@ TRIGGER_REJECTED = {
 @pytest.mark.parametrize("source", TRIGGER_REJECTED.values(), ids=TRIGGER_REJECTED.keys())
 def test_trigger_rejects_clean_look_alikes(source: str) -> None:
     """Speed: files of training code that mention basins and writers are not parsed."""
-    assert not BasinNotJson.could_match(source, Config())
+    assert not rule_findings(BasinNotJson, source, Config())
     assert not check_text("train.py", source, Config(), [BasinNotJson]).findings
 
 
@@ -541,7 +541,7 @@ def test_the_c_pickle_module_is_a_pickle_writer() -> None:
                 _pickle.dump(active_basin, f)
     """
     assert flagged_lines(source) == [6]
-    assert BasinNotJson.could_match(textwrap.dedent(source), Config())
+    assert gate_passes(BasinNotJson, textwrap.dedent(source), Config())
 
 
 def test_the_c_pickle_module_writing_no_basin_is_quiet() -> None:

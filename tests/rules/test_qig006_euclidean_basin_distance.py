@@ -6,10 +6,10 @@ import textwrap
 from dataclasses import replace
 
 import pytest
-from rule_cases import rule_findings
+from rule_cases import check_source, gate_passes, rule_findings
 
 from qig_guard.config import Config
-from qig_guard.engine.checker import check_source, check_text
+from qig_guard.engine.checker import check_text
 from qig_guard.rules.qig006_euclidean_basin_distance import EuclideanBasinDistance
 
 
@@ -600,9 +600,9 @@ def test_configured_basin_names() -> None:
 
 
 def test_trigger() -> None:
-    assert not EuclideanBasinDistance.could_match("basin = load()\nprint(basin)\n", Config())
-    assert not EuclideanBasinDistance.could_match("torch.norm(a - b)\n", Config())
-    assert EuclideanBasinDistance.could_match("torch.norm(basin - b)\n", Config())
+    assert not rule_findings(EuclideanBasinDistance, "basin = load()\nprint(basin)\n", Config())
+    assert not rule_findings(EuclideanBasinDistance, "torch.norm(a - b)\n", Config())
+    assert gate_passes(EuclideanBasinDistance, "torch.norm(basin - b)\n", Config())
 
 
 TRIGGER_FLAGGED = {
@@ -654,7 +654,7 @@ TRIGGER_FLAGGED = {
 @pytest.mark.parametrize("source", TRIGGER_FLAGGED.values(), ids=TRIGGER_FLAGGED.keys())
 def test_trigger_passes_every_flagged_shape(source: str) -> None:
     for case in (source, *FLAGGED.values()):
-        assert EuclideanBasinDistance.could_match(textwrap.dedent(case), Config())
+        assert gate_passes(EuclideanBasinDistance, textwrap.dedent(case), Config())
     assert flagged_lines(source)
 
 
@@ -678,7 +678,7 @@ TRIGGER_REJECTED = {
 @pytest.mark.parametrize("source", TRIGGER_REJECTED.values(), ids=TRIGGER_REJECTED.keys())
 def test_trigger_rejects_clean_look_alikes(source: str) -> None:
     """Speed: training code that mentions basins, norms and means is not parsed."""
-    assert not EuclideanBasinDistance.could_match(source, Config())
+    assert not rule_findings(EuclideanBasinDistance, source, Config())
     assert not check_text("geo.py", source, Config(), [EuclideanBasinDistance]).findings
 
 

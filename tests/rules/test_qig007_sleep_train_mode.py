@@ -6,10 +6,9 @@ import textwrap
 from dataclasses import replace
 
 import pytest
-from rule_cases import rule_findings
+from rule_cases import check_source, gate_passes, rule_findings
 
 from qig_guard.config import Config
-from qig_guard.engine.checker import check_source
 from qig_guard.rules.qig007_sleep_train_mode import SleepTrainMode
 
 
@@ -367,19 +366,19 @@ def test_message_names_the_call_and_function() -> None:
 
 
 def test_trigger_skips_files_without_sleep_code_or_training_api() -> None:
-    assert not SleepTrainMode.could_match("def train(m):\n    m.train()\n", Config())
-    assert not SleepTrainMode.could_match("def sleep(m):\n    m.eval()\n", Config())
-    assert SleepTrainMode.could_match("def sleep(m):\n    m.train()\n", Config())
+    assert not rule_findings(SleepTrainMode, "def train(m):\n    m.train()\n", Config())
+    assert not rule_findings(SleepTrainMode, "def sleep(m):\n    m.eval()\n", Config())
+    assert gate_passes(SleepTrainMode, "def sleep(m):\n    m.train()\n", Config())
     calls_time_sleep = "import time\ndef fit(m):\n    time.sleep(1)\n    m.train()\n"
-    assert not SleepTrainMode.could_match(calls_time_sleep, Config())
-    assert SleepTrainMode.could_match(
-        "class LightSleep:\n    def f(self):\n        x.backward()\n", Config()
+    assert not rule_findings(SleepTrainMode, calls_time_sleep, Config())
+    assert gate_passes(
+        SleepTrainMode, "class LightSleep:\n    def f(self):\n        x.backward()\n", Config()
     )
 
 
 @pytest.mark.parametrize(("source", "expected"), FLAGGED.values(), ids=FLAGGED.keys())
 def test_trigger_passes_every_flagged_case(source: str, expected: list[int]) -> None:
-    assert SleepTrainMode.could_match(textwrap.dedent(source), Config())
+    assert gate_passes(SleepTrainMode, textwrap.dedent(source), Config())
 
 
 TRICKY_FLAGGED = {
@@ -433,7 +432,7 @@ TRICKY_FLAGGED = {
 @pytest.mark.parametrize(("source", "expected"), TRICKY_FLAGGED.values(), ids=TRICKY_FLAGGED.keys())
 def test_trigger_reads_structure_not_just_words(source: str, expected: list[int]) -> None:
     assert lines(source) == expected
-    assert SleepTrainMode.could_match(textwrap.dedent(source), Config())
+    assert gate_passes(SleepTrainMode, textwrap.dedent(source), Config())
 
 
 LOOK_ALIKES = {
@@ -472,7 +471,7 @@ def test_trigger_skips_clean_look_alikes(source: str) -> None:
     """Speed: research files define sleep code beside training loops; only a
     training-mode switch or an unguarded step inside sleep code needs a parse."""
     assert lines(source) == []
-    assert not SleepTrainMode.could_match(textwrap.dedent(source), Config())
+    assert not rule_findings(SleepTrainMode, textwrap.dedent(source), Config())
 
 
 EWC = {

@@ -6,10 +6,9 @@ import textwrap
 from dataclasses import replace
 
 import pytest
-from rule_cases import rule_findings
+from rule_cases import check_source, gate_passes, rule_findings
 
 from qig_guard.config import Config
-from qig_guard.engine.checker import check_source
 from qig_guard.rules.qig008_sleep_fresh_data import SleepFreshData
 
 
@@ -609,14 +608,14 @@ def test_sleep_names_come_from_config() -> None:
 
 
 def test_trigger_needs_sleep_code_and_a_data_api() -> None:
-    assert not SleepFreshData.could_match("def sleep(m, basin):\n    m(basin)\n", Config())
-    assert not SleepFreshData.could_match("x = torch.randn(3)\n", Config())
-    assert SleepFreshData.could_match("def dream(m):\n    m(torch.randn(3))\n", Config())
+    assert not rule_findings(SleepFreshData, "def sleep(m, basin):\n    m(basin)\n", Config())
+    assert not rule_findings(SleepFreshData, "x = torch.randn(3)\n", Config())
+    assert gate_passes(SleepFreshData, "def dream(m):\n    m(torch.randn(3))\n", Config())
 
 
 @pytest.mark.parametrize(("source", "expected"), FLAGGED.values(), ids=FLAGGED.keys())
 def test_trigger_passes_every_flagged_case(source: str, expected: list[int]) -> None:
-    assert SleepFreshData.could_match(textwrap.dedent(source), Config())
+    assert gate_passes(SleepFreshData, textwrap.dedent(source), Config())
 
 
 TRICKY_FLAGGED = {
@@ -665,7 +664,7 @@ TRICKY_FLAGGED = {
 @pytest.mark.parametrize(("source", "expected"), TRICKY_FLAGGED.values(), ids=TRICKY_FLAGGED.keys())
 def test_trigger_sees_aliases_and_strings(source: str, expected: list[int]) -> None:
     assert lines(source) == expected
-    assert SleepFreshData.could_match(textwrap.dedent(source), Config())
+    assert gate_passes(SleepFreshData, textwrap.dedent(source), Config())
 
 
 LOOK_ALIKES = {
@@ -696,7 +695,7 @@ LOOK_ALIKES = {
 def test_trigger_skips_clean_look_alikes(source: str) -> None:
     """Speed: data loaders and random APIs outside sleep code need no parse."""
     assert lines(source) == []
-    assert not SleepFreshData.could_match(textwrap.dedent(source), Config())
+    assert not rule_findings(SleepFreshData, textwrap.dedent(source), Config())
 
 
 EWC = {
@@ -804,7 +803,7 @@ def test_stdlib_random_numbers_fed_to_the_model_are_random_data() -> None:
                 out = model([gauss(0, 1) for _ in range(64)])  # line 6
     """
     assert lines(source) == [6]
-    assert SleepFreshData.could_match(textwrap.dedent(source), Config())
+    assert gate_passes(SleepFreshData, textwrap.dedent(source), Config())
 
 
 def test_stdlib_random_choice_of_stored_basins_is_quiet() -> None:

@@ -10,10 +10,9 @@ from pathlib import Path
 import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
-from rule_cases import rule_findings
+from rule_cases import check_source, gate_passes, rule_findings
 
 from qig_guard.config import Config
-from qig_guard.engine.checker import check_source
 from qig_guard.rules.qig009_sync_weight_out_of_range import SyncWeightOutOfRange
 
 
@@ -182,16 +181,16 @@ def test_message_gives_value_and_range_and_no_fix() -> None:
 
 
 def test_trigger() -> None:
-    assert not SyncWeightOutOfRange.could_match("weight = 0.5\n", Config())
-    assert SyncWeightOutOfRange.could_match("f(syncWeight=0.5)\n", Config())
-    assert SyncWeightOutOfRange.could_match("obs_basin.lerp_(active_basin, 0.5)\n", Config())
-    assert not SyncWeightOutOfRange.could_match("obs_basin.lerp_(a, 0.5)\n", Config())
-    assert not SyncWeightOutOfRange.could_match("b.lerp_(a, 0.5)\n", Config())
+    assert not rule_findings(SyncWeightOutOfRange, "weight = 0.5\n", Config())
+    assert gate_passes(SyncWeightOutOfRange, "f(syncWeight=0.5)\n", Config())
+    assert gate_passes(SyncWeightOutOfRange, "obs_basin.lerp_(active_basin, 0.5)\n", Config())
+    assert not rule_findings(SyncWeightOutOfRange, "obs_basin.lerp_(a, 0.5)\n", Config())
+    assert not rule_findings(SyncWeightOutOfRange, "b.lerp_(a, 0.5)\n", Config())
 
 
 @pytest.mark.parametrize(("source", "expected"), FLAGGED.values(), ids=FLAGGED.keys())
 def test_trigger_passes_every_flagged_case(source: str, expected: list[int]) -> None:
-    assert SyncWeightOutOfRange.could_match(textwrap.dedent(source), Config())
+    assert gate_passes(SyncWeightOutOfRange, textwrap.dedent(source), Config())
 
 
 IN_RANGE_LOOK_ALIKES = {
@@ -208,7 +207,7 @@ def test_trigger_skips_in_range_look_alikes(source: str) -> None:
     """Speed: research code names sync weights and basins everywhere; a named sync
     weight needs a parse only when its literal is out of range."""
     assert lines(source) == []
-    assert not SyncWeightOutOfRange.could_match(source, Config())
+    assert not rule_findings(SyncWeightOutOfRange, source, Config())
 
 
 ARITHMETIC_LOOK_ALIKES = {
@@ -226,13 +225,13 @@ def test_trigger_skips_arithmetic_without_another_model(source: str) -> None:
     """Speed: basin arithmetic is everywhere in research code; only text that may
     name another model's basin needs a parse."""
     assert lines(source) == []
-    assert not SyncWeightOutOfRange.could_match(source, Config())
+    assert not rule_findings(SyncWeightOutOfRange, source, Config())
 
 
 def test_arithmetic_near_another_models_basin_is_read_but_weight_decides() -> None:
     """The weight may be a constant defined anywhere, so the trigger passes the file."""
     source = "new = [obs + sync_weight * (active_basin - obs) for obs in obs_basins]\n"
-    assert SyncWeightOutOfRange.could_match(source, Config())
+    assert gate_passes(SyncWeightOutOfRange, source, Config())
     assert lines(source) == []
 
 
@@ -248,14 +247,14 @@ def test_trigger_joins_multi_line_statements() -> None:
             )
         """
     )
-    assert SyncWeightOutOfRange.could_match(source, Config())
+    assert gate_passes(SyncWeightOutOfRange, source, Config())
     assert lines(source) == [7]
 
 
 def test_interpolation_trigger_needs_basins() -> None:
     hand_written = "new = obs_basin + 0.5 * (active_basin - obs_basin)\n"
-    assert SyncWeightOutOfRange.could_match(hand_written, Config())
-    assert not SyncWeightOutOfRange.could_match("x = a + 0.5 * (b - a)\n", Config())
+    assert gate_passes(SyncWeightOutOfRange, hand_written, Config())
+    assert not rule_findings(SyncWeightOutOfRange, "x = a + 0.5 * (b - a)\n", Config())
 
 
 @settings(max_examples=60, deadline=None)
@@ -280,7 +279,7 @@ TRICKY_FLAGGED = {
 @pytest.mark.parametrize("source", TRICKY_FLAGGED.values(), ids=TRICKY_FLAGGED.keys())
 def test_trigger_reads_literals_through_comments_and_parens(source: str) -> None:
     assert len(lines(source)) == 1
-    assert SyncWeightOutOfRange.could_match(source, Config())
+    assert gate_passes(SyncWeightOutOfRange, source, Config())
 
 
 def test_trigger_patterns_compile_on_python_310() -> None:
@@ -390,7 +389,7 @@ TOWARD_ANOTHER_MODEL = {
 )
 def test_interpolation_toward_another_models_basin(source: str, expected: list[int]) -> None:
     assert lines(textwrap.dedent(source)) == expected
-    assert SyncWeightOutOfRange.could_match(textwrap.dedent(source), Config())
+    assert gate_passes(SyncWeightOutOfRange, textwrap.dedent(source), Config())
 
 
 NOT_TOWARD_ANOTHER_MODEL = {

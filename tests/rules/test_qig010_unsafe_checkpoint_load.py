@@ -7,10 +7,9 @@ import sys
 import textwrap
 
 import pytest
-from rule_cases import rule_findings
+from rule_cases import check_source, gate_passes, rule_findings
 
 from qig_guard.config import Config
-from qig_guard.engine.checker import check_source
 from qig_guard.engine.fixer import fix_source
 from qig_guard.rules.qig010_unsafe_checkpoint_load import UnsafeCheckpointLoad
 
@@ -200,7 +199,7 @@ def test_explicit_false_is_left_alone_by_fix() -> None:
     ],
 )
 def test_trigger_accepts_every_spelling(source: str) -> None:
-    assert UnsafeCheckpointLoad.could_match(source, Config())
+    assert gate_passes(UnsafeCheckpointLoad, source, Config())
 
 
 @pytest.mark.parametrize(
@@ -213,7 +212,7 @@ def test_trigger_accepts_every_spelling(source: str) -> None:
     ],
 )
 def test_trigger_skips_files_without_a_load(source: str) -> None:
-    assert not UnsafeCheckpointLoad.could_match(source, Config())
+    assert not rule_findings(UnsafeCheckpointLoad, source, Config())
 
 
 def test_checking_with_these_rules_never_imports_torch() -> None:

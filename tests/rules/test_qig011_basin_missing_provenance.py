@@ -7,12 +7,11 @@ import textwrap
 from pathlib import Path
 
 import pytest
-from rule_cases import rule_findings
+from rule_cases import check_source, gate_passes, rule_findings
 
 from qig_guard.basin import save_basin
 from qig_guard.basin.schema import document_problems
 from qig_guard.config import Config
-from qig_guard.engine.checker import check_source
 from qig_guard.engine.fixer import fix_source
 from qig_guard.facts.vocabulary import provenance_keys
 from qig_guard.rules.base import Rule
@@ -222,9 +221,9 @@ def test_allow_nan_fix_is_unsafe_and_keeps_the_call() -> None:
 
 
 def test_trigger() -> None:
-    assert not BasinMissingProvenance.could_match("json.load(basin_file)\n", Config())
-    assert not BasinMissingProvenance.could_match("json.dump(record, f)\n", Config())
-    assert BasinMissingProvenance.could_match("json.dump({'basin': b}, f)\n", Config())
+    assert not rule_findings(BasinMissingProvenance, "json.load(basin_file)\n", Config())
+    assert not rule_findings(BasinMissingProvenance, "json.dump(record, f)\n", Config())
+    assert gate_passes(BasinMissingProvenance, "json.dump({'basin': b}, f)\n", Config())
 
 
 def test_trigger_skips_json_logs_in_basin_code() -> None:
@@ -241,14 +240,14 @@ def test_trigger_skips_json_logs_in_basin_code() -> None:
                     json.dump(self.records, handle, indent=2)
         """
     )
-    assert not BasinMissingProvenance.could_match(source, Config())
+    assert not rule_findings(BasinMissingProvenance, source, Config())
 
 
 def test_trigger_follows_aliases_and_bound_names() -> None:
     aliased = "from json import dump as write_json\nwrite_json({'basin': basin.tolist()}, f)\n"
     bound = "import json\nrecord = make(basin)\njson.dump(record, f)\n"
     for source in (aliased, bound):
-        assert BasinMissingProvenance.could_match(source, Config())
+        assert gate_passes(BasinMissingProvenance, source, Config())
 
 
 @pytest.mark.parametrize(

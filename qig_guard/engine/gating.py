@@ -1,0 +1,175 @@
+"""Which rules run on a file, and over which of its units (see gates and slicing)."""
+
+from __future__ import annotations
+
+import ast
+import re
+from dataclasses import dataclass
+from typing import TYPE_CHECKING
+
+from qig_guard.engine.findings import FILE_ERROR
+from qig_guard.engine.parsing import split_lines
+from qig_guard.engine.slicing import Layout, Slice, cut, layout, unit_text
+from qig_guard.rules.gates import FileScope, Unit, aliases, code_text, unit_identifiers
+
+if TYPE_CHECKING:
+    from qig_guard.config import Config
+    from qig_guard.facts.project import ProjectFacts
+    from qig_guard.rules.base import Rule
+
+
+@dataclass
+class Selection:
+    """The rules to run (empty: the file need not be parsed) and, when only part of
+    the file needs parsing, that part."""
+
+    rules: list[type[Rule]]
+    sliced: Slice | None = None
+
+
+def select(
+    path: str,
+    source: str,
+    config: Config,
+    rules: list[type[Rule]],
+    project: ProjectFacts,
+    whole: bool = False,
+) -> Selection:
+    """Evaluate each rule's gate over ``source``'s units; ``whole`` parses every unit
+    of a file that some gate selects (an editor reparses incrementally)."""
+    code = code_text(source)
+    if len(split_lines(code)) != len(split_lines(source)):  # a lone "\r" in a string
+        code = source
+    scope = FileScope(config, project, aliases(code), source=source, code=code)
+    everywhere = Unit(code, unit_identifiers(code, scope))
+    scope.identifiers = everywhere.identifiers
+    candidates = [
+        rule for rule in rules if rule.code != FILE_ERROR and rule.gate.holds(everywhere, scope)
+    ]
+    if not candidates or whole:
+        return Selection(candidates)
+    try:
+        tree = ast.parse(source)
+    except (SyntaxError, RecursionError, MemoryError, ValueError):
+        return Selection(candidates)  # reported when parsed
+    scope.module_of = imported_from(tree)
+    lines = split_lines(code)
+    shape = layout(tree, len(lines))
+    units = shape.units
+    texts = [unit_text(lines, unit) for unit in units]
+    own = [
+        unit_identifiers(text, scope, (unit.enclosing,) if unit.enclosing else ())
+        for unit, text in zip(units, texts, strict=True)
+    ]
+    calls = _calls(shape, texts)
+    reach = _reach(calls)
+    callers: list[set[int]] = [set() for _ in units]
+    for caller, callees in enumerate(calls):
+        for callee in callees:
+            callers[callee].add(caller)
+    module = [index for index, unit in enumerate(units) if unit.always]
+    active: dict[int, set[str]] = {}  # per unit to parse, the rules that read it
+    fired: set[str] = set()
+    if module:
+        _gate(candidates, _joined(module, texts, own), scope, set(module), active, fired)
+    with_callers = [rule for rule in candidates if rule.reads == "callers"]
+    alone = [rule for rule in candidates if rule.reads != "callers"]
+    for index in range(len(units)):
+        if index in module:
+            continue
+        # A unit is kept with what it calls; a rule that reads its callers (a distance
+        # helper whose caller passes basins) sees their identifiers and keeps them too.
+        kept = {index} | reach[index]
+        _gate(alone, Unit(texts[index], own[index]), scope, kept, active, fired)
+        if with_callers:
+            members = [index, *sorted(callers[index])]
+            unit = _joined(members, texts, own)
+            _gate(with_callers, unit, scope, kept | callers[index], active, fired)
+    chosen = [rule for rule in candidates if rule.code in fired]
+    if not chosen:
+        return Selection([])
+    if any(rule.reads == "file" for rule in chosen):
+        return Selection(chosen)
+    for index in module:  # the module's own code is read by every rule that runs
+        active[index] = set(fired)
+    return Selection(chosen, cut(source, shape, active))
+
+
+def _joined(members: list[int], texts: list[str], own: list[frozenset[str]]) -> Unit:
+    return Unit("".join(texts[i] for i in members), frozenset().union(*(own[i] for i in members)))
+
+
+def _gate(
+    rules: list[type[Rule]],
+    unit: Unit,
+    scope: FileScope,
+    kept: set[int],
+    active: dict[int, set[str]],
+    fired: set[str],
+) -> None:
+    """Where a rule's gate holds in ``unit``, the rule reads the units ``kept``."""
+    for rule in rules:
+        if rule.gate.holds(unit, scope):
+            for index in kept:
+                active.setdefault(index, set()).add(rule.code)
+            fired.add(rule.code)
+
+
+# Calls by text: `self.step(`, `cls.build(` (methods of the unit's class) and `helper(`
+# (module functions and classes).
+_METHOD_CALL = re.compile(r"\b(?:self|cls)[ \t]*\.[ \t]*([^\W\d]\w*)[ \t]*\(")
+_CALL = re.compile(r"(?<![\w.])([^\W\d]\w*)[ \t]*\(")
+
+
+def _calls(shape: Layout, texts: list[str]) -> list[set[int]]:
+    """Per unit, the units it may call: module functions and classes it calls by name,
+    and the methods of its own class it calls on ``self`` or ``cls``."""
+    units = shape.units
+    module_level = {unit.name: i for i, unit in enumerate(units) if unit.owner == () and unit.name}
+    members: dict[str, dict[str, int]] = {}
+    for index, unit in enumerate(units):
+        if unit.owner and unit.name:
+            members.setdefault(unit.owner[0], {})[unit.name] = index
+    calls: list[set[int]] = []
+    for index, unit in enumerate(units):
+        text = texts[index]
+        callees = {module_level[n] for n in set(_CALL.findall(text)) & module_level.keys()}
+        if unit.owner:
+            methods = members.get(unit.owner[0], {})
+            callees.update(methods[n] for n in set(_METHOD_CALL.findall(text)) & methods.keys())
+        callees.discard(index)
+        calls.append(callees)
+    return calls
+
+
+def _reach(calls: list[set[int]]) -> list[set[int]]:
+    """Per unit, the units it may call, transitively."""
+    reach: list[set[int]] = []
+    for index in range(len(calls)):
+        seen: set[int] = set()
+        stack = list(calls[index])
+        while stack:
+            callee = stack.pop()
+            if callee not in seen and callee != index:
+                seen.add(callee)
+                stack.extend(calls[callee])
+        reach.append(seen)
+    return reach
+
+
+def imported_from(tree: ast.Module) -> dict[str, str]:
+    """``{name: module}`` for the module-level ``from module import name`` statements
+    (also inside a module-level ``if`` or ``try``), by the top package of ``module``."""
+    found: dict[str, str] = {}
+    statements = list(tree.body)
+    while statements:
+        node = statements.pop()
+        if isinstance(node, ast.ImportFrom) and node.module:
+            for alias in node.names:
+                found[alias.asname or alias.name] = node.module.split(".")[0]
+        elif isinstance(node, (ast.If, ast.Try)):
+            statements.extend(node.body)
+            statements.extend(node.orelse)
+            for handler in getattr(node, "handlers", ()):
+                statements.extend(handler.body)
+    return found

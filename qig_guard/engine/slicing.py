@@ -1,0 +1,290 @@
+"""Units of a module, and the module cut down to the units some rule's gate selects.
+
+libcst's parse is most of a check's time, and most of a real file is code no rule can
+flag. So the engine splits a file (with CPython's ``ast``, in C) into units:
+
+- each function and class defined at module level;
+- each method (or nested class) of such a class; the class's header and own
+  statements are kept with any of them (what its methods store in attributes, a rule
+  reads from the project index, not from ``__init__``);
+- the module's own statements, kept whenever the file is parsed.
+
+Each rule's gate (see :mod:`qig_guard.rules.gates`) reads a unit's identifiers together
+with those of its direct callers (a helper's values may come from them); see
+:mod:`qig_guard.engine.gating`. The units some gate selects are handed to libcst with
+their callers and what they call, transitively. The other units' lines are blanked, so
+every kept line keeps its number and columns: positions, fixes and ``# noqa`` comments
+need no mapping. The names a blanked unit binds are passed to name resolution (see
+:class:`~qig_guard.engine.resolve.ScopeTracker`), so they still shadow what they shadow.
+"""
+
+from __future__ import annotations
+
+import ast
+from collections.abc import Iterator, Sequence
+from dataclasses import dataclass, field
+
+import libcst as cst
+
+from qig_guard.engine.parsing import split_lines
+
+Owner = tuple[str, ...]  # () for the module, ("Model",) for the body of class Model
+
+_DEFINITIONS = (ast.FunctionDef, ast.AsyncFunctionDef, ast.ClassDef)
+# Names that a plain assignment may bind to a well-known module (``torch = cc.torch``).
+_MODULE_NAMES = frozenset({"torch", "np", "numpy", "pickle"})
+
+
+@dataclass
+class Unit:
+    """Lines ``start``..``end`` (1-based, decorators included) of one statement."""
+
+    start: int
+    end: int
+    owner: Owner
+    binds: frozenset[str]
+    # The class this unit belongs to, when it is one's member or own statement.
+    enclosing: str | None = None
+    # Kept whatever the gates say (the module's own statements).
+    always: bool = False
+    # The function or class it defines, if it is a definition.
+    name: str | None = None
+
+
+@dataclass
+class Layout:
+    """A module's units, and per class the units that hold it together."""
+
+    units: list[Unit] = field(default_factory=list)
+    # Per unit of a class: the units of its header and own statements (kept together).
+    scaffold: dict[int, list[int]] = field(default_factory=dict)
+    # Per class header unit: its member units (functions and nested classes).
+    members: dict[int, list[int]] = field(default_factory=dict)
+    line_count: int = 0
+
+
+def _first_line(node: ast.stmt) -> int:
+    decorators = getattr(node, "decorator_list", None)
+    return min([node.lineno, *(d.lineno for d in decorators)]) if decorators else node.lineno
+
+
+def _end_line(node: ast.stmt) -> int:
+    return node.end_lineno or node.lineno
+
+
+def _target_names(target: ast.expr) -> Iterator[str]:
+    if isinstance(target, ast.Name):
+        yield target.id
+    elif isinstance(target, (ast.Tuple, ast.List)):
+        for element in target.elts:
+            yield from _target_names(element)
+    elif isinstance(target, ast.Starred):
+        yield from _target_names(target.value)
+
+
+def bound_names(statements: Sequence[ast.stmt]) -> Iterator[str]:
+    """Names ``statements`` bind in their own scope, as the libcst binding collector
+    finds them: statements are walked, expressions and nested scopes are not."""
+    for node in statements:
+        if isinstance(node, _DEFINITIONS):
+            yield node.name
+        elif isinstance(node, ast.Assign):
+            for target in node.targets:
+                yield from _target_names(target)
+        elif isinstance(node, ast.AnnAssign):
+            if node.value is not None:
+                yield from _target_names(node.target)
+        elif isinstance(node, ast.AugAssign):
+            yield from _target_names(node.target)
+        elif isinstance(node, (ast.For, ast.AsyncFor)):
+            yield from _target_names(node.target)
+            yield from bound_names(node.body)
+            yield from bound_names(node.orelse)
+        elif isinstance(node, (ast.While, ast.If)):
+            yield from bound_names(node.body)
+            yield from bound_names(node.orelse)
+        elif isinstance(node, (ast.With, ast.AsyncWith)):
+            for item in node.items:
+                if item.optional_vars is not None:
+                    yield from _target_names(item.optional_vars)
+            yield from bound_names(node.body)
+        elif isinstance(node, ast.Try) or type(node).__name__ == "TryStar":
+            try_node: ast.Try = node  # type: ignore[assignment]
+            yield from bound_names(try_node.body)
+            for handler in try_node.handlers:
+                if handler.name:
+                    yield handler.name
+                yield from bound_names(handler.body)
+            yield from bound_names(try_node.orelse)
+            yield from bound_names(try_node.finalbody)
+        elif type(node).__name__ == "Match":
+            for case in node.cases:  # type: ignore[attr-defined]
+                yield from bound_names(case.body)
+
+
+def layout(tree: ast.Module, line_count: int) -> Layout:
+    """Split ``tree`` (the module's ``ast``) into units."""
+    result = Layout(line_count=line_count)
+    units = result.units
+    for node in tree.body:
+        if isinstance(node, ast.ClassDef):
+            members = [m for m in node.body if isinstance(m, _DEFINITIONS)]
+            if not members:
+                unit = Unit(_first_line(node), _end_line(node), (), frozenset({node.name}))
+                unit.name = node.name
+                units.append(unit)
+                continue
+            owner = (node.name,)
+            # The header: decorators, bases and the statements before the first member.
+            header_end = max(_first_line(members[0]) - 1, node.lineno)
+            scaffold = [len(units)]
+            header = Unit(_first_line(node), header_end, (), frozenset({node.name}), node.name)
+            header.name = node.name
+            units.append(header)
+            member_units = []
+            for member in node.body:
+                if _first_line(member) <= header_end:
+                    continue
+                if isinstance(member, _DEFINITIONS):
+                    member_units.append(len(units))
+                else:
+                    scaffold.append(len(units))
+                binds = frozenset(bound_names([member]))
+                unit = Unit(_first_line(member), _end_line(member), owner, binds, node.name)
+                unit.name = getattr(member, "name", None)
+                units.append(unit)
+            for index in scaffold + member_units:
+                result.scaffold[index] = scaffold
+            result.members[scaffold[0]] = member_units
+        elif isinstance(node, _DEFINITIONS):
+            unit = Unit(_first_line(node), _end_line(node), (), frozenset({node.name}))
+            unit.name = node.name
+            units.append(unit)
+        else:
+            units.append(
+                Unit(
+                    _first_line(node),
+                    _end_line(node),
+                    (),
+                    frozenset(bound_names([node])),
+                    always=True,
+                )
+            )
+    return result
+
+
+def unit_text(lines: Sequence[str], unit: Unit) -> str:
+    return "".join(lines[unit.start - 1 : unit.end])
+
+
+@dataclass
+class Slice:
+    """The text handed to libcst, the names its blanked units bind per scope, and per
+    kept definition (by its first line) the rules that read it."""
+
+    text: str
+    hidden: dict[Owner, frozenset[str]]
+    kept_lines: int
+    rules_at: dict[int, frozenset[str]] = field(default_factory=dict)
+
+
+def cut(source: str, tree_layout: Layout, active: dict[int, set[str]]) -> Slice:
+    """``source`` with every unit that no rule reads (``active``: the rules that read
+    each unit) and that is not always kept blanked."""
+    units = tree_layout.units
+    kept = set(active)
+    for index in list(active):
+        for part in tree_layout.scaffold.get(index, ()):
+            kept.add(part)
+            active.setdefault(part, set()).update(active[index])
+    kept.update(i for i, unit in enumerate(units) if unit.always)
+    _keep_class_bodies(units, tree_layout, kept)
+    _keep_shadowing(units, kept)
+    _keep_shared_lines(units, kept)
+    rules_at = {
+        units[i].start: frozenset(active.get(i, ()))
+        for i in kept
+        if units[i].name is not None and not units[i].always
+    }
+    if len(kept) == len(units):
+        return Slice(source, {}, source.count("\n"), rules_at)
+    lines = split_lines(source)
+    hidden: dict[Owner, set[str]] = {}
+    blank = bytearray(len(lines) + 2)
+    for index, unit in enumerate(units):
+        if index in kept:
+            continue
+        hidden.setdefault(unit.owner, set()).update(unit.binds)
+        for number in range(unit.start, unit.end + 1):
+            blank[number] = 1
+    out = []
+    kept_lines = 0
+    for number, line in enumerate(lines, start=1):
+        if blank[number]:
+            body = line.rstrip("\r\n")
+            out.append(line[len(body) :] or "\n")
+        else:
+            kept_lines += 1
+            out.append(line)
+    hidden_names = {k: frozenset(v) for k, v in hidden.items()}
+    return Slice("".join(out), hidden_names, kept_lines, rules_at)
+
+
+_AST_DEFINITIONS = (ast.FunctionDef, ast.AsyncFunctionDef, ast.ClassDef)
+
+
+def regions(
+    module: cst.Module, tree: ast.Module, rules_at: dict[int, frozenset[str]]
+) -> dict[int, frozenset[str]]:
+    """Per ``id`` of a module-level definition or class member in ``module``, the rules
+    that read it; ``tree`` is the ``ast`` of the same text, which places them."""
+    found: dict[int, frozenset[str]] = {}
+
+    def pair(nodes: Sequence[cst.CSTNode], statements: Sequence[ast.stmt]) -> None:
+        definitions = [n for n in nodes if isinstance(n, (cst.FunctionDef, cst.ClassDef))]
+        placed = [s for s in statements if isinstance(s, _AST_DEFINITIONS)]
+        for node, statement in zip(definitions, placed, strict=True):
+            rules = rules_at.get(_first_line(statement))
+            if rules is not None:  # else every rule reads it
+                found[id(node)] = rules
+            if (
+                isinstance(node, cst.ClassDef)
+                and isinstance(statement, ast.ClassDef)
+                and isinstance(node.body, cst.IndentedBlock)
+            ):
+                pair(node.body.body, statement.body)
+
+    pair(module.body, tree.body)
+    return found
+
+
+def _keep_class_bodies(units: list[Unit], tree_layout: Layout, kept: set[int]) -> None:
+    """A kept class with no kept member keeps its first (its body must not be empty)."""
+    for header, indices in tree_layout.members.items():
+        if indices and header in kept and not any(i in kept for i in indices):
+            kept.add(min(indices, key=lambda i: units[i].end - units[i].start))
+
+
+def _keep_shadowing(units: list[Unit], kept: set[int]) -> None:
+    """Keep a unit whose binding may decide what an import or a re-exported module
+    name resolves to in its scope (the order of bindings matters there)."""
+    imported: dict[Owner, set[str]] = {}
+    for index in kept:
+        unit = units[index]
+        imported.setdefault(unit.owner, set()).update(unit.binds)
+    for index, unit in enumerate(units):
+        if index in kept:
+            continue
+        if unit.binds & (imported.get(unit.owner, set()) | _MODULE_NAMES):
+            kept.add(index)
+
+
+def _keep_shared_lines(units: list[Unit], kept: set[int]) -> None:
+    """A blanked unit on a line that a kept unit also uses is kept (``a = 1; def f(): ...``
+    cannot be: ``class A: x = 1`` can)."""
+    kept_lines: set[int] = set()
+    for index in kept:
+        kept_lines.update((units[index].start, units[index].end))
+    for index, unit in enumerate(units):
+        if index not in kept and (unit.start in kept_lines or unit.end in kept_lines):
+            kept.add(index)

@@ -1,0 +1,318 @@
+"""Gates: the cheap facts a rule declares must hold in a unit of code for it to fire.
+
+A rule states its gate as data (``gate = Identifiers("load_state_dict") | ...``); the
+engine evaluates every selected rule's gate once per unit of a file (see
+:mod:`qig_guard.engine.slicing`) over the unit's identifiers, read from its text without
+parsing. A file no gate selects is not parsed; of the others, only the selected units
+are. A gate must never reject a unit in which its rule would report: the
+trigger-agreement tests run every rule case, gated and plain, and compare.
+
+Identifiers are read from the whole text (strings and comments too), and an import
+alias also counts as the name it imports (``from torch import save as s`` puts
+``save`` in every unit that says ``s``), so a gate only ever over-approximates.
+"""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Callable, Iterable, Mapping
+from dataclasses import dataclass, field
+from functools import cached_property, lru_cache
+from typing import TYPE_CHECKING
+
+from qig_guard.facts.words import matches_any, name_words
+from qig_guard.facts.words import words as split
+
+if TYPE_CHECKING:
+    from qig_guard.config import Config
+    from qig_guard.facts.project import ProjectFacts
+
+_IDENTIFIER = re.compile(r"[^\W\d]\w*")
+_ALIAS = re.compile(r"([^\W\d]\w*)[ \t\\\n]+as[ \t\\\n]+([^\W\d]\w*)")
+_NUMBER = re.compile(
+    r"(-[\s(]*)?(?<![\w.])(\d[\d_]*\.?[\d_]*(?:[eE][-+]?\d+)?|\.\d[\d_]*(?:[eE][-+]?\d+)?)"
+)
+
+
+# Comments, and string literals (with their prefixes' quotes): triple-quoted first.
+_PROSE = re.compile(
+    r"\"\"\"[\s\S]*?\"\"\"|'''[\s\S]*?'''|\"(?:\\.|[^\"\\\n])*\"|'(?:\\.|[^'\\\n])*'|#[^\n]*"
+)
+_WORDLIKE = re.compile(r"[-\w.:/]*")
+
+
+def _keep_code(match: re.Match[str]) -> str:
+    text = match.group(0)
+    if text[0] == "#":
+        return ""
+    if _WORDLIKE.fullmatch(text, 1, len(text) - 1):
+        return text  # a key, an attribute or option name: `"basin"`, `"--sync-weight"`
+    return '""' + "\n" * text.count("\n")
+
+
+def code_text(source: str) -> str:
+    """``source`` without comments and without string literals that hold spaces (log
+    messages, docstrings): what gates read. Line breaks are kept, so its lines are the
+    source's lines."""
+    return _PROSE.sub(_keep_code, source)
+
+
+def aliases(source: str) -> dict[str, str]:
+    """``{alias: name}`` for each ``name as alias`` in ``source`` (imports, and also
+    ``with``/``except`` targets: a superset)."""
+    return {alias: name for name, alias in _ALIAS.findall(source)}
+
+
+@dataclass
+class FileScope:
+    """What gates may know of the file beyond the unit: the configuration, the
+    project index, the file's ``as`` aliases and every identifier it uses."""
+
+    config: Config
+    project: ProjectFacts
+    alias_of: Mapping[str, str] = field(default_factory=dict)
+    # The module each name imported at module level comes from (``load``: ``torch``).
+    module_of: Mapping[str, str] = field(default_factory=dict)
+    identifiers: frozenset[str] = frozenset()
+    source: str = ""
+    code: str = ""  # the source as gates read it (see code_text)
+
+    @cached_property
+    def listing(self) -> str:
+        """The file's identifiers, one per line."""
+        return "\n".join(self.identifiers)
+
+    _found: dict[object, frozenset[str]] = field(default_factory=dict)
+    _file: dict[object, bool] = field(default_factory=dict)
+
+    def those(
+        self, key: object, wanted: Callable[[str], bool], spelled: tuple[str, ...] = ()
+    ) -> frozenset[str]:
+        """The file's identifiers for which ``wanted`` holds, computed once per ``key``:
+        a gate then tests a unit with one set operation. With ``spelled``, only the
+        identifiers that contain one of these texts (in any case) are tried."""
+        found = self._found.get(key)
+        if found is None:
+            tried = _containing(spelled).findall(self.listing) if spelled else self.identifiers
+            found = self._found[key] = frozenset(filter(wanted, tried))
+        return found
+
+
+class Unit:
+    """A unit's text and the identifiers it uses (see :func:`unit_identifiers`)."""
+
+    def __init__(self, text: str, identifiers: frozenset[str]) -> None:
+        self.text = text
+        self.identifiers = identifiers
+
+    @cached_property
+    def numbers(self) -> tuple[float, ...]:
+        values = []
+        for minus, literal in _NUMBER.findall(self.text):
+            try:
+                value = float(literal.replace("_", ""))
+            except ValueError:
+                continue
+            values.append(-value if minus else value)
+        return tuple(values)
+
+
+def unit_identifiers(text: str, scope: FileScope, context: Iterable[str] = ()) -> frozenset[str]:
+    """The identifiers in ``text``, the ``context`` (its class's name), the names the
+    file's aliases among them import and the modules its imported names come from."""
+    found = set(_IDENTIFIER.findall(text))
+    found.update(context)
+    found.update(scope.alias_of[name] for name in found & scope.alias_of.keys())
+    found.update(scope.module_of[name] for name in found & scope.module_of.keys())
+    return frozenset(found)
+
+
+@lru_cache(maxsize=64)
+def _containing(parts: tuple[str, ...]) -> re.Pattern[str]:
+    """Lines of an identifier listing (one per line) that contain one of ``parts``, in
+    any case."""
+    alternatives = "|".join(re.escape(part) for part in sorted(parts))
+    return re.compile(rf"^.*?(?:{alternatives}).*$", re.MULTILINE | re.IGNORECASE)
+
+
+_SPELLINGS: dict[tuple[str, ...], tuple[str, ...]] = {}
+
+
+def _spellings(names: tuple[str, ...]) -> tuple[str, ...]:
+    found = _SPELLINGS.get(names)
+    if found is None:
+        parts = []
+        for name in names:
+            for word in name_words(name):
+                literal = max(re.split(r"[*?\[\]!]", word), key=len)
+                parts.append(literal)
+        found = _SPELLINGS[names] = tuple(sorted(set(parts)))
+    return found
+
+
+class Gate:
+    """A condition on a unit; combine with ``&`` and ``|``."""
+
+    def holds(self, unit: Unit, scope: FileScope) -> bool:
+        raise NotImplementedError
+
+    def __and__(self, other: Gate) -> Gate:
+        return AllOf((self, other))
+
+    def __or__(self, other: Gate) -> Gate:
+        return AnyOf((self, other))
+
+
+@dataclass(frozen=True)
+class AllOf(Gate):
+    gates: tuple[Gate, ...]
+
+    def holds(self, unit: Unit, scope: FileScope) -> bool:
+        return all(gate.holds(unit, scope) for gate in self.gates)
+
+
+@dataclass(frozen=True)
+class AnyOf(Gate):
+    gates: tuple[Gate, ...]
+
+    def holds(self, unit: Unit, scope: FileScope) -> bool:
+        return any(gate.holds(unit, scope) for gate in self.gates)
+
+
+class Always(Gate):
+    """Every unit (a rule that reads the whole module)."""
+
+    def holds(self, unit: Unit, scope: FileScope) -> bool:
+        return True
+
+
+@dataclass(frozen=True, init=False)
+class Identifiers(Gate):
+    """The unit uses one of these identifiers (or an alias of one)."""
+
+    names: frozenset[str]
+
+    def __init__(self, *names: str) -> None:
+        object.__setattr__(self, "names", frozenset(names))
+
+    def holds(self, unit: Unit, scope: FileScope) -> bool:
+        return not self.names.isdisjoint(unit.identifiers)
+
+
+@dataclass(frozen=True)
+class Guarded(Gate):
+    """The unit uses an attribute that a setter of the project's classes guards."""
+
+    def holds(self, unit: Unit, scope: FileScope) -> bool:
+        found = scope.those(self, lambda i: bool(scope.project.setters_of(i)))
+        return not found.isdisjoint(unit.identifiers)
+
+
+@dataclass(frozen=True, init=False)
+class Named(Gate):
+    """The unit uses an identifier that the configured names in these ``Config``
+    fields match by words (``basin_names``: ``ocean_basin``); with ``project``, or one
+    the project index knows holds a basin."""
+
+    fields: tuple[str, ...]
+    project: bool
+
+    def __init__(self, *fields: str, project: bool = False) -> None:
+        object.__setattr__(self, "fields", fields)
+        object.__setattr__(self, "project", project)
+
+    def holds(self, unit: Unit, scope: FileScope) -> bool:
+        names = _configured(scope.config, self.fields)
+        found = scope.those(self, lambda i: matches_any(i, names), _spellings(names))
+        if not found.isdisjoint(unit.identifiers):
+            return True
+        return self.project and scope.project.names_a_basin(unit.identifiers)
+
+
+def _configured(config: Config, fields: tuple[str, ...]) -> tuple[str, ...]:
+    names: list[str] = []
+    for name in fields:
+        value = getattr(config, name)
+        names.extend((value,) if isinstance(value, str) else value)
+    return tuple(names)
+
+
+@dataclass(frozen=True, init=False)
+class Text(Gate):
+    """The unit's text holds one of these fragments (an operator, a literal)."""
+
+    fragments: tuple[str, ...]
+
+    def __init__(self, *fragments: str) -> None:
+        object.__setattr__(self, "fragments", fragments)
+
+    def holds(self, unit: Unit, scope: FileScope) -> bool:
+        return any(fragment in unit.text for fragment in self.fragments)
+
+
+@dataclass(frozen=True)
+class NumberOutside(Gate):
+    """The unit holds a numeric literal outside the range in this ``Config`` field
+    (a ``-`` before it, as in ``-(0.5)``, makes it negative; ``0x1`` reads as ``0``)."""
+
+    field: str
+
+    def holds(self, unit: Unit, scope: FileScope) -> bool:
+        low, high = getattr(scope.config, self.field)
+        return any(not low <= value <= high for value in unit.numbers)
+
+
+@dataclass(frozen=True, init=False)
+class Words(Gate):
+    """The unit uses an identifier with one of these words (``fisher`` in
+    ``FisherMetric``, ``sync`` in ``"--sync-weight"``)."""
+
+    words: frozenset[str]
+    spelled: tuple[str, ...]
+
+    def __init__(self, *wanted: str) -> None:
+        object.__setattr__(self, "words", frozenset(wanted))
+        object.__setattr__(self, "spelled", tuple(sorted(wanted)))
+
+    def holds(self, unit: Unit, scope: FileScope) -> bool:
+        found = scope.those(self, lambda i: not self.words.isdisjoint(split(i)), self.spelled)
+        return not found.isdisjoint(unit.identifiers)
+
+
+@dataclass(frozen=True)
+class InFile(Gate):
+    """``test`` holds of the file's whole text (evaluated once per file): for what a
+    unit may use without naming it, such as an import under another name."""
+
+    test: Callable[[str], bool]
+
+    def holds(self, unit: Unit, scope: FileScope) -> bool:
+        found = scope._file.get(self)
+        if found is None:
+            found = scope._file[self] = self.test(scope.source)
+        return found
+
+
+@dataclass(frozen=True)
+class Pattern(Gate):
+    """The unit's text matches ``regex`` (a literal shape: ``.basin[i] =``)."""
+
+    regex: re.Pattern[str]
+
+    def holds(self, unit: Unit, scope: FileScope) -> bool:
+        return self.regex.search(unit.text) is not None
+
+
+@dataclass(frozen=True, init=False)
+class Holds(Gate):
+    """The unit uses an attribute in which the project stores an instance of one of
+    these classes (``self.criterion`` after ``self.criterion = nn.MSELoss()``)."""
+
+    classes: frozenset[str]
+
+    def __init__(self, *classes: str) -> None:
+        object.__setattr__(self, "classes", frozenset(classes))
+
+    def holds(self, unit: Unit, scope: FileScope) -> bool:
+        found = scope.those(self, lambda i: scope.project.may_hold(i, self.classes))
+        return not found.isdisjoint(unit.identifiers)
