@@ -1,15 +1,20 @@
-"""Benchmark `qig-guard check` against the `ast.parse` floor (never run as a test).
+"""Benchmark `qig-guard check` beside Ruff, on real QIG code and a generated corpus (never a test).
 
-    python benchmarks/bench_checker.py            # both corpora
-    python benchmarks/bench_checker.py --lines 100000 --no-torch
+    python benchmarks/bench_checker.py                   # pantheon-chat, generated corpus
+    python benchmarks/bench_checker.py --corpus pantheon-chat --repeats 3
+    python benchmarks/bench_checker.py --corpus generated --lines 100000 --corpus torch
 
-Corpus 1 is generated research-style PyTorch code (benchmarks/corpus.py, the
-worst case for text filters); corpus 2 is the installed torch package's source.
-For each it prints: reading + `ast.parse` of every file (the floor), qig-guard
-cold with 1 process and with all cores, warm cache, and one changed file (a
-pre-commit run: interpreter start-up included), as seconds and as ratios to
-the floor, plus what share of files and lines each stage skipped. When ruff is
-installed its `ruff check` time is printed for reference.
+Corpora: `pantheon-chat`, exported from its mirror (fetched as `../shared/eval/README.md`
+says; skipped with a note when it is not there), `generated`, research-style PyTorch
+code from benchmarks/corpus.py, and `torch`, the installed torch package's source.
+
+For each corpus, in the same run and on the same files: the `ast.parse` floor (one
+process), `ruff check --select ALL --no-cache` and, when installed, TorchFix; then
+qig-guard cold (no cache, all cores), warm (cache filled) and one changed file (a
+pre-commit run on one edit: start-up included). Each row gives the best wall time of
+`--repeats`, its CPU time, the ratio to Ruff's wall time, the largest resident memory of
+any one process of the run (the main process or a worker) and, for qig-guard, how many
+files and lines libcst parsed (what the gates let through).
 """
 
 from __future__ import annotations
@@ -24,12 +29,31 @@ import subprocess
 import sys
 import tempfile
 import time
+from dataclasses import dataclass
 from pathlib import Path
 
 HERE = Path(__file__).resolve().parent
 sys.path.insert(0, str(HERE))
 
 import corpus as corpus_builder  # noqa: E402
+import ecosystem  # noqa: E402
+
+# Runs a command and prints its children's CPU seconds and largest resident set (KiB).
+_MEASURE = (
+    "import resource, subprocess, sys\n"
+    "done = subprocess.run(sys.argv[1:], stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)\n"
+    "usage = resource.getrusage(resource.RUSAGE_CHILDREN)\n"
+    "sys.stderr.buffer.write(done.stderr)\n"
+    "print(done.returncode, usage.ru_utime + usage.ru_stime, usage.ru_maxrss)\n"
+)
+
+
+@dataclass
+class Run:
+    wall: float
+    cpu: float
+    peak_kib: int
+    stderr: str
 
 
 def python_files(root: Path) -> list[Path]:
@@ -44,83 +68,117 @@ def floor_seconds(files: list[Path]) -> float:
     return time.perf_counter() - start
 
 
-def timed(command: list[str], cwd: Path) -> tuple[float, subprocess.CompletedProcess[str]]:
+def measured(command: list[str], cwd: Path) -> Run:
     start = time.perf_counter()
-    completed = subprocess.run(command, cwd=cwd, capture_output=True, text=True)
-    elapsed = time.perf_counter() - start
-    if completed.returncode not in (0, 1):
-        raise SystemExit(f"{' '.join(command)} failed:\n{completed.stderr}")
-    return elapsed, completed
+    done = subprocess.run(
+        [sys.executable, "-c", _MEASURE, *command], cwd=cwd, capture_output=True, text=True
+    )
+    wall = time.perf_counter() - start
+    code, cpu, peak = done.stdout.split()
+    if int(code) not in (0, 1):
+        raise SystemExit(f"{' '.join(command)} failed ({code}):\n{done.stderr}")
+    return Run(wall, float(cpu), int(peak), done.stderr)
 
 
-def best_of(
-    repeats: int, command: list[str], cwd: Path
-) -> tuple[float, subprocess.CompletedProcess[str]]:
-    runs = [timed(command, cwd) for _ in range(repeats)]
-    return min(runs, key=lambda run: run[0])
+def best(repeats: int, command: list[str], cwd: Path) -> Run:
+    return min((measured(command, cwd) for _ in range(repeats)), key=lambda run: run.wall)
 
 
 def bench(name: str, root: Path, repeats: int) -> None:
     files = python_files(root)
     lines = sum(path.read_bytes().count(b"\n") for path in files)
     print(f"\n== {name}: {len(files)} files, {lines:,} lines ({root})")
-    floor = min(floor_seconds(files) for _ in range(repeats))
     qig = [sys.executable, "-m", "qig_guard", "check", str(root), "--isolated", "--exit-zero"]
-    rows = [("ast.parse floor (in-process)", floor)]
+    rows: list[tuple[str, Run, str]] = []
+    marker = root / ".git"  # a project root, where the cache lives
+    made_marker = not marker.exists()
+    if made_marker:
+        marker.mkdir()
+    try:
+        _runs(root, files, qig, repeats, rows)
+    finally:
+        shutil.rmtree(root / ".qig-guard-cache", ignore_errors=True)
+        if made_marker:
+            marker.rmdir()
+    reference = next((run for label, run, _ in rows if label.startswith("ruff")), None)
+    width = max(len(label) for label, _, _ in rows)
+    for label, run, note in rows:
+        ratio = f"{run.wall / reference.wall:5.2f}x ruff" if reference else ""
+        peak = f"{run.peak_kib / 1024:6.0f} MiB peak" if run.peak_kib else " " * 15
+        print(
+            f"  {label:<{width}}  {run.wall:7.2f} s wall  {run.cpu:7.2f} s CPU  "
+            f"{ratio:>11}  {peak}  {note}"
+        )
+
+
+def _runs(
+    root: Path, files: list[Path], qig: list[str], repeats: int, rows: list[tuple[str, Run, str]]
+) -> None:
     with tempfile.TemporaryDirectory() as work:
         cwd = Path(work)
-        one, _ = best_of(repeats, [*qig, "--no-cache", "-j", "1"], cwd)
-        rows.append(("qig-guard cold, 1 process", one))
-        cores, completed = best_of(repeats, [*qig, "--no-cache", "--statistics"], cwd)
-        rows.append((f"qig-guard cold, {os.cpu_count()} processes", cores))
-        stats = re.search(r"^files: .*$", completed.stderr, re.MULTILINE)
-        timed([*qig], cwd)  # fill the cache
-        warm, _ = best_of(repeats, [*qig], cwd)
-        rows.append(("qig-guard warm cache", warm))
-        changed = files[len(files) // 2]
-        original = changed.read_bytes()
-        singles = []
-        try:
-            for attempt in range(repeats):  # a new edit each time: never a cache hit
-                changed.write_bytes(original + f"\n# edited {attempt}\n".encode())
-                singles.append(timed([*qig[:4], str(changed), *qig[5:]], cwd)[0])
-        finally:
-            changed.write_bytes(original)
-        single = min(singles)
-        rows.append(("one changed file (with start-up)", single))
+        floor = min(floor_seconds(files) for _ in range(repeats))
+        rows.append(("ast.parse floor (one process)", Run(floor, floor, 0, ""), ""))
         ruff = shutil.which("ruff") or str(Path(sys.executable).with_name("ruff"))
         if Path(ruff).exists():
-            reference, _ = best_of(
-                repeats,
-                [ruff, "check", str(root), "--no-cache", "--isolated", "--exit-zero", "-q"],
-                cwd,
+            command = [ruff, "check", str(root), "--select", "ALL", "--no-cache", "--isolated"]
+            rows.append(
+                (
+                    "ruff check --select ALL --no-cache",
+                    best(repeats, [*command, "--exit-zero", "-q"], cwd),
+                    "",
+                )
             )
-            rows.append(("ruff check (default rules, reference)", reference))
-    width = max(len(label) for label, _ in rows)
-    for label, seconds in rows:
-        print(f"  {label:<{width}}  {seconds:8.3f} s  {seconds / floor:6.2f}x floor")
-    if stats:
-        print(f"  stages: {stats.group(0)}")
+        torchfix = shutil.which("torchfix")
+        if torchfix:
+            jobs = str(os.cpu_count() or 1)
+            rows.append(("TorchFix", best(repeats, [torchfix, "-j", jobs, str(root)], cwd), ""))
+        cold = best(repeats, [*qig, "--no-cache", "--statistics"], cwd)
+        stats = re.search(r"parsed: (\d+) \((\d+) of their lines\)", cold.stderr)
+        parsed = f"parsed {stats.group(1)} files, {int(stats.group(2)):,} lines" if stats else ""
+        rows.append(("qig-guard cold (no cache, all cores)", cold, parsed))
+        measured([*qig], cwd)  # fill the cache
+        rows.append(("qig-guard warm (cache)", best(repeats, [*qig], cwd), ""))
+        changed = files[len(files) // 2]
+        original = changed.read_bytes()
+        try:
+            singles = []
+            for attempt in range(repeats):  # a new edit each time: never a cache hit
+                changed.write_bytes(original + f"\n# edited {attempt}\n".encode())
+                singles.append(measured([*qig[:4], str(changed), *qig[5:]], cwd))
+        finally:
+            changed.write_bytes(original)
+        rows.append(("qig-guard, one changed file", min(singles, key=lambda r: r.wall), ""))
 
 
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument(
+        "--corpus",
+        action="append",
+        choices=("pantheon-chat", "generated", "torch"),
+        help="what to check (repeatable; default: pantheon-chat and generated)",
+    )
     parser.add_argument("--lines", type=int, default=320_000, help="generated corpus size")
     parser.add_argument("--repeats", type=int, default=2, help="best of N for each timing")
-    parser.add_argument("--no-torch", action="store_true", help="skip the torch-source corpus")
     args = parser.parse_args()
-    generated = corpus_builder.build(HERE / ".corpus" / "research", target_lines=args.lines)
-    bench("generated research corpus", generated, args.repeats)
-    if not args.no_torch:
-        try:
+    for name in args.corpus or ["pantheon-chat", "generated"]:
+        if name == "pantheon-chat":
+            with tempfile.TemporaryDirectory() as exported:
+                root = ecosystem.export("GaryOcean428/pantheon-chat", Path(exported))
+                if root is None:
+                    print(f"\n== pantheon-chat: no mirror under {ecosystem.mirrors()}; skipped")
+                    continue
+                bench("pantheon-chat HEAD", root, args.repeats)
+        elif name == "generated":
+            built = corpus_builder.build(HERE / ".corpus" / "research", target_lines=args.lines)
+            bench("generated research corpus", built, args.repeats)
+        else:
             import importlib.util
 
             spec = importlib.util.find_spec("torch")
-        except ImportError:
-            spec = None
-        if spec is None or spec.origin is None:
-            print("\n== torch source: torch is not installed; skipped")
-        else:
+            if spec is None or spec.origin is None:
+                print("\n== torch source: torch is not installed; skipped")
+                continue
             bench("installed torch package source", Path(spec.origin).parent, args.repeats)
     return 0
 

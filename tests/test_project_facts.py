@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 from pathlib import Path
 
 from qig_guard.config import Config
@@ -63,10 +64,18 @@ def test_digest_changes_with_the_facts_only() -> None:
 
 
 def test_cached_summaries_round_trip(tmp_path: Path) -> None:
-    cache = FactsCache(tmp_path)
-    first = cache.summary(KERNEL)
-    assert list(tmp_path.rglob("*.json"))
-    assert FactsCache(tmp_path).summary(KERNEL) == first == file_facts(KERNEL)
+    plain = b"x = 1\n"
+    first = FactsCache(tmp_path).summaries([KERNEL, plain])
+    assert first == [file_facts(KERNEL), ()]
+    (index,) = tmp_path.rglob("index.json")
+    assert len(json.loads(index.read_text())) == 2  # the irrelevant file is known too
+    assert FactsCache(tmp_path).summaries([KERNEL, plain]) == first
+    # A warm run reads the index: an entry there is believed, not recomputed.
+    entries = json.loads(index.read_text())
+    index.write_text(json.dumps({digest: [] for digest in entries}))
+    assert FactsCache(tmp_path).summaries([KERNEL]) == [()]
+    # Files no longer checked leave the index.
+    assert len(json.loads(index.read_text())) == 1
 
 
 def test_a_setter_in_one_file_guards_writes_in_another(tmp_path: Path) -> None:
@@ -122,6 +131,7 @@ def test_never_tensor_needs_evidence_and_no_tensor() -> None:
 
 
 SIGNATURES = b"""\
+import json
 import torch
 
 

@@ -175,7 +175,7 @@ def _index(
     where = next((c.cache_path for c in configs if c.cache_path is not None), None)
     extra_words = tuple(sorted({w for c in configs for w in index_words(c)}))
     facts = FactsCache(where if use_cache else None, extra_words)
-    return ProjectFacts.merge(facts.summary(data) for _, _, data, _, _ in files)
+    return ProjectFacts.merge(facts.summaries(data for _, _, data, _, _ in files))
 
 
 def _execute(

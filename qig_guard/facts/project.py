@@ -42,7 +42,7 @@ from qig_guard.facts.words import words
 if TYPE_CHECKING:
     from qig_guard.config import Config
 
-FORMAT = "8"
+FORMAT = "9"
 BASIN_WORDS = ("basin", "attractor")
 UNKNOWN = "?"  # an attribute also assigned something other than a class instance
 
@@ -448,7 +448,8 @@ def _from_json(item: list[object]) -> ClassFacts:
 
 
 class FactsCache:
-    """File summaries cached by content hash under ``directory`` (best effort)."""
+    """File summaries by content hash, kept in one index file under ``directory`` (best
+    effort): a warm run reads one file instead of searching every source again."""
 
     def __init__(self, directory: Path | None, extra_words: tuple[str, ...] = ()) -> None:
         self.directory = directory / f"facts-v{FORMAT}" if directory is not None else None
@@ -457,26 +458,51 @@ class FactsCache:
         self._salt = "\0".join(extra_words).encode()
 
     def summary(self, data: bytes) -> tuple[ClassFacts, ...]:
+        """One file's summary (empty when nothing in it can matter to the index)."""
         if not self._pattern.search(data):
             return ()
+        return file_facts(data, self.extra_words)
+
+    def summaries(self, sources: Iterable[bytes]) -> list[tuple[ClassFacts, ...]]:
+        """The summary of each of ``sources``, from the index where it has them; the
+        index then holds exactly these files' summaries."""
         if self.directory is None:
-            return file_facts(data, self.extra_words)
-        digest = hashlib.sha256(self._salt + b"\0" + data).hexdigest()
-        path = self.directory / f"{digest}.json"
+            return [self.summary(data) for data in sources]
+        index = self.directory / "index.json"
         try:
-            return tuple(_from_json(item) for item in json.loads(path.read_text("utf-8")))
-        except (OSError, ValueError, TypeError, AssertionError):
-            pass
-        summary = file_facts(data, self.extra_words)
+            known = json.loads(index.read_text("utf-8"))
+            assert isinstance(known, dict)
+        except (OSError, ValueError, AssertionError):
+            known = {}
+        used: dict[str, object] = {}
+        found = []
+        for data in sources:
+            digest = hashlib.sha256(self._salt + b"\0" + data).hexdigest()
+            entry: object = known.get(digest)
+            summary = None
+            if isinstance(entry, list):
+                try:
+                    summary = tuple(_from_json(item) for item in entry)
+                except (ValueError, TypeError, AssertionError):
+                    summary = None
+            if summary is None:
+                summary = self.summary(data)
+                entry = [_to_json(c) for c in summary]
+            used[digest] = entry
+            found.append(summary)
+        if used.keys() != known.keys():
+            self._save(index, used)
+        return found
+
+    def _save(self, index: Path, entries: dict[str, object]) -> None:
         try:
-            self.directory.mkdir(parents=True, exist_ok=True)
-            handle, temporary = tempfile.mkstemp(dir=self.directory, suffix=".tmp")
+            index.parent.mkdir(parents=True, exist_ok=True)
+            handle, temporary = tempfile.mkstemp(dir=index.parent, suffix=".tmp")
             with os.fdopen(handle, "w", encoding="utf-8") as stream:
-                json.dump([_to_json(c) for c in summary], stream)
-            os.replace(temporary, path)
+                json.dump(entries, stream, separators=(",", ":"))
+            os.replace(temporary, index)
         except OSError:
             pass
-        return summary
 
 
 EMPTY = ProjectFacts()

@@ -119,7 +119,7 @@ class Projects:
                 config.cache_path if self.use_cache else None, index_words(config)
             )
             project.facts = ProjectFacts.merge(
-                summaries.summary(data) for file in files if (data := _read(file)) is not None
+                summaries.summaries(data for file in files if (data := _read(file)) is not None)
             )
             project.facts_stamp = stamp
         return project.facts
