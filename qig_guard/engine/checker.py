@@ -154,7 +154,7 @@ def _check_text(
         parsed=True, parsed_lines=sliced.kept_lines if sliced else source.count("\n")
     )
     try:
-        parsed = parse(text, parse_module)
+        parsed = parse(text, parse_module, sliced.tree if sliced is not None else None)
     except ParseRefused as error:
         result.findings.append(_file_error(path, str(error), error.line, error.column))
         return result

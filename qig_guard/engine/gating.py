@@ -92,7 +92,7 @@ def select(
         return Selection(chosen)
     for index in module:  # the module's own code is read by every rule that runs
         active[index] = set(fired)
-    return Selection(chosen, cut(source, shape, active))
+    return Selection(chosen, cut(source, tree, shape, active))
 
 
 def _joined(members: list[int], texts: list[str], own: list[frozenset[str]]) -> Unit:

@@ -150,15 +150,20 @@ def rewrite_annotated_targets(source: str, annotated: list[ast.AnnAssign]) -> st
     return source
 
 
-def parse(source: str, parse_module: Callable[[str], cst.Module] | None = None) -> Parsed:
+def parse(
+    source: str,
+    parse_module: Callable[[str], cst.Module] | None = None,
+    tree: ast.Module | None = None,
+) -> Parsed:
     """Parse ``source`` with libcst (or ``parse_module``), or raise ParseRefused (or
-    libcst's own error)."""
+    libcst's own error); ``tree``, when given, is CPython's ``ast`` of ``source``."""
     import libcst as cst
 
     parse_module = parse_module or cst.parse_module
 
     try:
-        tree = ast.parse(source)
+        if tree is None:
+            tree = ast.parse(source)
     except SyntaxError as error:
         if any(text in str(error.msg) for text in _NESTING_MESSAGES):
             raise ParseRefused(

@@ -21,6 +21,7 @@ need no mapping. The names a blanked unit binds are passed to name resolution (s
 from __future__ import annotations
 
 import ast
+import copy
 from collections.abc import Iterator, Sequence
 from dataclasses import dataclass, field
 
@@ -186,9 +187,11 @@ class Slice:
     hidden: dict[Owner, frozenset[str]]
     kept_lines: int
     rules_at: dict[int, frozenset[str]] = field(default_factory=dict)
+    # CPython's ``ast`` of ``text``: the file's, less the blanked statements.
+    tree: ast.Module | None = None
 
 
-def cut(source: str, tree_layout: Layout, active: dict[int, set[str]]) -> Slice:
+def cut(source: str, tree: ast.Module, tree_layout: Layout, active: dict[int, set[str]]) -> Slice:
     """``source`` with every unit that no rule reads (``active``: the rules that read
     each unit) and that is not always kept blanked."""
     units = tree_layout.units
@@ -207,7 +210,7 @@ def cut(source: str, tree_layout: Layout, active: dict[int, set[str]]) -> Slice:
         if units[i].name is not None and not units[i].always
     }
     if len(kept) == len(units):
-        return Slice(source, {}, source.count("\n"), rules_at)
+        return Slice(source, {}, source.count("\n"), rules_at, tree)
     lines = split_lines(source)
     hidden: dict[Owner, set[str]] = {}
     blank = bytearray(len(lines) + 2)
@@ -227,7 +230,22 @@ def cut(source: str, tree_layout: Layout, active: dict[int, set[str]]) -> Slice:
             kept_lines += 1
             out.append(line)
     hidden_names = {k: frozenset(v) for k, v in hidden.items()}
-    return Slice("".join(out), hidden_names, kept_lines, rules_at)
+    return Slice("".join(out), hidden_names, kept_lines, rules_at, _pruned(tree, blank))
+
+
+def _pruned(tree: ast.Module, blank: bytearray) -> ast.Module:
+    """``tree`` without the statements on blanked lines (a class keeps what is left)."""
+    body = []
+    for node in tree.body:
+        if blank[_first_line(node)]:
+            continue
+        if isinstance(node, ast.ClassDef):
+            kept = [member for member in node.body if not blank[_first_line(member)]]
+            if len(kept) != len(node.body):
+                node = copy.copy(node)
+                node.body = kept
+        body.append(node)
+    return ast.Module(body=body, type_ignores=[])
 
 
 _AST_DEFINITIONS = (ast.FunctionDef, ast.AsyncFunctionDef, ast.ClassDef)

@@ -28,7 +28,9 @@ if TYPE_CHECKING:
     from qig_guard.facts.project import ProjectFacts
 
 _IDENTIFIER = re.compile(r"[^\W\d]\w*")
-_ALIAS = re.compile(r"([^\W\d]\w*)[ \t\\\n]+as[ \t\\\n]+([^\W\d]\w*)")
+# `as NAME` (found by its literal `as`); the name before it is read backwards.
+_AS = re.compile(r"(?<![\w.])as[ \t\\\n]+([^\W\d]\w*)")
+_BEFORE = re.compile(r"([^\W\d]\w*)[ \t\\\n]+$")
 _NUMBER = re.compile(
     r"(-[\s(]*)?(?<![\w.])(\d[\d_]*\.?[\d_]*(?:[eE][-+]?\d+)?|\.\d[\d_]*(?:[eE][-+]?\d+)?)"
 )
@@ -60,7 +62,12 @@ def code_text(source: str) -> str:
 def aliases(source: str) -> dict[str, str]:
     """``{alias: name}`` for each ``name as alias`` in ``source`` (imports, and also
     ``with``/``except`` targets: a superset)."""
-    return {alias: name for name, alias in _ALIAS.findall(source)}
+    found = {}
+    for match in _AS.finditer(source):
+        before = _BEFORE.search(source, max(0, match.start() - 80), match.start())
+        if before is not None:
+            found[match.group(1)] = before.group(1)
+    return found
 
 
 @dataclass
@@ -78,9 +85,22 @@ class FileScope:
     code: str = ""  # the source as gates read it (see code_text)
 
     @cached_property
-    def listing(self) -> str:
-        """The file's identifiers, one per line."""
-        return "\n".join(self.identifiers)
+    def listing(self) -> tuple[str, str]:
+        """The file's identifiers, one per line, as they are and in lower case."""
+        listing = "\n".join(self.identifiers)
+        return listing, listing.lower()
+
+    def _containing(self, parts: tuple[str, ...]) -> set[str]:
+        """The file's identifiers that contain one of ``parts`` (lower case), in any case."""
+        listing, lowered = self.listing
+        if len(lowered) != len(listing):  # lower-casing changed lengths: search slowly
+            return {i for i in self.identifiers if any(p in i.lower() for p in parts)}
+        found = set()
+        for match in _alternatives(parts).finditer(lowered):
+            start = lowered.rfind("\n", 0, match.start()) + 1
+            end = lowered.find("\n", match.end())
+            found.add(listing[start : end if end >= 0 else len(listing)])
+        return found
 
     _found: dict[object, frozenset[str]] = field(default_factory=dict)
     _file: dict[object, bool] = field(default_factory=dict)
@@ -93,7 +113,7 @@ class FileScope:
         identifiers that contain one of these texts (in any case) are tried."""
         found = self._found.get(key)
         if found is None:
-            tried = _containing(spelled).findall(self.listing) if spelled else self.identifiers
+            tried = self._containing(spelled) if spelled else self.identifiers
             found = self._found[key] = frozenset(filter(wanted, tried))
         return found
 
@@ -128,11 +148,8 @@ def unit_identifiers(text: str, scope: FileScope, context: Iterable[str] = ()) -
 
 
 @lru_cache(maxsize=64)
-def _containing(parts: tuple[str, ...]) -> re.Pattern[str]:
-    """Lines of an identifier listing (one per line) that contain one of ``parts``, in
-    any case."""
-    alternatives = "|".join(re.escape(part) for part in sorted(parts))
-    return re.compile(rf"^.*?(?:{alternatives}).*$", re.MULTILINE | re.IGNORECASE)
+def _alternatives(parts: tuple[str, ...]) -> re.Pattern[str]:
+    return re.compile("|".join(re.escape(part.lower()) for part in sorted(parts)))
 
 
 _SPELLINGS: dict[tuple[str, ...], tuple[str, ...]] = {}
