@@ -72,19 +72,23 @@ def select(
     fired: set[str] = set()
     if module:
         _gate(candidates, _joined(module, texts, own), scope, set(module), active, fired)
-    with_callers = [rule for rule in candidates if rule.reads == "callers"]
-    alone = [rule for rule in candidates if rule.reads != "callers"]
+    with_callers = [rule for rule in candidates if rule.callers is not None]
+    alone = [rule for rule in candidates if rule.callers is None]
     for index in range(len(units)):
         if index in module:
             continue
-        # A unit is kept with what it calls; a rule that reads its callers (a distance
-        # helper whose caller passes basins) sees their identifiers and keeps them too.
+        # A unit is kept with what it calls. Where a rule's ``callers`` gate holds (a
+        # distance helper, whose operands may be the basins its callers pass), that rule's
+        # gate also sees the callers' identifiers, and the callers are kept too.
         kept = {index} | reach[index]
-        _gate(alone, Unit(texts[index], own[index]), scope, kept, active, fired)
-        if with_callers:
-            members = [index, *sorted(callers[index])]
-            unit = _joined(members, texts, own)
-            _gate(with_callers, unit, scope, kept | callers[index], active, fired)
+        unit = Unit(texts[index], own[index])
+        _gate(alone, unit, scope, kept, active, fired)
+        for rule in with_callers:
+            if rule.callers is not None and rule.callers.holds(unit, scope):
+                joined = _joined([index, *sorted(callers[index])], texts, own)
+                _gate([rule], joined, scope, kept | callers[index], active, fired)
+            else:
+                _gate([rule], unit, scope, kept, active, fired)
     chosen = [rule for rule in candidates if rule.code in fired]
     if not chosen:
         return Selection([])

@@ -137,9 +137,11 @@ class Rule(cst.BatchableCSTVisitor):
     # reject a unit the rule would report in (the trigger-agreement tests prove it).
     gate: ClassVar[Gate] = Always()
     # What the rule reads besides a unit its gate selects: "unit", what the unit calls
-    # (and its class's header and own statements); "callers", also the units that call
-    # it, whose identifiers its gate then sees too; "file", the whole file.
-    reads: ClassVar[Literal["unit", "callers", "file"]] = "unit"
+    # (and its class's header and own statements); "file", the whole file.
+    reads: ClassVar[Literal["unit", "file"]] = "unit"
+    # Where this gate holds in a unit, the rule also reads the units that call it, and
+    # its ``gate`` sees their identifiers too (a helper's values come from its callers).
+    callers: ClassVar[Gate | None] = None
     # A new rule starts in preview: outside ``ALL`` and prefixes until it has
     # passed the upstream ecosystem check (see CONTRIBUTING.md).
     preview: ClassVar[bool] = False

@@ -246,8 +246,8 @@ class EuclideanBasinDistance(BasinRule):
     code = "QIG006"
     name = "euclidean-basin-distance"
     summary = "Euclidean or cosine distance between basins where the Fisher distance is required"
-    # A distance helper's operands may be basins its callers pass.
-    reads = "callers"
+    # A distance-named helper's operands may be basins its callers pass.
+    callers = Words(*DISTANCE_WORDS)
     # A distance takes two basins: a pairwise function or product (a cosine), an identity
     # Fisher metric, or a norm, root or sum next to a difference (`a - b`, `1 - cos`).
     gate = (
