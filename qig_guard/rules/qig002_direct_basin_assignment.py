@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import re
 from collections.abc import Iterator
-from functools import lru_cache
 
 import libcst as cst
 
@@ -13,7 +12,7 @@ from qig_guard.engine.resolve import dotted_name
 from qig_guard.facts.torch_api import VALUE_KEEPING_METHODS
 from qig_guard.facts.vocabulary import NOT_A_VECTOR
 from qig_guard.facts.words import matches_any, words
-from qig_guard.rules.base import Invalid, Rule, compile_trigger, positional_args
+from qig_guard.rules.base import Invalid, Rule, positional_args
 from qig_guard.rules.gates import Guarded, Named, Pattern
 
 # A write to some object's basin-ish attribute other than through ``self``; whether the
@@ -25,28 +24,6 @@ _OTHER_BASIN_WRITE = re.compile(
 _SETATTR = frozenset({"setattr", "builtins.setattr", "object.__setattr__"})
 # nn.Module methods that (re)bind an attribute named by their first argument.
 _REGISTERS = frozenset({"register_buffer", "register_parameter"})
-
-
-@lru_cache(maxsize=8)
-def _trigger(attribute: str) -> tuple[re.Pattern[str], re.Pattern[str], re.Pattern[str]]:
-    """Text that may write ``attribute``: as an assignment target, through an in-place
-    method, or named by a string in ``setattr``/``register_buffer``."""
-    name = re.escape(attribute)
-    string = rf"[rRuU]?['\"]+{name}['\"]"
-    between = r"(?:\s|\\|#[^\n]*)*"
-    written = compile_trigger(
-        rf"\.[\s\\]*{name}\b"
-        r"(?:[\s\\)]*(?:\.[\s\\]*data\b|\[[^\[\]\n]*\]))*[\s\\)\]]*"
-        r"(?:\["  # a subscript too complex to follow
-        r"|\.[\s\\]*\w*_[\s\\]*\("  # .copy_(
-        r"|:"  # annotated assignment
-        r"|(?:[-+*/@%&|^]|//|\*\*|<<|>>)?=(?!=)"  # = and +=
-        r"|,[^\n=]*=(?!=)"  # x.target_basin, y = ...
-        r"|,[ \t]*(?:#[^\n]*)?\\?\n\s*[\w*(\[)\]\\])",  # a target list going on
-    )
-    setattr_call = compile_trigger(rf",{between}{string}[\s\\]*,")
-    register_call = compile_trigger(rf"register_(?:buffer|parameter)[\s\\)]*\({between}{string}")
-    return written, setattr_call, register_call
 
 
 def _elements(target: cst.BaseExpression) -> Iterator[cst.BaseExpression]:

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import re
 from functools import lru_cache
 
 import libcst as cst
@@ -66,15 +65,6 @@ def _is_optimizer_name(dotted: str | None) -> bool:
 # of an optimizer call (or a local assigned from it), or the name of an enclosing class.
 # Files that merely mention the Ocean (`ocean.eval()`, `ocean(batch)`) are not parsed.
 # Patterns start with a literal so that `re` scans fast; the rest is checked in Python.
-
-_IMPORT = re.compile(
-    r"[ \t]*(?:from[ \t]+([.\w]+)[ \t]+)?import[ \t]+(\([^)]*\)|(?:[^\n;#\\]|\\\n)*)"
-)
-
-
-@lru_cache(maxsize=256)
-def _assigned(name: str) -> re.Pattern[str]:
-    return re.compile(rf"{re.escape(name)}[ \t]*=(?!=)")
 
 
 class OceanTraining(Rule):

@@ -3,11 +3,9 @@
 from __future__ import annotations
 
 import ast
-import re
 from collections.abc import Iterator
 from dataclasses import dataclass, field
 from enum import Enum
-from functools import lru_cache
 
 import libcst as cst
 
@@ -15,7 +13,7 @@ from qig_guard.engine.resolve import dotted_name
 from qig_guard.facts.kinds import NOT_TENSORS, ast_kind, numpy_only
 from qig_guard.facts.torch_api import DETACHING, GRADIENT_KEEPING_METHODS, disables_gradients
 from qig_guard.facts.vocabulary import NOT_A_VECTOR
-from qig_guard.facts.words import matches, matches_any, text_pattern, words
+from qig_guard.facts.words import matches, matches_any, words
 from qig_guard.rules.base import FileContext, Invalid, Rule
 from qig_guard.rules.gates import Named
 
@@ -46,25 +44,10 @@ class _Frame:
     names: dict[str, _State] = field(default_factory=dict)
 
 
-@lru_cache(maxsize=32)
-def _trigger(basins: tuple[str, ...], owners: tuple[str, ...]) -> re.Pattern[str]:
-    basin, owner = text_pattern(basins), text_pattern(owners)
-    return re.compile(rf"{owner}[\w.]*{basin}|{basin}[\w.]*{owner}")
-
-
 # -- the text trigger ------------------------------------------------------------
 # Every report reads a basin named with its owner (`ocean_basin`, `active.basin`), or a
 # local assigned from one. The trigger keeps a file unless each such name is detached
 # where it is read, is only assigned to, or is a local last assigned a detached value.
-
-_NAME_RUN = re.compile(r"[\w.]*")
-_DEF = re.compile(r"[ \t]*(?:async[ \t]+)?def\b")
-
-
-def _run(text: str, position: int) -> int:
-    """The length of the dotted-name characters at ``position``."""
-    match = _NAME_RUN.match(text, position)
-    return match.end() - position if match else 0
 
 
 def _unwrap(node: cst.BaseExpression) -> tuple[cst.BaseExpression, bool]:

@@ -14,7 +14,6 @@ from qig_guard.rules._basin_values import (
     call_args,
     dict_entries,
 )
-from qig_guard.rules._text import split_arguments
 from qig_guard.rules.base import FileContext, Invalid, argument
 from qig_guard.rules.gates import Identifiers, Named
 
@@ -40,28 +39,6 @@ _STATE_WORDS = frozenset(
     {"state", "optimizer", "optim", "scheduler", "model", "weights", "params", "parameters"}
 )
 _METADATA_WORDS = frozenset({"source", "name", "id", "path", "tag", "version", "type"})
-
-
-_DICT_ENTRY = re.compile(r"\s*[uUrR]?(['\"])([^'\"\\]*)\1\s*:\s*(.*)", re.DOTALL)
-_NON_LITERAL = re.compile(r"[A-Za-z_]\w*(?![\w'\"])")
-_STATE_DICT_CALL = re.compile(r"[A-Za-z_][\w.\s]*\.\s*state_dict\s*\([^()]*\)\s*")
-
-
-def _is_checkpoint(argument: str) -> bool:
-    """A dict display with a model-state entry: the rule never calls it a basin record."""
-    text = argument.strip()
-    if not (text.startswith("{") and text.endswith("}")):
-        return False
-    for entry in split_arguments(text[1:-1]):
-        if _STATE_DICT_CALL.fullmatch(entry.partition(":")[2]):
-            return True
-        found = _DICT_ENTRY.fullmatch(entry)
-        if found is None or not _NON_LITERAL.match(found.group(3)):
-            continue
-        key_words = set(words(found.group(2)))
-        if key_words & _STATE_WORDS and not key_words & _METADATA_WORDS:
-            return True
-    return False
 
 
 class BasinNotJson(BasinRule):

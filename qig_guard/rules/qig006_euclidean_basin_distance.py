@@ -107,8 +107,6 @@ _NAMES = frozenset(
     )
 )
 _MODULE_TEXT = re.compile(r"MSELoss|PairwiseDistance|CosineSimilarity")
-# Function definitions whose names make their first two parameters basins (see facts.distances).
-_DEF = re.compile(r"\bdef\s+(\w*[Dd]ist\w*)\(")
 # Where a cosine bound to ``{name}`` becomes a distance (reported there) or feeds a slerp.
 _USES_OF_A_COSINE = (
     r"\b(?:acos|arccos|sqrt|clip|clamp|float|max|min)\s*\([^\n]*\b{name}\b"
@@ -128,7 +126,6 @@ _PRODUCTS = frozenset(q.rsplit(".", 1)[-1] for q in (*_DOTS, _NORMALIZE))
 _MINUS = re.compile(r"-(?![>=])")
 # What turns a product into a cosine: a length or a normalisation.
 _LENGTHS = frozenset(q.rsplit(".", 1)[-1] for q in (*_NORMS, *_SQRTS, _NORMALIZE)) | {"norm"}
-_WORD = re.compile(r"\w+")
 
 
 def _number(node: cst.BaseExpression | None) -> float | None:

@@ -3,9 +3,7 @@ outside the configured range."""
 
 from __future__ import annotations
 
-import itertools
 import re
-from collections.abc import Iterator
 
 import libcst as cst
 
@@ -26,57 +24,6 @@ from qig_guard.rules.base import FileContext, Invalid
 from qig_guard.rules.gates import Named, NumberOutside, Pattern, Text, Words
 
 _SYNC_WEIGHT = "sync_weight*"
-# Trigger texts. A literal is `-(0.5)`, `(+2)`, `1e-3`, `0x1`; gaps may hold comments.
-# Gaps are atomic (what follows one never starts with a space or `#`): linear time.
-_COMMENT = r"#[^\n]*"
-_ATOMIC_GROUPS = itertools.count()
-
-
-def _atomic(body: str) -> str:
-    """``(?>body)`` for Python 3.10 (atomic groups need 3.11): a lookahead captures
-    the longest match and a backreference consumes exactly it, without backtracking."""
-    name = f"atomic{next(_ATOMIC_GROUPS)}"
-    return rf"(?=(?P<{name}>{body}))(?P={name})"
-
-
-_SIGNS = rf"(?:[-+(\s\\]|{_COMMENT})*"
-
-
-def _literal() -> str:
-    return (
-        rf"(?P<sign>{_atomic(_SIGNS)})"
-        r"(?P<number>0[xXoObB][\da-fA-F_]+|(?:\d[\d_]*\.?[\d_]*|\.\d[\d_]*)(?:[eE][-+]?\d[\d_]*)?[jJ]?)"
-    )
-
-
-def _statements(source: str) -> Iterator[str]:
-    """The logical lines of ``source`` (brackets and backslashes joined, comments cut);
-    a bracket in a string can only join more lines, which keeps this an over-approximation
-    for the trigger."""
-    depth = 0
-    lines: list[str] = []
-    for line in source.splitlines():
-        code = line.split("#", 1)[0]
-        lines.append(code)
-        opened = code.count("(") + code.count("[") + code.count("{")
-        closed = code.count(")") + code.count("]") + code.count("}")
-        depth = max(0, depth + opened - closed)
-        if depth or code.rstrip().endswith("\\"):
-            continue
-        yield "\n".join(lines)
-        lines = []
-    if lines:
-        yield "\n".join(lines)
-
-
-def _positions(source: str, words: tuple[str, ...]) -> list[int]:
-    found = []
-    for word in words:
-        hit = source.find(word)
-        while hit != -1:
-            found.append(hit)
-            hit = source.find(word, hit + 1)
-    return found
 
 
 def _is_sync_weight(identifier: str | None) -> bool:

@@ -2,8 +2,6 @@
 
 from __future__ import annotations
 
-import re
-
 import libcst as cst
 
 from qig_guard.engine.resolve import dotted_name
@@ -13,7 +11,6 @@ from qig_guard.rules.base import FileContext, Invalid, Rule
 from qig_guard.rules.gates import Identifiers
 
 _CHECKPOINT_WORDS = frozenset({"checkpoint", "checkpoints", "ckpt", "ckpts", "pt", "pth"})
-_ALIASED = re.compile(r"([\w.]+)\s*$")
 
 
 _WEIGHTS_ONLY = "weights_only"
