@@ -121,6 +121,3 @@ def sleep_function(scopes: ScopeTracker, config: Config, path: str = "") -> cst.
     if any(_estimates_fisher(f) for f in functions):
         return None
     return functions[-1]
-
-
-# --- text structure, for triggers ------------------------------------------------

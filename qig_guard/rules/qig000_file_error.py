@@ -23,7 +23,7 @@ class FileError(Rule):
     run goes on with the other files and exits 1, so CI still notices.
 
     To stay fast, qig-guard parses only files in which some selected rule
-    could fire (see each rule's text trigger), so a syntax error in a file
+    could fire (see each rule's gate), so a syntax error in a file
     that no rule would look at is not reported; select `QIG000` alone to
     parse every file.
 
