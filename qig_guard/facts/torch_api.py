@@ -7,7 +7,8 @@
 - which names are optimizers and which methods iterate a model's parameters;
 - which functions serialise or load any object with pickle (:data:`PICKLE_MODULES`);
 - which calls make new random numbers (:func:`makes_random_data`) and which class loads
-  data (:data:`DATA_LOADER`).
+  data (:data:`DATA_LOADER`), and whether a source imports either under another name
+  (:func:`imports_random_or_loader_as`).
 
 Names are qualified the way :meth:`~qig_guard.rules.base.FileContext.qualified_name`
 gives them (``numpy``, not ``np``).
@@ -15,6 +16,7 @@ gives them (``numpy``, not ``np``).
 
 from __future__ import annotations
 
+import re
 from typing import TYPE_CHECKING
 
 from qig_guard.facts.words import matches_any
@@ -170,3 +172,20 @@ def makes_random_data(qualified: str) -> bool:
 DATA_LOADER = "torch.utils.data.DataLoader"
 DATA_WORDS = frozenset({"loader", "dataloader", "dataset", "datasets"})
 """Last words of a name that holds a data loader or dataset (``val_loader``)."""
+
+
+# Imports that let code call those by other names (a text test: no parse needed).
+_ALIASED = re.compile(r"(?:rand\w*|normal|bernoulli|poisson|DataLoader)[ \t]*$")
+_FROM_RANDOM = re.compile(r"\brandom[ \t]+import\b")  # numpy.random's or the stdlib's
+
+
+def imports_random_or_loader_as(source: str) -> bool:
+    """An import that lets code call a random source or the data loader by another name:
+    ``from torch import randn as r``, ``import numpy.random as npr``,
+    ``from numpy.random import uniform``, ``from random import gauss``, ``DataLoader as DL``."""
+    hit = source.find(" as ")
+    while hit != -1:
+        if _ALIASED.search(source, max(0, hit - 40), hit):
+            return True
+        hit = source.find(" as ", hit + 1)
+    return _FROM_RANDOM.search(source) is not None
