@@ -135,6 +135,22 @@ TORCH_LOAD = frozenset({"torch.load", "torch.serialization.load"})
 CHECKPOINT_WRITERS = TORCH_SAVE | PICKLE_WRITERS | {"joblib.dump"}
 """Functions that write a checkpoint: any object, in a binary format."""
 
+BINARY_WRITERS = {
+    **dict.fromkeys(TORCH_SAVE | PICKLE_WRITERS, (0, ("obj",))),
+    "joblib.dump": (0, ("value",)),
+    "numpy.save": (1, ("arr",)),
+    "zlib.compress": (0, ("data",)),
+    "bz2.compress": (0, ("data",)),
+    "lzma.compress": (0, ("data",)),
+    "gzip.compress": (0, ("data",)),
+}
+"""Functions that turn one object into bytes (save, pickle or compress it): each maps to
+the position of that argument and its keyword names."""
+ARRAY_ARCHIVES = frozenset({"numpy.savez", "numpy.savez_compressed"})
+"""Functions that write the arrays passed to them into one binary archive."""
+STRUCT_PACKERS = frozenset({"struct.pack", "struct.pack_into"})
+"""Functions that pack numbers into bytes."""
+
 # -- random and new data ---------------------------------------------------------------
 
 TORCH_RANDOM = frozenset(
