@@ -27,17 +27,10 @@ FISHER_WORDS = frozenset({"fisher", "rao", "bures", "geodesic"})
 # -- the functions of torch, NumPy, SciPy, scikit-learn and math that distances use ----
 
 NORM_FUNCTIONS = frozenset(
-    {
-        "torch.norm",
-        "torch.functional.norm",
-        "torch.linalg.norm",
-        "torch.linalg.vector_norm",
-        "numpy.linalg.norm",
-        "scipy.linalg.norm",
-    }
+    {"torch.norm", "torch.functional.norm", "torch.linalg.norm", "torch.linalg.vector_norm"}
+    | {"numpy.linalg.norm", "scipy.linalg.norm"}
 )
 """Functions that compute a vector's norm (Euclidean unless given another order)."""
-# Functions of two operands; the value says whether a third ``p`` may make it non-Euclidean.
 PAIRWISE_DISTANCES = {
     "torch.dist": True,
     "torch.cdist": True,
@@ -53,25 +46,21 @@ PAIRWISE_DISTANCES = {
     "sklearn.metrics.pairwise.cosine_similarity": False,
     "sklearn.metrics.pairwise.euclidean_distances": False,
 }
+"""Functions that compare two operands; the value says whether a third argument ``p`` may
+make the comparison non-Euclidean."""
 COSINE_FUNCTIONS = frozenset(
-    {
-        "torch.nn.functional.cosine_similarity",
-        "torch.cosine_similarity",
-        "sklearn.metrics.pairwise.cosine_similarity",
-        "torch.dot",
-        "numpy.dot",
-        "torch.inner",
-        "numpy.inner",
-    }
+    {"torch.nn.functional.cosine_similarity", "torch.cosine_similarity"}
+    | {"sklearn.metrics.pairwise.cosine_similarity"}
+    | {"torch.dot", "numpy.dot", "torch.inner", "numpy.inner"}
 )
 """Functions whose value is a cosine similarity, or a dot product (one of unit vectors)."""
-# Functions taking a ``metric`` (at this position) that is Euclidean when not given.
 METRIC_DISTANCES = {
     "scipy.spatial.distance.cdist": 2,
     "scipy.spatial.distance.pdist": 1,
     "sklearn.metrics.pairwise_distances": 2,
     "sklearn.metrics.pairwise.pairwise_distances": 2,
 }
+"""Functions taking a ``metric`` (at this position) that is Euclidean when not given."""
 EUCLIDEAN_METRICS = frozenset({"euclidean", "sqeuclidean", "cosine", "l2"})
 """``metric`` values of those that measure a Euclidean or cosine distance."""
 DISTANCE_MODULES = frozenset(
@@ -93,16 +82,8 @@ ARCCOS_FUNCTIONS = frozenset({"numpy.arccos", "torch.acos", "torch.arccos", "mat
 CLIP_FUNCTIONS = frozenset({"numpy.clip", "torch.clamp", "torch.clip"})
 """Clips and clamps."""
 DOT_FUNCTIONS = frozenset(
-    {
-        "torch.dot",
-        "numpy.dot",
-        "torch.inner",
-        "numpy.inner",
-        "torch.vdot",
-        "numpy.vdot",
-        "torch.matmul",
-        "numpy.matmul",
-    }
+    {"torch.dot", "torch.inner", "torch.vdot", "torch.matmul"}
+    | {"numpy.dot", "numpy.inner", "numpy.vdot", "numpy.matmul"}
 )
 """Dot and matrix products."""
 NORMALIZE = "torch.nn.functional.normalize"
