@@ -108,8 +108,6 @@ NOT_OPTIMIZER_MODULES = frozenset({"lr_scheduler", "swa_utils"})
 
 OPTIMIZER_WORDS = ("optim*", "opt", "sgd", "adam*", "lbfgs")
 """Words of a name that holds an optimizer: ``ocean_optimizer``, ``self.opt``, ``adam``."""
-OPTIMIZER_STEMS = tuple(word.rstrip("*") for word in OPTIMIZER_WORDS)
-"""Text that each of those words contains (lower case), for text triggers."""
 
 
 def names_an_optimizer(word: str) -> bool:
