@@ -22,6 +22,7 @@ from dataclasses import dataclass, field
 import libcst as cst
 
 from qig_guard.engine.resolve import dotted_name
+from qig_guard.facts.torch_api import VALUE_KEEPING_ATTRIBUTES
 from qig_guard.facts.vocabulary import COMPARISON_WORDS, NOT_A_VECTOR
 from qig_guard.facts.words import matches_any, words
 from qig_guard.rules.base import FileContext, Rule
@@ -46,7 +47,6 @@ _KEEP_METHODS = frozenset({
     "astype", "requires_grad_", "detach_", "type_as"
 })
 # fmt: on
-_KEEP_ATTRS = frozenset({"data", "T", "mT", "real"})
 _WRAPPERS = frozenset(
     {
         "torch.tensor",
@@ -423,7 +423,7 @@ class BasinValues:
                 return by_name
             return self._bound_kind(node.value)
         if isinstance(node, cst.Attribute):
-            if node.attr.value in _KEEP_ATTRS:
+            if node.attr.value in VALUE_KEEPING_ATTRIBUTES:
                 return self.kind(node.value)
             by_name = self.kind_of_name(node.attr.value)
             if by_name is None and self.context.project.holds_basin(node.attr.value):
