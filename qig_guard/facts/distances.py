@@ -1,4 +1,5 @@
-"""Facts of distance code: which functions compare two basins, which normalise one.
+"""Facts of distance code: which library functions measure or make up a distance, which
+functions compare two basins, which normalise one.
 
 - A Fisher-named distance function (``fisher_distance_np(a, b)``, ``_fisher_rao_distance``)
   compares two basins: its first two parameters are basins; so does a distance-named
@@ -22,6 +23,91 @@ from qig_guard.rules._basin_values import BasinValues, Kind, Value, call_args
 from qig_guard.rules.base import FileContext
 
 FISHER_WORDS = frozenset({"fisher", "rao", "bures", "geodesic"})
+
+# -- the functions of torch, NumPy, SciPy, scikit-learn and math that distances use ----
+
+NORM_FUNCTIONS = frozenset(
+    {"torch.norm", "torch.functional.norm", "torch.linalg.norm", "torch.linalg.vector_norm"}
+    | {"numpy.linalg.norm", "scipy.linalg.norm"}
+)
+"""Functions that compute a vector's norm (Euclidean unless given another order)."""
+PAIRWISE_DISTANCES = {
+    "torch.dist": True,
+    "torch.cdist": True,
+    "torch.nn.functional.pairwise_distance": True,
+    "torch.nn.functional.mse_loss": False,
+    "torch.nn.functional.cosine_similarity": False,
+    "torch.pairwise_distance": True,
+    "torch.cosine_similarity": False,
+    "math.dist": False,
+    "scipy.spatial.distance.euclidean": False,
+    "scipy.spatial.distance.sqeuclidean": False,
+    "scipy.spatial.distance.cosine": False,
+    "sklearn.metrics.pairwise.cosine_similarity": False,
+    "sklearn.metrics.pairwise.euclidean_distances": False,
+}
+"""Functions that compare two operands; the value says whether a third argument ``p`` may
+make the comparison non-Euclidean."""
+COSINE_FUNCTIONS = frozenset(
+    {"torch.nn.functional.cosine_similarity", "torch.cosine_similarity"}
+    | {"sklearn.metrics.pairwise.cosine_similarity"}
+    | {"torch.dot", "numpy.dot", "torch.inner", "numpy.inner"}
+)
+"""Functions whose value is a cosine similarity, or a dot product (one of unit vectors)."""
+METRIC_DISTANCES = {
+    "scipy.spatial.distance.cdist": 2,
+    "scipy.spatial.distance.pdist": 1,
+    "sklearn.metrics.pairwise_distances": 2,
+    "sklearn.metrics.pairwise.pairwise_distances": 2,
+}
+"""Functions taking a ``metric`` (at this position) that is Euclidean when not given."""
+EUCLIDEAN_METRICS = frozenset({"euclidean", "sqeuclidean", "cosine", "l2"})
+"""``metric`` values of those that measure a Euclidean or cosine distance."""
+DISTANCE_MODULES = frozenset(
+    {"torch.nn.MSELoss", "torch.nn.PairwiseDistance", "torch.nn.CosineSimilarity"}
+)
+"""Torch modules that compute a Euclidean or cosine distance (``nn.MSELoss()``)."""
+SQRT_FUNCTIONS = frozenset({"torch.sqrt", "numpy.sqrt", "math.sqrt"})
+"""Square roots."""
+SUM_FUNCTIONS = frozenset({"torch.sum", "torch.mean", "numpy.sum", "numpy.mean", "sum"})
+"""Sums and means (of squares, in a hand-written norm)."""
+SQUARE_FUNCTIONS = frozenset({"torch.square", "numpy.square", "torch.pow", "numpy.power"})
+"""Squares and powers."""
+ONES_FUNCTIONS = frozenset({"torch.ones", "torch.ones_like", "numpy.ones", "numpy.ones_like"})
+"""Constructors of all-ones tensors and arrays (a uniform Fisher diagonal)."""
+ABS_FUNCTIONS = frozenset({"abs", "numpy.abs", "numpy.absolute", "torch.abs"})
+"""Absolute values."""
+ARCCOS_FUNCTIONS = frozenset({"numpy.arccos", "torch.acos", "torch.arccos", "math.acos"})
+"""Arc cosines (an angle between vectors)."""
+CLIP_FUNCTIONS = frozenset({"numpy.clip", "torch.clamp", "torch.clip"})
+"""Clips and clamps."""
+DOT_FUNCTIONS = frozenset(
+    {"torch.dot", "torch.inner", "torch.vdot", "torch.matmul"}
+    | {"numpy.dot", "numpy.inner", "numpy.vdot", "numpy.matmul"}
+)
+"""Dot and matrix products."""
+NORMALIZE = "torch.nn.functional.normalize"
+"""The function that divides a vector by its norm."""
+DISTANCE_FUNCTION_NAMES = frozenset(
+    q.rsplit(".", 1)[-1]
+    for q in (
+        *NORM_FUNCTIONS,
+        *PAIRWISE_DISTANCES,
+        *METRIC_DISTANCES,
+        *COSINE_FUNCTIONS,
+        *DISTANCE_MODULES,
+        *SQRT_FUNCTIONS,
+        *SUM_FUNCTIONS,
+        *SQUARE_FUNCTIONS,
+        *ONES_FUNCTIONS,
+        *ABS_FUNCTIONS,
+        *ARCCOS_FUNCTIONS,
+        *CLIP_FUNCTIONS,
+        *DOT_FUNCTIONS,
+        NORMALIZE,
+    )
+)
+"""The last names of all the functions above (``norm``, ``cdist``, ``sqrt``)."""
 
 
 def compares_by_name(function_name: str) -> bool:

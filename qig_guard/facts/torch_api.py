@@ -7,7 +7,8 @@
 - which names are optimizers and which methods iterate a model's parameters;
 - which functions serialise or load any object with pickle (:data:`PICKLE_MODULES`);
 - which calls make new random numbers (:func:`makes_random_data`) and which class loads
-  data (:data:`DATA_LOADER`).
+  data (:data:`DATA_LOADER`), and whether a source imports either under another name
+  (:func:`imports_random_or_loader_as`).
 
 Names are qualified the way :meth:`~qig_guard.rules.base.FileContext.qualified_name`
 gives them (``numpy``, not ``np``).
@@ -15,6 +16,7 @@ gives them (``numpy``, not ``np``).
 
 from __future__ import annotations
 
+import re
 from typing import TYPE_CHECKING
 
 from qig_guard.facts.words import matches_any
@@ -106,8 +108,6 @@ NOT_OPTIMIZER_MODULES = frozenset({"lr_scheduler", "swa_utils"})
 
 OPTIMIZER_WORDS = ("optim*", "opt", "sgd", "adam*", "lbfgs")
 """Words of a name that holds an optimizer: ``ocean_optimizer``, ``self.opt``, ``adam``."""
-OPTIMIZER_STEMS = tuple(word.rstrip("*") for word in OPTIMIZER_WORDS)
-"""Text that each of those words contains (lower case), for text triggers."""
 
 
 def names_an_optimizer(word: str) -> bool:
@@ -132,6 +132,22 @@ TORCH_LOAD = frozenset({"torch.load", "torch.serialization.load"})
 
 CHECKPOINT_WRITERS = TORCH_SAVE | PICKLE_WRITERS | {"joblib.dump"}
 """Functions that write a checkpoint: any object, in a binary format."""
+
+BINARY_WRITERS = {
+    **dict.fromkeys(TORCH_SAVE | PICKLE_WRITERS, (0, ("obj",))),
+    "joblib.dump": (0, ("value",)),
+    "numpy.save": (1, ("arr",)),
+    "zlib.compress": (0, ("data",)),
+    "bz2.compress": (0, ("data",)),
+    "lzma.compress": (0, ("data",)),
+    "gzip.compress": (0, ("data",)),
+}
+"""Functions that turn one object into bytes (save, pickle or compress it): each maps to
+the position of that argument and its keyword names."""
+ARRAY_ARCHIVES = frozenset({"numpy.savez", "numpy.savez_compressed"})
+"""Functions that write the arrays passed to them into one binary archive."""
+STRUCT_PACKERS = frozenset({"struct.pack", "struct.pack_into"})
+"""Functions that pack numbers into bytes."""
 
 # -- random and new data ---------------------------------------------------------------
 
@@ -170,3 +186,20 @@ def makes_random_data(qualified: str) -> bool:
 DATA_LOADER = "torch.utils.data.DataLoader"
 DATA_WORDS = frozenset({"loader", "dataloader", "dataset", "datasets"})
 """Last words of a name that holds a data loader or dataset (``val_loader``)."""
+
+
+# Imports that let code call those by other names (a text test: no parse needed).
+_ALIASED = re.compile(r"(?:rand\w*|normal|bernoulli|poisson|DataLoader)[ \t]*$")
+_FROM_RANDOM = re.compile(r"\brandom[ \t]+import\b")  # numpy.random's or the stdlib's
+
+
+def imports_random_or_loader_as(source: str) -> bool:
+    """An import that lets code call a random source or the data loader by another name:
+    ``from torch import randn as r``, ``import numpy.random as npr``,
+    ``from numpy.random import uniform``, ``from random import gauss``, ``DataLoader as DL``."""
+    hit = source.find(" as ")
+    while hit != -1:
+        if _ALIASED.search(source, max(0, hit - 40), hit):
+            return True
+        hit = source.find(" as ", hit + 1)
+    return _FROM_RANDOM.search(source) is not None

@@ -30,6 +30,29 @@ COMPARISON_WORDS = DISTANCE_WORDS | {"proximity", "similarity"}
 """Words of a function name that compares two vectors: a distance, or a similarity
 (``basin_similarity(a, b)``)."""
 
+# Words that make the end of an interpolation toward a basin the moving basin's own
+# target, history or input rather than another model's basin (QIG009).
+# fmt: off
+OWN_BASIN_WORDS = frozenset({
+    "target", "targets", "identity", "anchor", "home", "goal", "ideal", "desired", "attractor",
+    "reference", "ref", "prev", "previous", "last", "old", "past", "history", "initial", "init",
+    "original", "origin", "saved", "frozen", "snapshot", "checkpoint", "ckpt", "best", "ema",
+    "mean", "avg", "average", "running", "baseline", "center", "centre", "centroid", "uniform",
+    "noise", "random", "input", "response", "output", "message", "query", "token", "memory",
+    "stored", "dream", "trajectory", "next", "predicted", "projected", "perception", "own",
+    "observation", "observations", "sample", "samples", "example", "examples", "data",
+    "word", "words", "concept", "doc", "document", "item", "node", "pattern", "candidate",
+    "context", "topic", "task", "domain", "cluster",
+})
+# Words that name another model's basin (`remote_basin`, `teacher.basin`).
+OTHER_MODEL_WORDS = frozenset({
+    "other", "others", "remote", "donor", "peer", "peers", "partner", "source", "src", "teacher",
+    "parent", "sibling", "siblings", "sister", "twin", "foreign", "external", "incoming",
+    "received", "shared", "consensus", "collective", "constellation", "leader", "master",
+    "primary", "victim", "ocean",
+})
+# fmt: on
+
 
 def names_a_basin(identifier: str) -> bool:
     """True for an identifier naming a basin vector (``target_basin``, ``load_basin``),

@@ -18,14 +18,13 @@ import re
 from collections import defaultdict
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
-from functools import lru_cache
 
 import libcst as cst
 
 from qig_guard.engine.resolve import dotted_name
+from qig_guard.facts.torch_api import VALUE_KEEPING_ATTRIBUTES
 from qig_guard.facts.vocabulary import COMPARISON_WORDS, NOT_A_VECTOR
-from qig_guard.facts.words import matches_any, text_pattern, words
-from qig_guard.rules._text import AS_NAME, first_literals
+from qig_guard.facts.words import matches_any, words
 from qig_guard.rules.base import FileContext, Rule
 
 
@@ -37,6 +36,8 @@ class Kind(enum.Enum):
     PENDING = "pending"  # internal: a name whose kind is being resolved (a cycle)
 
 
+# A name bound with ``as`` (an import alias, a ``with`` or ``except`` target).
+_AS_NAME = re.compile(r"(?<![\w.])as[\s\\]+([A-Za-z_]\w*)")
 # Words that make a basin-ish identifier a collection of basins: ``basin_list``.
 _COLLECTION_WORDS = frozenset({"list", "lists", "buffer", "queue", "cache", "pool", "memory"})
 # fmt: off
@@ -46,7 +47,6 @@ _KEEP_METHODS = frozenset({
     "astype", "requires_grad_", "detach_", "type_as"
 })
 # fmt: on
-_KEEP_ATTRS = frozenset({"data", "T", "mT", "real"})
 _WRAPPERS = frozenset(
     {
         "torch.tensor",
@@ -300,7 +300,7 @@ class BasinValues:
     def aliases(self) -> frozenset[str]:
         """Names bound with ``as`` anywhere in the file (a cheap superset of import aliases)."""
         if self._aliases is None:
-            self._aliases = frozenset(AS_NAME.findall(self.context.source))
+            self._aliases = frozenset(_AS_NAME.findall(self.context.source))
         return self._aliases
 
     # -- flow --------------------------------------------------------------
@@ -423,7 +423,7 @@ class BasinValues:
                 return by_name
             return self._bound_kind(node.value)
         if isinstance(node, cst.Attribute):
-            if node.attr.value in _KEEP_ATTRS:
+            if node.attr.value in VALUE_KEEPING_ATTRIBUTES:
                 return self.kind(node.value)
             by_name = self.kind_of_name(node.attr.value)
             if by_name is None and self.context.project.holds_basin(node.attr.value):
@@ -558,95 +558,3 @@ class BasinRule(Rule):
     # Each kind of comprehension binds its loop variables while its body is visited.
     visit_ListComp = visit_SetComp = visit_GeneratorExp = visit_DictComp = _enter_comprehension
     leave_ListComp = leave_SetComp = leave_GeneratorExp = leave_DictComp = _leave_comprehension
-
-
-# -- text level: a cheap over-approximation of the above, for rule triggers --------------
-_IDENTIFIER = re.compile(r"(?<![\w.])[A-Za-z_]\w*")
-# After a name: the rest of an assignment target up to its ``=`` (``x =``, ``x: T =``,
-# ``x, y =``, ``x) =``); a call's ``(`` ends it.
-_REST_OF_TARGET = re.compile(r"(?:[\w.,*\[\] \t)]|(?<!\w)\()*(?::[^=\n]*)?=(?!=)|\s*:=")
-_DEF = re.compile(r"\bdef\s+(\w+)")
-_NEVER_BASIN = frozenset({"self", "cls", "None", "True", "False", "lambda", "not", "and", "or"})
-
-
-class BasinText:
-    """What a file's text allows :class:`BasinValues` to call a basin, over-approximated.
-
-    An expression can only be a basin (or table) when its text matches the basin
-    names, or when it mentions a local name the flow may bind to one: a name
-    that may be assigned (``x = ...``, ``x := ...``) or bound by a ``for`` in the file,
-    or any name at all when the file defines a basin-comparing function (whose
-    parameters are basins).
-    """
-
-    def __init__(self, source: str, basin: re.Pattern[str], config_names: Sequence[str]) -> None:
-        self.source = source
-        self.basin = basin
-        self._config_names = config_names
-        self._bound: dict[str, bool] = {}
-        self._any_name: bool | None = None
-
-    def is_bound(self, name: str) -> bool:
-        """True when ``name`` may be bound by an assignment, a walrus or a ``for``."""
-        found = self._bound.get(name)
-        if found is None:
-            found = False
-            for match in re.finditer(rf"{re.escape(name)}\b", self.source):
-                start, end = match.span()
-                if start and (self.source[start - 1].isalnum() or self.source[start - 1] in "_."):
-                    continue
-                line = self.source.rfind("\n", 0, start) + 1
-                before = self.source[line:start]
-                if _REST_OF_TARGET.match(self.source, end) or (
-                    "for" in before and re.search(r"\bfor\b", before)
-                ):
-                    found = True
-                    break
-            self._bound[name] = found
-        return found
-
-    @property
-    def any_name(self) -> bool:
-        """True when a ``basin_distance(a, b)``-like function makes parameters basins."""
-        if self._any_name is None:
-            self._any_name = any(
-                matches_any(name, self._config_names)
-                and bool(COMPARISON_WORDS.intersection(words(name)))
-                for name in _DEF.findall(self.source)
-                if self.basin.search(name)
-            )
-        return self._any_name
-
-    def may_hold_basin(self, text: str) -> bool:
-        """False only when no expression in ``text`` can be a basin or a table."""
-        if self.basin.search(text):
-            return True
-        names = set(_IDENTIFIER.findall(text)) - _NEVER_BASIN
-        if not names:
-            return False
-        return self.any_name or any(self.is_bound(name) for name in names)
-
-
-@lru_cache(maxsize=32)
-def _basin_literals(names: tuple[str, ...]) -> tuple[str, ...] | None:
-    """Text one of which any identifier matching ``names`` contains: the first literal
-    piece of each name, lower-case, Capitalized or UPPER (the only cases of a word)."""
-    literals = first_literals(names)
-    if literals is None:
-        return None
-    return tuple(case for piece in literals for case in (piece, piece.capitalize(), piece.upper()))
-
-
-@lru_cache(maxsize=32)
-def basin_text_pattern(names: tuple[str, ...]) -> re.Pattern[str]:
-    """The compiled text pattern of the configured basin (and table) names."""
-    return re.compile(text_pattern(names))
-
-
-def mentions_basin(source: str, names: tuple[str, ...], pattern: re.Pattern[str]) -> bool:
-    """``pattern`` (the basin names' text pattern) found in ``source``, tried only
-    after a cheap substring test of the names' literal pieces."""
-    literals = _basin_literals(names)
-    if literals is not None and not any(piece in source for piece in literals):
-        return False
-    return pattern.search(source) is not None

@@ -14,7 +14,6 @@ that the test suite runs (and ``qig-guard explain`` prints).
 from __future__ import annotations
 
 import ast
-import re
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 from time import perf_counter
@@ -252,17 +251,11 @@ def argument(call: cst.Call, index: int, *keywords: str) -> cst.BaseExpression |
     return next((v for k in keywords if (v := keyword_arg(call, k)) is not None), None)
 
 
-def compile_trigger(*patterns: str) -> re.Pattern[str]:
-    """Join regex fragments into one compiled, multi-line trigger."""
-    return re.compile("|".join(f"(?:{p})" for p in patterns), re.MULTILINE)
-
-
 __all__ = [
     "FileContext",
     "Invalid",
     "Rule",
     "argument",
-    "compile_trigger",
     "keyword_arg",
     "positional_args",
 ]

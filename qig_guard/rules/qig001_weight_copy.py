@@ -25,45 +25,6 @@ from qig_guard.rules.base import (
 )
 from qig_guard.rules.gates import Identifiers, Text
 
-# Objects with a state dict that are not models: copying their state is not a weight copy.
-_NOT_MODELS = (*OPTIMIZER_WORDS, "sched*", "scaler")
-# Attributes that wrap the same model (DataParallel/DDP, torch.compile).
-_WRAPPERS = ("module", "_orig_mod")
-# Calls that return a copy of their argument's mapping.
-_COPIES = frozenset({"copy.deepcopy", "copy.copy", "dict", "collections.OrderedDict"})
-# What reads only a tensor's shape or type, not its values.
-_SHAPE_CALLS = frozenset({"len", "size", "numel", "dim", "type", "isinstance", "keys"})
-
-# What a local name holds: ("state", model) for a state dict, ("vector", model) for
-# parameters_to_vector(model.parameters()), ("parameters" or "named", model) for
-# model.parameters() or model.named_parameters(), possibly in a list.
-_Origin = tuple[str, str]
-
-
-def _method(node: cst.BaseExpression, names: Collection[str]) -> cst.BaseExpression | None:
-    """The receiver of ``receiver.name(...)`` when ``name`` is in ``names``."""
-    if (
-        isinstance(node, cst.Call)
-        and isinstance(node.func, cst.Attribute)
-        and node.func.attr.value in names
-    ):
-        return node.func.value
-    return None
-
-
-_MODEL_CLASS = re.compile(r"\bdef\s+forward\s*\(|\bself\s*\.\s*(?:parameters|state_dict)\s*\(")
-
-
-def _strip_same_values(node: cst.BaseExpression) -> cst.BaseExpression:
-    """``q`` for ``q.data``, ``q.detach().clone()`` and the like."""
-    while True:
-        if isinstance(node, cst.Attribute) and node.attr.value in VALUE_KEEPING_ATTRIBUTES:
-            node = node.value
-        elif (receiver := _method(node, VALUE_KEEPING_METHODS)) is not None:
-            node = receiver
-        else:
-            return node
-
 
 class WeightCopy(Rule):
     """
@@ -583,3 +544,43 @@ class WeightCopy(Rule):
                 f"parameters of `{origin[1]}` copied into `{into}` as a flat vector; "
                 "transfer the basin instead of weights",
             )
+
+
+# Objects with a state dict that are not models: copying their state is not a weight copy.
+_NOT_MODELS = (*OPTIMIZER_WORDS, "sched*", "scaler")
+# Attributes that wrap the same model (DataParallel/DDP, torch.compile).
+_WRAPPERS = ("module", "_orig_mod")
+# Calls that return a copy of their argument's mapping.
+_COPIES = frozenset({"copy.deepcopy", "copy.copy", "dict", "collections.OrderedDict"})
+# What reads only a tensor's shape or type, not its values.
+_SHAPE_CALLS = frozenset({"len", "size", "numel", "dim", "type", "isinstance", "keys"})
+
+# What a local name holds: ("state", model) for a state dict, ("vector", model) for
+# parameters_to_vector(model.parameters()), ("parameters" or "named", model) for
+# model.parameters() or model.named_parameters(), possibly in a list.
+_Origin = tuple[str, str]
+
+
+def _method(node: cst.BaseExpression, names: Collection[str]) -> cst.BaseExpression | None:
+    """The receiver of ``receiver.name(...)`` when ``name`` is in ``names``."""
+    if (
+        isinstance(node, cst.Call)
+        and isinstance(node.func, cst.Attribute)
+        and node.func.attr.value in names
+    ):
+        return node.func.value
+    return None
+
+
+_MODEL_CLASS = re.compile(r"\bdef\s+forward\s*\(|\bself\s*\.\s*(?:parameters|state_dict)\s*\(")
+
+
+def _strip_same_values(node: cst.BaseExpression) -> cst.BaseExpression:
+    """``q`` for ``q.data``, ``q.detach().clone()`` and the like."""
+    while True:
+        if isinstance(node, cst.Attribute) and node.attr.value in VALUE_KEEPING_ATTRIBUTES:
+            node = node.value
+        elif (receiver := _method(node, VALUE_KEEPING_METHODS)) is not None:
+            node = receiver
+        else:
+            return node

@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import re
 from collections.abc import Iterator
-from functools import lru_cache
 
 import libcst as cst
 
@@ -13,79 +12,16 @@ from qig_guard.engine.resolve import dotted_name
 from qig_guard.facts.torch_api import VALUE_KEEPING_METHODS
 from qig_guard.facts.vocabulary import NOT_A_VECTOR
 from qig_guard.facts.words import matches_any, words
-from qig_guard.rules.base import Invalid, Rule, compile_trigger, positional_args
+from qig_guard.rules.base import Invalid, Rule, positional_args
 from qig_guard.rules.gates import Guarded, Named, Pattern
 
+# What the gate needs (evaluated when the class is created).
 # A write to some object's basin-ish attribute other than through ``self``; whether the
 # project guards that attribute with a setter is decided from the project index.
 _OTHER_BASIN_WRITE = re.compile(
     r"(?<!\bself)\.[\s\\]*(\w*(?i:basin|attractor)\w*)[\s\\)\]]*"
     r"(?:\.[\s\\]*\w*_[\s\\]*\(|(?:[-+*/@]|//)?=(?!=)|\[)"
 )
-_SETATTR = frozenset({"setattr", "builtins.setattr", "object.__setattr__"})
-# nn.Module methods that (re)bind an attribute named by their first argument.
-_REGISTERS = frozenset({"register_buffer", "register_parameter"})
-
-
-@lru_cache(maxsize=8)
-def _trigger(attribute: str) -> tuple[re.Pattern[str], re.Pattern[str], re.Pattern[str]]:
-    """Text that may write ``attribute``: as an assignment target, through an in-place
-    method, or named by a string in ``setattr``/``register_buffer``."""
-    name = re.escape(attribute)
-    string = rf"[rRuU]?['\"]+{name}['\"]"
-    between = r"(?:\s|\\|#[^\n]*)*"
-    written = compile_trigger(
-        rf"\.[\s\\]*{name}\b"
-        r"(?:[\s\\)]*(?:\.[\s\\]*data\b|\[[^\[\]\n]*\]))*[\s\\)\]]*"
-        r"(?:\["  # a subscript too complex to follow
-        r"|\.[\s\\]*\w*_[\s\\]*\("  # .copy_(
-        r"|:"  # annotated assignment
-        r"|(?:[-+*/@%&|^]|//|\*\*|<<|>>)?=(?!=)"  # = and +=
-        r"|,[^\n=]*=(?!=)"  # x.target_basin, y = ...
-        r"|,[ \t]*(?:#[^\n]*)?\\?\n\s*[\w*(\[)\]\\])",  # a target list going on
-    )
-    setattr_call = compile_trigger(rf",{between}{string}[\s\\]*,")
-    register_call = compile_trigger(rf"register_(?:buffer|parameter)[\s\\)]*\({between}{string}")
-    return written, setattr_call, register_call
-
-
-def _elements(target: cst.BaseExpression) -> Iterator[cst.BaseExpression]:
-    """The single targets of a (possibly tuple-unpacking) assignment target."""
-    if isinstance(target, (cst.Tuple, cst.List)):
-        for element in target.elements:
-            yield from _elements(element.value)
-    elif isinstance(target, cst.StarredElement):
-        yield from _elements(target.value)
-    else:
-        yield target
-
-
-def _setter_call(receiver: cst.BaseExpression, setter: str, value: cst.BaseExpression) -> cst.Call:
-    """``receiver.setter(value)``. A bare tuple gets parentheses; a parenthesised value
-    lends its parentheses, with their line breaks, to the call: ``x = (\n  v\n)`` becomes
-    ``x.set(\n  v\n)``, not ``x.set((\n  v\n))``."""
-    func = cst.Attribute(value=receiver, attr=cst.Name(setter))
-    if isinstance(value, cst.Tuple) and not value.lpar:
-        value = value.with_changes(lpar=[cst.LeftParen()], rpar=[cst.RightParen()])
-    elif value.lpar and not isinstance(value, cst.Tuple):
-        before = value.lpar[0].whitespace_after
-        after = value.rpar[-1].whitespace_before
-        inner = value.with_changes(lpar=value.lpar[1:], rpar=value.rpar[:-1])
-        return cst.Call(
-            func=func,
-            args=[cst.Arg(inner, whitespace_after_arg=after)],
-            whitespace_before_args=before,
-        )
-    return cst.Call(func=func, args=[cst.Arg(value)])
-
-
-def _basin_attribute(attribute: str, config: Config) -> bool:
-    """A basin-named attribute (``reference_basin``, ``identity_attractor``) that names
-    the vector, not something about it (``basin_path``)."""
-    identifier_words = words(attribute)
-    if NOT_A_VECTOR.intersection(identifier_words) or matches_any(attribute, config.basin_owners):
-        return False
-    return "attractor" in identifier_words or matches_any(attribute, config.basin_names)
 
 
 class DirectBasinAssignment(Rule):
@@ -386,3 +322,47 @@ class DirectBasinAssignment(Rule):
         attribute = cst.Attribute(value=receiver, attr=cst.Name(self.config.protected_attribute))
         fixable = isinstance(receiver, (cst.Name, cst.Attribute, cst.Subscript, cst.Call))
         self._flag(node, attribute, value if fixable else None)
+
+
+_SETATTR = frozenset({"setattr", "builtins.setattr", "object.__setattr__"})
+# nn.Module methods that (re)bind an attribute named by their first argument.
+_REGISTERS = frozenset({"register_buffer", "register_parameter"})
+
+
+def _elements(target: cst.BaseExpression) -> Iterator[cst.BaseExpression]:
+    """The single targets of a (possibly tuple-unpacking) assignment target."""
+    if isinstance(target, (cst.Tuple, cst.List)):
+        for element in target.elements:
+            yield from _elements(element.value)
+    elif isinstance(target, cst.StarredElement):
+        yield from _elements(target.value)
+    else:
+        yield target
+
+
+def _setter_call(receiver: cst.BaseExpression, setter: str, value: cst.BaseExpression) -> cst.Call:
+    """``receiver.setter(value)``. A bare tuple gets parentheses; a parenthesised value
+    lends its parentheses, with their line breaks, to the call: ``x = (\n  v\n)`` becomes
+    ``x.set(\n  v\n)``, not ``x.set((\n  v\n))``."""
+    func = cst.Attribute(value=receiver, attr=cst.Name(setter))
+    if isinstance(value, cst.Tuple) and not value.lpar:
+        value = value.with_changes(lpar=[cst.LeftParen()], rpar=[cst.RightParen()])
+    elif value.lpar and not isinstance(value, cst.Tuple):
+        before = value.lpar[0].whitespace_after
+        after = value.rpar[-1].whitespace_before
+        inner = value.with_changes(lpar=value.lpar[1:], rpar=value.rpar[:-1])
+        return cst.Call(
+            func=func,
+            args=[cst.Arg(inner, whitespace_after_arg=after)],
+            whitespace_before_args=before,
+        )
+    return cst.Call(func=func, args=[cst.Arg(value)])
+
+
+def _basin_attribute(attribute: str, config: Config) -> bool:
+    """A basin-named attribute (``reference_basin``, ``identity_attractor``) that names
+    the vector, not something about it (``basin_path``)."""
+    identifier_words = words(attribute)
+    if NOT_A_VECTOR.intersection(identifier_words) or matches_any(attribute, config.basin_owners):
+        return False
+    return "attractor" in identifier_words or matches_any(attribute, config.basin_names)

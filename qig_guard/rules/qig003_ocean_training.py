@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import re
 from functools import lru_cache
 
 import libcst as cst
@@ -23,58 +22,6 @@ from qig_guard.rules._basin_moves import (
 )
 from qig_guard.rules.base import FileContext, Invalid, Rule, argument, positional_args
 from qig_guard.rules.gates import Named
-
-# Calls that pass parameters through: `list(ocean.parameters())`, `chain(a, b)`.
-_PASS_THROUGH = frozenset({"list", "tuple", "chain", "filter", "from_iterable"})
-_PARAMS_KEYWORDS = frozenset({"params", "parameters", "model", "module"})
-# Values that are settings, never parameters.
-_SETTINGS = (cst.BaseNumber, cst.BaseString, cst.BinaryOperation, cst.UnaryOperation, cst.Dict)
-
-
-def _is_true(node: cst.BaseExpression) -> bool:
-    return isinstance(node, cst.Name) and node.value == "True"
-
-
-def _method(node: cst.BaseExpression) -> tuple[cst.BaseExpression, str] | None:
-    """``(receiver, name)`` for ``receiver.name(...)``."""
-    if isinstance(node, cst.Call) and isinstance(node.func, cst.Attribute):
-        return node.func.value, node.func.attr.value
-    return None
-
-
-@lru_cache(maxsize=4096)
-def _optimizer_kind(qualified: str) -> str | None:
-    """``"torch"`` for a torch.optim-like class, ``"factory"`` for ``*optimizer(...)``."""
-    parts = qualified.split(".")
-    if any(part in NOT_OPTIMIZER_MODULES for part in parts[:-1]):
-        return None
-    last = words(parts[-1])
-    if last and matches_any(last[-1], ("optimizer", "optimiser")):
-        return "factory"
-    if len(parts) > 1 and any(part in OPTIMIZER_MODULES for part in parts[:-1]):
-        return "torch"
-    return None
-
-
-def _is_optimizer_name(dotted: str | None) -> bool:
-    return dotted is not None and any(map(names_an_optimizer, words(dotted)))
-
-
-# -- the text trigger ------------------------------------------------------------
-# A text-level over-approximation of the visitor. Each shape it reports needs the frozen
-# name in one place: the receiver of `.step()`/`.backward()`/`.train()`..., the arguments
-# of an optimizer call (or a local assigned from it), or the name of an enclosing class.
-# Files that merely mention the Ocean (`ocean.eval()`, `ocean(batch)`) are not parsed.
-# Patterns start with a literal so that `re` scans fast; the rest is checked in Python.
-
-_IMPORT = re.compile(
-    r"[ \t]*(?:from[ \t]+([.\w]+)[ \t]+)?import[ \t]+(\([^)]*\)|(?:[^\n;#\\]|\\\n)*)"
-)
-
-
-@lru_cache(maxsize=256)
-def _assigned(name: str) -> re.Pattern[str]:
-    return re.compile(rf"{re.escape(name)}[ \t]*=(?!=)")
 
 
 class OceanTraining(Rule):
@@ -488,3 +435,39 @@ class OceanTraining(Rule):
                     safe=False,
                 )
                 return
+
+
+# Calls that pass parameters through: `list(ocean.parameters())`, `chain(a, b)`.
+_PASS_THROUGH = frozenset({"list", "tuple", "chain", "filter", "from_iterable"})
+_PARAMS_KEYWORDS = frozenset({"params", "parameters", "model", "module"})
+# Values that are settings, never parameters.
+_SETTINGS = (cst.BaseNumber, cst.BaseString, cst.BinaryOperation, cst.UnaryOperation, cst.Dict)
+
+
+def _is_true(node: cst.BaseExpression) -> bool:
+    return isinstance(node, cst.Name) and node.value == "True"
+
+
+def _method(node: cst.BaseExpression) -> tuple[cst.BaseExpression, str] | None:
+    """``(receiver, name)`` for ``receiver.name(...)``."""
+    if isinstance(node, cst.Call) and isinstance(node.func, cst.Attribute):
+        return node.func.value, node.func.attr.value
+    return None
+
+
+@lru_cache(maxsize=4096)
+def _optimizer_kind(qualified: str) -> str | None:
+    """``"torch"`` for a torch.optim-like class, ``"factory"`` for ``*optimizer(...)``."""
+    parts = qualified.split(".")
+    if any(part in NOT_OPTIMIZER_MODULES for part in parts[:-1]):
+        return None
+    last = words(parts[-1])
+    if last and matches_any(last[-1], ("optimizer", "optimiser")):
+        return "factory"
+    if len(parts) > 1 and any(part in OPTIMIZER_MODULES for part in parts[:-1]):
+        return "torch"
+    return None
+
+
+def _is_optimizer_name(dotted: str | None) -> bool:
+    return dotted is not None and any(map(names_an_optimizer, words(dotted)))

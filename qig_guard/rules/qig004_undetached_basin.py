@@ -3,11 +3,9 @@
 from __future__ import annotations
 
 import ast
-import re
 from collections.abc import Iterator
 from dataclasses import dataclass, field
 from enum import Enum
-from functools import lru_cache
 
 import libcst as cst
 
@@ -15,84 +13,9 @@ from qig_guard.engine.resolve import dotted_name
 from qig_guard.facts.kinds import NOT_TENSORS, ast_kind, numpy_only
 from qig_guard.facts.torch_api import DETACHING, GRADIENT_KEEPING_METHODS, disables_gradients
 from qig_guard.facts.vocabulary import NOT_A_VECTOR
-from qig_guard.facts.words import matches, matches_any, text_pattern, words
+from qig_guard.facts.words import matches, matches_any, words
 from qig_guard.rules.base import FileContext, Invalid, Rule
 from qig_guard.rules.gates import Named
-
-_LOSS_HELPERS = ("*_loss", "fisher_distance")
-
-
-class Role(Enum):
-    """Whose basin an expression holds."""
-
-    ACTIVE = "active"
-    FROZEN = "frozen"
-
-
-class _Clean(Enum):
-    """A local whose value is known to carry no active or frozen gradient."""
-
-    CLEAN = "clean"
-
-
-_State = Role | _Clean
-
-
-@dataclass
-class _Frame:
-    """One function's state: no-grad nesting and what its locals hold."""
-
-    no_grad: int = 0
-    names: dict[str, _State] = field(default_factory=dict)
-
-
-@lru_cache(maxsize=32)
-def _trigger(basins: tuple[str, ...], owners: tuple[str, ...]) -> re.Pattern[str]:
-    basin, owner = text_pattern(basins), text_pattern(owners)
-    return re.compile(rf"{owner}[\w.]*{basin}|{basin}[\w.]*{owner}")
-
-
-# -- the text trigger ------------------------------------------------------------
-# Every report reads a basin named with its owner (`ocean_basin`, `active.basin`), or a
-# local assigned from one. The trigger keeps a file unless each such name is detached
-# where it is read, is only assigned to, or is a local last assigned a detached value.
-
-_NAME_RUN = re.compile(r"[\w.]*")
-_DEF = re.compile(r"[ \t]*(?:async[ \t]+)?def\b")
-
-
-def _run(text: str, position: int) -> int:
-    """The length of the dotted-name characters at ``position``."""
-    match = _NAME_RUN.match(text, position)
-    return match.end() - position if match else 0
-
-
-def _unwrap(node: cst.BaseExpression) -> tuple[cst.BaseExpression, bool]:
-    """The value under gradient-keeping calls (``x`` for ``x.clone().to(d)``), and
-    whether it was detached on the way (``x.detach().clone()``)."""
-    while True:
-        if isinstance(node, cst.Attribute) and node.attr.value in DETACHING:
-            return node, True
-        if isinstance(node, cst.Call) and isinstance(node.func, cst.Attribute):
-            method = node.func.attr.value
-            if method in DETACHING:
-                return node, True
-            if method in GRADIENT_KEEPING_METHODS:
-                node = node.func.value
-                continue
-        return node, False
-
-
-def _leaves(node: cst.BaseExpression) -> Iterator[cst.BaseExpression]:
-    """The operands of an arithmetic expression, and the binary operations inside it."""
-    if isinstance(node, cst.BinaryOperation):
-        yield node
-        yield from _leaves(node.left)
-        yield from _leaves(node.right)
-    elif isinstance(node, cst.UnaryOperation):
-        yield from _leaves(node.expression)
-    else:
-        yield node
 
 
 class UndetachedBasin(Rule):
@@ -402,3 +325,58 @@ class UndetachedBasin(Rule):
             names[name] = role
         else:  # detached, computed from something else, or reported where it was read
             names[name] = _Clean.CLEAN
+
+
+_LOSS_HELPERS = ("*_loss", "fisher_distance")
+
+
+class Role(Enum):
+    """Whose basin an expression holds."""
+
+    ACTIVE = "active"
+    FROZEN = "frozen"
+
+
+class _Clean(Enum):
+    """A local whose value is known to carry no active or frozen gradient."""
+
+    CLEAN = "clean"
+
+
+_State = Role | _Clean
+
+
+@dataclass
+class _Frame:
+    """One function's state: no-grad nesting and what its locals hold."""
+
+    no_grad: int = 0
+    names: dict[str, _State] = field(default_factory=dict)
+
+
+def _unwrap(node: cst.BaseExpression) -> tuple[cst.BaseExpression, bool]:
+    """The value under gradient-keeping calls (``x`` for ``x.clone().to(d)``), and
+    whether it was detached on the way (``x.detach().clone()``)."""
+    while True:
+        if isinstance(node, cst.Attribute) and node.attr.value in DETACHING:
+            return node, True
+        if isinstance(node, cst.Call) and isinstance(node.func, cst.Attribute):
+            method = node.func.attr.value
+            if method in DETACHING:
+                return node, True
+            if method in GRADIENT_KEEPING_METHODS:
+                node = node.func.value
+                continue
+        return node, False
+
+
+def _leaves(node: cst.BaseExpression) -> Iterator[cst.BaseExpression]:
+    """The operands of an arithmetic expression, and the binary operations inside it."""
+    if isinstance(node, cst.BinaryOperation):
+        yield node
+        yield from _leaves(node.left)
+        yield from _leaves(node.right)
+    elif isinstance(node, cst.UnaryOperation):
+        yield from _leaves(node.expression)
+    else:
+        yield node

@@ -6,7 +6,12 @@ import re
 
 import libcst as cst
 
-from qig_guard.facts.torch_api import CHECKPOINT_WRITERS, PICKLE_WRITERS, TORCH_SAVE
+from qig_guard.facts.torch_api import (
+    ARRAY_ARCHIVES,
+    BINARY_WRITERS,
+    CHECKPOINT_WRITERS,
+    STRUCT_PACKERS,
+)
 from qig_guard.facts.words import words
 from qig_guard.rules._basin_values import (
     BasinRule,
@@ -14,54 +19,13 @@ from qig_guard.rules._basin_values import (
     call_args,
     dict_entries,
 )
-from qig_guard.rules._text import split_arguments
 from qig_guard.rules.base import FileContext, Invalid, argument
 from qig_guard.rules.gates import Identifiers, Named
 
-# Writer -> (index of the payload argument, its keyword names).
-_SINGLE_PAYLOAD = {
-    **dict.fromkeys(TORCH_SAVE | PICKLE_WRITERS, (0, ("obj",))),
-    "joblib.dump": (0, ("value",)),
-    "numpy.save": (1, ("arr",)),
-    "zlib.compress": (0, ("data",)),
-    "bz2.compress": (0, ("data",)),
-    "lzma.compress": (0, ("data",)),
-    "gzip.compress": (0, ("data",)),
-}
-_ARCHIVES = frozenset({"numpy.savez", "numpy.savez_compressed"})
-# Any JSON writer in the module: the basin may be exported as JSON there.
-_WRITES_JSON = re.compile(r"\bjson\.dumps?\s*\(|\bsave_basin\s*\(|\bto_json\s*\(|\bdumps?\s*\(")
-_PACKERS = frozenset({"struct.pack", "struct.pack_into"})
-_NAMES = frozenset(q.rsplit(".", 1)[-1] for q in (*_SINGLE_PAYLOAD, *_ARCHIVES, *_PACKERS))
-_FIXABLE = frozenset({"torch.save", "numpy.save"})
-_SAVE_BASIN = frozenset({"qig_guard.basin.save_basin", "qig_guard.runtime.save_basin"})
-# Keys whose non-literal value is model or training state: the dict is a checkpoint.
-_STATE_WORDS = frozenset(
-    {"state", "optimizer", "optim", "scheduler", "model", "weights", "params", "parameters"}
+# What the gate needs (evaluated when the class is created).
+_NAMES = frozenset(
+    q.rsplit(".", 1)[-1] for q in (*BINARY_WRITERS, *ARRAY_ARCHIVES, *STRUCT_PACKERS)
 )
-_METADATA_WORDS = frozenset({"source", "name", "id", "path", "tag", "version", "type"})
-
-
-_DICT_ENTRY = re.compile(r"\s*[uUrR]?(['\"])([^'\"\\]*)\1\s*:\s*(.*)", re.DOTALL)
-_NON_LITERAL = re.compile(r"[A-Za-z_]\w*(?![\w'\"])")
-_STATE_DICT_CALL = re.compile(r"[A-Za-z_][\w.\s]*\.\s*state_dict\s*\([^()]*\)\s*")
-
-
-def _is_checkpoint(argument: str) -> bool:
-    """A dict display with a model-state entry: the rule never calls it a basin record."""
-    text = argument.strip()
-    if not (text.startswith("{") and text.endswith("}")):
-        return False
-    for entry in split_arguments(text[1:-1]):
-        if _STATE_DICT_CALL.fullmatch(entry.partition(":")[2]):
-            return True
-        found = _DICT_ENTRY.fullmatch(entry)
-        if found is None or not _NON_LITERAL.match(found.group(3)):
-            continue
-        key_words = set(words(found.group(2)))
-        if key_words & _STATE_WORDS and not key_words & _METADATA_WORDS:
-            return True
-    return False
 
 
 class BasinNotJson(BasinRule):
@@ -218,8 +182,8 @@ class BasinNotJson(BasinRule):
         if qualified is None:
             return
         writer = f"`{qualified}`"
-        if qualified in _SINGLE_PAYLOAD:
-            index, keywords = _SINGLE_PAYLOAD[qualified]
+        if qualified in BINARY_WRITERS:
+            index, keywords = BINARY_WRITERS[qualified]
             payload = argument(node, index, *keywords)
             if payload is None:
                 return
@@ -238,7 +202,7 @@ class BasinNotJson(BasinRule):
                     "JSON, so the basin has no human-readable file; also export it with "
                     "`save_basin(path, basin, ...)`",
                 )
-        elif qualified in _ARCHIVES:
+        elif qualified in ARRAY_ARCHIVES:
             positional, keywords_ = call_args(node)
             starred = [a.value for a in node.args if a.star == "*"]
             named = [
@@ -255,7 +219,7 @@ class BasinNotJson(BasinRule):
             ]
             if named or any(self.values.is_basin(v) for v in (*positional[1:], *starred)):
                 self._flag(node, writer)
-        elif qualified in _PACKERS and any(
+        elif qualified in STRUCT_PACKERS and any(
             a.star == "*" and self.values.is_basin(a.value) for a in node.args
         ):
             self._flag(node, writer)
@@ -340,6 +304,17 @@ class BasinNotJson(BasinRule):
             fix_description="Write the basin with `save_basin(path, basin)` (JSON)",
             safe=False,
         )
+
+
+# Any JSON writer in the module: the basin may be exported as JSON there.
+_WRITES_JSON = re.compile(r"\bjson\.dumps?\s*\(|\bsave_basin\s*\(|\bto_json\s*\(|\bdumps?\s*\(")
+_FIXABLE = frozenset({"torch.save", "numpy.save"})
+_SAVE_BASIN = frozenset({"qig_guard.basin.save_basin", "qig_guard.runtime.save_basin"})
+# Keys whose non-literal value is model or training state: the dict is a checkpoint.
+_STATE_WORDS = frozenset(
+    {"state", "optimizer", "optim", "scheduler", "model", "weights", "params", "parameters"}
+)
+_METADATA_WORDS = frozenset({"source", "name", "id", "path", "tag", "version", "type"})
 
 
 _HASHERS = frozenset({"hash", "builtins.hash"})

@@ -6,7 +6,26 @@ import re
 
 import libcst as cst
 
-from qig_guard.facts.distances import FISHER_WORDS, DistanceValues
+from qig_guard.facts.distances import (
+    ABS_FUNCTIONS,
+    ARCCOS_FUNCTIONS,
+    CLIP_FUNCTIONS,
+    COSINE_FUNCTIONS,
+    DISTANCE_FUNCTION_NAMES,
+    DISTANCE_MODULES,
+    DOT_FUNCTIONS,
+    EUCLIDEAN_METRICS,
+    FISHER_WORDS,
+    METRIC_DISTANCES,
+    NORM_FUNCTIONS,
+    NORMALIZE,
+    ONES_FUNCTIONS,
+    PAIRWISE_DISTANCES,
+    SQRT_FUNCTIONS,
+    SQUARE_FUNCTIONS,
+    SUM_FUNCTIONS,
+    DistanceValues,
+)
 from qig_guard.facts.torch_api import VALUE_KEEPING_METHODS, makes_random_data
 from qig_guard.facts.vocabulary import DISTANCE_WORDS
 from qig_guard.facts.words import words
@@ -19,174 +38,18 @@ from qig_guard.rules._basin_values import (
 from qig_guard.rules.base import FileContext, Invalid, argument
 from qig_guard.rules.gates import Holds, Identifiers, Named, Pattern, Text, Words
 
-_NORMS = frozenset(
-    {
-        "torch.norm",
-        "torch.functional.norm",
-        "torch.linalg.norm",
-        "torch.linalg.vector_norm",
-        "numpy.linalg.norm",
-        "scipy.linalg.norm",
-    }
-)
-# Functions of two operands; the value says whether a third ``p`` may make it non-Euclidean.
-_PAIRWISE = {
-    "torch.dist": True,
-    "torch.cdist": True,
-    "torch.nn.functional.pairwise_distance": True,
-    "torch.nn.functional.mse_loss": False,
-    "torch.nn.functional.cosine_similarity": False,
-    "torch.pairwise_distance": True,
-    "torch.cosine_similarity": False,
-    "math.dist": False,
-    "scipy.spatial.distance.euclidean": False,
-    "scipy.spatial.distance.sqeuclidean": False,
-    "scipy.spatial.distance.cosine": False,
-    "sklearn.metrics.pairwise.cosine_similarity": False,
-    "sklearn.metrics.pairwise.euclidean_distances": False,
-}
-_COSINES = frozenset(
-    {
-        "torch.nn.functional.cosine_similarity",
-        "torch.cosine_similarity",
-        "sklearn.metrics.pairwise.cosine_similarity",
-        "torch.dot",
-        "numpy.dot",
-        "torch.inner",
-        "numpy.inner",
-    }
-)
-# Functions taking a ``metric`` (at this position) that is Euclidean when not given.
-_METRIC_CALLS = {
-    "scipy.spatial.distance.cdist": 2,
-    "scipy.spatial.distance.pdist": 1,
-    "sklearn.metrics.pairwise_distances": 2,
-    "sklearn.metrics.pairwise.pairwise_distances": 2,
-}
-_EUCLIDEAN_METRICS = frozenset({"euclidean", "sqeuclidean", "cosine", "l2"})
-_MODULES = frozenset({"torch.nn.MSELoss", "torch.nn.PairwiseDistance", "torch.nn.CosineSimilarity"})
-_MODULE_CLASSES = frozenset(q.rsplit(".", 1)[-1] for q in _MODULES)
-_SQRTS = frozenset({"torch.sqrt", "numpy.sqrt", "math.sqrt"})
-_REDUCTIONS = frozenset({"torch.sum", "torch.mean", "numpy.sum", "numpy.mean", "sum"})
-_SQUARES = frozenset({"torch.square", "numpy.square", "torch.pow", "numpy.power"})
-_ONES = frozenset({"torch.ones", "torch.ones_like", "numpy.ones", "numpy.ones_like"})
-_ABS = frozenset({"abs", "numpy.abs", "numpy.absolute", "torch.abs"})
-_SCALARS = frozenset({"mean", "sum", "max", "min", "median", "std", "var", "norm", "item"})
-_ARCCOS = frozenset({"numpy.arccos", "torch.acos", "torch.arccos", "math.acos"})
-_CLIPS = frozenset({"numpy.clip", "torch.clamp", "torch.clip"})
-_DOTS = frozenset(
-    {
-        "torch.dot",
-        "numpy.dot",
-        "torch.inner",
-        "numpy.inner",
-        "torch.vdot",
-        "numpy.vdot",
-        "torch.matmul",
-        "numpy.matmul",
-    }
-)
-_NORMALIZE = "torch.nn.functional.normalize"
-_NAMES = frozenset(
-    q.rsplit(".", 1)[-1]
-    for q in (
-        *_NORMS,
-        *_PAIRWISE,
-        *_METRIC_CALLS,
-        *_COSINES,
-        *_MODULES,
-        *_SQRTS,
-        *_REDUCTIONS,
-        *_SQUARES,
-        *_ONES,
-        *_ABS,
-        *_ARCCOS,
-        *_CLIPS,
-        *_DOTS,
-        _NORMALIZE,
-    )
-)
-_MODULE_TEXT = re.compile(r"MSELoss|PairwiseDistance|CosineSimilarity")
-# Function definitions whose names make their first two parameters basins (see facts.distances).
-_DEF = re.compile(r"\bdef\s+(\w*[Dd]ist\w*)\(")
-# Where a cosine bound to ``{name}`` becomes a distance (reported there) or feeds a slerp.
-_USES_OF_A_COSINE = (
-    r"\b(?:acos|arccos|sqrt|clip|clamp|float|max|min)\s*\([^\n]*\b{name}\b"
-    r"|(?<![\w.])[12](?:\.0*)?\s*-\s*(?:2(?:\.0*)?\s*\*\s*)?{name}\b"
-    r"|\b{name}\s*\.\s*(?:acos|arccos|clamp|clip)\b"
-)
-_TRIG = frozenset({"sin", "cos", "sinh", "cosh", "tan"})  # what a slerp does with an angle
-# Methods after which a cosine is still that cosine, or a difference of basins that difference.
-_KEEPS_A_COSINE = VALUE_KEEPING_METHODS | {"clamp", "clip", "item"}
-_KEEPS_A_DIFFERENCE = VALUE_KEEPING_METHODS | {"abs"}
-
-
+# What the gate needs (evaluated when the class is created).
+_MODULE_CLASSES = frozenset(q.rsplit(".", 1)[-1] for q in DISTANCE_MODULES)
 _TWO_OPERANDS = frozenset(
-    q.rsplit(".", 1)[-1] for q in (*_PAIRWISE, *_METRIC_CALLS, *_MODULES, *_ARCCOS)
+    q.rsplit(".", 1)[-1]
+    for q in (*PAIRWISE_DISTANCES, *METRIC_DISTANCES, *DISTANCE_MODULES, *ARCCOS_FUNCTIONS)
 ) | {"dist", "cosine_similarity"}
-_PRODUCTS = frozenset(q.rsplit(".", 1)[-1] for q in (*_DOTS, _NORMALIZE))
+_PRODUCTS = frozenset(q.rsplit(".", 1)[-1] for q in (*DOT_FUNCTIONS, NORMALIZE))
 _MINUS = re.compile(r"-(?![>=])")
 # What turns a product into a cosine: a length or a normalisation.
-_LENGTHS = frozenset(q.rsplit(".", 1)[-1] for q in (*_NORMS, *_SQRTS, _NORMALIZE)) | {"norm"}
-_WORD = re.compile(r"\w+")
-
-
-def _number(node: cst.BaseExpression | None) -> float | None:
-    if isinstance(node, (cst.Integer, cst.Float)):
-        return float(node.evaluated_value)
-    return None
-
-
-def _euclidean_order(order: cst.BaseExpression | None) -> bool:
-    """No order, ``2`` or ``"fro"``: the Euclidean norm."""
-    if order is None or _number(order) == 2:
-        return True
-    return isinstance(order, cst.SimpleString) and order.evaluated_value == "fro"
-
-
-def _is_scalar(node: cst.BaseExpression) -> bool:
-    """A number or a reduction of a tensor (``x.mean()``, ``torch.max(x)``)."""
-    if isinstance(node, (cst.Integer, cst.Float)):
-        return True
-    if isinstance(node, cst.UnaryOperation):
-        return _is_scalar(node.expression)
-    return (
-        isinstance(node, cst.Call)
-        and isinstance(node.func, cst.Attribute)
-        and node.func.attr.value in _SCALARS
-    )
-
-
-def _unwrap(value: Value) -> Value:
-    """``x`` of ``float(x)`` and ``x.item()``."""
-    if isinstance(value, cst.Call):
-        func = value.func
-        if isinstance(func, cst.Name) and func.value == "float" and len(value.args) == 1:
-            return value.args[0].value
-        if isinstance(func, cst.Attribute) and func.attr.value == "item" and not value.args:
-            return func.value
-    return value
-
-
-def _use_role(name: cst.Name, parents: tuple[cst.CSTNode, ...]) -> str | None:
-    """``"divisor"`` in ``v / name`` or ``v / (name + eps)`` (not ``1 / (1 + name)``),
-    ``"compare"`` in a comparison, else ``None``."""
-    parent = parents[-1]
-    if isinstance(parent, (cst.Comparison, cst.ComparisonTarget)):
-        return "compare"
-    if isinstance(parent, cst.BinaryOperation) and isinstance(parent.operator, cst.Add):
-        name_or_sum: cst.CSTNode = parent
-        parent = parents[-2] if len(parents) > 1 else parent
-    else:
-        name_or_sum = name
-    if (
-        isinstance(parent, cst.BinaryOperation)
-        and isinstance(parent.operator, cst.Divide)
-        and parent.right is name_or_sum
-        and _number(parent.left) is None
-    ):
-        return "divisor"
-    return None
+_LENGTHS = frozenset(
+    q.rsplit(".", 1)[-1] for q in (*NORM_FUNCTIONS, *SQRT_FUNCTIONS, NORMALIZE)
+) | {"norm"}
 
 
 class EuclideanBasinDistance(BasinRule):
@@ -259,9 +122,9 @@ class EuclideanBasinDistance(BasinRule):
             (Identifiers(*_PRODUCTS) | Text("@"))
             & (Identifiers(*_LENGTHS) | Pattern(_MINUS) | Words("unit", "normalize", "normalise"))
         )
-        | (Identifiers(*(q.rsplit(".", 1)[-1] for q in _ONES)) & Words("fisher"))
+        | (Identifiers(*(q.rsplit(".", 1)[-1] for q in ONES_FUNCTIONS)) & Words("fisher"))
         | (
-            (Identifiers(*(_NAMES - _TWO_OPERANDS)) | Text("**"))
+            (Identifiers(*(DISTANCE_FUNCTION_NAMES - _TWO_OPERANDS)) | Text("**"))
             & (Pattern(_MINUS) | Identifiers("sub", "subtract", "diff"))
         )
     )
@@ -329,7 +192,7 @@ class EuclideanBasinDistance(BasinRule):
         self._distances.before = node
         qualified = self._resolve(func)
         cosine: cst.BaseExpression | None = None
-        if qualified in _ARCCOS:
+        if qualified in ARCCOS_FUNCTIONS:
             cosine = argument(node, 0, "x", "input")
         elif isinstance(func, cst.Attribute) and func.attr.value in {"acos", "arccos"}:
             cosine = func.value
@@ -338,7 +201,7 @@ class EuclideanBasinDistance(BasinRule):
             if not self._is_slerp(node):
                 self._flag(node, "the angle of a cosine between basins (`arccos`)")
             return
-        if qualified in _SQRTS:
+        if qualified in SQRT_FUNCTIONS:
             inner = argument(node, 0, "x", "input")
             if inner is not None:
                 self._check_sqrt(node, inner)
@@ -369,10 +232,14 @@ class EuclideanBasinDistance(BasinRule):
             last = func.value
         else:
             return False
-        return last in _NAMES or last in self.values.aliases or "fisher" in words(last)
+        return (
+            last in DISTANCE_FUNCTION_NAMES
+            or last in self.values.aliases
+            or "fisher" in words(last)
+        )
 
     def _resolve(self, func: cst.BaseExpression) -> str | None:
-        return self.values.call_name(func, _NAMES)
+        return self.values.call_name(func, DISTANCE_FUNCTION_NAMES)
 
     def _check_sqrt(self, node: cst.BaseExpression, inner: cst.BaseExpression) -> None:
         if self._is_sum_of_squares(inner):
@@ -411,7 +278,7 @@ class EuclideanBasinDistance(BasinRule):
             return self.values.follow(node.value, self._is_difference)
         if isinstance(node, cst.Call):
             func = node.func
-            if self._resolve(func) in _ABS:
+            if self._resolve(func) in ABS_FUNCTIONS:
                 inner = argument(node, 0, "x", "input")
                 return inner is not None and self._is_difference(inner)
             if isinstance(func, cst.Attribute):
@@ -430,7 +297,7 @@ class EuclideanBasinDistance(BasinRule):
             return False
         func = node.func
         qualified = self._resolve(func)
-        if qualified in _SQUARES:
+        if qualified in SQUARE_FUNCTIONS:
             inner = argument(node, 0, "input", "x", "x1")
             squared = qualified.endswith("square") or _number(argument(node, 1, "exponent")) == 2
             return squared and inner is not None and self._is_difference(inner)
@@ -450,7 +317,7 @@ class EuclideanBasinDistance(BasinRule):
             return False
         func = node.func
         qualified = self._resolve(func)
-        if qualified in _REDUCTIONS:
+        if qualified in SUM_FUNCTIONS:
             inner = argument(node, 0, "input", "a")
             return inner is not None and self._is_square_of_difference(inner)
         if isinstance(func, cst.Attribute) and func.attr.value in {"sum", "mean"}:
@@ -477,10 +344,10 @@ class EuclideanBasinDistance(BasinRule):
             return False
         func = node.func
         qualified = self._resolve(func)
-        if qualified in _COSINES:
+        if qualified in COSINE_FUNCTIONS:
             first, second = argument(node, 0, "x1", "input"), argument(node, 1, "x2", "other")
             return self._has_basin_operand(first, second)
-        if qualified in _CLIPS or (isinstance(func, cst.Name) and func.value == "float"):
+        if qualified in CLIP_FUNCTIONS or (isinstance(func, cst.Name) and func.value == "float"):
             inner = argument(node, 0, "input", "a", "x")
             return inner is not None and self._is_cosine(inner)
         if isinstance(func, cst.Attribute) and qualified is None:
@@ -528,7 +395,7 @@ class EuclideanBasinDistance(BasinRule):
         ``max(x, eps)``, ``x.item()``."""
         func = node.func
         qualified = self._resolve(func)
-        if qualified in _CLIPS or (isinstance(func, cst.Name) and func.value == "float"):
+        if qualified in CLIP_FUNCTIONS or (isinstance(func, cst.Name) and func.value == "float"):
             return argument(node, 0, "input", "a", "x")
         if isinstance(func, cst.Name) and func.value in {"max", "min"} and len(node.args) == 2:
             first, second = (a.value for a in node.args)
@@ -578,7 +445,7 @@ class EuclideanBasinDistance(BasinRule):
             return None
         func = node.func
         qualified = self._resolve(func)
-        if qualified in _DOTS:
+        if qualified in DOT_FUNCTIONS:
             first, second = argument(node, 0, "input", "a"), argument(node, 1, "other", "b")
             return (first, second) if first is not None and second is not None else None
         product: cst.BaseExpression | None = None
@@ -599,7 +466,7 @@ class EuclideanBasinDistance(BasinRule):
             return self.values.is_basin(node.left) and self._is_norm_like(node.right)
         if isinstance(node, cst.Call):
             func = node.func
-            if self._resolve(func) == _NORMALIZE or self._distances.is_normaliser(func):
+            if self._resolve(func) == NORMALIZE or self._distances.is_normaliser(func):
                 first = argument(node, 0, "input", "x")
                 return first is not None and self.values.is_basin(first)
             if isinstance(func, cst.Attribute) and func.attr.value in VALUE_KEEPING_METHODS:
@@ -620,10 +487,10 @@ class EuclideanBasinDistance(BasinRule):
             return False
         func = node.func
         qualified = self._resolve(func)
-        if qualified in _NORMS or qualified in _SQRTS:
+        if qualified in NORM_FUNCTIONS or qualified in SQRT_FUNCTIONS:
             return True
         if isinstance(func, cst.Attribute) and func.attr.value in {"norm", "sqrt"}:
-            return qualified is None or qualified in _NORMS
+            return qualified is None or qualified in NORM_FUNCTIONS
         if isinstance(func, cst.Name) and func.value in {"float", "max"}:
             first = argument(node, 0)
             return first is not None and self._is_norm_like(first)
@@ -725,7 +592,7 @@ class EuclideanBasinDistance(BasinRule):
 
     def _is_norm_of_difference(self, node: cst.Call, qualified: str | None) -> bool:
         func = node.func
-        if qualified in _NORMS:
+        if qualified in NORM_FUNCTIONS:
             inner = argument(node, 0, "input", "x", "A")
             order = argument(node, 1, "p", "ord")
         elif isinstance(func, cst.Attribute) and func.attr.value == "norm":
@@ -736,17 +603,17 @@ class EuclideanBasinDistance(BasinRule):
 
     def _is_pairwise(self, node: cst.Call, qualified: str | None) -> bool:
         func = node.func
-        if qualified in _PAIRWISE:
-            if _PAIRWISE[qualified] and not _euclidean_order(argument(node, 2, "p")):
+        if qualified in PAIRWISE_DISTANCES:
+            if PAIRWISE_DISTANCES[qualified] and not _euclidean_order(argument(node, 2, "p")):
                 return False
             return self._has_basin_operand(
                 argument(node, 0, "input", "x1", "u", "X", "XA"),
                 argument(node, 1, "other", "target", "x2", "v", "Y", "XB"),
             )
-        if qualified in _METRIC_CALLS:
-            metric = argument(node, _METRIC_CALLS[qualified], "metric")
+        if qualified in METRIC_DISTANCES:
+            metric = argument(node, METRIC_DISTANCES[qualified], "metric")
             name = string_value(metric) if metric is not None else "euclidean"
-            return name in _EUCLIDEAN_METRICS and self._has_basin_operand(
+            return name in EUCLIDEAN_METRICS and self._has_basin_operand(
                 argument(node, 0, "XA", "X"), argument(node, 1, "XB", "Y")
             )
         if isinstance(func, cst.Attribute) and func.attr.value == "dist" and node.args:
@@ -763,7 +630,7 @@ class EuclideanBasinDistance(BasinRule):
 
     def _is_module(self, node: Value) -> bool:
         if isinstance(node, cst.Call):
-            return self._resolve(node.func) in _MODULES
+            return self._resolve(node.func) in DISTANCE_MODULES
         if isinstance(node, cst.Name):
             return self.values.follow(node.value, self._is_module)
         if (
@@ -789,7 +656,79 @@ class EuclideanBasinDistance(BasinRule):
 
     def _is_ones(self, node: Value) -> bool:
         if isinstance(node, cst.Call):
-            return self._resolve(node.func) in _ONES
+            return self._resolve(node.func) in ONES_FUNCTIONS
         if isinstance(node, cst.Name):
             return self.values.follow(node.value, self._is_ones)
         return False
+
+
+_SCALARS = frozenset({"mean", "sum", "max", "min", "median", "std", "var", "norm", "item"})
+_MODULE_TEXT = re.compile("|".join(sorted(_MODULE_CLASSES)))
+# Where a cosine bound to ``{name}`` becomes a distance (reported there) or feeds a slerp.
+_USES_OF_A_COSINE = (
+    r"\b(?:acos|arccos|sqrt|clip|clamp|float|max|min)\s*\([^\n]*\b{name}\b"
+    r"|(?<![\w.])[12](?:\.0*)?\s*-\s*(?:2(?:\.0*)?\s*\*\s*)?{name}\b"
+    r"|\b{name}\s*\.\s*(?:acos|arccos|clamp|clip)\b"
+)
+_TRIG = frozenset({"sin", "cos", "sinh", "cosh", "tan"})  # what a slerp does with an angle
+# Methods after which a cosine is still that cosine, or a difference of basins that difference.
+_KEEPS_A_COSINE = VALUE_KEEPING_METHODS | {"clamp", "clip", "item"}
+_KEEPS_A_DIFFERENCE = VALUE_KEEPING_METHODS | {"abs"}
+
+
+def _number(node: cst.BaseExpression | None) -> float | None:
+    if isinstance(node, (cst.Integer, cst.Float)):
+        return float(node.evaluated_value)
+    return None
+
+
+def _euclidean_order(order: cst.BaseExpression | None) -> bool:
+    """No order, ``2`` or ``"fro"``: the Euclidean norm."""
+    if order is None or _number(order) == 2:
+        return True
+    return isinstance(order, cst.SimpleString) and order.evaluated_value == "fro"
+
+
+def _is_scalar(node: cst.BaseExpression) -> bool:
+    """A number or a reduction of a tensor (``x.mean()``, ``torch.max(x)``)."""
+    if isinstance(node, (cst.Integer, cst.Float)):
+        return True
+    if isinstance(node, cst.UnaryOperation):
+        return _is_scalar(node.expression)
+    return (
+        isinstance(node, cst.Call)
+        and isinstance(node.func, cst.Attribute)
+        and node.func.attr.value in _SCALARS
+    )
+
+
+def _unwrap(value: Value) -> Value:
+    """``x`` of ``float(x)`` and ``x.item()``."""
+    if isinstance(value, cst.Call):
+        func = value.func
+        if isinstance(func, cst.Name) and func.value == "float" and len(value.args) == 1:
+            return value.args[0].value
+        if isinstance(func, cst.Attribute) and func.attr.value == "item" and not value.args:
+            return func.value
+    return value
+
+
+def _use_role(name: cst.Name, parents: tuple[cst.CSTNode, ...]) -> str | None:
+    """``"divisor"`` in ``v / name`` or ``v / (name + eps)`` (not ``1 / (1 + name)``),
+    ``"compare"`` in a comparison, else ``None``."""
+    parent = parents[-1]
+    if isinstance(parent, (cst.Comparison, cst.ComparisonTarget)):
+        return "compare"
+    if isinstance(parent, cst.BinaryOperation) and isinstance(parent.operator, cst.Add):
+        name_or_sum: cst.CSTNode = parent
+        parent = parents[-2] if len(parents) > 1 else parent
+    else:
+        name_or_sum = name
+    if (
+        isinstance(parent, cst.BinaryOperation)
+        and isinstance(parent.operator, cst.Divide)
+        and parent.right is name_or_sum
+        and _number(parent.left) is None
+    ):
+        return "divisor"
+    return None

@@ -15,69 +15,6 @@ from qig_guard.rules.base import FileContext, Invalid, Rule
 from qig_guard.rules.gates import Identifiers, Named
 
 
-def _mode(call: cst.Call) -> str | None:
-    """``"eval"``/``"train"`` for a literal mode switch, ``"other"`` for ``train(x)``."""
-    func = call.func
-    if not isinstance(func, cst.Attribute):
-        return None
-    if func.attr.value == "eval":
-        return "eval" if not call.args else None
-    if func.attr.value != "train":
-        return None
-    if not call.args:
-        return "train"
-    (arg, *rest) = call.args
-    keyword = arg.keyword.value if arg.keyword is not None else "mode"
-    value = arg.value
-    literal = isinstance(value, cst.Name) and value.value in ("True", "False")
-    if literal and not rest and not arg.star and keyword == "mode":
-        return "train" if cst.ensure_type(value, cst.Name).value == "True" else "eval"
-    return "other"
-
-
-def _optimizer_like(node: cst.BaseExpression) -> bool:
-    dotted = dotted_name(node)
-    return dotted is not None and any(map(names_an_optimizer, words(dotted.split(".")[-1])))
-
-
-@dataclass
-class _Pending:
-    """A ``train()`` call (or ``x.training = True``) not yet known to be followed by
-    training; ``after`` holds the callees called after it in its function."""
-
-    call: cst.CSTNode
-    receiver: str | None
-    loops: tuple[cst.CSTNode, ...]
-    restores: bool = False  # after an eval() in its function: it may restore the mode
-    after: set[str] = field(default_factory=set)
-
-
-@dataclass
-class _Loop:
-    """An open loop: did it take a gradient step, which callees did it call."""
-
-    node: cst.CSTNode
-    stepped: bool = False
-    used: set[str] = field(default_factory=set)
-
-
-@dataclass
-class _Frame:
-    """One function (or the module) being visited."""
-
-    name: str
-    sleep: bool
-    cls: cst.ClassDef | None
-    mode: str | None = None
-    finally_depth: int = 0
-    has_eval: bool = False
-    trains: bool = False
-    steps: bool = False
-    loops: list[_Loop] = field(default_factory=list)
-    pending: list[_Pending] = field(default_factory=list)
-    calls: set[str] = field(default_factory=set)
-
-
 class SleepTrainMode(Rule):
     """
     ## What it does
@@ -364,3 +301,66 @@ class SleepTrainMode(Rule):
                 f"gradient step in sleep code `{frame.name}` with no `.eval()` before it; "
                 "put the model in eval mode before consolidating (no dropout during sleep)",
             )
+
+
+def _mode(call: cst.Call) -> str | None:
+    """``"eval"``/``"train"`` for a literal mode switch, ``"other"`` for ``train(x)``."""
+    func = call.func
+    if not isinstance(func, cst.Attribute):
+        return None
+    if func.attr.value == "eval":
+        return "eval" if not call.args else None
+    if func.attr.value != "train":
+        return None
+    if not call.args:
+        return "train"
+    (arg, *rest) = call.args
+    keyword = arg.keyword.value if arg.keyword is not None else "mode"
+    value = arg.value
+    literal = isinstance(value, cst.Name) and value.value in ("True", "False")
+    if literal and not rest and not arg.star and keyword == "mode":
+        return "train" if cst.ensure_type(value, cst.Name).value == "True" else "eval"
+    return "other"
+
+
+def _optimizer_like(node: cst.BaseExpression) -> bool:
+    dotted = dotted_name(node)
+    return dotted is not None and any(map(names_an_optimizer, words(dotted.split(".")[-1])))
+
+
+@dataclass
+class _Pending:
+    """A ``train()`` call (or ``x.training = True``) not yet known to be followed by
+    training; ``after`` holds the callees called after it in its function."""
+
+    call: cst.CSTNode
+    receiver: str | None
+    loops: tuple[cst.CSTNode, ...]
+    restores: bool = False  # after an eval() in its function: it may restore the mode
+    after: set[str] = field(default_factory=set)
+
+
+@dataclass
+class _Loop:
+    """An open loop: did it take a gradient step, which callees did it call."""
+
+    node: cst.CSTNode
+    stepped: bool = False
+    used: set[str] = field(default_factory=set)
+
+
+@dataclass
+class _Frame:
+    """One function (or the module) being visited."""
+
+    name: str
+    sleep: bool
+    cls: cst.ClassDef | None
+    mode: str | None = None
+    finally_depth: int = 0
+    has_eval: bool = False
+    trains: bool = False
+    steps: bool = False
+    loops: list[_Loop] = field(default_factory=list)
+    pending: list[_Pending] = field(default_factory=list)
+    calls: set[str] = field(default_factory=set)

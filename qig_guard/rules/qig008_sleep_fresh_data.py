@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import re
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 
@@ -14,6 +13,7 @@ from qig_guard.facts.torch_api import (
     DATA_WORDS,
     METADATA_ATTRIBUTES,
     disables_gradients,
+    imports_random_or_loader_as,
     makes_random_data,
 )
 from qig_guard.facts.vocabulary import COMPARISON_WORDS
@@ -22,32 +22,16 @@ from qig_guard.rules._sleep import sleep_function
 from qig_guard.rules.base import FileContext, Invalid, Rule
 from qig_guard.rules.gates import InFile, Named, Text
 
-_SCALAR = frozenset({"len", "int", "float", "bool", "range", "round"})
-_MODEL_WORDS = frozenset({"model", "net", "network", "kernel", "transformer", "encoder"})
-_WRAPPERS = frozenset({"enumerate", "iter", "zip", "list", "tqdm", "islice", "cycle", "tqdm.tqdm"})
-# Parameter annotations of payloads, not examples (`data: bytes`, `state: dict`).
-_NOT_DATA_KINDS = frozenset(
-    {"bytes", "bytearray", "str", "int", "float", "bool", "Path", "dict", "Dict", "Mapping"}
-)
-# Callees that train on their arguments (`train_from_reward`, `learn`, `fit`).
-_TRAIN_WORDS = frozenset({"train", "learn", "fit"})
-# Callees that take a mean of their arguments.
-_MEAN_WORDS = frozenset({"mean", "average", "centroid", "barycenter"})
-# Calls whose result measures their arguments (a number), never carries them as data.
-_MEASURE_WORDS = COMPARISON_WORDS | {"norm", "divergence", "magnitude"}
+# What the gate needs (evaluated when the class is created).
 # New data by the last word of its name (`new_examples`, `train_data`, `curriculum`), when
 # nothing in the function says where the value came from (a parameter, an attribute).
-_DATA_NOUNS = frozenset(
-    {"loader", "loaders", "dataloader", "dataset", "datasets", "data", "examples", "samples"}
-    | {"batches", "corpus", "curriculum", "inputs", "texts", "sentences", "documents", "prompts"}
-    | {"stream", "streams"}
+_DATA_NOUNS = (
+    DATA_WORDS
+    | {"loaders", "data", "examples", "samples", "batches", "corpus"}
+    | {"curriculum", "inputs", "texts", "sentences", "documents", "prompts", "stream", "streams"}
 )
 # ... or a plural after a word that says it is new (`new_experiences`, `incoming_events`).
 _NEW_WORDS = frozenset({"new", "fresh", "incoming", "unseen", "novel", "external", "training"})
-_NOT_DATA_WORDS = frozenset(
-    {"replay", "replayed", "buffer", "memory", "memories", "stored", "history", "recent", "past"}
-    | {"own", "episodic", "cached", "archive", "basin", "basins", "meta", "metadata"}
-)
 
 # Text every flagged call, loop or write holds inside the sleep code: a random API
 # (`torch.rand*`, `torch.normal`, `np.random.*`), a loader/dataset name, or a word that
@@ -60,67 +44,6 @@ _FRESH_WORDS = tuple(
     )
     for spelling in (word, word.capitalize(), word.upper())
 )
-
-
-def _new_data(name: str) -> bool:
-    """Does the (dotted) name of a parameter, attribute or callee say it holds or
-    returns new data? Its last word names the thing; no word may say it is stored."""
-    have = words(name)
-    if not have or not _NOT_DATA_WORDS.isdisjoint(have):
-        return False
-    last = words(name.rsplit(".", 1)[-1])
-    if not last:
-        return False
-    if last[-1] in _DATA_NOUNS:
-        return True
-    return last[-1].endswith("s") and not _NEW_WORDS.isdisjoint(last[:-1])
-
-
-def _measures(func: cst.BaseExpression) -> bool:
-    """``len(x)``, ``float(x)``, ``fisher_distance(a, b)``, ``np.linalg.norm(x)``."""
-    dotted = dotted_name(func)
-    if dotted is None:
-        return False
-    last = dotted.rsplit(".", 1)[-1]
-    return last in _SCALAR or not _MEASURE_WORDS.isdisjoint(words(last))
-
-
-# Imports that let sleep code call those APIs by other names.
-_ALIASED = re.compile(r"(?:rand\w*|normal|bernoulli|poisson|DataLoader)[ \t]*$")
-_FROM_RANDOM = re.compile(r"\brandom[ \t]+import\b")  # numpy.random's or the stdlib's
-
-
-def _imports_under_other_names(source: str) -> bool:
-    """``from torch import randn as r``, ``import numpy.random as npr``,
-    ``from numpy.random import uniform``, ``from random import gauss``, ``DataLoader as DL``."""
-    hit = source.find(" as ")
-    while hit != -1:
-        if _ALIASED.search(source, max(0, hit - 40), hit):
-            return True
-        hit = source.find(" as ", hit + 1)
-    return _FROM_RANDOM.search(source) is not None
-
-
-def _last(node: cst.BaseExpression) -> str | None:
-    dotted = dotted_name(node)
-    return dotted.rsplit(".", 1)[-1] if dotted is not None else None
-
-
-@dataclass
-class _Frame:
-    """One function being visited: is it sleep code, which names hold random or new
-    data (each mapped to where that data came from: a random call, a data source)."""
-
-    name: str
-    sleep: bool
-    no_grad: int
-    random_names: dict[str, cst.CSTNode] = field(default_factory=dict)
-    data_names: dict[str, cst.CSTNode] = field(default_factory=dict)
-    assigned: set[str] = field(default_factory=set)
-    # Random names that perturb stored data (`basin + noise`): exploration around it.
-    perturbed: set[str] = field(default_factory=set)
-    # New-data names that went through a mean (`np.mean(new_experiences, 0)`).
-    aggregated: set[str] = field(default_factory=set)
 
 
 class SleepFreshData(Rule):
@@ -200,7 +123,7 @@ class SleepFreshData(Rule):
     code = "QIG008"
     name = "sleep-fresh-data"
     summary = "sleep/consolidation code trains on new or random data or makes a basin of it"
-    gate = Named("sleep_functions") & (Text(*_FRESH_WORDS) | InFile(_imports_under_other_names))
+    gate = Named("sleep_functions") & (Text(*_FRESH_WORDS) | InFile(imports_random_or_loader_as))
     INVALID = (
         Invalid(
             "import torch\n\n"
@@ -616,3 +539,67 @@ class SleepFreshData(Rule):
             clause = clause.inner_for_in
 
     visit_ListComp = visit_SetComp = visit_GeneratorExp = visit_DictComp = _comprehension
+
+
+_SCALAR = frozenset({"len", "int", "float", "bool", "range", "round"})
+_MODEL_WORDS = frozenset({"model", "net", "network", "kernel", "transformer", "encoder"})
+_WRAPPERS = frozenset({"enumerate", "iter", "zip", "list", "tqdm", "islice", "cycle", "tqdm.tqdm"})
+# Parameter annotations of payloads, not examples (`data: bytes`, `state: dict`).
+_NOT_DATA_KINDS = frozenset(
+    {"bytes", "bytearray", "str", "int", "float", "bool", "Path", "dict", "Dict", "Mapping"}
+)
+# Callees that train on their arguments (`train_from_reward`, `learn`, `fit`).
+_TRAIN_WORDS = frozenset({"train", "learn", "fit"})
+# Callees that take a mean of their arguments.
+_MEAN_WORDS = frozenset({"mean", "average", "centroid", "barycenter"})
+# Calls whose result measures their arguments (a number), never carries them as data.
+_MEASURE_WORDS = COMPARISON_WORDS | {"norm", "divergence", "magnitude"}
+_NOT_DATA_WORDS = frozenset(
+    {"replay", "replayed", "buffer", "memory", "memories", "stored", "history", "recent", "past"}
+    | {"own", "episodic", "cached", "archive", "basin", "basins", "meta", "metadata"}
+)
+
+
+def _new_data(name: str) -> bool:
+    """Does the (dotted) name of a parameter, attribute or callee say it holds or
+    returns new data? Its last word names the thing; no word may say it is stored."""
+    have = words(name)
+    if not have or not _NOT_DATA_WORDS.isdisjoint(have):
+        return False
+    last = words(name.rsplit(".", 1)[-1])
+    if not last:
+        return False
+    if last[-1] in _DATA_NOUNS:
+        return True
+    return last[-1].endswith("s") and not _NEW_WORDS.isdisjoint(last[:-1])
+
+
+def _measures(func: cst.BaseExpression) -> bool:
+    """``len(x)``, ``float(x)``, ``fisher_distance(a, b)``, ``np.linalg.norm(x)``."""
+    dotted = dotted_name(func)
+    if dotted is None:
+        return False
+    last = dotted.rsplit(".", 1)[-1]
+    return last in _SCALAR or not _MEASURE_WORDS.isdisjoint(words(last))
+
+
+def _last(node: cst.BaseExpression) -> str | None:
+    dotted = dotted_name(node)
+    return dotted.rsplit(".", 1)[-1] if dotted is not None else None
+
+
+@dataclass
+class _Frame:
+    """One function being visited: is it sleep code, which names hold random or new
+    data (each mapped to where that data came from: a random call, a data source)."""
+
+    name: str
+    sleep: bool
+    no_grad: int
+    random_names: dict[str, cst.CSTNode] = field(default_factory=dict)
+    data_names: dict[str, cst.CSTNode] = field(default_factory=dict)
+    assigned: set[str] = field(default_factory=set)
+    # Random names that perturb stored data (`basin + noise`): exploration around it.
+    perturbed: set[str] = field(default_factory=set)
+    # New-data names that went through a mean (`np.mean(new_experiences, 0)`).
+    aggregated: set[str] = field(default_factory=set)

@@ -3,13 +3,12 @@ outside the configured range."""
 
 from __future__ import annotations
 
-import itertools
 import re
-from collections.abc import Iterator
 
 import libcst as cst
 
 from qig_guard.engine.resolve import dotted_name
+from qig_guard.facts.vocabulary import OTHER_MODEL_WORDS, OWN_BASIN_WORDS
 from qig_guard.facts.words import matches, matches_any, words
 from qig_guard.rules._basin_values import (
     BasinRule,
@@ -25,88 +24,9 @@ from qig_guard.rules._interpolation import (
 from qig_guard.rules.base import FileContext, Invalid
 from qig_guard.rules.gates import Named, NumberOutside, Pattern, Text, Words
 
-_SYNC_WEIGHT = "sync_weight*"
-# Trigger texts. A literal is `-(0.5)`, `(+2)`, `1e-3`, `0x1`; gaps may hold comments.
-# Gaps are atomic (what follows one never starts with a space or `#`): linear time.
-_COMMENT = r"#[^\n]*"
-_ATOMIC_GROUPS = itertools.count()
-
-
-def _atomic(body: str) -> str:
-    """``(?>body)`` for Python 3.10 (atomic groups need 3.11): a lookahead captures
-    the longest match and a backreference consumes exactly it, without backtracking."""
-    name = f"atomic{next(_ATOMIC_GROUPS)}"
-    return rf"(?=(?P<{name}>{body}))(?P={name})"
-
-
-_SIGNS = rf"(?:[-+(\s\\]|{_COMMENT})*"
-
-
-def _literal() -> str:
-    return (
-        rf"(?P<sign>{_atomic(_SIGNS)})"
-        r"(?P<number>0[xXoObB][\da-fA-F_]+|(?:\d[\d_]*\.?[\d_]*|\.\d[\d_]*)(?:[eE][-+]?\d[\d_]*)?[jJ]?)"
-    )
-
-
-def _statements(source: str) -> Iterator[str]:
-    """The logical lines of ``source`` (brackets and backslashes joined, comments cut);
-    a bracket in a string can only join more lines, which keeps this an over-approximation
-    for the trigger."""
-    depth = 0
-    lines: list[str] = []
-    for line in source.splitlines():
-        code = line.split("#", 1)[0]
-        lines.append(code)
-        opened = code.count("(") + code.count("[") + code.count("{")
-        closed = code.count(")") + code.count("]") + code.count("}")
-        depth = max(0, depth + opened - closed)
-        if depth or code.rstrip().endswith("\\"):
-            continue
-        yield "\n".join(lines)
-        lines = []
-    if lines:
-        yield "\n".join(lines)
-
-
-def _positions(source: str, words: tuple[str, ...]) -> list[int]:
-    found = []
-    for word in words:
-        hit = source.find(word)
-        while hit != -1:
-            found.append(hit)
-            hit = source.find(word, hit + 1)
-    return found
-
-
-def _is_sync_weight(identifier: str | None) -> bool:
-    return identifier is not None and matches(identifier.rsplit(".", 1)[-1], _SYNC_WEIGHT)
-
-
-# Words that make the end of an interpolation the moving basin's own target, history
-# or input rather than another model's basin.
-# fmt: off
-_OWN_WORDS = frozenset({
-    "target", "targets", "identity", "anchor", "home", "goal", "ideal", "desired", "attractor",
-    "reference", "ref", "prev", "previous", "last", "old", "past", "history", "initial", "init",
-    "original", "origin", "saved", "frozen", "snapshot", "checkpoint", "ckpt", "best", "ema",
-    "mean", "avg", "average", "running", "baseline", "center", "centre", "centroid", "uniform",
-    "noise", "random", "input", "response", "output", "message", "query", "token", "memory",
-    "stored", "dream", "trajectory", "next", "predicted", "projected", "perception", "own",
-    "observation", "observations", "sample", "samples", "example", "examples", "data",
-    "word", "words", "concept", "doc", "document", "item", "node", "pattern", "candidate",
-    "context", "topic", "task", "domain", "cluster",
-})
+# What the gate needs (evaluated when the class is created).
 # A basin-ish attribute of an object other than `self` (`peer.basin`).
 _OTHER_OWNER = re.compile(r"(?<![\w.])(?!self\b)[A-Za-z_]\w*[ \t]*\.[ \t]*\w*(?i:basin|attractor)")
-# Words that name another model's basin.
-_OTHER_WORDS = frozenset({
-    "other", "others", "remote", "donor", "peer", "peers", "partner", "source", "src", "teacher",
-    "parent", "sibling", "siblings", "sister", "twin", "foreign", "external", "incoming",
-    "received", "shared", "consensus", "collective", "constellation", "leader", "master",
-    "primary", "victim", "ocean",
-})
-# fmt: on
 
 
 class SyncWeightOutOfRange(BasinRule):
@@ -172,7 +92,7 @@ class SyncWeightOutOfRange(BasinRule):
             (Text("+") & Text("*"))
             | Words("lerp", "slerp", "interp", "interpolate", "blend", "mix", "geodesic")
         )
-        & (Words(*_OTHER_WORDS) | Named("active_models") | Pattern(_OTHER_OWNER))
+        & (Words(*OTHER_MODEL_WORDS) | Named("active_models") | Pattern(_OTHER_OWNER))
     )
     INVALID = (
         Invalid(
@@ -328,12 +248,12 @@ class SyncWeightOutOfRange(BasinRule):
             return False  # `slerp(parents[0], parents[1], t)`: recombining entries of one table
         end_name = dotted_name(end) or self.context.code_for(end)
         end_words = set(words(end_name)) - {"self"}
-        if end_words & _OWN_WORDS:
+        if end_words & OWN_BASIN_WORDS:
             return False
-        if end_words & _OTHER_WORDS or matches_any(end_name, self.config.active_models):
+        if end_words & OTHER_MODEL_WORDS or matches_any(end_name, self.config.active_models):
             return True
         end_owner, start_owner = _owner(end), _owner(start)
-        if _OWN_WORDS & set(words(_name(start))):
+        if OWN_BASIN_WORDS & set(words(_name(start))):
             return False  # a target or anchor is where basins go, not what moves
         if end_owner is None:  # a local bound once: `theirs = peer.basin`
             bound = self._bound_once(end.value) if isinstance(end, cst.Name) else None
@@ -398,6 +318,13 @@ class SyncWeightOutOfRange(BasinRule):
                         if module is not None and original and bound:
                             self._imported[bound] = (module, len(small.relative), original)
         return self._imported
+
+
+_SYNC_WEIGHT = "sync_weight*"
+
+
+def _is_sync_weight(identifier: str | None) -> bool:
+    return identifier is not None and matches(identifier.rsplit(".", 1)[-1], _SYNC_WEIGHT)
 
 
 def _unwrapped(node: cst.BaseExpression) -> cst.BaseExpression:

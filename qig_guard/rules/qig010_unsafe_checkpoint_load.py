@@ -2,8 +2,6 @@
 
 from __future__ import annotations
 
-import re
-
 import libcst as cst
 
 from qig_guard.engine.resolve import dotted_name
@@ -11,45 +9,6 @@ from qig_guard.facts.torch_api import PICKLE_LOADERS, PICKLE_MODULES, TORCH_LOAD
 from qig_guard.facts.words import matches_any, words
 from qig_guard.rules.base import FileContext, Invalid, Rule
 from qig_guard.rules.gates import Identifiers
-
-_CHECKPOINT_WORDS = frozenset({"checkpoint", "checkpoints", "ckpt", "ckpts", "pt", "pth"})
-_ALIASED = re.compile(r"([\w.]+)\s*$")
-
-
-_WEIGHTS_ONLY = "weights_only"
-
-
-def _with_weights_only(call: cst.Call) -> cst.Call:
-    """``call`` with ``weights_only=True`` appended, in the layout of its arguments."""
-    no_space = cst.SimpleWhitespace("")
-    added = cst.Arg(
-        value=cst.Name("True"),
-        keyword=cst.Name(_WEIGHTS_ONLY),
-        equal=cst.AssignEqual(whitespace_before=no_space, whitespace_after=no_space),
-    )
-    args = list(call.args)
-    if not args:
-        return call.with_changes(args=[added])
-    last, comma = args[-1], args[-1].comma
-    if not isinstance(comma, cst.Comma):  # the space before `)` stays last
-        last = last.with_changes(whitespace_after_arg=no_space)
-        added = added.with_changes(whitespace_after_arg=args[-1].whitespace_after_arg)
-        return call.with_changes(args=[*args[:-1], last, added])
-    between = call.whitespace_before_args
-    if len(args) > 1 and isinstance(args[-2].comma, cst.Comma):
-        between = args[-2].comma.whitespace_after
-    closing = comma.whitespace_after
-    if isinstance(between, cst.ParenthesizedWhitespace) and isinstance(
-        closing, cst.ParenthesizedWhitespace
-    ):  # one argument per line: the new one goes on its own line, comments stay put
-        line = between.with_changes(first_line=closing.first_line, empty_lines=closing.empty_lines)
-        last = last.with_changes(comma=comma.with_changes(whitespace_after=line))
-        closing = closing.with_changes(first_line=cst.TrailingWhitespace(), empty_lines=[])
-        added = added.with_changes(comma=comma.with_changes(whitespace_after=closing))
-    else:
-        last = last.with_changes(comma=cst.Comma(whitespace_after=cst.SimpleWhitespace(" ")))
-        added = added.with_changes(comma=comma)
-    return call.with_changes(args=[*args[:-1], last, added])
 
 
 class UnsafeCheckpointLoad(Rule):
@@ -201,3 +160,42 @@ class UnsafeCheckpointLoad(Rule):
         if isinstance(node, cst.SimpleString):
             return [node.raw_value]
         return [found for child in node.children for found in self._identifiers(child, follow)]
+
+
+_CHECKPOINT_WORDS = frozenset({"checkpoint", "checkpoints", "ckpt", "ckpts", "pt", "pth"})
+
+
+_WEIGHTS_ONLY = "weights_only"
+
+
+def _with_weights_only(call: cst.Call) -> cst.Call:
+    """``call`` with ``weights_only=True`` appended, in the layout of its arguments."""
+    no_space = cst.SimpleWhitespace("")
+    added = cst.Arg(
+        value=cst.Name("True"),
+        keyword=cst.Name(_WEIGHTS_ONLY),
+        equal=cst.AssignEqual(whitespace_before=no_space, whitespace_after=no_space),
+    )
+    args = list(call.args)
+    if not args:
+        return call.with_changes(args=[added])
+    last, comma = args[-1], args[-1].comma
+    if not isinstance(comma, cst.Comma):  # the space before `)` stays last
+        last = last.with_changes(whitespace_after_arg=no_space)
+        added = added.with_changes(whitespace_after_arg=args[-1].whitespace_after_arg)
+        return call.with_changes(args=[*args[:-1], last, added])
+    between = call.whitespace_before_args
+    if len(args) > 1 and isinstance(args[-2].comma, cst.Comma):
+        between = args[-2].comma.whitespace_after
+    closing = comma.whitespace_after
+    if isinstance(between, cst.ParenthesizedWhitespace) and isinstance(
+        closing, cst.ParenthesizedWhitespace
+    ):  # one argument per line: the new one goes on its own line, comments stay put
+        line = between.with_changes(first_line=closing.first_line, empty_lines=closing.empty_lines)
+        last = last.with_changes(comma=comma.with_changes(whitespace_after=line))
+        closing = closing.with_changes(first_line=cst.TrailingWhitespace(), empty_lines=[])
+        added = added.with_changes(comma=comma.with_changes(whitespace_after=closing))
+    else:
+        last = last.with_changes(comma=cst.Comma(whitespace_after=cst.SimpleWhitespace(" ")))
+        added = added.with_changes(comma=comma)
+    return call.with_changes(args=[*args[:-1], last, added])

@@ -11,22 +11,9 @@ from qig_guard.rules._basin_values import (
 from qig_guard.rules.base import Invalid, argument
 from qig_guard.rules.gates import Identifiers, Named
 
+# What the gate needs (evaluated when the class is created).
 _DUMPS = frozenset({"dump", "dumps"})
 _WRITES = frozenset({"write", "write_text", "write_bytes"})
-
-
-def _append(args: list[cst.Arg], new: cst.Arg) -> list[cst.Arg]:
-    """``args`` with ``new`` last, laid out like its neighbours: after a trailing comma
-    that ends a line, ``new`` goes on a line of its own, before the closing parenthesis."""
-    if len(args) >= 2 and isinstance(args[-1].comma, cst.Comma):
-        between = args[-2].comma
-        if isinstance(between, cst.Comma):
-            return [
-                *args[:-1],
-                args[-1].with_changes(comma=between),
-                new.with_changes(comma=args[-1].comma),
-            ]
-    return [*args, new]
 
 
 class BasinMissingProvenance(BasinRule):
@@ -170,3 +157,17 @@ class BasinMissingProvenance(BasinRule):
             fix_description="Pass `allow_nan=False`",
             safe=False,
         )
+
+
+def _append(args: list[cst.Arg], new: cst.Arg) -> list[cst.Arg]:
+    """``args`` with ``new`` last, laid out like its neighbours: after a trailing comma
+    that ends a line, ``new`` goes on a line of its own, before the closing parenthesis."""
+    if len(args) >= 2 and isinstance(args[-1].comma, cst.Comma):
+        between = args[-2].comma
+        if isinstance(between, cst.Comma):
+            return [
+                *args[:-1],
+                args[-1].with_changes(comma=between),
+                new.with_changes(comma=args[-1].comma),
+            ]
+    return [*args, new]
