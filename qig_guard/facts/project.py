@@ -372,16 +372,9 @@ class ProjectFacts:
         ``self.anchor = load_basin(path)``)."""
         return attribute in self._basin_attributes
 
-    def mentioned_in(self, source: str) -> bool:
-        """True when ``source`` names a function or attribute that the project knows to
-        hold a basin: the rules' text triggers, which look for basin words, cannot see
-        that, so such a file is checked by every rule."""
-        names = self._returns_basin | self._basin_attributes
-        return bool(names) and _identifiers(names).search(source) is not None
-
     def names_a_basin(self, identifiers: frozenset[str]) -> bool:
         """True when one of ``identifiers`` is a function or attribute that the project
-        knows to hold a basin (what :meth:`mentioned_in` looks for, in a gate)."""
+        knows to hold a basin (a gate's basin names, beyond the configured words)."""
         return not identifiers.isdisjoint(self._returns_basin) or not identifiers.isdisjoint(
             self._basin_attributes
         )
@@ -406,12 +399,6 @@ class ProjectFacts:
     def defines(self, klass: str, method: str) -> bool:
         """True when the project's class ``klass`` defines ``method``."""
         return method in self._methods.get(klass, frozenset())
-
-
-@lru_cache(maxsize=4)
-def _identifiers(names: frozenset[str]) -> re.Pattern[str]:
-    alternatives = "|".join(map(re.escape, sorted(names)))
-    return re.compile(rf"\b(?:{alternatives})\b")
 
 
 def _to_json(klass: ClassFacts) -> list[object]:
