@@ -88,7 +88,7 @@ def _self_writes(
     method: ast.FunctionDef | ast.AsyncFunctionDef, this: str
 ) -> Iterator[tuple[str, ast.expr | None]]:
     """``(attribute, value)`` for each ``self.attribute = value`` in ``method``."""
-    for node in ast.walk(method):
+    for node in _statements(method.body):
         targets: list[ast.expr] = []
         value: ast.expr | None = None
         if isinstance(node, ast.Assign):
@@ -132,6 +132,31 @@ def _stored_basin(node: ast.expr) -> bool:
     return isinstance(node, ast.Attribute) and names_a_basin(node.attr)
 
 
+def _blocks(node: ast.AST) -> list[ast.stmt]:
+    """The statements directly in ``node``'s blocks (a body, an ``else``, a handler's
+    body, a ``case``'s body): statements hold no statements anywhere else."""
+    found: list[ast.stmt] = []
+    for name in ("body", "orelse", "finalbody"):
+        block = getattr(node, name, None)
+        if type(block) is list:
+            found.extend(block)
+    for handler in getattr(node, "handlers", ()):
+        found.extend(handler.body)
+    for case in getattr(node, "cases", ()):
+        found.extend(case.body)
+    return found
+
+
+def _statements(body: list[ast.stmt]) -> Iterator[ast.stmt]:
+    """Every statement in ``body`` and in the blocks below it, nested functions and
+    classes included: a walk that skips expressions, where most nodes are."""
+    pending = list(reversed(body))
+    while pending:  # in source order
+        node = pending.pop()
+        yield node
+        pending.extend(reversed(_blocks(node)))
+
+
 def _returns_basin(function: ast.FunctionDef | ast.AsyncFunctionDef) -> bool:
     """Every ``return`` of the function (not of nested ones) gives a basin."""
     returned: list[ast.expr] = []
@@ -146,7 +171,7 @@ def _returns_basin(function: ast.FunctionDef | ast.AsyncFunctionDef) -> bool:
             and not (isinstance(node.value, ast.Constant) and node.value.value is None)
         ):
             returned.append(node.value)
-        pending.extend(ast.iter_child_nodes(node))
+        pending.extend(_blocks(node))
     return bool(returned) and all(_stored_basin(value) for value in returned)
 
 
@@ -285,7 +310,7 @@ def file_facts(data: bytes, extra_words: tuple[str, ...] = ()) -> tuple[ClassFac
         tree = ast.parse(data)
     except (SyntaxError, ValueError, RecursionError, MemoryError):
         return ()
-    classes = [_class_facts(n) for n in ast.walk(tree) if isinstance(n, ast.ClassDef)]
+    classes = [_class_facts(n) for n in _statements(tree.body) if isinstance(n, ast.ClassDef)]
     return (_module_facts(tree), *classes)
 
 
