@@ -38,13 +38,16 @@ sys.path.insert(0, str(HERE))
 import corpus as corpus_builder  # noqa: E402
 import ecosystem  # noqa: E402
 
-# Runs a command and prints its children's CPU seconds and largest resident set (KiB).
+# Runs a command; prints its exit code, wall seconds, its processes' CPU seconds and the
+# largest resident set (KiB) of any one of them (the wrapper's own start-up not counted).
 _MEASURE = (
-    "import resource, subprocess, sys\n"
+    "import resource, subprocess, sys, time\n"
+    "start = time.perf_counter()\n"
     "done = subprocess.run(sys.argv[1:], stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)\n"
+    "wall = time.perf_counter() - start\n"
     "usage = resource.getrusage(resource.RUSAGE_CHILDREN)\n"
     "sys.stderr.buffer.write(done.stderr)\n"
-    "print(done.returncode, usage.ru_utime + usage.ru_stime, usage.ru_maxrss)\n"
+    "print(done.returncode, wall, usage.ru_utime + usage.ru_stime, usage.ru_maxrss)\n"
 )
 
 
@@ -69,15 +72,13 @@ def floor_seconds(files: list[Path]) -> float:
 
 
 def measured(command: list[str], cwd: Path) -> Run:
-    start = time.perf_counter()
     done = subprocess.run(
         [sys.executable, "-c", _MEASURE, *command], cwd=cwd, capture_output=True, text=True
     )
-    wall = time.perf_counter() - start
-    code, cpu, peak = done.stdout.split()
+    code, wall, cpu, peak = done.stdout.split()
     if int(code) not in (0, 1):
         raise SystemExit(f"{' '.join(command)} failed ({code}):\n{done.stderr}")
-    return Run(wall, float(cpu), int(peak), done.stderr)
+    return Run(float(wall), float(cpu), int(peak), done.stderr)
 
 
 def best(repeats: int, command: list[str], cwd: Path) -> Run:
