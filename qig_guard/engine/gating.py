@@ -72,20 +72,20 @@ def select(
     fired: set[str] = set()
     if module:
         _gate(candidates, _joined(module, texts, own), scope, set(module), active, fired)
-    with_callers = [rule for rule in candidates if rule.callers is not None]
-    alone = [rule for rule in candidates if rule.callers is None]
     for index in range(len(units)):
         if index in module:
             continue
-        # A unit is kept with what it calls. Where a rule's ``callers`` gate holds (a
-        # distance helper, whose operands may be the basins its callers pass), that rule's
-        # gate also sees the callers' identifiers, and the callers are kept too.
-        kept = {index} | reach[index]
         unit = Unit(texts[index], own[index])
-        _gate(alone, unit, scope, kept, active, fired)
-        for rule in with_callers:
-            if rule.callers is not None and rule.callers.holds(unit, scope):
-                joined = _joined([index, *sorted(callers[index])], texts, own)
+        joined: Unit | None = None
+        for rule in candidates:
+            # A rule that reads callees keeps what the unit calls (a normaliser helper).
+            # Where its ``callers`` gate holds (a distance helper, whose operands may be
+            # the basins its callers pass), its gate also sees the callers' identifiers,
+            # and the callers are kept too.
+            kept = {index} | reach[index] if rule.callees else {index}
+            if rule.callers is not None and callers[index] and rule.callers.holds(unit, scope):
+                if joined is None:
+                    joined = _joined([index, *sorted(callers[index])], texts, own)
                 _gate([rule], joined, scope, kept | callers[index], active, fired)
             else:
                 _gate([rule], unit, scope, kept, active, fired)

@@ -9,10 +9,10 @@ flag. So the engine splits a file (with CPython's ``ast``, in C) into units:
   reads from the project index, not from ``__init__``);
 - the module's own statements, kept whenever the file is parsed.
 
-Each rule's gate (see :mod:`qig_guard.rules.gates`) reads a unit's identifiers together
-with those of its direct callers (a helper's values may come from them); see
-:mod:`qig_guard.engine.gating`. The units some gate selects are handed to libcst with
-their callers and what they call, transitively. The other units' lines are blanked, so
+Each rule's gate (see :mod:`qig_guard.rules.gates`) reads a unit's identifiers; a rule
+may also read the functions a unit calls, or its callers (see
+:mod:`qig_guard.engine.gating`). The units some gate selects, and what their rules read
+with them, are handed to libcst. The other units' lines are blanked, so
 every kept line keeps its number and columns: positions, fixes and ``# noqa`` comments
 need no mapping. The names a blanked unit binds are passed to name resolution (see
 :class:`~qig_guard.engine.resolve.ScopeTracker`), so they still shadow what they shadow.

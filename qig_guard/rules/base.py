@@ -135,9 +135,12 @@ class Rule(cst.BatchableCSTVisitor):
     # engine parses only the units some selected rule's gate holds in. It must never
     # reject a unit the rule would report in (the trigger-agreement tests prove it).
     gate: ClassVar[Gate] = Always()
-    # What the rule reads besides a unit its gate selects: "unit", what the unit calls
-    # (and its class's header and own statements); "file", the whole file.
+    # What the rule reads besides a unit its gate selects: "unit", its class's header and
+    # own statements; "file", the whole file.
     reads: ClassVar[Literal["unit", "file"]] = "unit"
+    # The rule also reads the functions a selected unit calls, transitively (by name: a
+    # module function, or a method of its class called on ``self``).
+    callees: ClassVar[bool] = False
     # Where this gate holds in a unit, the rule also reads the units that call it, and
     # its ``gate`` sees their identifiers too (a helper's values come from its callers).
     callers: ClassVar[Gate | None] = None

@@ -109,8 +109,10 @@ class EuclideanBasinDistance(BasinRule):
     code = "QIG006"
     name = "euclidean-basin-distance"
     summary = "Euclidean or cosine distance between basins where the Fisher distance is required"
-    # A distance-named helper's operands may be basins its callers pass.
+    # A distance-named helper's operands may be basins its callers pass; a normaliser
+    # helper it calls (`unit(v)`: `v / norm(v)`) keeps its argument's kind.
     callers = Words(*DISTANCE_WORDS)
+    callees = True
     # A distance takes two basins: a pairwise function or product (a cosine), an identity
     # Fisher metric, or a norm, root or sum next to a difference (`a - b`, `1 - cos`).
     gate = (
