@@ -45,7 +45,8 @@ _TWO_OPERANDS = frozenset(
     for q in (*PAIRWISE_DISTANCES, *METRIC_DISTANCES, *DISTANCE_MODULES, *ARCCOS_FUNCTIONS)
 ) | {"dist", "cosine_similarity"}
 _PRODUCTS = frozenset(q.rsplit(".", 1)[-1] for q in (*DOT_FUNCTIONS, NORMALIZE))
-_MINUS = re.compile(r"-(?![>=])")
+# A difference of two values (`a - b`, `1 - cos`), not `-1`, `1e-8` or `->`.
+_MINUS = re.compile(r"[\w)\]]\s*-\s*[^\W\d(]|[\w)\]]\s*-\s*\(")
 # What turns a product into a cosine: a length or a normalisation.
 _LENGTHS = frozenset(
     q.rsplit(".", 1)[-1] for q in (*NORM_FUNCTIONS, *SQRT_FUNCTIONS, NORMALIZE)

@@ -706,3 +706,16 @@ def test_basins_drawn_from_any_torch_random_source_are_test_fixtures() -> None:
     """)
         == []
     )
+
+
+def test_gate_skips_normalisation_with_an_epsilon_or_a_negative_axis() -> None:
+    normalise = """
+        import numpy as np
+
+        def unit_basin(basin):
+            return basin / (np.linalg.norm(basin, axis=-1, keepdims=True) + 1e-8)
+    """
+    assert not gate_passes(EuclideanBasinDistance, textwrap.dedent(normalise))
+    assert not rule_findings(EuclideanBasinDistance, normalise)
+    difference = normalise.replace("+ 1e-8", "- anchor_basin")
+    assert gate_passes(EuclideanBasinDistance, textwrap.dedent(difference))
