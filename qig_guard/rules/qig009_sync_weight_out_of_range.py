@@ -22,10 +22,12 @@ from qig_guard.rules._interpolation import (
     value_of,
 )
 from qig_guard.rules.base import FileContext, Invalid
-from qig_guard.rules.gates import Named, NumberOutside, Pattern, Text, Words
+from qig_guard.rules.gates import Named, NumberOutside, Pattern, Words
 
 # What the gate needs (evaluated when the class is created).
 # A basin-ish attribute of an object other than `self` (`peer.basin`).
+_PLUS = re.compile(r"[\w)\]]\s*\+\s*[\w(.]")
+_TIMES = re.compile(r"[\w)\]]\s*\*\s*[\w(.]")
 _OTHER_OWNER = re.compile(r"(?<![\w.])(?!self\b)[A-Za-z_]\w*[ \t]*\.[ \t]*\w*(?i:basin|attractor)")
 
 
@@ -86,10 +88,11 @@ class SyncWeightOutOfRange(BasinRule):
     )
     # A literal weight beside a sync name, or an interpolation (`own + w * (other - own)`,
     # a blend helper) of a basin that may be another model's.
+    # A weighted sum (`own + w * (other - own)`), not `**kwargs` or `x += 1` alone.
     gate = (Words("sync") & NumberOutside("sync_weight_range")) | (
         Named("basin_names", project=True)
         & (
-            (Text("+") & Text("*"))
+            (Pattern(_PLUS) & Pattern(_TIMES))
             | Words("lerp", "slerp", "interp", "interpolate", "blend", "mix", "geodesic")
         )
         & (Words(*OTHER_MODEL_WORDS) | Named("active_models") | Pattern(_OTHER_OWNER))
