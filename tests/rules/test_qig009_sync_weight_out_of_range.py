@@ -500,3 +500,16 @@ def test_weight_imported_from_a_project_module(tmp_path: Path) -> None:
     path.write_text(source)
     result = check_source(str(path), source.encode(), Config(), [SyncWeightOutOfRange])
     assert [(f.line, "0.2" in f.message) for f in result.findings] == [(6, True), (8, True)]
+
+
+def test_an_annotated_default_is_read() -> None:
+    # Issue 16: the old text trigger rejected this file, so the rule never saw the line.
+    source = """
+        from typing import Annotated
+
+        from pydantic import BaseModel, Field
+
+        class Settings(BaseModel):
+            sync_weight: Annotated[float, Field(ge=0.05)] = 0.5
+    """
+    assert [f.line for f in rule_findings(SyncWeightOutOfRange, source)] == [7]
