@@ -38,8 +38,9 @@ def select(
     """Evaluate each rule's gate over ``source``'s units; ``whole`` parses every unit
     of a file that some gate selects (an editor reparses incrementally)."""
     code = code_text(source)
-    if len(split_lines(code)) != len(split_lines(source)):  # a lone "\r" in a string
-        code = source
+    lines = split_lines(code)
+    if len(lines) != len(split_lines(source)):  # a lone "\r" in a string
+        code, lines = source, split_lines(source)
     scope = FileScope(config, project, aliases(code), source=source, code=code)
     everywhere = Unit(code, unit_identifiers(code, scope))
     scope.identifiers = everywhere.identifiers
@@ -53,16 +54,15 @@ def select(
     except (SyntaxError, RecursionError, MemoryError, ValueError):
         return Selection(candidates)  # reported when parsed
     scope.module_of = imported_from(tree)
-    lines = split_lines(code)
-    shape = layout(tree, len(lines))
+    shape = layout(tree)
     units = shape.units
     texts = [unit_text(lines, unit) for unit in units]
     own = [
         unit_identifiers(text, scope, (unit.enclosing,) if unit.enclosing else ())
         for unit, text in zip(units, texts, strict=True)
     ]
-    calls = _calls(shape, texts)
-    reach = _reach(calls)
+    calls = _calls(shape, texts) if any(r.callees or r.callers for r in candidates) else []
+    reach = _reach(calls) if calls else [set() for _ in units]
     callers: list[set[int]] = [set() for _ in units]
     for caller, callees in enumerate(calls):
         for callee in callees:

@@ -61,7 +61,6 @@ class Layout:
     scaffold: dict[int, list[int]] = field(default_factory=dict)
     # Per class header unit: its member units (functions and nested classes).
     members: dict[int, list[int]] = field(default_factory=dict)
-    line_count: int = 0
 
 
 def _first_line(node: ast.stmt) -> int:
@@ -123,9 +122,9 @@ def bound_names(statements: Sequence[ast.stmt]) -> Iterator[str]:
                 yield from bound_names(case.body)
 
 
-def layout(tree: ast.Module, line_count: int) -> Layout:
+def layout(tree: ast.Module) -> Layout:
     """Split ``tree`` (the module's ``ast``) into units."""
-    result = Layout(line_count=line_count)
+    result = Layout()
     units = result.units
     for node in tree.body:
         if isinstance(node, ast.ClassDef):

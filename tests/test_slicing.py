@@ -1,0 +1,104 @@
+"""Units, gates and the cut-down module libcst parses (see engine.slicing, engine.gating)."""
+
+from __future__ import annotations
+
+import ast
+import textwrap
+
+import libcst as cst
+
+from qig_guard.config import Config
+from qig_guard.engine.gating import select
+from qig_guard.engine.slicing import cut, layout, regions
+from qig_guard.facts.project import EMPTY
+from qig_guard.rules.gates import (
+    FileScope,
+    Identifiers,
+    NumberOutside,
+    Unit,
+    aliases,
+    code_text,
+    unit_identifiers,
+)
+from qig_guard.rules.qig010_unsafe_checkpoint_load import UnsafeCheckpointLoad
+
+SOURCE = textwrap.dedent(
+    """\
+    import pickle
+
+
+    def helper(path):
+        return open(path).read()
+
+
+    class Store:
+        '''A store.'''
+
+        kind = "store"
+
+        def load(self, path):
+            return pickle.load(open(path, "rb"))
+
+        def name(self):
+            return helper(self.kind)
+    """
+)
+
+
+def test_unselected_units_are_blanked_and_their_names_stay_bound() -> None:
+    selection = select("m.py", SOURCE, Config(), [UnsafeCheckpointLoad], EMPTY)
+    sliced = selection.sliced
+    assert selection.rules == [UnsafeCheckpointLoad] and sliced is not None
+    kept = sliced.text.split("\n")
+    original = SOURCE.split("\n")
+    assert len(kept) == len(original)
+    for number, line in enumerate(kept):  # every line is kept as it was, or blanked
+        assert line in ("", original[number])
+    assert "pickle.load" in sliced.text and "helper(self.kind)" not in sliced.text
+    assert "def helper" not in sliced.text
+    # Blanked definitions still bind their names where they were defined.
+    assert sliced.hidden == {(): frozenset({"helper"}), ("Store",): frozenset({"name"})}
+    # The class keeps its header and own statements; the tree matches the text.
+    assert "kind = " in sliced.text and "'''A store.'''" in sliced.text
+    assert sliced.tree is not None
+    assert ast.dump(sliced.tree) == ast.dump(ast.parse(sliced.text))
+
+
+def test_a_class_whose_members_are_all_blanked_keeps_one_to_stay_valid() -> None:
+    source = "class A:\n    def f(self):\n        return 1\n\n    def g(self):\n        return 2\n"
+    tree = ast.parse(source)
+    shape = layout(tree)
+    header = next(i for i, unit in enumerate(shape.units) if unit.name == "A")
+    sliced = cut(source, tree, shape, {header: {"QIG001"}})
+    ast.parse(sliced.text)  # a class body is never empty
+    assert sliced.text.count("def ") == 1
+
+
+def test_regions_give_each_definition_the_rules_that_read_it() -> None:
+    selection = select("m.py", SOURCE, Config(), [UnsafeCheckpointLoad], EMPTY)
+    sliced = selection.sliced
+    assert sliced is not None and sliced.tree is not None
+    module = cst.parse_module(sliced.text)
+    found = regions(module, sliced.tree, sliced.rules_at)
+    store = next(s for s in module.body if isinstance(s, cst.ClassDef))
+    load = next(m for m in store.body.body if isinstance(m, cst.FunctionDef))
+    assert found[id(store)] == found[id(load)] == frozenset({"QIG010"})
+
+
+def test_gates_read_code_not_prose() -> None:
+    code = code_text('x = "load the file"  # torch.load\ny = getattr(m, "load")\n')
+    assert code.count("\n") == 2
+    scope = FileScope(Config(), EMPTY, aliases(code))
+    names = unit_identifiers(code, scope)
+    assert "torch" not in names and "load" in names  # a key-like string counts
+    aliased = "from torch import load as fetch\nfetch(p)\n"
+    scope = FileScope(Config(), EMPTY, aliases(aliased))
+    assert Identifiers("load").holds(Unit("fetch(p)", unit_identifiers("fetch(p)", scope)), scope)
+
+
+def test_a_number_gate_reads_signs_and_exponents() -> None:
+    scope = FileScope(Config(), EMPTY)
+    outside = NumberOutside("sync_weight_range")  # default [0.05, 0.1]
+    assert outside.holds(Unit("w = -0.07", frozenset()), scope)
+    assert outside.holds(Unit("w = 5e-1", frozenset()), scope)
+    assert not outside.holds(Unit("w = 0.07", frozenset()), scope)
