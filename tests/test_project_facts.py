@@ -223,3 +223,14 @@ def test_a_basin_through_a_project_normaliser_is_still_a_basin(tmp_path: Path) -
     findings = run([tmp_path], config, jobs=1, use_cache=False).findings
     assert [(f.path.rsplit("/", 1)[-1], f.line) for f in findings] == [("packet.py", 11)]
     assert "`.tobytes()`" in findings[0].message
+
+
+def test_summaries_computed_in_workers_equal_one_by_one() -> None:
+    from functools import partial
+
+    from qig_guard.engine.runner import _MANY_SOURCES, _in_workers
+
+    sources = [KERNEL] + [f"x_{i} = {i}\n".encode() for i in range(_MANY_SOURCES)]
+    serial = FactsCache(None).summaries(sources)
+    parallel = FactsCache(None).summaries(sources, partial(_in_workers, jobs=2))
+    assert parallel == serial and serial[0] == file_facts(KERNEL)

@@ -27,7 +27,7 @@ from qig_guard.engine.isolation import run_isolated
 from qig_guard.engine.results import RunResult
 from qig_guard.engine.selection import file_codes, selected_codes
 from qig_guard.engine.source import SourceError, read_regular
-from qig_guard.facts.project import FactsCache, ProjectFacts, index_words
+from qig_guard.facts.project import FactsCache, ProjectFacts, Summary, index_words
 
 if TYPE_CHECKING:
     import libcst as cst
@@ -113,7 +113,8 @@ def run(
             continue
         files.append((display, path, data, codes, scope))
 
-    result.project = _index(files, [scope.config for scope in scopes.values()], use_cache)
+    jobs = jobs or default_jobs()
+    result.project = _index(files, [scope.config for scope in scopes.values()], use_cache, jobs)
     caches: dict[tuple[Path, str], Cache] = {}
     for scope in scopes.values():
         if use_cache and scope.config.cache_path is not None:
@@ -142,7 +143,7 @@ def run(
 
     configs = [scope.config for scope in scopes.values()]
     tasks = [item[0] for item in pending]
-    outcomes = _execute(tasks, configs, result.project, jobs or default_jobs())
+    outcomes = _execute(tasks, configs, result.project, jobs)
     for (_, scope, key, _lines), outcome in zip(pending, outcomes, strict=True):
         if outcome.parsed:
             result.stats.parsed_files += 1
@@ -165,17 +166,33 @@ def _collect(result: RunResult, outcome: FileResult, selected: tuple[str, ...]) 
     )
 
 
+# From this many files on, summarising them is worth starting worker processes.
+_MANY_SOURCES = 64
+
+
 def _index(
     files: Sequence[tuple[str, Path, bytes, tuple[str, ...], _Scope]],
     configs: Sequence[Config],
     use_cache: bool,
+    jobs: int,
 ) -> ProjectFacts:
     """The project index over every file of the run (summaries cached beside the results
     of the first configuration that has a cache)."""
     where = next((c.cache_path for c in configs if c.cache_path is not None), None)
     extra_words = tuple(sorted({w for c in configs for w in index_words(c)}))
     facts = FactsCache(where if use_cache else None, extra_words)
-    return ProjectFacts.merge(facts.summaries(data for _, _, data, _, _ in files))
+    sources = [data for _, _, data, _, _ in files]
+    return ProjectFacts.merge(facts.summaries(sources, partial(_in_workers, jobs=jobs)))
+
+
+def _in_workers(
+    summary: Callable[[bytes], Summary], sources: list[bytes], jobs: int
+) -> list[Summary]:
+    """``[summary(s) for s in sources]``, in worker processes when there are many (a cold
+    run); a file whose worker fails has no facts, as one that does not parse."""
+    if jobs < 2 or len(sources) < _MANY_SOURCES:
+        return [summary(data) for data in sources]
+    return run_isolated(sources, summary, lambda _source, _reason, _internal: (), jobs)
 
 
 def _execute(

@@ -28,7 +28,7 @@ import json
 import os
 import re
 import tempfile
-from collections.abc import Iterable, Iterator
+from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass, field
 from functools import lru_cache
 from pathlib import Path
@@ -459,6 +459,27 @@ def _from_json(item: list[object]) -> ClassFacts:
     )
 
 
+# Computes many summaries: ``many(summary, sources)`` is ``[summary(s) for s in sources]``.
+Many = Callable[[Callable[[bytes], "Summary"], list[bytes]], list["Summary"]]
+Summary = tuple["ClassFacts", ...]
+
+
+def _one_by_one(
+    summary: Callable[[bytes], tuple[ClassFacts, ...]], sources: list[bytes]
+) -> list[tuple[ClassFacts, ...]]:
+    return [summary(data) for data in sources]
+
+
+def _stored(entry: object) -> tuple[ClassFacts, ...] | None:
+    """A summary read back from the index, or ``None`` when it is not one."""
+    if not isinstance(entry, list):
+        return None
+    try:
+        return tuple(_from_json(item) for item in entry)
+    except (ValueError, TypeError, AssertionError):
+        return None
+
+
 class FactsCache:
     """File summaries by content hash, kept in one index file under ``directory`` (best
     effort): a warm run reads one file instead of searching every source again."""
@@ -475,36 +496,38 @@ class FactsCache:
             return ()
         return file_facts(data, self.extra_words)
 
-    def summaries(self, sources: Iterable[bytes]) -> list[tuple[ClassFacts, ...]]:
+    def summaries(
+        self, sources: Iterable[bytes], many: Many | None = None
+    ) -> list[tuple[ClassFacts, ...]]:
         """The summary of each of ``sources``, from the index where it has them; the
-        index then holds exactly these files' summaries."""
+        index then holds exactly these files' summaries. ``many(summary, datas)`` computes
+        the missing ones (by default one after the other; the runner uses its workers)."""
+        many = many or _one_by_one
+        sources = list(sources)
         if self.directory is None:
-            return [self.summary(data) for data in sources]
+            return many(self.summary, sources)
         index = self.directory / "index.json"
         try:
             known = json.loads(index.read_text("utf-8"))
             assert isinstance(known, dict)
         except (OSError, ValueError, AssertionError):
             known = {}
-        used: dict[str, object] = {}
-        found = []
-        for data in sources:
-            digest = hashlib.sha256(self._salt + b"\0" + data).hexdigest()
-            entry: object = known.get(digest)
-            summary = None
-            if isinstance(entry, list):
-                try:
-                    summary = tuple(_from_json(item) for item in entry)
-                except (ValueError, TypeError, AssertionError):
-                    summary = None
-            if summary is None:
-                summary = self.summary(data)
-                entry = [_to_json(c) for c in summary]
-            used[digest] = entry
-            found.append(summary)
-        if used.keys() != known.keys():
-            self._save(index, used)
-        return found
+        digests = [hashlib.sha256(self._salt + b"\0" + data).hexdigest() for data in sources]
+        found: list[tuple[ClassFacts, ...] | None] = [
+            _stored(known.get(digest)) for digest in digests
+        ]
+        missing = [i for i, summary in enumerate(found) if summary is None]
+        computed = many(self.summary, [sources[i] for i in missing])
+        for i, summary in zip(missing, computed, strict=True):
+            found[i] = summary
+        complete = [summary or () for summary in found]
+        used = {
+            digest: [_to_json(c) for c in summary]
+            for digest, summary in zip(digests, complete, strict=True)
+        }
+        if used.keys() != known.keys() or missing:
+            self._save(index, dict(used))
+        return complete
 
     def _save(self, index: Path, entries: dict[str, object]) -> None:
         try:
