@@ -12,9 +12,12 @@ from qig_guard.engine.gating import select
 from qig_guard.engine.slicing import cut, layout, regions
 from qig_guard.facts.project import EMPTY
 from qig_guard.rules.gates import (
+    AllOf,
+    AnyOf,
     FileScope,
     Identifiers,
     NumberOutside,
+    Text,
     Unit,
     aliases,
     code_text,
@@ -102,3 +105,9 @@ def test_a_number_gate_reads_signs_and_exponents() -> None:
     assert outside.holds(Unit("w = -0.07", frozenset()), scope)
     assert outside.holds(Unit("w = 5e-1", frozenset()), scope)
     assert not outside.holds(Unit("w = 0.07", frozenset()), scope)
+
+
+def test_combined_gates_are_flat() -> None:
+    gate = Identifiers("a") | Identifiers("b") | (Identifiers("c") & Identifiers("d") & Text("e"))
+    assert isinstance(gate, AnyOf) and len(gate.gates) == 3
+    assert isinstance(gate.gates[2], AllOf) and len(gate.gates[2].gates) == 3

@@ -174,10 +174,12 @@ class Gate:
         raise NotImplementedError
 
     def __and__(self, other: Gate) -> Gate:
-        return AllOf((self, other))
+        left = self.gates if isinstance(self, AllOf) else (self,)
+        return AllOf((*left, *(other.gates if isinstance(other, AllOf) else (other,))))
 
     def __or__(self, other: Gate) -> Gate:
-        return AnyOf((self, other))
+        left = self.gates if isinstance(self, AnyOf) else (self,)
+        return AnyOf((*left, *(other.gates if isinstance(other, AnyOf) else (other,))))
 
 
 @dataclass(frozen=True)
