@@ -6,10 +6,11 @@ import ast
 import textwrap
 
 import libcst as cst
+import pytest
 
 from qig_guard.config import Config
 from qig_guard.engine.gating import select
-from qig_guard.engine.slicing import cut, layout, regions
+from qig_guard.engine.slicing import Slice, cut, layout, regions
 from qig_guard.facts.project import EMPTY
 from qig_guard.rules.gates import (
     AllOf,
@@ -111,3 +112,40 @@ def test_combined_gates_are_flat() -> None:
     gate = Identifiers("a") | Identifiers("b") | (Identifiers("c") & Identifiers("d") & Text("e"))
     assert isinstance(gate, AnyOf) and len(gate.gates) == 3
     assert isinstance(gate.gates[2], AllOf) and len(gate.gates[2].gates) == 3
+
+
+def test_a_member_kept_for_its_name_keeps_its_class() -> None:
+    # A method named like a module (`pickle`) is kept whatever the gates say, since its
+    # binding may shadow; its class's header must come with it, or the text is invalid.
+    source = textwrap.dedent(
+        """\
+        class Data:
+            @classmethod
+            def reduce(cls, p):
+                return cls.pickle(p)
+
+            @classmethod
+            def pickle(cls, op):
+                return op
+        """
+    )
+    tree = ast.parse(source)
+    shape = layout(tree)
+    sliced = cut(source, tree, shape, {})
+    ast.parse(sliced.text)
+    assert "class Data:" in sliced.text and "def pickle" in sliced.text
+
+
+def test_a_cut_that_libcst_rejects_falls_back_to_the_whole_file(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    from qig_guard.engine import gating
+    from qig_guard.engine.checker import check_source
+
+    def broken(source: str, *args: object) -> Slice:
+        return Slice("def (:\n" + source, {}, 1)
+
+    monkeypatch.setattr(gating, "cut", broken)
+    source = "import torch\n\n\ndef restore(path):\n    return torch.load(path)\n"
+    result = check_source("m.py", source.encode(), Config(), [UnsafeCheckpointLoad])
+    assert [(f.line, f.code) for f in result.findings] == [(5, "QIG010")]

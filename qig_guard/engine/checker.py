@@ -159,6 +159,8 @@ def _check_text(
         result.findings.append(_file_error(path, str(error), error.line, error.column))
         return result
     except cst.ParserSyntaxError as error:
+        if sliced is not None:  # never the cut's fault: parse the whole file instead
+            return _check_text(path, source, config, rules, project, parse_module, None)
         result.findings.append(_syntax_error(path, source, error))
         return result
     except (RecursionError, MemoryError, ValueError) as error:

@@ -200,9 +200,11 @@ def cut(source: str, tree: ast.Module, tree_layout: Layout, active: dict[int, se
             kept.add(part)
             active.setdefault(part, set()).update(active[index])
     kept.update(i for i, unit in enumerate(units) if unit.always)
-    _keep_class_bodies(units, tree_layout, kept)
     _keep_shadowing(units, kept)
     _keep_shared_lines(units, kept)
+    for index in list(kept):  # a member kept for its own sake keeps its class's header
+        kept.update(tree_layout.scaffold.get(index, ()))
+    _keep_class_bodies(units, tree_layout, kept)
     rules_at = {
         units[i].start: frozenset(active.get(i, ()))
         for i in kept
