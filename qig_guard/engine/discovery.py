@@ -5,7 +5,7 @@ from __future__ import annotations
 import os
 from collections.abc import Callable, Iterable, Iterator
 from fnmatch import fnmatchcase
-from pathlib import Path, PurePosixPath
+from pathlib import Path, PurePath, PurePosixPath
 
 from qig_guard.config import Config
 
@@ -26,12 +26,16 @@ def normalise(path: Path) -> Path:
 
 
 def relative_posix(path: Path, root: Path) -> str:
-    """``path`` relative to ``root`` in POSIX form, or absolute when outside it."""
-    absolute = normalise(path)
-    try:
-        return absolute.relative_to(normalise(root)).as_posix()
-    except ValueError:
-        return absolute.as_posix()
+    """``path`` relative to ``root`` in POSIX form, or absolute when outside it (string
+    work on the normalised paths: a run asks this a few times per file)."""
+    absolute = os.path.normpath(os.path.abspath(path))
+    base = os.path.normpath(os.path.abspath(root))
+    if absolute == base:
+        return "."
+    prefix = base if base.endswith(os.sep) else base + os.sep
+    if absolute.startswith(prefix):
+        return PurePath(absolute[len(prefix) :]).as_posix()
+    return PurePath(absolute).as_posix()
 
 
 def matches_glob(relative: str, pattern: str) -> bool:
