@@ -149,3 +149,36 @@ def test_a_cut_that_libcst_rejects_falls_back_to_the_whole_file(
     source = "import torch\n\n\ndef restore(path):\n    return torch.load(path)\n"
     result = check_source("m.py", source.encode(), Config(), [UnsafeCheckpointLoad])
     assert [(f.line, f.code) for f in result.findings] == [(5, "QIG010")]
+
+
+def test_compiled_gates_decide_as_the_gates_do() -> None:
+    from qig_guard.engine.checker import own_index
+    from qig_guard.engine.parsing import split_lines
+    from qig_guard.engine.slicing import unit_text
+    from qig_guard.rules import all_codes, load_rule
+
+    rules = [load_rule(code) for code in all_codes()]
+    sources = [example.code for rule in rules for example in rule.INVALID] + [
+        source for rule in rules for source in rule.VALID
+    ]
+    config = Config()
+    compared = 0
+    for source in sources:
+        try:
+            tree = ast.parse(source)
+        except SyntaxError:
+            continue
+        code = code_text(source)
+        scope = FileScope(config, own_index(source, config), aliases(code), source=source)
+        scope.identifiers = unit_identifiers(code, scope)
+        lines = split_lines(code)
+        units = [Unit(code, scope.identifiers)] + [
+            Unit(text, unit_identifiers(text, scope))
+            for text in (unit_text(lines, part) for part in layout(tree).units)
+        ]
+        for rule in rules:
+            test = rule.gate.compile(scope)
+            for unit in units:
+                assert test(unit) == rule.gate.holds(unit, scope), (rule.code, unit.text)
+                compared += 1
+    assert compared > 1000

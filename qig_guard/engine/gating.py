@@ -70,8 +70,22 @@ def select(
     module = [index for index, unit in enumerate(units) if unit.always]
     active: dict[int, set[str]] = {}  # per unit to parse, the rules that read it
     fired: set[str] = set()
+    tests = {rule.code: rule.gate.compile(scope) for rule in candidates}
+    reads_callers = {
+        rule.code: rule.callers.compile(scope) for rule in candidates if rule.callers is not None
+    }
+
+    def gate(rule: type[Rule], unit: Unit, kept: set[int]) -> None:
+        """Where the rule's gate holds in ``unit``, the rule reads the units ``kept``."""
+        if tests[rule.code](unit):
+            for index in kept:
+                active.setdefault(index, set()).add(rule.code)
+            fired.add(rule.code)
+
     if module:
-        _gate(candidates, _joined(module, texts, own), scope, set(module), active, fired)
+        joined_module = _joined(module, texts, own)
+        for rule in candidates:
+            gate(rule, joined_module, set(module))
     for index in range(len(units)):
         if index in module:
             continue
@@ -83,12 +97,13 @@ def select(
             # the basins its callers pass), its gate also sees the callers' identifiers,
             # and the callers are kept too.
             kept = {index} | reach[index] if rule.callees else {index}
-            if rule.callers is not None and callers[index] and rule.callers.holds(unit, scope):
+            reads = reads_callers.get(rule.code)
+            if reads is not None and callers[index] and reads(unit):
                 if joined is None:
                     joined = _joined([index, *sorted(callers[index])], texts, own)
-                _gate([rule], joined, scope, kept | callers[index], active, fired)
+                gate(rule, joined, kept | callers[index])
             else:
-                _gate([rule], unit, scope, kept, active, fired)
+                gate(rule, unit, kept)
     chosen = [rule for rule in candidates if rule.code in fired]
     if not chosen:
         return Selection([])
@@ -101,22 +116,6 @@ def select(
 
 def _joined(members: list[int], texts: list[str], own: list[frozenset[str]]) -> Unit:
     return Unit("".join(texts[i] for i in members), frozenset().union(*(own[i] for i in members)))
-
-
-def _gate(
-    rules: list[type[Rule]],
-    unit: Unit,
-    scope: FileScope,
-    kept: set[int],
-    active: dict[int, set[str]],
-    fired: set[str],
-) -> None:
-    """Where a rule's gate holds in ``unit``, the rule reads the units ``kept``."""
-    for rule in rules:
-        if rule.gate.holds(unit, scope):
-            for index in kept:
-                active.setdefault(index, set()).add(rule.code)
-            fired.add(rule.code)
 
 
 # Calls by text: `self.step(`, `cls.build(` (methods of the unit's class) and `helper(`

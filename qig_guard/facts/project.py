@@ -397,6 +397,11 @@ class ProjectFacts:
         ``self.anchor = load_basin(path)``)."""
         return attribute in self._basin_attributes
 
+    @property
+    def basin_holders(self) -> frozenset[str]:
+        """The functions and attributes the project knows to hold a basin."""
+        return self._returns_basin | self._basin_attributes
+
     def names_a_basin(self, identifiers: frozenset[str]) -> bool:
         """True when one of ``identifiers`` is a function or attribute that the project
         knows to hold a basin (a gate's basin names, beyond the configured words)."""

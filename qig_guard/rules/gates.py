@@ -167,11 +167,41 @@ def _spellings(names: tuple[str, ...]) -> tuple[str, ...]:
     return found
 
 
+Test = Callable[[Unit], bool]
+
+
+def _never(unit: Unit) -> bool:
+    return False
+
+
+def _always(unit: Unit) -> bool:
+    return True
+
+
+def _uses(found: frozenset[str]) -> Test:
+    if not found:
+        return _never
+    return lambda unit: not found.isdisjoint(unit.identifiers)
+
+
 class Gate:
     """A condition on a unit; combine with ``&`` and ``|``."""
 
     def holds(self, unit: Unit, scope: FileScope) -> bool:
         raise NotImplementedError
+
+    def found(self, scope: FileScope) -> frozenset[str] | None:
+        """For a gate that holds exactly where a unit uses one of some identifiers: those
+        of the file's identifiers; ``None`` for any other gate."""
+        return None
+
+    def compile(self, scope: FileScope) -> Test:
+        """This gate as a test of the units of ``scope``'s file, with what can be
+        decided once per file decided once (the engine tests many units)."""
+        found = self.found(scope)
+        if found is not None:
+            return _uses(found)
+        return lambda unit: self.holds(unit, scope)
 
     def __and__(self, other: Gate) -> Gate:
         left = self.gates if isinstance(self, AllOf) else (self,)
@@ -189,6 +219,17 @@ class AllOf(Gate):
     def holds(self, unit: Unit, scope: FileScope) -> bool:
         return all(gate.holds(unit, scope) for gate in self.gates)
 
+    def compile(self, scope: FileScope) -> Test:
+        tests = [gate.compile(scope) for gate in self.gates]
+        if _never in tests:
+            return _never
+        tests = [test for test in tests if test is not _always]
+        if not tests:
+            return _always
+        if len(tests) == 1:
+            return tests[0]
+        return lambda unit: all(test(unit) for test in tests)
+
 
 @dataclass(frozen=True)
 class AnyOf(Gate):
@@ -197,12 +238,37 @@ class AnyOf(Gate):
     def holds(self, unit: Unit, scope: FileScope) -> bool:
         return any(gate.holds(unit, scope) for gate in self.gates)
 
+    def compile(self, scope: FileScope) -> Test:
+        # The identifier tests of the alternatives become one set.
+        used: set[str] = set()
+        tests = []
+        for gate in self.gates:
+            found = gate.found(scope)
+            if found is not None:
+                used |= found
+                continue
+            test = gate.compile(scope)
+            if test is _always:
+                return _always
+            if test is not _never:
+                tests.append(test)
+        if used:
+            tests.insert(0, _uses(frozenset(used)))
+        if not tests:
+            return _never
+        if len(tests) == 1:
+            return tests[0]
+        return lambda unit: any(test(unit) for test in tests)
+
 
 class Always(Gate):
     """Every unit (a rule that reads the whole module)."""
 
     def holds(self, unit: Unit, scope: FileScope) -> bool:
         return True
+
+    def compile(self, scope: FileScope) -> Test:
+        return _always
 
 
 @dataclass(frozen=True, init=False)
@@ -217,14 +283,19 @@ class Identifiers(Gate):
     def holds(self, unit: Unit, scope: FileScope) -> bool:
         return not self.names.isdisjoint(unit.identifiers)
 
+    def found(self, scope: FileScope) -> frozenset[str]:
+        return self.names & scope.identifiers
+
 
 @dataclass(frozen=True)
 class Guarded(Gate):
     """The unit uses an attribute that a setter of the project's classes guards."""
 
     def holds(self, unit: Unit, scope: FileScope) -> bool:
-        found = scope.those(self, lambda i: bool(scope.project.setters_of(i)))
-        return not found.isdisjoint(unit.identifiers)
+        return not self.found(scope).isdisjoint(unit.identifiers)
+
+    def found(self, scope: FileScope) -> frozenset[str]:
+        return scope.those(self, lambda i: bool(scope.project.setters_of(i)))
 
 
 @dataclass(frozen=True, init=False)
@@ -241,11 +312,14 @@ class Named(Gate):
         object.__setattr__(self, "project", project)
 
     def holds(self, unit: Unit, scope: FileScope) -> bool:
+        return not self.found(scope).isdisjoint(unit.identifiers)
+
+    def found(self, scope: FileScope) -> frozenset[str]:
         names = _configured(scope.config, self.fields)
         found = scope.those(self, lambda i: matches_any(i, names), _spellings(names))
-        if not found.isdisjoint(unit.identifiers):
-            return True
-        return self.project and scope.project.names_a_basin(unit.identifiers)
+        if self.project:
+            found |= scope.project.basin_holders & scope.identifiers
+        return found
 
 
 def _configured(config: Config, fields: tuple[str, ...]) -> tuple[str, ...]:
@@ -294,8 +368,10 @@ class Words(Gate):
         object.__setattr__(self, "spelled", tuple(sorted(wanted)))
 
     def holds(self, unit: Unit, scope: FileScope) -> bool:
-        found = scope.those(self, lambda i: not self.words.isdisjoint(split(i)), self.spelled)
-        return not found.isdisjoint(unit.identifiers)
+        return not self.found(scope).isdisjoint(unit.identifiers)
+
+    def found(self, scope: FileScope) -> frozenset[str]:
+        return scope.those(self, lambda i: not self.words.isdisjoint(split(i)), self.spelled)
 
 
 @dataclass(frozen=True)
@@ -310,6 +386,9 @@ class InFile(Gate):
         if found is None:
             found = scope._file[self] = self.test(scope.source)
         return found
+
+    def compile(self, scope: FileScope) -> Test:
+        return _always if self.test(scope.source) else _never
 
 
 @dataclass(frozen=True)
@@ -333,5 +412,7 @@ class Holds(Gate):
         object.__setattr__(self, "classes", frozenset(classes))
 
     def holds(self, unit: Unit, scope: FileScope) -> bool:
-        found = scope.those(self, lambda i: scope.project.may_hold(i, self.classes))
-        return not found.isdisjoint(unit.identifiers)
+        return not self.found(scope).isdisjoint(unit.identifiers)
+
+    def found(self, scope: FileScope) -> frozenset[str]:
+        return scope.those(self, lambda i: scope.project.may_hold(i, self.classes))
