@@ -21,6 +21,7 @@ import dataclasses
 from collections.abc import Callable, Mapping, Sequence
 from contextlib import ExitStack
 from functools import cache
+from typing import Any
 
 import libcst as cst
 from libcst.metadata import MetadataWrapper
@@ -90,8 +91,8 @@ def _field_names(cls: type, skip_trivia: bool) -> tuple[str, ...]:
 
 
 _Entry = tuple[tuple[str, ...], tuple[VisitorFunction, ...], tuple[VisitorFunction, ...]]
-# The visitor functions per node type, and the rules they are limited to (None: all).
-_Table = tuple[dict[type, _Entry], frozenset[str] | None]
+# The nodes a region can start at (see ``walk_batched``).
+_REGION_TYPES = (cst.FunctionDef, cst.ClassDef)
 
 
 def child_nodes(node: cst.CSTNode, fields: tuple[str, ...]) -> list[cst.CSTNode]:
@@ -137,32 +138,31 @@ def walk_batched(
     def walk(root: cst.CSTNode) -> None:
         # An explicit stack, not recursion: a 400-term sum or 500 implicitly
         # concatenated strings nest that deep. A node is pushed twice: to visit
-        # (then its children follow, first on top) and to leave; a node that starts a
-        # region is entered with its rules' table and left restoring the outer one.
+        # (then its children follow, first on top) and to leave. A definition that
+        # starts a region switches to its rules' table; a marker pushed below its leave
+        # entry switches back once it is left.
         entries, only = every, None
-        stack: list[
-            tuple[cst.CSTNode, bool, tuple[dict[type, _Entry], frozenset[str] | None] | None]
-        ]
-        stack = [(root, False, None)]
+        stack: list[tuple[Any, Any]] = [(root, False)]
         while stack:
-            node, leaving, restore = stack.pop()
+            node, leaving = stack.pop()
+            if node is None:  # the end of a region: ``leaving`` holds the outer table
+                entries, only = leaving
+                continue
             if leaving:
                 fields, visits, leaves = entries.get(type(node)) or entry(type(node), entries, only)
                 for leave in leaves:
                     leave(node)
-                if restore is not None:
-                    entries, only = restore
                 continue
-            region = regions.get(id(node))
-            outer = None
-            if region is not None:
-                outer = (entries, only)
-                entries, only = by_rules.setdefault(region, {}), region
+            if regions and type(node) in _REGION_TYPES:
+                region = regions.get(id(node))
+                if region is not None:
+                    stack.append((None, (entries, only)))
+                    entries, only = by_rules.setdefault(region, {}), region
             fields, visits, leaves = entries.get(type(node)) or entry(type(node), entries, only)
             for visit in visits:
                 visit(node)
-            stack.append((node, True, outer))
-            stack.extend((child, False, None) for child in reversed(child_nodes(node, fields)))
+            stack.append((node, True))
+            stack.extend((child, False) for child in reversed(child_nodes(node, fields)))
 
     with ExitStack() as stack:
         for visitor in visitors:
