@@ -44,9 +44,8 @@ def select(
     scope = FileScope(config, project, aliases(code), source=source, code=code)
     everywhere = Unit(code, unit_identifiers(code, scope))
     scope.identifiers = everywhere.identifiers
-    candidates = [
-        rule for rule in rules if rule.code != FILE_ERROR and rule.gate.holds(everywhere, scope)
-    ]
+    tests = {rule.code: rule.gate.compile(scope) for rule in rules if rule.code != FILE_ERROR}
+    candidates = [rule for rule in rules if rule.code in tests and tests[rule.code](everywhere)]
     if not candidates or whole:
         return Selection(candidates)
     try:
@@ -67,10 +66,9 @@ def select(
     for caller, callees in enumerate(calls):
         for callee in callees:
             callers[callee].add(caller)
-    module = [index for index, unit in enumerate(units) if unit.always]
+    module = {index for index, unit in enumerate(units) if unit.always}
     active: dict[int, set[str]] = {}  # per unit to parse, the rules that read it
     fired: set[str] = set()
-    tests = {rule.code: rule.gate.compile(scope) for rule in candidates}
     reads_callers = {
         rule.code: rule.callers.compile(scope) for rule in candidates if rule.callers is not None
     }
@@ -83,9 +81,9 @@ def select(
             fired.add(rule.code)
 
     if module:
-        joined_module = _joined(module, texts, own)
+        joined_module = _joined(sorted(module), texts, own)
         for rule in candidates:
-            gate(rule, joined_module, set(module))
+            gate(rule, joined_module, module)
     for index in range(len(units)):
         if index in module:
             continue

@@ -21,9 +21,8 @@ import libcst as cst
 from libcst.metadata import CodePosition, CodeRange, MetadataWrapper, PositionProvider
 from libcst.metadata.position_provider import NEWLINE_RE, PositionProvidingCodegenState
 
+from qig_guard.engine.slicing import DEFINITIONS, first_line
 from qig_guard.engine.traversal import _field_names, child_nodes
-
-_AST_DEFINITIONS = (ast.FunctionDef, ast.AsyncFunctionDef, ast.ClassDef)
 
 
 def _lines(code: str) -> int:
@@ -157,9 +156,9 @@ class StatementPositions:
         position = members.index(found)
         classes = [n for n in self.tree.body if isinstance(n, ast.ClassDef)]
         top = [s for s in self.module.body if isinstance(s, cst.ClassDef)].index(statement)
-        ast_members = [m for m in classes[top].body if isinstance(m, _AST_DEFINITIONS)]
+        ast_members = [m for m in classes[top].body if isinstance(m, DEFINITIONS)]
         first = ast_members[position]
-        line = min([first.lineno, *(d.lineno for d in first.decorator_list)])
+        line = first_line(first)
         provider = PositionProvider()
         state = PositionProvidingCodegenState(
             default_indent=self.module.default_indent,

@@ -155,7 +155,7 @@ class _BindingCollector:
 
 
 # Modules that projects re-export through a module of their own (``torch = utils.torch``).
-_REEXPORTED = {"torch": "torch", "np": "numpy", "numpy": "numpy", "pickle": "pickle"}
+REEXPORTED_MODULES = {"torch": "torch", "np": "numpy", "numpy": "numpy", "pickle": "pickle"}
 
 
 def _reexported_module(node: cst.Assign) -> tuple[str, str] | None:
@@ -166,7 +166,7 @@ def _reexported_module(node: cst.Assign) -> tuple[str, str] | None:
     value = node.value
     if not (isinstance(value, cst.Attribute) and isinstance(value.value, cst.Name)):
         return None
-    module = _REEXPORTED.get(value.attr.value)
+    module = REEXPORTED_MODULES.get(value.attr.value)
     return (node.targets[0].target.value, module) if module else None
 
 

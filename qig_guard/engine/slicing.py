@@ -28,12 +28,11 @@ from dataclasses import dataclass, field
 import libcst as cst
 
 from qig_guard.engine.parsing import split_lines
+from qig_guard.engine.resolve import REEXPORTED_MODULES
 
 Owner = tuple[str, ...]  # () for the module, ("Model",) for the body of class Model
 
-_DEFINITIONS = (ast.FunctionDef, ast.AsyncFunctionDef, ast.ClassDef)
-# Names that a plain assignment may bind to a well-known module (``torch = cc.torch``).
-_MODULE_NAMES = frozenset({"torch", "np", "numpy", "pickle"})
+DEFINITIONS = (ast.FunctionDef, ast.AsyncFunctionDef, ast.ClassDef)
 
 
 @dataclass
@@ -63,7 +62,8 @@ class Layout:
     members: dict[int, list[int]] = field(default_factory=dict)
 
 
-def _first_line(node: ast.stmt) -> int:
+def first_line(node: ast.stmt) -> int:
+    """The statement's first line, its decorators' included."""
     decorators = getattr(node, "decorator_list", None)
     return min([node.lineno, *(d.lineno for d in decorators)]) if decorators else node.lineno
 
@@ -86,7 +86,7 @@ def bound_names(statements: Sequence[ast.stmt]) -> Iterator[str]:
     """Names ``statements`` bind in their own scope, as the libcst binding collector
     finds them: statements are walked, expressions and nested scopes are not."""
     for node in statements:
-        if isinstance(node, _DEFINITIONS):
+        if isinstance(node, DEFINITIONS):
             yield node.name
         elif isinstance(node, ast.Assign):
             for target in node.targets:
@@ -128,42 +128,42 @@ def layout(tree: ast.Module) -> Layout:
     units = result.units
     for node in tree.body:
         if isinstance(node, ast.ClassDef):
-            members = [m for m in node.body if isinstance(m, _DEFINITIONS)]
+            members = [m for m in node.body if isinstance(m, DEFINITIONS)]
             if not members:
-                unit = Unit(_first_line(node), _end_line(node), (), frozenset({node.name}))
+                unit = Unit(first_line(node), _end_line(node), (), frozenset({node.name}))
                 unit.name = node.name
                 units.append(unit)
                 continue
             owner = (node.name,)
             # The header: decorators, bases and the statements before the first member.
-            header_end = max(_first_line(members[0]) - 1, node.lineno)
+            header_end = max(first_line(members[0]) - 1, node.lineno)
             scaffold = [len(units)]
-            header = Unit(_first_line(node), header_end, (), frozenset({node.name}), node.name)
+            header = Unit(first_line(node), header_end, (), frozenset({node.name}), node.name)
             header.name = node.name
             units.append(header)
             member_units = []
             for member in node.body:
-                if _first_line(member) <= header_end:
+                if first_line(member) <= header_end:
                     continue
-                if isinstance(member, _DEFINITIONS):
+                if isinstance(member, DEFINITIONS):
                     member_units.append(len(units))
                 else:
                     scaffold.append(len(units))
                 binds = frozenset(bound_names([member]))
-                unit = Unit(_first_line(member), _end_line(member), owner, binds, node.name)
+                unit = Unit(first_line(member), _end_line(member), owner, binds, node.name)
                 unit.name = getattr(member, "name", None)
                 units.append(unit)
             for index in scaffold + member_units:
                 result.scaffold[index] = scaffold
             result.members[scaffold[0]] = member_units
-        elif isinstance(node, _DEFINITIONS):
-            unit = Unit(_first_line(node), _end_line(node), (), frozenset({node.name}))
+        elif isinstance(node, DEFINITIONS):
+            unit = Unit(first_line(node), _end_line(node), (), frozenset({node.name}))
             unit.name = node.name
             units.append(unit)
         else:
             units.append(
                 Unit(
-                    _first_line(node),
+                    first_line(node),
                     _end_line(node),
                     (),
                     frozenset(bound_names([node])),
@@ -238,18 +238,15 @@ def _pruned(tree: ast.Module, blank: bytearray) -> ast.Module:
     """``tree`` without the statements on blanked lines (a class keeps what is left)."""
     body = []
     for node in tree.body:
-        if blank[_first_line(node)]:
+        if blank[first_line(node)]:
             continue
         if isinstance(node, ast.ClassDef):
-            kept = [member for member in node.body if not blank[_first_line(member)]]
+            kept = [member for member in node.body if not blank[first_line(member)]]
             if len(kept) != len(node.body):
                 node = copy.copy(node)
                 node.body = kept
         body.append(node)
     return ast.Module(body=body, type_ignores=[])
-
-
-_AST_DEFINITIONS = (ast.FunctionDef, ast.AsyncFunctionDef, ast.ClassDef)
 
 
 def regions(
@@ -261,9 +258,9 @@ def regions(
 
     def pair(nodes: Sequence[cst.CSTNode], statements: Sequence[ast.stmt]) -> None:
         definitions = [n for n in nodes if isinstance(n, (cst.FunctionDef, cst.ClassDef))]
-        placed = [s for s in statements if isinstance(s, _AST_DEFINITIONS)]
+        placed = [s for s in statements if isinstance(s, DEFINITIONS)]
         for node, statement in zip(definitions, placed, strict=True):
-            rules = rules_at.get(_first_line(statement))
+            rules = rules_at.get(first_line(statement))
             if rules is not None:  # else every rule reads it
                 found[id(node)] = rules
             if (
@@ -294,7 +291,7 @@ def _keep_shadowing(units: list[Unit], kept: set[int]) -> None:
     for index, unit in enumerate(units):
         if index in kept:
             continue
-        if unit.binds & (imported.get(unit.owner, set()) | _MODULE_NAMES):
+        if unit.binds & (imported.get(unit.owner, set()) | REEXPORTED_MODULES.keys()):
             kept.add(index)
 
 

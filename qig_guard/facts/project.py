@@ -402,13 +402,6 @@ class ProjectFacts:
         """The functions and attributes the project knows to hold a basin."""
         return self._returns_basin | self._basin_attributes
 
-    def names_a_basin(self, identifiers: frozenset[str]) -> bool:
-        """True when one of ``identifiers`` is a function or attribute that the project
-        knows to hold a basin (a gate's basin names, beyond the configured words)."""
-        return not identifiers.isdisjoint(self._returns_basin) or not identifiers.isdisjoint(
-            self._basin_attributes
-        )
-
     def never_tensor(self, attribute: str) -> bool:
         """True when the project assigns ``self.attribute`` values of known kinds and none
         is a torch tensor (``self.ocean_basin = np.zeros(64)``): it carries no gradient."""
