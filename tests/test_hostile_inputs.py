@@ -381,3 +381,21 @@ def test_convert_reports_write_errors(
     assert f"cannot write {new}" in err and words in err and "Traceback" not in err
     assert not new.exists()
     assert [p.name for p in legacy_packet.parent.iterdir()] == ["packet.json"]  # no temporary
+
+
+def _collector_state(cycles: int) -> tuple[bool, int]:
+    """Leave ``cycles`` self-referencing lists behind; say what the collector sees."""
+    for _ in range(cycles):
+        garbage: list[object] = []
+        garbage.append(garbage)
+    import gc
+
+    return gc.isenabled(), gc.get_count()[0]
+
+
+def test_workers_collect_cyclic_garbage_between_files_not_during_them() -> None:
+    many = isolation.COLLECT_AFTER + 10_000
+    outcomes = isolation.run_isolated([many, 0], _collector_state, lambda *_: (True, -1), jobs=1)
+    (enabled, _), (_, left) = outcomes
+    assert not enabled  # no collection can start in the middle of a file
+    assert 0 <= left < isolation.COLLECT_AFTER  # the first file's cycles were collected

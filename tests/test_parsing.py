@@ -52,6 +52,27 @@ def test_depth_is_measured_without_recursion() -> None:
     assert scan(tree).depth > 5000
 
 
+@pytest.mark.parametrize(
+    "source",
+    [
+        "x = " + " + ".join(["a"] * 1200) + "\n",
+        "def f():\n    if x:\n        y = " + "-" * 1100 + "1\n",
+        "z = 1\nx = f(\n" + "g(" * 180 + "1" + ")" * 180 + "\n)\n",
+        "class A:\n    (x): int = 1\n    def f(self):\n        (self.y): int = [\n            2]\n",
+    ],
+)
+def test_short_statements_are_skipped_without_changing_the_verdict(source: str) -> None:
+    tree = with_deep_stack(lambda: ast.parse(source))
+    full = scan(tree)
+    longest = max(len(line) for line in source.split("\n"))
+    fast = scan(tree, longest)
+    assert fast.annotated == full.annotated
+    assert (fast.depth > MAX_DEPTH) == (full.depth > MAX_DEPTH)
+    if full.depth > MAX_DEPTH:
+        assert (fast.depth, fast.deepest) == (full.depth, full.deepest)
+    assert fast.depth <= full.depth
+
+
 def test_deeper_than_the_limit_is_refused_with_its_depth() -> None:
     with pytest.raises(ParseRefused, match=rf"nests \d+ levels deep, over .* {MAX_DEPTH}"):
         with_deep_stack(lambda: parse("x = " + "-" * (MAX_DEPTH + 10) + "1\n"))

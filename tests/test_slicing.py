@@ -57,7 +57,9 @@ def test_unselected_units_are_blanked_and_their_names_stay_bound() -> None:
     original = SOURCE.split("\n")
     assert len(kept) == len(original)
     for number, line in enumerate(kept):  # every line is kept as it was, or blanked
-        assert line in ("", original[number])
+        assert line in ("", "\\", original[number])
+    # A run of blanked lines is one logical line: all but its last end in a continuation.
+    assert kept[3:5] == ["\\", ""] and original[3:5] != kept[3:5]
     assert "pickle.load" in sliced.text and "helper(self.kind)" not in sliced.text
     assert "def helper" not in sliced.text
     # Blanked definitions still bind their names where they were defined.

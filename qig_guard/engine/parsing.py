@@ -88,18 +88,45 @@ class Shape:
     annotated: list[ast.AnnAssign]
 
 
-def scan(tree: ast.AST) -> Shape:
-    """One pass over ``tree`` without recursion (a hot loop: fields read directly)."""
+# Statements that hold statements: entered whatever their length (see scan).
+_COMPOUND = frozenset(
+    {
+        ast.Module, ast.FunctionDef, ast.AsyncFunctionDef, ast.ClassDef, ast.If, ast.For,
+        ast.AsyncFor, ast.While, ast.With, ast.AsyncWith, ast.Try, ast.ExceptHandler,
+        *(getattr(ast, name) for name in ("TryStar", "Match", "match_case") if hasattr(ast, name)),
+    }
+)  # fmt: skip
+
+
+def scan(tree: ast.AST, line_bytes: int | None = None) -> Shape:
+    """One pass over ``tree`` without recursion (a hot loop: fields read directly).
+
+    Given ``line_bytes``, the longest line's length in UTF-8 bytes, an expression or
+    simple statement too short to take the tree past :data:`MAX_DEPTH` is not entered:
+    each level of nesting costs at least one character of source, and at most one
+    more level without one (``Load``, a keyword, ``arguments``). The depth is then
+    exact whenever it exceeds :data:`MAX_DEPTH`, and a lower bound otherwise."""
     deepest, where = 0, tree
     annotated: list[ast.AnnAssign] = []
     stack: list[tuple[ast.AST, int]] = [(tree, 1)]
     pop, push, node_type = stack.pop, stack.append, ast.AST
+    compound = _COMPOUND
     while stack:
         node, depth = pop()
         if depth > deepest:
             deepest, where = depth, node
         if type(node) is ast.AnnAssign and not node.simple:
             annotated.append(node)
+        if line_bytes is not None and type(node) not in compound:
+            end = getattr(node, "end_lineno", None)
+            if end is not None:
+                line = node.lineno  # type: ignore[attr-defined]
+                if line == end:
+                    span = node.end_col_offset - node.col_offset  # type: ignore[attr-defined]
+                else:
+                    span = (end - line + 1) * line_bytes
+                if depth + 2 * span + 2 <= MAX_DEPTH:
+                    continue
         for name in node._fields:
             value = getattr(node, name, None)
             if type(value) is list:
@@ -177,7 +204,8 @@ def parse(
         ) from None
     except ValueError as error:  # null bytes on Python < 3.12
         raise ParseRefused(f"cannot parse, not checked: {error}") from None
-    shape = scan(tree)
+    longest = max(map(len, split_lines(source)), default=0)
+    shape = scan(tree, longest if source.isascii() else 4 * longest)
     if shape.depth > MAX_DEPTH:
         raise ParseRefused(
             f"nests {shape.depth} levels deep, over the parser limit of {MAX_DEPTH} "

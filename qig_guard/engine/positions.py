@@ -165,7 +165,7 @@ class StatementPositions:
             default_newline=self.module.default_newline,
             provider=provider,
             indent_tokens=[body.indent if body.indent is not None else self.module.default_indent],
-            line=line - len(found.leading_lines),
+            line=line - sum(_lines(self.module.code_for_node(e)) for e in found.leading_lines),
         )
         found._codegen(state)
         ranges = cast("dict[cst.CSTNode, CodeRange]", dict(provider._computed))

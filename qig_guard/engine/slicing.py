@@ -226,7 +226,11 @@ def cut(source: str, tree: ast.Module, tree_layout: Layout, active: dict[int, se
     for number, line in enumerate(lines, start=1):
         if blank[number]:
             body = line.rstrip("\r\n")
-            out.append(line[len(body) :] or "\n")
+            # A run of blanked lines is one logical line: each but the last ends in a
+            # line continuation, so libcst builds one empty line for the run, not one
+            # node per line (a fifth of a parse's nodes), and numbering is unchanged.
+            joined = "\\" if blank[number + 1] else ""
+            out.append(joined + (line[len(body) :] or "\n"))
         else:
             kept_lines += 1
             out.append(line)

@@ -95,15 +95,33 @@ _Entry = tuple[tuple[str, ...], tuple[VisitorFunction, ...], tuple[VisitorFuncti
 _REGION_TYPES = (cst.FunctionDef, cst.ClassDef)
 
 
+# Per type of a field's value: a node, a sequence (of nodes and other values), or
+# neither. ``isinstance`` against libcst's abstract ``CSTNode`` is a slow ABC check, and
+# the traversal asks it of every field of every node.
+_NODE, _SEQUENCE, _OTHER = 1, 2, 3
+_VALUE_KINDS: dict[type, int] = {tuple: _SEQUENCE, list: _SEQUENCE}
+
+
+def _value_kind(value: object) -> int:
+    kind = _VALUE_KINDS.get(type(value))
+    if kind is None:
+        kind = _VALUE_KINDS[type(value)] = _NODE if isinstance(value, cst.CSTNode) else _OTHER
+    return kind
+
+
 def child_nodes(node: cst.CSTNode, fields: tuple[str, ...]) -> list[cst.CSTNode]:
     """The nodes held in ``fields`` of ``node``, in field order."""
     found: list[cst.CSTNode] = []
+    kinds = _VALUE_KINDS
     for field in fields:
         value = getattr(node, field)
-        if isinstance(value, cst.CSTNode):
+        kind = kinds.get(type(value)) or _value_kind(value)
+        if kind == _NODE:
             found.append(value)
-        elif type(value) is tuple or type(value) is list:
-            found.extend(item for item in value if isinstance(item, cst.CSTNode))
+        elif kind == _SEQUENCE:
+            found.extend(
+                item for item in value if (kinds.get(type(item)) or _value_kind(item)) == _NODE
+            )
     return found
 
 
