@@ -376,10 +376,13 @@ class ConfigResolver:
                 self._by_root[root] = self._adjust(Config(base=root))
             config = self._by_root[root]
         for candidate in visited:
-            # Defaults are remembered only inside their project: a folder above
-            # it may belong to another.
-            if config.source is not None or (
-                config.base is not None and candidate.is_relative_to(config.base)
+            # Defaults are remembered only inside their project (a folder above it may
+            # belong to another), or where no project was found at or above: there a
+            # project below is still found, by its marker, before the folder is reached.
+            if (
+                config.source is not None
+                or config.base is None
+                or candidate.is_relative_to(config.base)
             ):
                 self._by_directory[candidate] = config
         return config

@@ -7,7 +7,7 @@ from pathlib import Path
 import pytest
 
 from qig_guard.cli import main
-from qig_guard.config import Config, ConfigError, discover, parse_table
+from qig_guard.config import Config, ConfigError, ConfigResolver, discover, parse_table
 
 
 def test_defaults() -> None:
@@ -74,3 +74,24 @@ def test_cli_usage_errors_exit_2(
     with pytest.raises(SystemExit) as raised:
         main(["check", "--select", "E501"])
     assert raised.value.code == 2
+
+
+def test_remembered_defaults_agree_with_a_fresh_lookup(tmp_path: Path) -> None:
+    """Folders under no project are remembered (a tree without markers is not walked
+    up to the root for every file), yet a project further down is still found."""
+    (tmp_path / "a" / "b").mkdir(parents=True)
+    (tmp_path / "a" / "c" / "d").mkdir(parents=True)
+    (tmp_path / "a" / "c" / ".git").mkdir()
+    (tmp_path / "e").mkdir()
+    (tmp_path / "e" / "pyproject.toml").write_text('[tool.qig-guard]\nselect = ["QIG001"]\n')
+    order = ["a/b", "a", "a/c/d", "a/c", "e", "a/b", "."]
+    shared = ConfigResolver()
+    for folder in order:
+        remembered = shared.for_folder(tmp_path / folder)
+        fresh = ConfigResolver().for_folder(tmp_path / folder)
+        assert (remembered.base, remembered.source, remembered.select) == (
+            fresh.base,
+            fresh.source,
+            fresh.select,
+        ), folder
+    assert shared.for_folder(tmp_path / "a" / "c" / "d").base == tmp_path / "a" / "c"
