@@ -21,6 +21,7 @@ import dataclasses
 from collections.abc import Callable, Mapping, Sequence
 from contextlib import ExitStack
 from functools import cache
+from itertools import repeat
 from typing import Any
 
 import libcst as cst
@@ -155,32 +156,38 @@ def walk_batched(
 
     def walk(root: cst.CSTNode) -> None:
         # An explicit stack, not recursion: a 400-term sum or 500 implicitly
-        # concatenated strings nest that deep. A node is pushed twice: to visit
-        # (then its children follow, first on top) and to leave. A definition that
-        # starts a region switches to its rules' table; a marker pushed below its leave
-        # entry switches back once it is left.
+        # concatenated strings nest that deep. An entry is a node to visit (then its
+        # children follow, first on top), a node with the functions that leave it
+        # (pushed only when there are some), or a region's end: a definition that
+        # starts a region switches to its rules' table, and a marker pushed below it
+        # (``None`` and the outer table) switches back once the region is done.
         entries, only = every, None
-        stack: list[tuple[Any, Any]] = [(root, False)]
+        stack: list[tuple[Any, Any]] = [(root, None)]
+        pop, push, extend = stack.pop, stack.append, stack.extend
         while stack:
-            node, leaving = stack.pop()
-            if node is None:  # the end of a region: ``leaving`` holds the outer table
-                entries, only = leaving
+            node, then = pop()
+            if then is not None:
+                if node is None:
+                    entries, only = then
+                else:
+                    for leave in then:
+                        leave(node)
                 continue
-            if leaving:
-                fields, visits, leaves = entries.get(type(node)) or entry(type(node), entries, only)
-                for leave in leaves:
-                    leave(node)
-                continue
-            if regions and type(node) in _REGION_TYPES:
+            kind = type(node)
+            if regions and kind in _REGION_TYPES:
                 region = regions.get(id(node))
                 if region is not None:
-                    stack.append((None, (entries, only)))
+                    push((None, (entries, only)))
                     entries, only = by_rules.setdefault(region, {}), region
-            fields, visits, leaves = entries.get(type(node)) or entry(type(node), entries, only)
+            fields, visits, leaves = entries.get(kind) or entry(kind, entries, only)
             for visit in visits:
                 visit(node)
-            stack.append((node, True))
-            stack.extend((child, False) for child in reversed(child_nodes(node, fields)))
+            if leaves:
+                push((node, leaves))
+            children = child_nodes(node, fields)
+            if children:
+                children.reverse()
+                extend(zip(children, repeat(None)))
 
     with ExitStack() as stack:
         for visitor in visitors:
