@@ -62,3 +62,56 @@ def test_source_order_answers_before_and_inside() -> None:
         assert order(x_value, root)[0] > start and order(x_value, root)[1] <= end  # inside
         assert order(x_value, root)[0] < order(y_value, root)[0]  # before
         assert order(y_value, root)[0] > end  # after the first statement
+
+
+# Every kind of node whose fields are not in source order, and then some.
+_ORDERED = """\
+import a.b as c
+from ..d import (e as f, g)
+match x:
+    case [a, b, *rest] if a > (b if c else d):
+        pass
+    case {"k": v, **kw}:
+        pass
+    case Point(x=0, y=yy) | Other(z) as w:
+        pass
+@decorate(1)
+async def f(a, /, b: int = 2, *c, d, **e) -> T:
+    try:
+        pass
+    except ValueError as err:
+        raise
+    else:
+        y = [q async for q in z if q]
+    finally:
+        del y
+    return (lambda a, /, b=1, *c, d, **e: a)(b, *c, k=v, **d), x[1:2, ::3]
+class K(Base, metaclass=M):
+    v: int = f"{x!r:>{w}} {y=}"
+"""
+_ORDERED += "def g[T: int, *Ts, **P](a: T) -> T: ...\ntype Alias[K] = list[K]\n"
+_ORDERED += "try:\n    pass\nexcept* ValueError as group:\n    pass\n"  # libcst reads any grammar
+
+
+def test_children_are_libcsts_children_less_trivia_in_source_order() -> None:
+    module = cst.parse_module(_ORDERED)
+    stack: list[cst.CSTNode] = [module]
+    seen = 0
+    while stack:
+        node = stack.pop()
+        ours = [
+            c for c in traversal.children(node) if type(c).__name__ not in traversal.TRIVIA_TYPES
+        ]
+        theirs = [c for c in node.children if type(c).__name__ not in traversal.TRIVIA_TYPES]
+        assert [id(c) for c in ours] == [id(c) for c in theirs], type(node).__name__
+        stack.extend(traversal.children(node))
+        seen += 1
+    assert seen > 200
+    assert [
+        type(n).__name__ for n in traversal.nodes_below(cst.parse_expression("a if b else c"))
+    ] == ["IfExp", "Name", "Name", "Name"]
+    assert [
+        n.value
+        for n in traversal.nodes_below(cst.parse_expression("a if b else c"))
+        if isinstance(n, cst.Name)
+    ] == ["a", "b", "c"]

@@ -14,7 +14,6 @@ from __future__ import annotations
 
 import ast
 from collections.abc import Mapping
-from functools import cache
 from typing import ClassVar, cast
 
 import libcst as cst
@@ -22,21 +21,11 @@ from libcst.metadata import CodePosition, CodeRange, MetadataWrapper, PositionPr
 from libcst.metadata.position_provider import NEWLINE_RE, PositionProvidingCodegenState
 
 from qig_guard.engine.slicing import DEFINITIONS, first_line
-from qig_guard.engine.traversal import _field_names, child_nodes
+from qig_guard.engine.traversal import children
 
 
 def _lines(code: str) -> int:
     return len(NEWLINE_RE.findall(code))
-
-
-@cache
-def _children(cls: type) -> tuple[str, ...]:
-    return _field_names(cls, skip_trivia=True)
-
-
-def _child_nodes(node: cst.CSTNode) -> list[cst.CSTNode]:
-    """The node's children in source order (trivia nodes left out)."""
-    return child_nodes(node, _children(type(node)))
 
 
 def _contains(root: cst.CSTNode, target: cst.CSTNode) -> bool:
@@ -46,7 +35,7 @@ def _contains(root: cst.CSTNode, target: cst.CSTNode) -> bool:
         node = stack.pop()
         if node is target:
             return True
-        stack.extend(_child_nodes(node))
+        stack.extend(children(node))
     return False
 
 
@@ -79,7 +68,7 @@ def _walk(root: cst.CSTNode) -> dict[int, tuple[int, int]]:
         firsts[id(node)] = counter
         counter += 1
         stack.append((node, True))
-        stack.extend((child, False) for child in reversed(_child_nodes(node)))
+        stack.extend((child, False) for child in reversed(children(node)))
     return spans
 
 

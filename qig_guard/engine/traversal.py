@@ -18,7 +18,7 @@ was a third of a check's time with a dozen rules.
 from __future__ import annotations
 
 import dataclasses
-from collections.abc import Callable, Mapping, Sequence
+from collections.abc import Callable, Iterator, Mapping, Sequence
 from contextlib import ExitStack
 from functools import cache
 from itertools import repeat
@@ -74,6 +74,22 @@ _LAST = ("body",)
 _DEFINITIONS = (cst.FunctionDef, cst.ClassDef)
 
 
+# Node types whose dataclass fields are not in source order: those fields, in source order.
+_SOURCE_ORDER = {
+    "IfExp": ("body", "test", "orelse"),
+    "Arg": ("keyword", "value"),
+    "ExceptHandler": ("type", "name", "body"),
+    "ExceptStarHandler": ("type", "name", "body"),
+    "MatchCase": ("pattern", "guard", "body"),
+    "TypeAlias": ("name", "type_parameters", "value"),
+    "FunctionDef": ("asynchronous", "name", "type_parameters", "params", "returns"),
+    "ClassDef": ("name", "type_parameters", "bases", "keywords"),
+    "Parameters": (
+        "posonly_params", "posonly_ind", "params", "star_arg", "kwonly_params", "star_kwarg",
+    ),
+}  # fmt: skip
+
+
 def _field_names(cls: type, skip_trivia: bool) -> tuple[str, ...]:
     names = [
         field.name
@@ -88,7 +104,34 @@ def _field_names(cls: type, skip_trivia: bool) -> tuple[str, ...]:
             + [n for n in names if n not in _FIRST and n not in _LAST]
             + [n for n in names if n in _LAST]
         )
+    order = _SOURCE_ORDER.get(cls.__name__)
+    if order is not None:
+        slots = iter(n for n in order if n in names)
+        names = [next(slots) if n in order else n for n in names]
     return tuple(names)
+
+
+@cache
+def _source_fields(cls: type) -> tuple[str, ...]:
+    return _field_names(cls, skip_trivia=True)
+
+
+def children(node: cst.CSTNode) -> list[cst.CSTNode]:
+    """``node.children`` in the same order, less whitespace, comments and most
+    punctuation: libcst builds its ``children`` by rebuilding the node (about 20 µs a
+    call), this reads the node's fields."""
+    return child_nodes(node, _source_fields(type(node)))
+
+
+def nodes_below(root: cst.CSTNode) -> Iterator[cst.CSTNode]:
+    """``root`` and every node below it (as :func:`children` finds them), depth first."""
+    stack = [root]
+    while stack:
+        node = stack.pop()
+        yield node
+        found = children(node)
+        found.reverse()
+        stack.extend(found)
 
 
 _Entry = tuple[tuple[str, ...], tuple[VisitorFunction, ...], tuple[VisitorFunction, ...]]

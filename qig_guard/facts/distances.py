@@ -16,6 +16,7 @@ from collections.abc import Iterator, Sequence
 import libcst as cst
 
 from qig_guard.engine.resolve import dotted_name
+from qig_guard.engine.traversal import children
 from qig_guard.facts.torch_api import VALUE_KEEPING_METHODS
 from qig_guard.facts.vocabulary import DISTANCE_WORDS
 from qig_guard.facts.words import words
@@ -125,7 +126,7 @@ def _returns(function: cst.FunctionDef) -> list[cst.BaseExpression | None]:
         if isinstance(node, cst.Return):
             found.append(node.value)
         elif not isinstance(node, (cst.FunctionDef, cst.ClassDef, cst.Lambda)):
-            stack.extend(node.children)
+            stack.extend(children(node))
     return found
 
 
@@ -178,7 +179,7 @@ class DistanceValues(BasinValues):
                         "cls",
                     }:
                         self._calls.setdefault(func.attr.value, []).append(node)
-                stack.extend(node.children)
+                stack.extend(children(node))
         return any(
             self._named_basin(argument)
             for call in self._calls.get(function_name, ())
@@ -297,7 +298,7 @@ def _names_in(node: cst.CSTNode) -> Iterator[cst.Name]:
         current = stack.pop()
         if isinstance(current, cst.Name):
             yield current
-        stack.extend(current.children)
+        stack.extend(children(current))
 
 
 def _mentions_norm(node: cst.CSTNode) -> bool:
@@ -310,5 +311,5 @@ def _mentions_norm(node: cst.CSTNode) -> bool:
             last = name.rsplit(".", 1)[-1]
             if "norm" in last or last == "sqrt":
                 return True
-        stack.extend(current.children)
+        stack.extend(children(current))
     return False

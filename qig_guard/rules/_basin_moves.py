@@ -15,6 +15,7 @@ from collections.abc import Callable, Iterator
 import libcst as cst
 
 from qig_guard.engine.resolve import dotted_name
+from qig_guard.engine.traversal import children
 from qig_guard.facts.words import words
 
 # Callees that blend their arguments, by a word of their name.
@@ -47,7 +48,7 @@ def reads(node: cst.CSTNode) -> Iterator[str]:
     if isinstance(node, cst.Subscript):
         yield from reads(node.value)
         return
-    for child in node.children:
+    for child in children(node):
         yield from reads(child)
 
 
@@ -85,7 +86,7 @@ def moves_toward(value: cst.CSTNode, is_basin: IsBasin) -> bool:
         blend = not BLEND_WORDS.isdisjoint(words(last))
         if blend and _mixes(_blended_values(value), is_basin):
             return True
-    return any(moves_toward(child, is_basin) for child in value.children)
+    return any(moves_toward(child, is_basin) for child in children(value))
 
 
 def in_place_base(call: cst.Call) -> cst.BaseExpression | None:

@@ -22,6 +22,7 @@ from dataclasses import dataclass, field
 import libcst as cst
 
 from qig_guard.engine.resolve import dotted_name
+from qig_guard.engine.traversal import children
 from qig_guard.facts.torch_api import VALUE_KEEPING_ATTRIBUTES
 from qig_guard.facts.vocabulary import COMPARISON_WORDS, NOT_A_VECTOR
 from qig_guard.facts.words import matches_any, words
@@ -137,7 +138,7 @@ class _FlowCollector:
                     self._bind(item.asname.name, OPAQUE)
         elif isinstance(node, (cst.ExceptHandler, cst.ExceptStarHandler)) and node.name:
             self._bind(node.name.name, OPAQUE)
-        for child in node.children:
+        for child in children(node):
             if isinstance(child, cst.BaseSuite):
                 self.suite(child)
             elif isinstance(child, _BRANCHES):

@@ -22,6 +22,7 @@ import libcst as cst
 
 from qig_guard.config import Config
 from qig_guard.engine.resolve import ScopeTracker
+from qig_guard.engine.traversal import nodes_below
 from qig_guard.facts.words import matches_any
 
 _NOT_SLEEP = ("ewc", "fisher", "importance", "penalty", "regulari*")
@@ -46,35 +47,27 @@ def _is_two(node: cst.BaseExpression) -> bool:
     return isinstance(node, cst.Integer) and node.value == "2"
 
 
-class _SquaredGradient(cst.CSTVisitor):
-    """Finds ``g.grad ** 2``, ``g.grad.pow(2)``, ``g.grad.square()``, ``g.grad * g.grad``."""
-
-    def __init__(self) -> None:
-        self.found = False
-
-    def visit_BinaryOperation(self, node: cst.BinaryOperation) -> bool:
-        if isinstance(node.operator, cst.Power) and _is_grad(node.left) and _is_two(node.right):
-            self.found = True
-        elif isinstance(node.operator, cst.Multiply) and _is_grad(node.left):
+def _squares_a_gradient(node: cst.CSTNode) -> bool:
+    """``g.grad ** 2``, ``g.grad.pow(2)``, ``g.grad.square()`` or ``g.grad * g.grad``."""
+    if isinstance(node, cst.BinaryOperation):
+        if isinstance(node.operator, cst.Power):
+            return _is_grad(node.left) and _is_two(node.right)
+        if isinstance(node.operator, cst.Multiply) and _is_grad(node.left):
             module = cst.Module([])
-            self.found |= module.code_for_node(node.left) == module.code_for_node(node.right)
-        return not self.found
-
-    def visit_Call(self, node: cst.Call) -> bool:
+            return module.code_for_node(node.left) == module.code_for_node(node.right)
+        return False
+    if isinstance(node, cst.Call):
         func = node.func
         if isinstance(func, cst.Attribute) and _is_grad(func.value):
             square = func.attr.value == "square" and not node.args
             power = func.attr.value in ("pow", "pow_") and len(node.args) == 1
-            if square or (power and _is_two(node.args[0].value)):
-                self.found = True
-        return not self.found
+            return square or (power and _is_two(node.args[0].value))
+    return False
 
 
 @lru_cache(maxsize=256)  # nodes hash by identity; a nested def asks again of its outers
 def _estimates_fisher(function: cst.FunctionDef) -> bool:
-    visitor = _SquaredGradient()
-    function.body.visit(visitor)
-    return visitor.found
+    return any(_squares_a_gradient(node) for node in nodes_below(function.body))
 
 
 @lru_cache(maxsize=1024)

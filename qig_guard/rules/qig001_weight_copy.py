@@ -8,6 +8,7 @@ from collections.abc import Collection
 import libcst as cst
 
 from qig_guard.engine.resolve import dotted_name, target_names
+from qig_guard.engine.traversal import children
 from qig_guard.facts.torch_api import (
     METADATA_ATTRIBUTES,
     OPTIMIZER_WORDS,
@@ -271,7 +272,7 @@ class WeightCopy(Rule):
             elif isinstance(current, cst.Call):
                 found |= self._call_weights(current, pending)
             else:
-                pending.extend(current.children)
+                pending.extend(children(current))
         return frozenset(found)
 
     def _call_weights(self, call: cst.Call, pending: list[cst.CSTNode]) -> frozenset[str]:
@@ -283,7 +284,7 @@ class WeightCopy(Rule):
         if (receiver := _method(call, ("state_dict", *PARAMETER_ITERATORS))) is not None:
             model = self._model(receiver)
             return frozenset() if model is None else frozenset({model})
-        pending.extend(call.children)
+        pending.extend(children(call))
         return frozenset()
 
     def _comprehension_weights(

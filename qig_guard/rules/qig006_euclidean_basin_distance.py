@@ -6,6 +6,7 @@ import re
 
 import libcst as cst
 
+from qig_guard.engine.traversal import children
 from qig_guard.facts.distances import (
     ABS_FUNCTIONS,
     ARCCOS_FUNCTIONS,
@@ -259,7 +260,7 @@ class EuclideanBasinDistance(BasinRule):
             current = stack.pop()
             if isinstance(current, (cst.Call, cst.BinaryOperation)):
                 self._covered.add(id(current))
-            stack.extend(current.children)
+            stack.extend(children(current))
 
     def _flag(self, node: cst.BaseExpression, what: str) -> None:
         if self._only_normalises(node):
@@ -590,7 +591,7 @@ class EuclideanBasinDistance(BasinRule):
                 elif isinstance(current, cst.Arg):
                     stack.append((current.value, parents))
                 else:
-                    stack.extend((child, parents) for child in current.children)
+                    stack.extend((child, parents) for child in children(current))
         return divides
 
     def _is_norm_of_difference(self, node: cst.Call, qualified: str | None) -> bool:

@@ -8,6 +8,7 @@ from dataclasses import dataclass, field
 import libcst as cst
 
 from qig_guard.engine.resolve import dotted_name, target_names
+from qig_guard.engine.traversal import children
 from qig_guard.facts.torch_api import (
     DATA_LOADER,
     DATA_WORDS,
@@ -278,7 +279,7 @@ class SleepFreshData(Rule):
             if node.attr.value not in METADATA_ATTRIBUTES:
                 yield from self._parts(node.value, leaf)
         elif not isinstance(node, cst.Name):
-            for child in node.children:
+            for child in children(node):
                 yield from self._parts(child, leaf)
 
     def _random_parts(
@@ -361,7 +362,7 @@ class SleepFreshData(Rule):
                 stored = sides[noisy.index(False)]
                 if not isinstance(stored, (cst.BaseNumber, cst.UnaryOperation)):
                     return True
-        return any(self._perturbs(child, frame) for child in node.children)
+        return any(self._perturbs(child, frame) for child in children(node))
 
     def _aggregates(self, node: cst.CSTNode, frame: _Frame) -> bool:
         """Does ``node`` take a mean (`np.mean(x)`, `x.mean(0)`, `fisher_mean(xs)`)?"""
@@ -372,7 +373,7 @@ class SleepFreshData(Rule):
             last = func.attr.value if isinstance(func, cst.Attribute) else _last(func)
             if last is not None and not _MEAN_WORDS.isdisjoint(words(last)):
                 return True
-        return any(self._aggregates(child, frame) for child in node.children)
+        return any(self._aggregates(child, frame) for child in children(node))
 
     def _report_origin(
         self,

@@ -5,6 +5,7 @@ from __future__ import annotations
 import libcst as cst
 
 from qig_guard.engine.resolve import dotted_name
+from qig_guard.engine.traversal import children
 from qig_guard.facts.torch_api import PICKLE_LOADERS, PICKLE_MODULES, TORCH_LOAD
 from qig_guard.facts.words import matches_any, words
 from qig_guard.rules.base import FileContext, Invalid, Rule
@@ -159,7 +160,7 @@ class UnsafeCheckpointLoad(Rule):
             return [dotted_name(node) or node.attr.value, *self._identifiers(node.value, follow)]
         if isinstance(node, cst.SimpleString):
             return [node.raw_value]
-        return [found for child in node.children for found in self._identifiers(child, follow)]
+        return [found for child in children(node) for found in self._identifiers(child, follow)]
 
 
 _CHECKPOINT_WORDS = frozenset({"checkpoint", "checkpoints", "ckpt", "ckpts", "pt", "pth"})
