@@ -123,7 +123,8 @@ class EuclideanBasinDistance(BasinRule):
         Identifiers(*_TWO_OPERANDS)
         | Holds(*_MODULE_CLASSES)
         | (
-            (Identifiers(*_PRODUCTS) | Text("@"))
+            # A dot product: a product function, `a @ b`, or a summed product `(a * b).sum()`.
+            (Identifiers(*_PRODUCTS) | Text("@") | (Identifiers("sum") & Text("*")))
             & (Identifiers(*_LENGTHS) | Pattern(_MINUS) | Words("unit", "normalize", "normalise"))
         )
         | (Identifiers(*(q.rsplit(".", 1)[-1] for q in ONES_FUNCTIONS)) & Words("fisher"))

@@ -18,6 +18,16 @@ def flagged_lines(source: str, config: Config | None = None) -> list[int]:
 
 
 FLAGGED = {
+    "cosine_of_a_summed_product": """
+        def similarity(basin_a, basin_b):
+            return (basin_a * basin_b).sum() / (basin_a.norm() * basin_b.norm())
+    """,
+    "cosine_of_a_summed_product_np": """
+        import numpy as np
+
+        def similarity(basin_a, basin_b):
+            return np.sum(basin_a * basin_b) / (np.linalg.norm(basin_a) * np.linalg.norm(basin_b))
+    """,
     "torch_norm": """
         import torch
 
