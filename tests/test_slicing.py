@@ -3,10 +3,13 @@
 from __future__ import annotations
 
 import ast
+import re
 import textwrap
 
 import libcst as cst
 import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
 from qig_guard.config import Config
 from qig_guard.engine.gating import select
@@ -15,6 +18,7 @@ from qig_guard.facts.project import EMPTY
 from qig_guard.rules.gates import (
     AllOf,
     AnyOf,
+    Binary,
     FileScope,
     Identifiers,
     NumberOutside,
@@ -108,6 +112,30 @@ def test_a_number_gate_reads_signs_and_exponents() -> None:
     assert outside.holds(Unit("w = -0.07", frozenset()), scope)
     assert outside.holds(Unit("w = 5e-1", frozenset()), scope)
     assert not outside.holds(Unit("w = 0.07", frozenset()), scope)
+
+
+@settings(max_examples=400, deadline=None)
+@given(st.text(alphabet=" \t\n\r\x0c\x85\u3000ab_1.()[]*+-/>éé", max_size=24))
+def test_a_binary_operator_gate_decides_as_its_regex(text: str) -> None:
+    scope = FileScope(Config(), EMPTY)
+    for symbol, operand in (("-", r"[^\W\d(]|\("), ("+", r"[\w(.]"), ("*", r"[\w(.]")):
+        regex = re.compile(rf"[\w)\]]\s*{re.escape(symbol)}\s*(?:{operand})")
+        expected = regex.search(text) is not None
+        assert Binary(symbol, operand).holds(Unit(text, frozenset()), scope) == expected
+
+
+def test_a_binary_operator_gate_reads_operators_not_signs() -> None:
+    minus = Binary("-", r"[^\W\d(]|\(")
+    scope = FileScope(Config(), EMPTY)
+    for text, expected in (
+        ("a - b", True),
+        ("f(x)\n    - (y)", True),
+        ("x[-1]", False),
+        ("def f() -> T: ...", False),
+        ("eps = 1e-8", False),
+        ("v - 1", False),
+    ):
+        assert minus.holds(Unit(text, frozenset()), scope) == expected, text
 
 
 def test_combined_gates_are_flat() -> None:

@@ -402,6 +402,37 @@ class Pattern(Gate):
 
 
 @dataclass(frozen=True, init=False)
+class Binary(Gate):
+    """The unit uses ``symbol`` between two operands: after a word character, ``)`` or
+    ``]`` and before what ``operand`` matches, whitespace between allowed (``a - b``,
+    ``f(x) * (y)``; not ``-1``, ``**`` or ``->``). The same as the regex
+    ``[\\w)\\]]\\s*SYMBOL\\s*(?:OPERAND)``, found from the symbol, which is rarer than the
+    characters a regex starting with that class would try."""
+
+    symbol: str
+    operand: str
+    _after: re.Pattern[str]
+
+    def __init__(self, symbol: str, operand: str) -> None:
+        object.__setattr__(self, "symbol", symbol)
+        object.__setattr__(self, "operand", operand)
+        object.__setattr__(self, "_after", re.compile(rf"{re.escape(symbol)}\s*(?:{operand})"))
+
+    def holds(self, unit: Unit, scope: FileScope) -> bool:
+        text = unit.text
+        for match in self._after.finditer(text):
+            end = match.start()
+            while end and text[end - 1].isspace():
+                end -= 1
+            if end and _OPERAND_END.match(text, end - 1):
+                return True
+        return False
+
+
+_OPERAND_END = re.compile(r"[\w)\]]")
+
+
+@dataclass(frozen=True, init=False)
 class Holds(Gate):
     """The unit uses an attribute in which the project stores an instance of one of
     these classes (``self.criterion`` after ``self.criterion = nn.MSELoss()``)."""

@@ -37,7 +37,7 @@ from qig_guard.rules._basin_values import (
     string_value,
 )
 from qig_guard.rules.base import FileContext, Invalid, argument
-from qig_guard.rules.gates import Holds, Identifiers, Named, Pattern, Text, Words
+from qig_guard.rules.gates import Binary, Holds, Identifiers, Named, Text, Words
 
 # What the gate needs (evaluated when the class is created).
 _MODULE_CLASSES = frozenset(q.rsplit(".", 1)[-1] for q in DISTANCE_MODULES)
@@ -47,7 +47,7 @@ _TWO_OPERANDS = frozenset(
 ) | {"dist", "cosine_similarity"}
 _PRODUCTS = frozenset(q.rsplit(".", 1)[-1] for q in (*DOT_FUNCTIONS, NORMALIZE))
 # A difference of two values (`a - b`, `1 - cos`), not `-1`, `1e-8` or `->`.
-_MINUS = re.compile(r"[\w)\]]\s*-\s*[^\W\d(]|[\w)\]]\s*-\s*\(")
+_MINUS = Binary("-", r"[^\W\d(]|\(")
 # What turns a product into a cosine: a length or a normalisation.
 _LENGTHS = frozenset(
     q.rsplit(".", 1)[-1] for q in (*NORM_FUNCTIONS, *SQRT_FUNCTIONS, NORMALIZE)
@@ -125,12 +125,12 @@ class EuclideanBasinDistance(BasinRule):
         | (
             # A dot product: a product function, `a @ b`, or a summed product `(a * b).sum()`.
             (Identifiers(*_PRODUCTS) | Text("@") | (Identifiers("sum") & Text("*")))
-            & (Identifiers(*_LENGTHS) | Pattern(_MINUS) | Words("unit", "normalize", "normalise"))
+            & (Identifiers(*_LENGTHS) | _MINUS | Words("unit", "normalize", "normalise"))
         )
         | (Identifiers(*(q.rsplit(".", 1)[-1] for q in ONES_FUNCTIONS)) & Words("fisher"))
         | (
             (Identifiers(*(DISTANCE_FUNCTION_NAMES - _TWO_OPERANDS)) | Text("**"))
-            & (Pattern(_MINUS) | Identifiers("sub", "subtract", "diff"))
+            & (_MINUS | Identifiers("sub", "subtract", "diff"))
         )
     )
     INVALID = (

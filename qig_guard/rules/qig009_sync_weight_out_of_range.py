@@ -22,12 +22,12 @@ from qig_guard.rules._interpolation import (
     value_of,
 )
 from qig_guard.rules.base import FileContext, Invalid
-from qig_guard.rules.gates import Named, NumberOutside, Pattern, Words
+from qig_guard.rules.gates import Binary, Named, NumberOutside, Pattern, Words
 
 # What the gate needs (evaluated when the class is created).
 # A basin-ish attribute of an object other than `self` (`peer.basin`).
-_PLUS = re.compile(r"[\w)\]]\s*\+\s*[\w(.]")
-_TIMES = re.compile(r"[\w)\]]\s*\*\s*[\w(.]")
+_PLUS = Binary("+", r"[\w(.]")
+_TIMES = Binary("*", r"[\w(.]")
 _OTHER_OWNER = re.compile(r"(?<![\w.])(?!self\b)[A-Za-z_]\w*[ \t]*\.[ \t]*\w*(?i:basin|attractor)")
 
 
@@ -92,7 +92,7 @@ class SyncWeightOutOfRange(BasinRule):
     gate = (Words("sync") & NumberOutside("sync_weight_range")) | (
         Named("basin_names", project=True)
         & (
-            (Pattern(_PLUS) & Pattern(_TIMES))
+            (_PLUS & _TIMES)
             | Words("lerp", "slerp", "interp", "interpolate", "blend", "mix", "geodesic")
         )
         & (Words(*OTHER_MODEL_WORDS) | Named("active_models") | Pattern(_OTHER_OWNER))
