@@ -8,11 +8,12 @@ For each rule, alone: the share of files its gate passes and of lines it hands t
 finds anything the gated run missed (it must not: a gate may only skip code the rule
 cannot flag). `QIG_GUARD_PLAIN=1` gives the ungated run on the command line.
 
-`--wildcard` sets every configured name (basin names and tables, the frozen and active
-models, basin owners, sleep functions, the protected attribute) to `*`: every identifier
-then passes the gates' name conditions, so their shape conditions (`a - b` next to a
-norm, a summed product over norms) meet all the numeric code of any large tree, such as
-torch's own source, where real QIG code would offer only a few examples.
+`--wildcard` sets the configured names of basins, of the frozen and active models and of
+sleep functions to `*` (not basin tables or owners, which would take precedence over
+basin names; the same as `--config` with such a `[tool.qig-guard]` table). Every
+identifier then passes the gates' name conditions, so their shape conditions (`a - b`
+next to a norm, a summed product over norms) meet all the numeric code of any large
+tree, such as torch's own source, where real QIG code would offer only a few examples.
 """
 
 from __future__ import annotations
@@ -48,10 +49,7 @@ WILDCARD = {
     "frozen_models": ("*",),
     "basin_names": ("*",),
     "active_models": ("*",),
-    "basin_tables": ("*",),
     "sleep_functions": ("*",),
-    "basin_owners": ("*",),
-    "protected_attribute": "*",
 }
 
 

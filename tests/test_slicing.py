@@ -28,6 +28,7 @@ from qig_guard.rules.gates import (
     code_text,
     unit_identifiers,
 )
+from qig_guard.rules.qig006_euclidean_basin_distance import EuclideanBasinDistance
 from qig_guard.rules.qig010_unsafe_checkpoint_load import UnsafeCheckpointLoad
 
 SOURCE = textwrap.dedent(
@@ -212,3 +213,25 @@ def test_compiled_gates_decide_as_the_gates_do() -> None:
                 assert test(unit) == rule.gate.holds(unit, scope), (rule.code, unit.text)
                 compared += 1
     assert compared > 1000
+
+
+def test_only_callees_the_rules_callees_gate_holds_in_are_read() -> None:
+    source = textwrap.dedent(
+        """\
+        import numpy as np
+
+        def unit(v):
+            return v / np.linalg.norm(v)
+
+        def log_step(step):
+            print("step", step)
+
+        def drift(ocean_basin, other_basin):
+            log_step(1)
+            return 1 - np.dot(unit(ocean_basin), unit(other_basin))
+        """
+    )
+    selection = select("m.py", source, Config(), [EuclideanBasinDistance], EMPTY)
+    assert selection.sliced is not None
+    assert "def unit" in selection.sliced.text  # a normaliser: its argument stays a basin
+    assert "def log_step" not in selection.sliced.text

@@ -60,8 +60,8 @@ def select(
         unit_identifiers(text, scope, (unit.enclosing,) if unit.enclosing else ())
         for unit, text in zip(units, texts, strict=True)
     ]
-    calls = _calls(shape, texts) if any(r.callees or r.callers for r in candidates) else []
-    reach = _reach(calls) if calls else [set() for _ in units]
+    reads_calls = any(r.callees is not None or r.callers is not None for r in candidates)
+    calls = _calls(shape, texts) if reads_calls else [set() for _ in units]
     callers: list[set[int]] = [set() for _ in units]
     for caller, callees in enumerate(calls):
         for callee in callees:
@@ -72,6 +72,19 @@ def select(
     reads_callers = {
         rule.code: rule.callers.compile(scope) for rule in candidates if rule.callers is not None
     }
+    reads_callees = {
+        rule.code: rule.callees.compile(scope) for rule in candidates if rule.callees is not None
+    }
+    # Per rule that reads callees, the units its ``callees`` gate holds in (computed once).
+    read_callees: dict[str, set[int]] = {}
+
+    def callees_read(code: str, index: int) -> set[int]:
+        chosen = read_callees.get(code)
+        if chosen is None:
+            test = reads_callees[code]
+            called = set().union(*calls)
+            chosen = read_callees[code] = {i for i in called if test(Unit(texts[i], own[i]))}
+        return calls[index] & chosen
 
     def gate(rule: type[Rule], unit: Unit, kept: set[int]) -> None:
         """Where the rule's gate holds in ``unit``, the rule reads the units ``kept``."""
@@ -90,11 +103,14 @@ def select(
         unit = Unit(texts[index], own[index])
         joined: Unit | None = None
         for rule in candidates:
-            # A rule that reads callees keeps what the unit calls (a normaliser helper).
-            # Where its ``callers`` gate holds (a distance helper, whose operands may be
-            # the basins its callers pass), its gate also sees the callers' identifiers,
-            # and the callers are kept too.
-            kept = {index} | reach[index] if rule.callees else {index}
+            # A rule that reads callees keeps the units the unit calls where its
+            # ``callees`` gate holds (a normaliser helper). Where its ``callers`` gate
+            # holds (a distance helper, whose operands may be the basins its callers
+            # pass), its gate also sees the callers' identifiers, and the callers are
+            # kept too.
+            kept = {index}
+            if rule.code in reads_callees and calls[index]:
+                kept |= callees_read(rule.code, index)
             reads = reads_callers.get(rule.code)
             if reads is not None and callers[index] and reads(unit):
                 if joined is None:
@@ -141,21 +157,6 @@ def _calls(shape: Layout, texts: list[str]) -> list[set[int]]:
         callees.discard(index)
         calls.append(callees)
     return calls
-
-
-def _reach(calls: list[set[int]]) -> list[set[int]]:
-    """Per unit, the units it may call, transitively."""
-    reach: list[set[int]] = []
-    for index in range(len(calls)):
-        seen: set[int] = set()
-        stack = list(calls[index])
-        while stack:
-            callee = stack.pop()
-            if callee not in seen and callee != index:
-                seen.add(callee)
-                stack.extend(calls[callee])
-        reach.append(seen)
-    return reach
 
 
 def imported_from(tree: ast.Module) -> dict[str, str]:

@@ -138,9 +138,9 @@ class Rule(cst.BatchableCSTVisitor):
     # What the rule reads besides a unit its gate selects: "unit", its class's header and
     # own statements; "file", the whole file.
     reads: ClassVar[Literal["unit", "file"]] = "unit"
-    # The rule also reads the functions a selected unit calls, transitively (by name: a
-    # module function, or a method of its class called on ``self``).
-    callees: ClassVar[bool] = False
+    # The rule also reads the functions a selected unit calls (by name: a module function,
+    # or a method of its class called on ``self``) where this gate holds in them.
+    callees: ClassVar[Gate | None] = None
     # Where this gate holds in a unit, the rule also reads the units that call it, and
     # its ``gate`` sees their identifiers too (a helper's values come from its callers).
     callers: ClassVar[Gate | None] = None

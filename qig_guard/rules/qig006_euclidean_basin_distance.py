@@ -114,7 +114,9 @@ class EuclideanBasinDistance(BasinRule):
     # A distance-named helper's operands may be basins its callers pass; a normaliser
     # helper it calls (`unit(v)`: `v / norm(v)`) keeps its argument's kind.
     callers = Words(*DISTANCE_WORDS)
-    callees = True
+    # A normaliser helper returns its first parameter divided by a norm or root, or
+    # passed to ``normalize`` (``DistanceValues.is_normaliser``); only those are read.
+    callees = Text("return") & Text("/", "normalize") & Text("norm", "sqrt")
     # A distance takes two basins: a pairwise function or product (a cosine), an identity
     # Fisher metric, or a norm, root or sum next to a difference (`a - b`, `1 - cos`).
     gate = (

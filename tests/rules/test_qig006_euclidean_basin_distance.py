@@ -368,6 +368,16 @@ FLAGGED = {
         def alignment(current_basin, target_basin):
             return F.normalize(current_basin, dim=0) @ F.normalize(target_basin, dim=0)
     """,
+    "normaliser_helper_through_normalize": """
+        import torch
+        import torch.nn.functional as F
+
+        def _unit(v):
+            return F.normalize(v, dim=-1)
+
+        def gap(ocean_basin, other_basin):
+            return 1 - torch.dot(_unit(ocean_basin), _unit(other_basin))
+    """,
     "self_normaliser_method": """
         import numpy as np
 
