@@ -235,3 +235,28 @@ def test_only_callees_the_rules_callees_gate_holds_in_are_read() -> None:
     assert selection.sliced is not None
     assert "def unit" in selection.sliced.text  # a normaliser: its argument stays a basin
     assert "def log_step" not in selection.sliced.text
+
+
+@pytest.mark.parametrize(
+    "source",
+    [
+        'doc = """say \\"""hi\\""" twice"""\nbasin = load()\n',
+        "path = r'a\\\nb \\\nc'\nbasin = load()\n",
+        "s = 'it\\'s a \"quote\"'\nbasin = load()\n",
+        "s = '''one ''' + 'two' # a 'comment\nbasin = load()\n",
+    ],
+)
+def test_strings_end_where_pythons_tokenizer_ends_them(source: str) -> None:
+    code = code_text(source)
+    assert code.count("\n") == source.count("\n")
+    assert code.splitlines()[-1] == "basin = load()"  # the code after the string is code
+    names = unit_identifiers(code, FileScope(Config(), EMPTY, aliases(code)))
+    assert not {"say", "hi", "twice", "quote", "comment"} & names
+
+
+def test_the_fields_of_an_f_string_are_code() -> None:
+    source = 'log(f"saved {pickle.dumps(basin)!r} at {when:{width}} {{not code}}")\n'
+    names = unit_identifiers(code_text(source), FileScope(Config(), EMPTY))
+    assert {"pickle", "dumps", "basin", "when", "width"} <= names
+    assert not {"saved", "at", "not", "code"} & names
+    assert code_text('x = f"""a\n{b - c}\nd"""\n').count("\n") == 3

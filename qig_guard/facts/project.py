@@ -297,7 +297,7 @@ def _class_facts(node: ast.ClassDef) -> ClassFacts:
 
 def index_words(config: Config) -> tuple[str, ...]:
     """The configured names that make a file worth indexing, besides the basin words."""
-    names = (config.protected_attribute, *config.basin_owners)
+    names = (config.protected_attribute, *config.basin_owners, *config.basin_names)
     return tuple(sorted({n.replace("*", "") for n in names} - {""}))
 
 

@@ -4,8 +4,12 @@ vocabulary, and the provenance keys the basin file format requires."""
 from __future__ import annotations
 
 from functools import cache
+from typing import TYPE_CHECKING
 
-from qig_guard.facts.words import words
+from qig_guard.facts.words import matches_any, words
+
+if TYPE_CHECKING:
+    from qig_guard.config import Config
 
 # Words that make a basin-ish identifier name something about a basin, not the vector.
 # fmt: off
@@ -59,6 +63,16 @@ def names_a_basin(identifier: str) -> bool:
     not something about one (``basin_path``, ``basin_distance``, ``save_basin``)."""
     identifier_words = words(identifier)
     return "basin" in identifier_words and not NOT_A_VECTOR.intersection(identifier_words)
+
+
+def basin_attribute(attribute: str, config: Config) -> bool:
+    """A basin-named attribute (``reference_basin``, ``identity_attractor``, or one the
+    configured basin names match) that names the vector, not something about it
+    (``basin_path``) nor a basin's owner (``basin_matcher``)."""
+    identifier_words = words(attribute)
+    if NOT_A_VECTOR.intersection(identifier_words) or matches_any(attribute, config.basin_owners):
+        return False
+    return "attractor" in identifier_words or matches_any(attribute, config.basin_names)
 
 
 @cache

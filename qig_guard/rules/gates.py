@@ -20,6 +20,7 @@ from dataclasses import dataclass, field
 from functools import cached_property, lru_cache
 from typing import TYPE_CHECKING
 
+from qig_guard.facts.vocabulary import basin_attribute
 from qig_guard.facts.words import matches_any, name_words
 from qig_guard.facts.words import words as split
 
@@ -36,11 +37,23 @@ _NUMBER = re.compile(
 )
 
 
-# Comments, and string literals (with their prefixes' quotes): triple-quoted first.
+# Comments, and string literals (with their prefixes' quotes): triple-quoted first. As
+# Python's tokenizer reads them, a backslash escapes any character, a line break
+# included (`\"""` in a docstring, `'a\` continued on the next line), so that a quote
+# there never starts a string of its own.
 _PROSE = re.compile(
-    r"\"\"\"[\s\S]*?\"\"\"|'''[\s\S]*?'''|\"(?:\\.|[^\"\\\n])*\"|'(?:\\.|[^'\\\n])*'|#[^\n]*"
+    r'"""[^"\\]*(?:(?:\\[\s\S]|"(?!""))[^"\\]*)*"""'
+    r"|'''[^'\\]*(?:(?:\\[\s\S]|'(?!''))[^'\\]*)*'''"
+    r'|"(?:\\[\s\S]|[^"\\\n])*"'
+    r"|'(?:\\[\s\S]|[^'\\\n])*'"
+    r"|#[^\n]*"
 )
 _WORDLIKE = re.compile(r"[-\w.:/]*")
+
+
+# A replacement field of an f-string (one level of nesting: `{x:{width}}`), or an
+# escaped brace.
+_FIELD = re.compile(r"\{\{|\}\}|\{([^{}]*(?:\{[^{}]*\}[^{}]*)*)\}")
 
 
 def _keep_code(match: re.Match[str]) -> str:
@@ -49,13 +62,18 @@ def _keep_code(match: re.Match[str]) -> str:
         return ""
     if _WORDLIKE.fullmatch(text, 1, len(text) - 1):
         return text  # a key, an attribute or option name: `"basin"`, `"--sync-weight"`
+    start = match.start()
+    prefix = match.string[max(0, start - 2) : start]
+    if "f" in prefix or "F" in prefix:  # an f-string's fields are code: `{pickle.dumps(b)}`
+        fields = " ".join(field for field in _FIELD.findall(text) if field)
+        return f'"" {fields} ' + "\n" * text.count("\n")
     return '""' + "\n" * text.count("\n")
 
 
 def code_text(source: str) -> str:
     """``source`` without comments and without string literals that hold spaces (log
-    messages, docstrings): what gates read. Line breaks are kept, so its lines are the
-    source's lines."""
+    messages, docstrings), though with the code of f-strings' fields: what gates read.
+    Line breaks are kept, so its lines are the source's lines."""
     return _PROSE.sub(_keep_code, source)
 
 
@@ -289,13 +307,44 @@ class Identifiers(Gate):
 
 @dataclass(frozen=True)
 class Guarded(Gate):
-    """The unit uses an attribute that a setter of the project's classes guards."""
+    """The unit uses an attribute that a setter of the project's classes guards (with
+    ``basins``, one that also names a basin: see ``vocabulary.basin_attribute``)."""
+
+    basins: bool = False
 
     def holds(self, unit: Unit, scope: FileScope) -> bool:
         return not self.found(scope).isdisjoint(unit.identifiers)
 
     def found(self, scope: FileScope) -> frozenset[str]:
-        return scope.those(self, lambda i: bool(scope.project.setters_of(i)))
+        project, config = scope.project, scope.config
+        if self.basins:
+            return scope.those(
+                self, lambda i: bool(project.setters_of(i)) and basin_attribute(i, config)
+            )
+        return scope.those(self, lambda i: bool(project.setters_of(i)))
+
+
+@dataclass(frozen=True)
+class GuardedWrite(Gate):
+    """The unit may write, other than through ``self``, an attribute that the project
+    guards with a setter and that names a basin: ``.ATTR`` followed by an assignment or
+    augmented assignment, an annotation, a subscript, a comma (a tuple target), its
+    ``.data`` or an in-place method (``.copy_(``). A superset of QIG002's writes, except
+    those through a function (``nn.init.normal_(x.ATTR)``), which need their own gate."""
+
+    def holds(self, unit: Unit, scope: FileScope) -> bool:
+        return self.compile(scope)(unit)
+
+    def compile(self, scope: FileScope) -> Test:
+        names = Guarded(basins=True).found(scope)
+        if not names:
+            return _never
+        alternatives = "|".join(re.escape(name) for name in sorted(names))
+        write = re.compile(
+            rf"(?<!\bself)\.[\s\\]*(?:{alternatives})\b[\s\\)\]]*"
+            r"(?:(?:[-+*/@%&|^]|//|\*\*|<<|>>)?=(?!=)|[\[,:]|\.[\s\\]*(?:data\b|\w*_[\s\\]*\())"
+        )
+        return lambda unit: write.search(unit.text) is not None
 
 
 @dataclass(frozen=True, init=False)

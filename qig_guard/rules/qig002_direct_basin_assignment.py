@@ -7,21 +7,11 @@ from collections.abc import Iterator
 
 import libcst as cst
 
-from qig_guard.config import Config
 from qig_guard.engine.resolve import dotted_name
 from qig_guard.facts.torch_api import VALUE_KEEPING_METHODS
-from qig_guard.facts.vocabulary import NOT_A_VECTOR
-from qig_guard.facts.words import matches_any, words
+from qig_guard.facts.vocabulary import basin_attribute
 from qig_guard.rules.base import Invalid, Rule, positional_args
-from qig_guard.rules.gates import Guarded, Named, Pattern
-
-# What the gate needs (evaluated when the class is created).
-# A write to some object's basin-ish attribute other than through ``self``; whether the
-# project guards that attribute with a setter is decided from the project index.
-_OTHER_BASIN_WRITE = re.compile(
-    r"(?<!\bself)\.[\s\\]*(\w*(?i:basin|attractor)\w*)[\s\\)\]]*"
-    r"(?:\.[\s\\]*\w*_[\s\\]*\(|(?:[-+*/@]|//)?=(?!=)|\[)"
-)
+from qig_guard.rules.gates import Guarded, GuardedWrite, Named, Pattern
 
 
 class DirectBasinAssignment(Rule):
@@ -84,7 +74,13 @@ class DirectBasinAssignment(Rule):
     code = "QIG002"
     name = "direct-basin-assignment"
     summary = "target basin written directly; use the basin setter"
-    gate = Named("protected_attribute") | (Guarded() & Pattern(_OTHER_BASIN_WRITE))
+    # The configured attribute, or a basin attribute the project guards with a setter
+    # (written in any way: `.data =`, `[i] =`, `.copy_(...)`, `nn.init.normal_(...)`).
+    gate = (
+        Named("protected_attribute")
+        | GuardedWrite()
+        | (Guarded(basins=True) & Pattern(re.compile(r"\w_[\s\\]*\(")))
+    )
     INVALID = (
         Invalid(
             "model.basin_matcher.target_basin = new_basin\n",
@@ -166,7 +162,7 @@ class DirectBasinAssignment(Rule):
             return True
         project = self.context.project
         setters = project.setters_of(attribute)
-        if not setters or not _basin_attribute(attribute, self.config):
+        if not setters or not basin_attribute(attribute, self.config):
             return False
         receivers = self._receiver_classes(node.value)
         if receivers:
@@ -357,12 +353,3 @@ def _setter_call(receiver: cst.BaseExpression, setter: str, value: cst.BaseExpre
             whitespace_before_args=before,
         )
     return cst.Call(func=func, args=[cst.Arg(value)])
-
-
-def _basin_attribute(attribute: str, config: Config) -> bool:
-    """A basin-named attribute (``reference_basin``, ``identity_attractor``) that names
-    the vector, not something about it (``basin_path``)."""
-    identifier_words = words(attribute)
-    if NOT_A_VECTOR.intersection(identifier_words) or matches_any(attribute, config.basin_owners):
-        return False
-    return "attractor" in identifier_words or matches_any(attribute, config.basin_names)

@@ -303,6 +303,48 @@ def test_other_basin_attributes_guarded_by_a_project_setter() -> None:
     assert third.fix is None and fourth.fix is None
 
 
+def test_every_shape_of_write_to_a_guarded_basin_attribute() -> None:
+    source = OTHER_NAMES_PROJECT + textwrap.dedent(
+        """
+        import torch
+        from torch.nn.init import normal_
+
+
+        def reset(pantheon, new):
+            pantheon.kernel.reference_basin.data = new  # 22
+            torch.nn.init.zeros_(pantheon.kernel.reference_basin)  # 23
+            normal_(  # 24
+                pantheon.kernel.identity_attractor
+            )
+            pantheon.kernel.reference_basin, other = new, None  # 27
+        """
+    )
+    assert [f.line for f in rule_findings(RULES, source)] == [22, 23, 24, 27]
+
+
+def test_configured_basin_names_guard_attributes_of_any_name() -> None:
+    config = Config(basin_names=("*signature*",))
+    source = textwrap.dedent(
+        """\
+        class Identity:
+            def set_signature(self, value):
+                self.signature = value
+
+
+        class Model:
+            def __init__(self):
+                self.identity = Identity()
+
+
+        def overwrite(model, value):
+            model.identity.signature = value  # 12
+            model.identity.signature.data = value  # 13
+        """
+    )
+    # The index reads files that write such an attribute, and the gate knows it too.
+    assert [f.line for f in rule_findings(RULES, source, config)] == [12, 13]
+
+
 def test_a_generic_update_method_guards_only_known_receivers() -> None:
     source = """
         class Kernel:
