@@ -97,10 +97,18 @@ def select(
         joined_module = _joined(sorted(module), texts, own)
         for rule in candidates:
             gate(rule, joined_module, module)
+    # The module statements that bind each name: a rule follows a global that a function
+    # reads to its value there (``delta = a - b`` above ``def f(): return norm(delta)``),
+    # so a unit's gate also sees the statements binding the globals it uses.
+    binders: dict[str, list[int]] = {}
+    for index in sorted(module):
+        for name in units[index].binds:
+            binders.setdefault(name, []).append(index)
     for index in range(len(units)):
         if index in module:
             continue
-        unit = Unit(texts[index], own[index])
+        context = sorted({i for name in own[index] & binders.keys() for i in binders[name]})
+        unit = _joined([index, *context], texts, own) if context else Unit(texts[index], own[index])
         joined: Unit | None = None
         for rule in candidates:
             # A rule that reads callees keeps the units the unit calls where its
@@ -114,7 +122,7 @@ def select(
             reads = reads_callers.get(rule.code)
             if reads is not None and callers[index] and reads(unit):
                 if joined is None:
-                    joined = _joined([index, *sorted(callers[index])], texts, own)
+                    joined = _joined([index, *context, *sorted(callers[index])], texts, own)
                 gate(rule, joined, kept | callers[index])
             else:
                 gate(rule, unit, kept)

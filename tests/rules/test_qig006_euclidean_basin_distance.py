@@ -18,6 +18,15 @@ def flagged_lines(source: str, config: Config | None = None) -> list[int]:
 
 
 FLAGGED = {
+    "difference_bound_at_module_level": """
+        import torch
+
+        delta = current_basin - target_basin
+
+
+        def report():
+            return torch.norm(delta)
+    """,
     "cosine_of_a_summed_product": """
         def similarity(basin_a, basin_b):
             return (basin_a * basin_b).sum() / (basin_a.norm() * basin_b.norm())
