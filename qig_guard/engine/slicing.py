@@ -9,9 +9,9 @@ flag. So the engine splits a file (with CPython's ``ast``, in C) into units:
   reads from the project index, not from ``__init__``);
 - the module's own statements, kept whenever the file is parsed.
 
-Each rule's gate (see :mod:`qig_guard.rules.gates`) reads a unit's identifiers; a rule
-may also read the functions a unit calls, or its callers (see
-:mod:`qig_guard.engine.gating`). The units some gate selects, and what their rules read
+Each rule's gate (see :mod:`qig_guard.rules.gates`) reads a unit's identifiers, with
+those of the module statements that bind the globals it uses; a rule may also read the
+functions a unit calls, or its callers (see :mod:`qig_guard.engine.gating`). The units some gate selects, and what their rules read
 with them, are handed to libcst. The other units' lines are blanked, so
 every kept line keeps its number and columns: positions, fixes and ``# noqa`` comments
 need no mapping. The names a blanked unit binds are passed to name resolution (see
