@@ -260,3 +260,31 @@ def test_the_fields_of_an_f_string_are_code() -> None:
     assert {"pickle", "dumps", "basin", "when", "width"} <= names
     assert not {"saved", "at", "not", "code"} & names
     assert code_text('x = f"""a\n{b - c}\nd"""\n').count("\n") == 3
+
+
+def test_a_units_gate_sees_the_assignments_of_the_globals_it_reads() -> None:
+    source = textwrap.dedent(
+        """\
+        import torch
+
+        try:
+            from sleep_tools import consolidate_all
+            delta = current_basin - target_basin
+        except ImportError:
+            delta = None
+
+
+        def report():
+            return torch.norm(delta)
+
+
+        def unrelated():
+            return torch.norm(x)
+        """
+    )
+    selection = select("m.py", source, Config(), [EuclideanBasinDistance], EMPTY)
+    assert selection.sliced is not None
+    assert "def report" in selection.sliced.text
+    assert "def unrelated" not in selection.sliced.text
+    shape = layout(ast.parse(source))
+    assert [unit.always for unit in shape.units] == [True, True, False, False]

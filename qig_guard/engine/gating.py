@@ -9,7 +9,16 @@ from typing import TYPE_CHECKING
 
 from qig_guard.engine.findings import FILE_ERROR
 from qig_guard.engine.parsing import split_lines
-from qig_guard.engine.slicing import Layout, Slice, cut, layout, unit_text
+from qig_guard.engine.slicing import (
+    DEFINITIONS,
+    Layout,
+    Slice,
+    bindings,
+    cut,
+    layout,
+    unit_text,
+    value_lines,
+)
 from qig_guard.rules.gates import FileScope, Unit, aliases, code_text, unit_identifiers
 
 if TYPE_CHECKING:
@@ -97,19 +106,16 @@ def select(
         joined_module = _joined(sorted(module), texts, own)
         for rule in candidates:
             gate(rule, joined_module, module)
-    # The module statements that bind each name: a rule follows a global that a function
-    # reads to its value there (``delta = a - b`` above ``def f(): return norm(delta)``),
-    # so a unit's gate also sees the statements binding the globals it uses.
-    binders: dict[str, list[int]] = {}
-    for index in sorted(module):
-        for name in units[index].binds:
-            binders.setdefault(name, []).append(index)
+    # Where the module gives each name a value: a rule follows a global that a function
+    # reads to its assignment (``delta = a - b`` above ``def f(): return norm(delta)``),
+    # so a unit's gate also sees the assignments of the globals it uses.
+    values = _global_values(tree, lines, scope)
     for index in range(len(units)):
         if index in module:
             continue
-        context = sorted({i for name in own[index] & binders.keys() for i in binders[name]})
-        unit = _joined([index, *context], texts, own) if context else Unit(texts[index], own[index])
-        joined: Unit | None = None
+        unit = Unit(texts[index], own[index])
+        for name in sorted(own[index] & values.keys()):
+            unit = _with(unit, values[name])
         for rule in candidates:
             # A rule that reads callees keeps the units the unit calls where its
             # ``callees`` gate holds (a normaliser helper). Where its ``callers`` gate
@@ -121,9 +127,8 @@ def select(
                 kept |= callees_read(rule.code, index)
             reads = reads_callers.get(rule.code)
             if reads is not None and callers[index] and reads(unit):
-                if joined is None:
-                    joined = _joined([index, *context, *sorted(callers[index])], texts, own)
-                gate(rule, joined, kept | callers[index])
+                with_callers = _joined(sorted(callers[index]), texts, own)
+                gate(rule, _with(unit, with_callers), kept | callers[index])
             else:
                 gate(rule, unit, kept)
     chosen = [rule for rule in candidates if rule.code in fired]
@@ -138,6 +143,25 @@ def select(
 
 def _joined(members: list[int], texts: list[str], own: list[frozenset[str]]) -> Unit:
     return Unit("".join(texts[i] for i in members), frozenset().union(*(own[i] for i in members)))
+
+
+def _with(unit: Unit, other: Unit) -> Unit:
+    return Unit(unit.text + other.text, unit.identifiers | other.identifiers)
+
+
+def _global_values(tree: ast.Module, lines: list[str], scope: FileScope) -> dict[str, Unit]:
+    """Per name the module assigns (also in its ``if``, ``try``, ``for`` and ``with``
+    blocks), the text and identifiers of those assignments."""
+    spans: dict[str, list[tuple[int, int]]] = {}
+    for name, where in bindings([s for s in tree.body if not isinstance(s, DEFINITIONS)]):
+        found = value_lines(where)
+        if found is not None:
+            spans.setdefault(name, []).append(found)
+    values = {}
+    for name, places in spans.items():
+        text = "".join("".join(lines[start - 1 : end]) for start, end in places)
+        values[name] = Unit(text, unit_identifiers(text, scope))
+    return values
 
 
 # Calls by text: `self.step(`, `cls.build(` (methods of the unit's class) and `helper(`

@@ -11,11 +11,12 @@ flag. So the engine splits a file (with CPython's ``ast``, in C) into units:
 
 Each rule's gate (see :mod:`qig_guard.rules.gates`) reads a unit's identifiers, with
 those of the module statements that bind the globals it uses; a rule may also read the
-functions a unit calls, or its callers (see :mod:`qig_guard.engine.gating`). The units some gate selects, and what their rules read
-with them, are handed to libcst. The other units' lines are blanked, so
-every kept line keeps its number and columns: positions, fixes and ``# noqa`` comments
-need no mapping. The names a blanked unit binds are passed to name resolution (see
-:class:`~qig_guard.engine.resolve.ScopeTracker`), so they still shadow what they shadow.
+functions a unit calls, or its callers (see :mod:`qig_guard.engine.gating`). The units
+some gate selects, and what their rules read with them, are handed to libcst. The other
+units' lines are blanked, so every kept line keeps its number and columns: positions,
+fixes and ``# noqa`` comments need no mapping. The names a blanked unit binds are passed
+to name resolution (see :class:`~qig_guard.engine.resolve.ScopeTracker`), so they still
+shadow what they shadow.
 """
 
 from __future__ import annotations
@@ -85,41 +86,58 @@ def _target_names(target: ast.expr) -> Iterator[str]:
 def bound_names(statements: Sequence[ast.stmt]) -> Iterator[str]:
     """Names ``statements`` bind in their own scope, as the libcst binding collector
     finds them: statements are walked, expressions and nested scopes are not."""
+    for name, _ in bindings(statements):
+        yield name
+
+
+def bindings(statements: Sequence[ast.stmt]) -> Iterator[tuple[str, ast.AST]]:
+    """``(name, where)`` for each name :func:`bound_names` finds: the assignment, the
+    ``for``, ``with``, ``except`` or definition that binds it."""
     for node in statements:
         if isinstance(node, DEFINITIONS):
-            yield node.name
+            yield node.name, node
         elif isinstance(node, ast.Assign):
             for target in node.targets:
-                yield from _target_names(target)
+                yield from ((name, node) for name in _target_names(target))
         elif isinstance(node, ast.AnnAssign):
             if node.value is not None:
-                yield from _target_names(node.target)
+                yield from ((name, node) for name in _target_names(node.target))
         elif isinstance(node, ast.AugAssign):
-            yield from _target_names(node.target)
+            yield from ((name, node) for name in _target_names(node.target))
         elif isinstance(node, (ast.For, ast.AsyncFor)):
-            yield from _target_names(node.target)
-            yield from bound_names(node.body)
-            yield from bound_names(node.orelse)
+            yield from ((name, node) for name in _target_names(node.target))
+            yield from bindings(node.body)
+            yield from bindings(node.orelse)
         elif isinstance(node, (ast.While, ast.If)):
-            yield from bound_names(node.body)
-            yield from bound_names(node.orelse)
+            yield from bindings(node.body)
+            yield from bindings(node.orelse)
         elif isinstance(node, (ast.With, ast.AsyncWith)):
             for item in node.items:
                 if item.optional_vars is not None:
-                    yield from _target_names(item.optional_vars)
-            yield from bound_names(node.body)
+                    yield from ((name, node) for name in _target_names(item.optional_vars))
+            yield from bindings(node.body)
         elif isinstance(node, ast.Try) or type(node).__name__ == "TryStar":
             try_node: ast.Try = node  # type: ignore[assignment]
-            yield from bound_names(try_node.body)
+            yield from bindings(try_node.body)
             for handler in try_node.handlers:
                 if handler.name:
-                    yield handler.name
-                yield from bound_names(handler.body)
-            yield from bound_names(try_node.orelse)
-            yield from bound_names(try_node.finalbody)
+                    yield handler.name, handler
+                yield from bindings(handler.body)
+            yield from bindings(try_node.orelse)
+            yield from bindings(try_node.finalbody)
         elif type(node).__name__ == "Match":
             for case in node.cases:  # type: ignore[attr-defined]
-                yield from bound_names(case.body)
+                yield from bindings(case.body)
+
+
+def value_lines(where: ast.AST) -> tuple[int, int] | None:
+    """The lines of a binding that gives its name a value a rule can follow: an
+    assignment, or a ``for`` header (its target takes the iterable's elements)."""
+    if isinstance(where, (ast.Assign, ast.AnnAssign, ast.AugAssign)):
+        return where.lineno, where.end_lineno or where.lineno
+    if isinstance(where, (ast.For, ast.AsyncFor)):
+        return where.lineno, where.iter.end_lineno or where.lineno
+    return None
 
 
 def layout(tree: ast.Module) -> Layout:

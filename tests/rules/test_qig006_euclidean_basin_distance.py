@@ -27,6 +27,18 @@ FLAGGED = {
         def report():
             return torch.norm(delta)
     """,
+    "difference_bound_in_a_module_block": """
+        import torch
+
+        try:
+            import helpers
+        except ImportError:
+            delta = current_basin - target_basin
+
+
+        def report():
+            return torch.norm(delta)
+    """,
     "cosine_of_a_summed_product": """
         def similarity(basin_a, basin_b):
             return (basin_a * basin_b).sum() / (basin_a.norm() * basin_b.norm())
