@@ -77,6 +77,24 @@ def test_cache_misses_when_content_or_config_changes(corpus: Path) -> None:
     assert other.stats.cached_files == 0
 
 
+def test_cache_misses_when_a_file_the_rules_read_changes(tmp_path: Path) -> None:
+    # QIG009 reads a weight constant from the module it is imported from.
+    (tmp_path / "constants.py").write_text("BLEND = 0.5\n")
+    (tmp_path / "sync.py").write_text(
+        "import torch\nfrom constants import BLEND\n\n\n"
+        "def receive(own_basin, remote_basin):\n"
+        "    return torch.lerp(own_basin, remote_basin, BLEND)\n"
+    )
+    config = Config(base=tmp_path)
+    first = run([tmp_path], config, jobs=1)
+    assert [f.code for f in first.findings] == ["QIG009"]
+    assert run([tmp_path], config, jobs=1).stats.cached_files == 2
+    (tmp_path / "constants.py").write_text("BLEND = 0.07\n")  # now inside the range
+    again = run([tmp_path], config, jobs=1)
+    assert again.stats.cached_files == 0 and not again.findings
+    assert run([tmp_path], config, jobs=1).stats.cached_files == 2
+
+
 def test_excludes_per_file_ignores_and_skipped_directories(corpus: Path) -> None:
     (corpus / ".venv" / "lib").mkdir(parents=True)
     (corpus / ".venv" / "lib" / "copy.py").write_text("a.load_state_dict(b.state_dict())\n")

@@ -1,8 +1,9 @@
 """A content-addressed result cache in ``.qig-guard-cache/``.
 
 An entry's key hashes the file's bytes, the tool version, the configuration
-fingerprint and the rule codes, so any change that could change a result
-misses. Entries are written to a temporary file and renamed into place, so
+fingerprint and the rule codes, and an entry records the other files its rules read
+(a constant's module, with their modification times and sizes), so any change that
+could change a result misses. Entries are written to a temporary file and renamed into place, so
 concurrent runs never see a partial entry. Paths are not part of an entry:
 the same content under two names shares it. Each entry carries a checksum of
 its key and content and is validated field by field when read: a damaged or
@@ -18,10 +19,10 @@ import tempfile
 from pathlib import Path
 
 from qig_guard import __version__
-from qig_guard.engine.checker import FileResult
+from qig_guard.engine.checker import FileResult, file_stamps
 from qig_guard.engine.findings import Finding
 
-FORMAT = "2"
+FORMAT = "3"
 PACKAGE = Path(__file__).parent.parent
 # The folders whose code decides a file's findings (the package root holds config.py).
 CHECKER_CODE = ("", "engine", "facts", "rules")
@@ -71,8 +72,11 @@ class Cache:
             result = entry["result"]
             if not _valid_result(result):
                 return None
+            read = {name: (mtime, size) for name, mtime, size in result["read"]}
+            if file_stamps(read) != read:
+                return None  # a file the rules read has changed (or gone) since
             findings = [Finding.from_dict({**item, "path": path}) for item in result["findings"]]
-            return FileResult(findings, internal_error=False)
+            return FileResult(findings, internal_error=False, read_files=read)
         except (OSError, ValueError, KeyError, TypeError, AttributeError):
             return None
 
@@ -80,7 +84,10 @@ class Cache:
         if result.internal_error:
             return  # let a crash be reproduced, not remembered
         target = self._path(key)
-        stored = {"findings": [{**finding.to_dict(), "path": ""} for finding in result.findings]}
+        stored = {
+            "findings": [{**finding.to_dict(), "path": ""} for finding in result.findings],
+            "read": [[name, *stamp] for name, stamp in sorted(result.read_files.items())],
+        }
         entry = {"checksum": _checksum(key, stored), "result": stored}
         try:
             if not self._ready:
@@ -143,10 +150,23 @@ def _valid_finding(item: object) -> bool:
     )
 
 
+def _valid_read(item: object) -> bool:
+    return (
+        isinstance(item, list)
+        and len(item) == 3
+        and isinstance(item[0], str)
+        and type(item[1]) is int
+        and type(item[2]) is int
+    )
+
+
 def _valid_result(result: object) -> bool:
-    """The shape :meth:`Cache.put` writes: ``{"findings": [finding, ...]}``."""
+    """The shape :meth:`Cache.put` writes: ``{"findings": [finding, ...], "read":
+    [[path, mtime_ns, size], ...]}``."""
     return (
         isinstance(result, dict)
         and isinstance(result.get("findings"), list)
         and all(_valid_finding(item) for item in result["findings"])
+        and isinstance(result.get("read"), list)
+        and all(_valid_read(item) for item in result["read"])
     )

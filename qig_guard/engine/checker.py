@@ -17,7 +17,7 @@ from qig_guard.engine.findings import FILE_ERROR, Finding
 from qig_guard.engine.source import SourceError, decode
 
 if TYPE_CHECKING:
-    from collections.abc import Callable
+    from collections.abc import Callable, Iterable
 
     import libcst as cst
 
@@ -37,6 +37,9 @@ class FileResult:
     parsed_lines: int = 0  # of the file's lines, those handed to libcst
     # Seconds each rule spent in the traversal, under ``config.time_rules`` (not cached).
     rule_seconds: dict[str, float] = field(default_factory=dict)
+    # Other files the rules read, by path, with their modification time (ns) and size
+    # when they were read: the cache keeps a result only while they are unchanged.
+    read_files: dict[str, tuple[int, int]] = field(default_factory=dict)
 
 
 def _file_error(path: str, message: str, line: int = 1, column: int = 1) -> Finding:
@@ -104,6 +107,18 @@ def _regions(parsed: Parsed, sliced: Slice | None) -> dict[int, frozenset[str]] 
         return regions(parsed.module, parsed.tree, sliced.rules_at)
     except ValueError:  # the two trees do not pair up: let every rule read everything
         return None
+
+
+def file_stamps(paths: Iterable[str]) -> dict[str, tuple[int, int]]:
+    """``{path: (mtime_ns, size)}`` of the files that exist among ``paths``."""
+    stamps = {}
+    for path in sorted(paths):
+        try:
+            info = os.stat(path)
+        except OSError:
+            continue
+        stamps[path] = (info.st_mtime_ns, info.st_size)
+    return stamps
 
 
 def own_index(source: str, config: Config) -> ProjectFacts:
@@ -198,6 +213,7 @@ def _check_text(
                     "other rules' findings are kept; please report this",
                 )
             )
+    result.read_files = file_stamps(context.read_files)
     findings = noqa.apply(context.findings, source, config.strict_noqa)
     if parsed.rewritten:  # fixes were located in the rewritten text: offer none
         findings = [replace(finding, fix=None) for finding in findings]

@@ -178,10 +178,9 @@ def value_of(node: cst.BaseExpression, resolve: Resolve, depth: int = 0) -> floa
 # -- constants imported from the project ------------------------------------------
 
 
-def imported_constant(path: str, module: str, level: int, name: str) -> float | None:
-    """The literal value of ``name`` assigned at the top of the module that
-    ``from <level dots><module> import name`` in ``path`` refers to, when it is a
-    file of the same project (found beside ``path`` or a folder above it)."""
+def module_file(path: str, module: str, level: int) -> Path | None:
+    """The file of the project that ``from <level dots><module> import ...`` in ``path``
+    refers to (found beside ``path`` or a folder above it), if there is one."""
     here = Path(path).resolve().parent
     relative = Path(*module.split(".")) if module else Path()
     if level:
@@ -194,9 +193,17 @@ def imported_constant(path: str, module: str, level: int, name: str) -> float | 
     for candidate in candidates:
         for file in (candidate.with_suffix(".py"), candidate / "__init__.py"):
             if module and file.is_file():
-                stat = file.stat()
-                return _module_constants(str(file), stat.st_mtime_ns, stat.st_size).get(name)
+                return file
     return None
+
+
+def imported_constant(file: Path, name: str) -> float | None:
+    """The literal value of ``name`` assigned at the top of the module ``file``."""
+    try:
+        stat = file.stat()
+    except OSError:
+        return None
+    return _module_constants(str(file), stat.st_mtime_ns, stat.st_size).get(name)
 
 
 @lru_cache(maxsize=256)
@@ -235,6 +242,7 @@ __all__ = [
     "binary_interpolation",
     "call_interpolation",
     "imported_constant",
+    "module_file",
     "number",
     "value_of",
 ]

@@ -16,6 +16,7 @@ from __future__ import annotations
 import ast
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
+from pathlib import Path
 from time import perf_counter
 from typing import ClassVar, Literal
 
@@ -67,12 +68,18 @@ class FileContext:
         self.config = config
         self.scopes = scopes
         self.findings: list[Finding] = []
+        # Other files the rules read (a constant's module): a result depends on them too.
+        self.read_files: set[str] = set()
         self._positions: Callable[[cst.CSTNode], CodeRange] | None = None
         self._order: SourceOrder | None = None
 
     @property
     def module(self) -> cst.Module:
         return self.wrapper.module
+
+    def reads(self, file: Path) -> None:
+        """Note that a rule's result depends on ``file`` (see ``FileResult.read_files``)."""
+        self.read_files.add(str(file))
 
     def order(self, node: cst.CSTNode, root: cst.CSTNode | None = None) -> tuple[int, int]:
         """``(first, last)`` pre-order indices of ``node`` and of its last descendant

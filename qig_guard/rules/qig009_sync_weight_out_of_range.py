@@ -18,6 +18,7 @@ from qig_guard.rules._interpolation import (
     binary_interpolation,
     call_interpolation,
     imported_constant,
+    module_file,
     number,
     value_of,
 )
@@ -297,7 +298,11 @@ class SyncWeightOutOfRange(BasinRule):
         if imported is None or len(bound) > 1:
             return None
         module, level, original = imported
-        found = imported_constant(self.context.path, module, level, original)
+        file = module_file(self.context.path, module, level)
+        if file is None:
+            return None
+        self.context.reads(file)  # a cached result must not outlive an edit of it
+        found = imported_constant(file, original)
         if found is not None and self._reported_value is None:
             self._reported_value = f"`{identifier}` from `{'.' * level}{module}`"
         return found
