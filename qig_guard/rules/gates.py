@@ -238,10 +238,13 @@ class AllOf(Gate):
         return all(gate.holds(unit, scope) for gate in self.gates)
 
     def compile(self, scope: FileScope) -> Test:
-        tests = [gate.compile(scope) for gate in self.gates]
-        if _never in tests:
-            return _never
-        tests = [test for test in tests if test is not _always]
+        tests = []
+        for gate in self.gates:  # a part that never holds spares compiling the rest
+            test = gate.compile(scope)
+            if test is _never:
+                return _never
+            if test is not _always:
+                tests.append(test)
         if not tests:
             return _always
         if len(tests) == 1:
