@@ -288,3 +288,12 @@ def test_a_units_gate_sees_the_assignments_of_the_globals_it_reads() -> None:
     assert "def unrelated" not in selection.sliced.text
     shape = layout(ast.parse(source))
     assert [unit.always for unit in shape.units] == [True, True, False, False]
+
+
+@pytest.mark.parametrize("quote", ['"', "'"])
+def test_a_string_left_open_ends_with_its_line(quote: str) -> None:
+    # A syntax error. The string takes the rest of its line (the next line is code
+    # again), in one match: retried at each later quote, it took quadratic time.
+    code = code_text(f"x = {quote}never closed \\{quote} hidden_word\nbasin = 1\n")
+    assert "hidden_word" not in code and code.splitlines()[1] == "basin = 1"
+    assert code_text('s = """never closed\nhidden_word = 1\n') == 's = ""\n\n'

@@ -40,12 +40,14 @@ _NUMBER = re.compile(
 # Comments, and string literals (with their prefixes' quotes): triple-quoted first. As
 # Python's tokenizer reads them, a backslash escapes any character, a line break
 # included (`\"""` in a docstring, `'a\` continued on the next line), so that a quote
-# there never starts a string of its own.
+# there never starts a string of its own. A string left open (a syntax error) ends with
+# its line, or the file: a regex that failed there and retried at each later quote took
+# time quadratic in the line's length.
 _PROSE = re.compile(
-    r'"""[^"\\]*(?:(?:\\[\s\S]|"(?!""))[^"\\]*)*"""'
-    r"|'''[^'\\]*(?:(?:\\[\s\S]|'(?!''))[^'\\]*)*'''"
-    r'|"(?:\\[\s\S]|[^"\\\n])*"'
-    r"|'(?:\\[\s\S]|[^'\\\n])*'"
+    r'"""[^"\\]*(?:(?:\\[\s\S]|"(?!""))[^"\\]*)*(?:"""|\Z)'
+    r"|'''[^'\\]*(?:(?:\\[\s\S]|'(?!''))[^'\\]*)*(?:'''|\Z)"
+    r'|"(?:\\[\s\S]|[^"\\\n])*(?:"|(?=\n)|\Z)'
+    r"|'(?:\\[\s\S]|[^'\\\n])*(?:'|(?=\n)|\Z)"
     r"|#[^\n]*"
 )
 _WORDLIKE = re.compile(r"[-\w.:/]*")
