@@ -399,3 +399,27 @@ def test_workers_collect_cyclic_garbage_between_files_not_during_them() -> None:
     (enabled, _), (_, left) = outcomes
     assert not enabled  # no collection can start in the middle of a file
     assert 0 <= left < isolation.COLLECT_AFTER  # the first file's cycles were collected
+
+
+def test_integers_too_large_for_a_float_crash_no_rule() -> None:
+    from rule_cases import rule_findings
+
+    from qig_guard.rules import all_codes, load_rule, load_rules
+
+    huge = "9" * 5000  # more digits than Python converts to an int from text
+    large = "1" + "0" * 400  # an int, but beyond a float's range
+    source = (
+        "import torch\n\n"
+        f"N = {huge}\nBIG = {large}\n\n\n"
+        "def gap(current_basin, target_basin, other_basin, optimizer):\n"
+        f"    d = torch.norm(current_basin - target_basin, p={huge})\n"
+        f"    e = torch.pow(current_basin - target_basin, {large}).sum() ** {large}\n"
+        f"    optimizer.step({large})\n"
+        f"    return torch.lerp(current_basin, other_basin, {large})\n"
+    )
+    rules = [rule for rule in load_rules(all_codes()) if rule.code != "QIG000"]
+    for rule in rules:  # each rule alone: any crash is an internal error (asserted)
+        rule_findings(rule, source)
+    # A weight beyond any float is outside the sync range.
+    (finding,) = rule_findings(load_rule("QIG009"), source)
+    assert "weight inf" in finding.message

@@ -11,6 +11,7 @@ imports from a module of the same project (``from .constants import W``).
 from __future__ import annotations
 
 import ast
+import math
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from functools import lru_cache
@@ -20,6 +21,7 @@ import libcst as cst
 
 from qig_guard.engine.resolve import dotted_name
 from qig_guard.facts.words import words
+from qig_guard.rules.base import number_value
 
 # Words naming a function that interpolates between its first two arguments.
 INTERPOLATION_WORDS = frozenset(
@@ -138,10 +140,7 @@ def number(node: cst.BaseExpression) -> float | None:
         if inner is None:
             return None
         return -inner if isinstance(node.operator, cst.Minus) else inner
-    if isinstance(node, (cst.Integer, cst.Float)):
-        value = ast.literal_eval(node.value)
-        return float(value) if isinstance(value, (int, float)) else None
-    return None
+    return number_value(node)
 
 
 Resolve = Callable[[cst.Name], float | None]
@@ -230,10 +229,17 @@ def _module_constants(file: str, mtime_ns: int, size: int) -> dict[str, float]:
                     literal = None
                 values.setdefault(target.id, []).append(literal)
     return {
-        name: float(found[0])
+        name: _as_float(found[0])
         for name, found in values.items()
         if len(found) == 1 and isinstance(found[0], (int, float)) and not isinstance(found[0], bool)
     }
+
+
+def _as_float(value: float) -> float:
+    try:
+        return float(value)
+    except OverflowError:  # an int beyond a float's range
+        return math.inf if value > 0 else -math.inf
 
 
 __all__ = [

@@ -14,6 +14,7 @@ that the test suite runs (and ``qig-guard explain`` prints).
 from __future__ import annotations
 
 import ast
+import math
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
@@ -251,6 +252,17 @@ def keyword_arg(call: cst.Call, name: str) -> cst.BaseExpression | None:
         if arg.keyword is not None and arg.keyword.value == name:
             return arg.value
     return None
+
+
+def number_value(node: cst.BaseExpression | None) -> float | None:
+    """The value of an int or float literal; ``inf`` for an int too large for a float
+    (``10**400`` written out, or more digits than Python converts)."""
+    if not isinstance(node, (cst.Integer, cst.Float)):
+        return None
+    try:
+        return float(node.evaluated_value)
+    except (OverflowError, ValueError, SyntaxError):  # SyntaxError: over 4,300 digits
+        return math.inf
 
 
 def argument(call: cst.Call, index: int, *keywords: str) -> cst.BaseExpression | None:

@@ -36,7 +36,7 @@ from qig_guard.rules._basin_values import (
     call_args,
     string_value,
 )
-from qig_guard.rules.base import FileContext, Invalid, argument
+from qig_guard.rules.base import FileContext, Invalid, argument, number_value
 from qig_guard.rules.gates import Binary, Holds, Identifiers, Named, Text, Words
 
 # What the gate needs (evaluated when the class is created).
@@ -176,14 +176,14 @@ class EuclideanBasinDistance(BasinRule):
     def visit_BinaryOperation(self, node: cst.BinaryOperation) -> None:
         if id(node) in self._covered:
             return
-        if isinstance(node.operator, cst.Power) and _number(node.right) == 0.5:
+        if isinstance(node.operator, cst.Power) and number_value(node.right) == 0.5:
             self._distances.before = node
             self._check_sqrt(node, node.left)
         elif isinstance(node.operator, cst.Multiply):
             for two, rest in ((node.left, node.right), (node.right, node.left)):
-                if _number(two) == 2 and isinstance(rest, cst.BinaryOperation):
+                if number_value(two) == 2 and isinstance(rest, cst.BinaryOperation):
                     self._covered.add(id(rest))  # ``2 * (1 - cos)``: reported at its ``sqrt``
-        elif isinstance(node.operator, cst.Subtract) and _number(node.left) == 1:
+        elif isinstance(node.operator, cst.Subtract) and number_value(node.left) == 1:
             self._distances.before = node
             if self._is_unit_cosine(node.right):
                 self._cover(node)
@@ -295,7 +295,7 @@ class EuclideanBasinDistance(BasinRule):
     def _is_square_of_difference(self, node: cst.BaseExpression) -> bool:
         if isinstance(node, cst.BinaryOperation):
             if isinstance(node.operator, cst.Power):
-                return _number(node.right) == 2 and self._is_difference(node.left)
+                return number_value(node.right) == 2 and self._is_difference(node.left)
             if isinstance(node.operator, cst.Multiply):
                 same = self.context.code_for(node.left) == self.context.code_for(node.right)
                 return same and self._is_difference(node.left)
@@ -306,11 +306,13 @@ class EuclideanBasinDistance(BasinRule):
         qualified = self._resolve(func)
         if qualified in SQUARE_FUNCTIONS:
             inner = argument(node, 0, "input", "x", "x1")
-            squared = qualified.endswith("square") or _number(argument(node, 1, "exponent")) == 2
+            squared = (
+                qualified.endswith("square") or number_value(argument(node, 1, "exponent")) == 2
+            )
             return squared and inner is not None and self._is_difference(inner)
         if isinstance(func, cst.Attribute) and func.attr.value in {"pow", "square"}:
             exponent = argument(node, 0, "exponent")
-            squared = func.attr.value == "square" or _number(exponent) == 2
+            squared = func.attr.value == "square" or number_value(exponent) == 2
             return squared and self._is_difference(func.value)
         return False
 
@@ -380,19 +382,19 @@ class EuclideanBasinDistance(BasinRule):
         if isinstance(node.operator, cst.Multiply):
             for two, rest in ((node.left, node.right), (node.right, node.left)):
                 if (
-                    _number(two) == 2
+                    number_value(two) == 2
                     and isinstance(rest, cst.BinaryOperation)
                     and isinstance(rest.operator, cst.Subtract)
-                    and _number(rest.left) == 1
+                    and number_value(rest.left) == 1
                     and self._is_cosine(rest.right)
                 ):
                     return True
-        if isinstance(node.operator, cst.Subtract) and _number(node.left) == 2:
+        if isinstance(node.operator, cst.Subtract) and number_value(node.left) == 2:
             product = node.right
             return (
                 isinstance(product, cst.BinaryOperation)
                 and isinstance(product.operator, cst.Multiply)
-                and _number(product.left) == 2
+                and number_value(product.left) == 2
                 and self._is_cosine(product.right)
             )
         return False
@@ -406,9 +408,9 @@ class EuclideanBasinDistance(BasinRule):
             return argument(node, 0, "input", "a", "x")
         if isinstance(func, cst.Name) and func.value in {"max", "min"} and len(node.args) == 2:
             first, second = (a.value for a in node.args)
-            if _number(second) is not None or isinstance(second, cst.UnaryOperation):
+            if number_value(second) is not None or isinstance(second, cst.UnaryOperation):
                 return first
-            return second if _number(first) is not None else None
+            return second if number_value(first) is not None else None
         if (
             isinstance(func, cst.Attribute)
             and qualified is None
@@ -489,7 +491,7 @@ class EuclideanBasinDistance(BasinRule):
                 return self._is_norm_like(node.left) and self._is_norm_like(node.right)
             if isinstance(node.operator, cst.Add):
                 return self._is_norm_like(node.left) or self._is_norm_like(node.right)
-            return isinstance(node.operator, cst.Power) and _number(node.right) == 0.5
+            return isinstance(node.operator, cst.Power) and number_value(node.right) == 0.5
         if not isinstance(node, cst.Call):
             return False
         func = node.func
@@ -683,15 +685,9 @@ _KEEPS_A_COSINE = VALUE_KEEPING_METHODS | {"clamp", "clip", "item"}
 _KEEPS_A_DIFFERENCE = VALUE_KEEPING_METHODS | {"abs"}
 
 
-def _number(node: cst.BaseExpression | None) -> float | None:
-    if isinstance(node, (cst.Integer, cst.Float)):
-        return float(node.evaluated_value)
-    return None
-
-
 def _euclidean_order(order: cst.BaseExpression | None) -> bool:
     """No order, ``2`` or ``"fro"``: the Euclidean norm."""
-    if order is None or _number(order) == 2:
+    if order is None or number_value(order) == 2:
         return True
     return isinstance(order, cst.SimpleString) and order.evaluated_value == "fro"
 
@@ -735,7 +731,7 @@ def _use_role(name: cst.Name, parents: tuple[cst.CSTNode, ...]) -> str | None:
         isinstance(parent, cst.BinaryOperation)
         and isinstance(parent.operator, cst.Divide)
         and parent.right is name_or_sum
-        and _number(parent.left) is None
+        and number_value(parent.left) is None
     ):
         return "divisor"
     return None
