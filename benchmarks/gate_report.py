@@ -2,6 +2,7 @@
 
     python benchmarks/gate_report.py [PATH ...]   # default: generated corpus + torch source
     python benchmarks/gate_report.py --wildcard PATH ...
+    python benchmarks/gate_report.py --wildcard --whole-runs PATH ...   # large trees
 
 For each rule, alone: the share of files its gate passes and of lines it hands to libcst
 (lower is faster), and whether running the rule over every whole file, gates ignored,
@@ -14,12 +15,20 @@ basin names; the same as `--config` with such a `[tool.qig-guard]` table). Every
 identifier then passes the gates' name conditions, so their shape conditions (`a - b`
 next to a norm, a summed product over norms) meet all the numeric code of any large
 tree, such as torch's own source, where real QIG code would offer only a few examples.
+
+`--whole-runs` compares two whole `qig-guard check` runs per PATH instead (all rules
+together, all cores: minutes rather than hours on torch's source): the gated run and a
+`QIG_GUARD_PLAIN=1` run, and prints every finding only one of them reports.
 """
 
 from __future__ import annotations
 
 import importlib.util
+import json
+import os
+import subprocess
 import sys
+import tempfile
 from dataclasses import replace
 from pathlib import Path
 
@@ -87,12 +96,60 @@ def report(files: list[tuple[str, bytes]], config: Config) -> int:
     return 1 if lost_any else 0
 
 
+Finding = tuple[str, int, int, str, str]
+
+
+def whole_run(path: Path, plain: bool, wildcard: bool) -> set[Finding]:
+    """The findings of ``qig-guard check`` on ``path``, gated or plain."""
+    with tempfile.TemporaryDirectory() as folder:
+        options = ["--isolated"]
+        if wildcard:
+            settings = Path(folder) / "pyproject.toml"
+            table = "".join(f'{k.replace("_", "-")} = ["*"]\n' for k in WILDCARD)
+            settings.write_text(f"[tool.qig-guard]\n{table}", encoding="utf-8")
+            options = ["--config", str(settings)]
+        environment = dict(os.environ)
+        environment.pop("QIG_GUARD_PLAIN", None)
+        if plain:
+            environment["QIG_GUARD_PLAIN"] = "1"
+        command = ["check", "--no-cache", "--exit-zero", *options, "--format", "json", "."]
+        done = subprocess.run(
+            [sys.executable, "-m", "qig_guard", *command],
+            cwd=path,
+            env=environment,
+            capture_output=True,
+            text=True,
+            check=True,
+        )
+    return {
+        (f["path"], f["line"], f["column"], f["code"], f["message"])
+        for f in json.loads(done.stdout)["findings"]
+    }
+
+
+def compare_whole_runs(paths: list[Path], wildcard: bool) -> int:
+    lost_any = 0
+    for path in paths:
+        gated, plain = whole_run(path, False, wildcard), whole_run(path, True, wildcard)
+        print(f"{path}: {len(gated)} findings gated, {len(plain)} plain")
+        for finding in sorted(plain - gated):
+            print("  only plain:", *finding[:4], finding[4][:100])
+        for finding in sorted(gated - plain):
+            print("  only gated:", *finding[:4], finding[4][:100])
+        lost_any |= bool(plain - gated)
+    return 1 if lost_any else 0
+
+
 def main() -> int:
     arguments = sys.argv[1:]
     config = Config()
-    if "--wildcard" in arguments:
+    wildcard = "--wildcard" in arguments
+    if wildcard:
         arguments.remove("--wildcard")
         config = replace(config, **WILDCARD)
+    if "--whole-runs" in arguments:
+        arguments.remove("--whole-runs")
+        return compare_whole_runs([Path(arg) for arg in arguments], wildcard)
     paths = [Path(arg) for arg in arguments]
     if not paths:
         paths = [corpus_builder.build(HERE / ".corpus" / "research", target_lines=40_000)]
