@@ -95,3 +95,8 @@ def test_remembered_defaults_agree_with_a_fresh_lookup(tmp_path: Path) -> None:
             fresh.select,
         ), folder
     assert shared.for_folder(tmp_path / "a" / "c" / "d").base == tmp_path / "a" / "c"
+    # Remembered for the run: a configuration written afterwards is seen by a new
+    # resolver only (a folder under no project was walked up to / each time before).
+    (tmp_path / "a" / "pyproject.toml").write_text('[tool.qig-guard]\nselect = ["QIG002"]\n')
+    assert shared.for_folder(tmp_path / "a" / "b").source is None
+    assert ConfigResolver().for_folder(tmp_path / "a" / "b").source is not None

@@ -81,19 +81,13 @@ def select(
     reads_callers = {
         rule.code: rule.callers.compile(scope) for rule in candidates if rule.callers is not None
     }
-    reads_callees = {
-        rule.code: rule.callees.compile(scope) for rule in candidates if rule.callees is not None
-    }
-    # Per rule that reads callees, the units its ``callees`` gate holds in (computed once).
-    read_callees: dict[str, set[int]] = {}
-
-    def callees_read(code: str, index: int) -> set[int]:
-        chosen = read_callees.get(code)
-        if chosen is None:
-            test = reads_callees[code]
-            called = set().union(*calls)
-            chosen = read_callees[code] = {i for i in called if test(Unit(texts[i], own[i]))}
-        return calls[index] & chosen
+    # Per rule that reads callees, the called units its ``callees`` gate holds in.
+    called = set().union(*calls)
+    readable_callees: dict[str, set[int]] = {}
+    for rule in candidates:
+        if rule.callees is not None:
+            test = rule.callees.compile(scope)
+            readable_callees[rule.code] = {i for i in called if test(Unit(texts[i], own[i]))}
 
     def gate(rule: type[Rule], unit: Unit, kept: set[int]) -> None:
         """Where the rule's gate holds in ``unit``, the rule reads the units ``kept``."""
@@ -122,9 +116,7 @@ def select(
             # holds (a distance helper, whose operands may be the basins its callers
             # pass), its gate also sees the callers' identifiers, and the callers are
             # kept too.
-            kept = {index}
-            if rule.code in reads_callees and calls[index]:
-                kept |= callees_read(rule.code, index)
+            kept = {index} | (calls[index] & readable_callees.get(rule.code, set()))
             reads = reads_callers.get(rule.code)
             if reads is not None and callers[index] and reads(unit):
                 with_callers = _joined(sorted(callers[index]), texts, own)

@@ -322,11 +322,12 @@ class Guarded(Gate):
 
     def found(self, scope: FileScope) -> frozenset[str]:
         project, config = scope.project, scope.config
-        if self.basins:
-            return scope.those(
-                self, lambda i: bool(project.setters_of(i)) and basin_attribute(i, config)
-            )
-        return scope.those(self, lambda i: bool(project.setters_of(i)))
+        return scope.those(
+            self,
+            lambda i: (
+                bool(project.setters_of(i)) and (not self.basins or basin_attribute(i, config))
+            ),
+        )
 
 
 @dataclass(frozen=True)
