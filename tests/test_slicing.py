@@ -237,6 +237,32 @@ def test_only_callees_the_rules_callees_gate_holds_in_are_read() -> None:
     assert "def log_step" not in selection.sliced.text
 
 
+def test_only_a_helper_named_a_distance_reads_its_callers() -> None:
+    source = textwrap.dedent(
+        """\
+        import numpy as np
+
+        def pair_distance(a, b):
+            return float(np.linalg.norm(a - b))
+
+        def spread(a, b):
+            distance = np.linalg.norm(a - b)
+            return distance
+
+        def step(state):
+            return pair_distance(state.current_basin, state.anchor_basin)
+
+        def summary(state):
+            return spread(state.current_basin, state.anchor_basin)
+        """
+    )
+    selection = select("m.py", source, Config(), [EuclideanBasinDistance], EMPTY)
+    assert selection.sliced is not None
+    text = selection.sliced.text
+    assert "def pair_distance" in text and "def step" in text  # its callers pass basins
+    assert "def summary" not in text  # ``spread`` only says "distance" in its body
+
+
 @pytest.mark.parametrize(
     "source",
     [

@@ -22,6 +22,8 @@ from qig_guard.engine.slicing import (
 from qig_guard.rules.gates import FileScope, Unit, aliases, code_text, unit_identifiers
 
 if TYPE_CHECKING:
+    from collections.abc import Iterable
+
     from qig_guard.config import Config
     from qig_guard.facts.project import ProjectFacts
     from qig_guard.rules.base import Rule
@@ -52,7 +54,8 @@ def select(
         code, lines = source, split_lines(source)
     scope = FileScope(config, project, aliases(code), source=source, code=code)
     everywhere = Unit(code, unit_identifiers(code, scope))
-    scope.identifiers = everywhere.identifiers
+    # What a rule's callees stand for may be found in a unit that does not spell it.
+    scope.identifiers = everywhere.identifiers.union(*(rule.callees_stand_for for rule in rules))
     tests = {rule.code: rule.gate.compile(scope) for rule in rules if rule.code != FILE_ERROR}
     candidates = [rule for rule in rules if rule.code in tests and tests[rule.code](everywhere)]
     if not candidates or whole:
@@ -69,37 +72,50 @@ def select(
         unit_identifiers(text, scope, (unit.enclosing,) if unit.enclosing else ())
         for unit, text in zip(units, texts, strict=True)
     ]
-    reads_calls = any(r.callees is not None or r.callers is not None for r in candidates)
-    calls = _calls(shape, texts) if reads_calls else [set() for _ in units]
-    callers: list[set[int]] = [set() for _ in units]
-    for caller, callees in enumerate(calls):
-        for callee in callees:
-            callers[callee].add(caller)
+    calls = _Calls(shape, texts)
     module = {index for index, unit in enumerate(units) if unit.always}
     active: dict[int, set[str]] = {}  # per unit to parse, the rules that read it
     fired: set[str] = set()
     reads_callers = {
         rule.code: rule.callers.compile(scope) for rule in candidates if rule.callers is not None
     }
-    # Per rule that reads callees, the called units its ``callees`` gate holds in.
-    called = set().union(*calls)
-    readable_callees: dict[str, set[int]] = {}
-    for rule in candidates:
-        if rule.callees is not None:
-            test = rule.callees.compile(scope)
-            readable_callees[rule.code] = {i for i in called if test(Unit(texts[i], own[i]))}
+    # Per rule that reads callees, whether its ``callees`` gate holds in a called unit.
+    readable: dict[str, dict[int, bool]] = {}
+    callee_tests = {
+        rule.code: rule.callees.compile(scope) for rule in candidates if rule.callees is not None
+    }
 
-    def gate(rule: type[Rule], unit: Unit, kept: set[int]) -> None:
-        """Where the rule's gate holds in ``unit``, the rule reads the units ``kept``."""
+    def readable_callees(code: str, callers: Iterable[int]) -> set[int]:
+        test = callee_tests.get(code)
+        if test is None:
+            return set()
+        known = readable.setdefault(code, {})
+        found = set()
+        for callee in set().union(*(calls.of(caller) for caller in callers)):
+            holds = known.get(callee)
+            if holds is None:
+                holds = known[callee] = test(Unit(texts[callee], own[callee]))
+            if holds:
+                found.add(callee)
+        return found
+
+    def gate(rule: type[Rule], unit: Unit, kept: Iterable[int], callers: Iterable[int]) -> None:
+        """Where the rule's gate holds in ``unit``, the rule reads the units ``kept`` and
+        those ``callers`` call that its ``callees`` gate holds in; a call of one of these
+        counts as using the rule's ``callees_stand_for`` (``dot(unit(a), unit(b))`` is a
+        cosine when ``unit`` normalises)."""
+        callees = readable_callees(rule.code, callers)
+        if callees and rule.callees_stand_for:
+            unit = Unit(unit.text, unit.identifiers | rule.callees_stand_for)
         if tests[rule.code](unit):
-            for index in kept:
+            for index in (*kept, *callees):
                 active.setdefault(index, set()).add(rule.code)
             fired.add(rule.code)
 
     if module:
         joined_module = _joined(sorted(module), texts, own)
         for rule in candidates:
-            gate(rule, joined_module, module)
+            gate(rule, joined_module, module, module)
     # Where the module gives each name a value: a rule follows a global that a function
     # reads to its assignment (``delta = a - b`` above ``def f(): return norm(delta)``),
     # so a unit's gate also sees the assignments of the globals it uses.
@@ -110,19 +126,22 @@ def select(
         unit = Unit(texts[index], own[index])
         for name in sorted(own[index] & values.keys()):
             unit = _with(unit, values[name])
+        defined = units[index].name
+        called_by = None
         for rule in candidates:
             # A rule that reads callees keeps the units the unit calls where its
             # ``callees`` gate holds (a normaliser helper). Where its ``callers`` gate
-            # holds (a distance helper, whose operands may be the basins its callers
-            # pass), its gate also sees the callers' identifiers, and the callers are
-            # kept too.
-            kept = {index} | (calls[index] & readable_callees.get(rule.code, set()))
+            # holds of the unit's name (a distance helper, whose operands may be the
+            # basins its callers pass), its gate also sees the callers' identifiers, and
+            # the callers are kept too.
             reads = reads_callers.get(rule.code)
-            if reads is not None and callers[index] and reads(unit):
-                with_callers = _joined(sorted(callers[index]), texts, own)
-                gate(rule, _with(unit, with_callers), kept | callers[index])
-            else:
-                gate(rule, unit, kept)
+            if reads is not None and defined and reads(Unit(defined, frozenset({defined}))):
+                called_by = calls.callers(index) if called_by is None else called_by
+                if called_by:
+                    with_callers = _joined(sorted(called_by), texts, own)
+                    gate(rule, _with(unit, with_callers), {index, *called_by}, (index,))
+                    continue
+            gate(rule, unit, (index,), (index,))
     chosen = [rule for rule in candidates if rule.code in fired]
     if not chosen:
         return Selection([])
@@ -162,25 +181,46 @@ _METHOD_CALL = re.compile(r"\b(?:self|cls)[ \t]*\.[ \t]*([^\W\d]\w*)[ \t]*\(")
 _CALL = re.compile(r"(?<![\w.])([^\W\d]\w*)[ \t]*\(")
 
 
-def _calls(shape: Layout, texts: list[str]) -> list[set[int]]:
-    """Per unit, the units it may call: module functions and classes it calls by name,
-    and the methods of its own class it calls on ``self`` or ``cls``."""
-    units = shape.units
-    module_level = {unit.name: i for i, unit in enumerate(units) if unit.owner == () and unit.name}
-    members: dict[str, dict[str, int]] = {}
-    for index, unit in enumerate(units):
-        if unit.owner and unit.name:
-            members.setdefault(unit.owner[0], {})[unit.name] = index
-    calls: list[set[int]] = []
-    for index, unit in enumerate(units):
-        text = texts[index]
-        callees = {module_level[n] for n in set(_CALL.findall(text)) & module_level.keys()}
-        if unit.owner:
-            methods = members.get(unit.owner[0], {})
-            callees.update(methods[n] for n in set(_METHOD_CALL.findall(text)) & methods.keys())
-        callees.discard(index)
-        calls.append(callees)
-    return calls
+class _Calls:
+    """Which units each unit may call, read from its text when first asked: module
+    functions and classes it calls by name, and the methods of its own class it calls
+    on ``self`` or ``cls``."""
+
+    def __init__(self, shape: Layout, texts: list[str]) -> None:
+        self._units = shape.units
+        self._texts = texts
+        self._module_level = {
+            unit.name: i for i, unit in enumerate(self._units) if unit.owner == () and unit.name
+        }
+        self._members: dict[str, dict[str, int]] = {}
+        for index, unit in enumerate(self._units):
+            if unit.owner and unit.name:
+                self._members.setdefault(unit.owner[0], {})[unit.name] = index
+        self._of: dict[int, set[int]] = {}
+        self._callers: list[set[int]] | None = None
+
+    def of(self, index: int) -> set[int]:
+        """The units that unit ``index`` may call (not itself)."""
+        found = self._of.get(index)
+        if found is None:
+            text, unit = self._texts[index], self._units[index]
+            names = set(_CALL.findall(text)) & self._module_level.keys()
+            found = {self._module_level[name] for name in names}
+            if unit.owner:
+                methods = self._members.get(unit.owner[0], {})
+                found.update(methods[n] for n in set(_METHOD_CALL.findall(text)) & methods.keys())
+            found.discard(index)
+            self._of[index] = found
+        return found
+
+    def callers(self, index: int) -> set[int]:
+        """The units that may call unit ``index``."""
+        if self._callers is None:
+            self._callers = [set() for _ in self._units]
+            for caller in range(len(self._units)):
+                for callee in self.of(caller):
+                    self._callers[callee].add(caller)
+        return self._callers[index]
 
 
 def imported_from(tree: ast.Module) -> dict[str, str]:

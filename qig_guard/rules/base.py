@@ -149,8 +149,11 @@ class Rule(cst.BatchableCSTVisitor):
     # The rule also reads the functions a selected unit calls (by name: a module function,
     # or a method of its class called on ``self``) where this gate holds in them.
     callees: ClassVar[Gate | None] = None
-    # Where this gate holds in a unit, the rule also reads the units that call it, and
-    # its ``gate`` sees their identifiers too (a helper's values come from its callers).
+    # For the gate, a unit that calls such a callee uses these identifiers too.
+    callees_stand_for: ClassVar[frozenset[str]] = frozenset()
+    # Where this gate holds of the name a unit defines (``pair_distance``), the rule also
+    # reads the units that call it, and its ``gate`` sees their identifiers too (a
+    # helper's values come from its callers).
     callers: ClassVar[Gate | None] = None
     # A new rule starts in preview: outside ``ALL`` and prefixes until it has
     # passed the upstream ecosystem check (see CONTRIBUTING.md).

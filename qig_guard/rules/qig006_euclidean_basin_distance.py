@@ -48,6 +48,9 @@ _TWO_OPERANDS = frozenset(
 _PRODUCTS = frozenset(q.rsplit(".", 1)[-1] for q in (*DOT_FUNCTIONS, NORMALIZE))
 # A difference of two values (`a - b`, `1 - cos`), not `-1`, `1e-8` or `->`.
 _MINUS = Binary("-", r"[^\W\d(]|\(")
+# What a unit that calls a normalising helper of the file uses, for the gate (no identifier
+# can be spelled so).
+_CALLS_A_NORMALISER = "a normalising helper"
 # What turns a product into a cosine: a length or a normalisation.
 _LENGTHS = frozenset(
     q.rsplit(".", 1)[-1] for q in (*NORM_FUNCTIONS, *SQRT_FUNCTIONS, NORMALIZE)
@@ -111,12 +114,15 @@ class EuclideanBasinDistance(BasinRule):
     code = "QIG006"
     name = "euclidean-basin-distance"
     summary = "Euclidean or cosine distance between basins where the Fisher distance is required"
-    # A distance-named helper's operands may be basins its callers pass; a normaliser
+    # A distance-named helper's operands may be basins its callers pass (tested on the
+    # helper's name, as ``DistanceValues._compares_basins`` reads it); a normaliser
     # helper it calls (`unit(v)`: `v / norm(v)`) keeps its argument's kind.
     callers = Words(*DISTANCE_WORDS)
     # A normaliser helper returns its first parameter divided by a norm or root, or
     # passed to ``normalize`` (``DistanceValues.is_normaliser``); only those are read.
     callees = Text("return") & Text("/", "normalize") & Text("norm", "sqrt")
+    # Calling one normalises: `dot(unit(a), unit(b))` is a cosine.
+    callees_stand_for = frozenset({_CALLS_A_NORMALISER})
     # A distance takes two basins: a pairwise function or product (a cosine), an identity
     # Fisher metric, or a norm, root or sum next to a difference (`a - b`, `1 - cos`).
     gate = (
@@ -127,7 +133,11 @@ class EuclideanBasinDistance(BasinRule):
         | (
             # A dot product: a product function, `a @ b`, or a summed product `(a * b).sum()`.
             (Identifiers(*_PRODUCTS) | Text("@") | (Identifiers("sum") & Text("*")))
-            & (Identifiers(*_LENGTHS) | _MINUS | Words("unit", "normalize", "normalise"))
+            & (
+                Identifiers(*_LENGTHS, _CALLS_A_NORMALISER)
+                | _MINUS
+                | Words("unit", "normalize", "normalise")
+            )
         )
         | (Identifiers(*(q.rsplit(".", 1)[-1] for q in ONES_FUNCTIONS)) & Words("fisher"))
         | (

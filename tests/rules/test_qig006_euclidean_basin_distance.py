@@ -410,6 +410,36 @@ FLAGGED = {
                 dot = np.dot(self._unit(ocean_basin), self._unit(other_basin))
                 return np.arccos(np.clip(dot, -1, 1))
     """,
+    "cosine_of_basins_normalised_by_a_helper_without_a_norm_in_sight": """
+        import numpy as np
+
+        def l2(v):
+            return v / np.linalg.norm(v)
+
+        def similarity(ocean_basin, other_basin):
+            c = np.dot(l2(ocean_basin), l2(other_basin))
+            return c
+    """,
+    "module_level_cosine_of_basins_normalised_by_a_helper": """
+        import numpy as np
+
+        def l2(v):
+            return v / np.linalg.norm(v)
+
+        c = np.dot(l2(ocean_basin), l2(other_basin))
+    """,
+    "distance_helper_that_a_method_calls_with_basins": """
+        import numpy as np
+
+        def pair_distance(a, b):
+            return float(np.linalg.norm(a - b))
+
+
+        class Tracker:
+            def step(self, state):
+                drift = pair_distance(state.current_basin, self.anchor_basin)
+                return drift
+    """,
 }
 
 
@@ -611,6 +641,18 @@ NOT_FLAGGED = {
         import math
 
         scale = math.sqrt(2 * (1 - dropout))
+    """,
+    "helper_not_named_a_distance_called_with_basins": """
+        import numpy as np
+
+        def gap(a, b):
+            # the distance between the two, in raw units
+            return float(np.linalg.norm(a - b))
+
+
+        class Tracker:
+            def step(self, state):
+                return gap(state.current_basin, self.anchor_basin)
     """,
 }
 
