@@ -110,6 +110,9 @@ def whole_run(path: Path, plain: bool, wildcard: bool) -> set[Finding]:
             options = ["--config", str(settings)]
         environment = dict(os.environ)
         environment.pop("QIG_GUARD_PLAIN", None)
+        # Not the checked folder first on ``sys.path``: torch's own `types.py` would shadow
+        # the standard library's (Python 3.11 on; older ones ignore it).
+        environment["PYTHONSAFEPATH"] = "1"
         if plain:
             environment["QIG_GUARD_PLAIN"] = "1"
         command = ["check", "--no-cache", "--exit-zero", *options, "--format", "json", "."]

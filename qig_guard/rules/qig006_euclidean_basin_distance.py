@@ -39,22 +39,37 @@ from qig_guard.rules._basin_values import (
 from qig_guard.rules.base import FileContext, Invalid, argument, number_value
 from qig_guard.rules.gates import Binary, Holds, Identifiers, Named, Text, Words
 
-# What the gate needs (evaluated when the class is created).
+# What the gate needs (evaluated when the class is created), path by path of the rule.
 _MODULE_CLASSES = frozenset(q.rsplit(".", 1)[-1] for q in DISTANCE_MODULES)
 _TWO_OPERANDS = frozenset(
     q.rsplit(".", 1)[-1]
     for q in (*PAIRWISE_DISTANCES, *METRIC_DISTANCES, *DISTANCE_MODULES, *ARCCOS_FUNCTIONS)
 ) | {"dist", "cosine_similarity"}
-_PRODUCTS = frozenset(q.rsplit(".", 1)[-1] for q in (*DOT_FUNCTIONS, NORMALIZE))
-# A difference of two values (`a - b`, `1 - cos`), not `-1`, `1e-8` or `->`.
-_MINUS = Binary("-", r"[^\W\d(]|\(")
 # What a unit that calls a normalising helper of the file uses, for the gate (no identifier
 # can be spelled so).
 _CALLS_A_NORMALISER = "a normalising helper"
-# What turns a product into a cosine: a length or a normalisation.
-_LENGTHS = frozenset(
-    q.rsplit(".", 1)[-1] for q in (*NORM_FUNCTIONS, *SQRT_FUNCTIONS, NORMALIZE)
-) | {"norm"}
+# A dot product (``_dot_operands``): a product function, `a @ b`, a summed product
+# `(a * b).sum()`.
+_DOT = (
+    Identifiers(*(q.rsplit(".", 1)[-1] for q in DOT_FUNCTIONS))
+    | Text("@")
+    | (Identifiers("sum") & Text("*"))
+)
+# A length (``_is_norm_like``) or a normalisation (``_is_unit``): a norm, a root, a
+# power (`** 0.5`), `normalize` or a normalising helper.
+_LENGTH = Identifiers(
+    *(q.rsplit(".", 1)[-1] for q in (*NORM_FUNCTIONS, *SQRT_FUNCTIONS, NORMALIZE)),
+    "norm",
+    _CALLS_A_NORMALISER,
+) | Text("**")
+# A difference of two values that are not numbers (``_is_difference``): `a - b`,
+# `a - (b)`, `a - [b]`, `a - -b`; not `-1`, `1e-8` or `->`.
+_MINUS = Binary("-", r"[^\W\d]|[(\[~+-]")
+# A sum of squares of a difference (``_is_sum_of_squares``): a sum or mean of a square
+# (`** 2`, `d * d`, `square`, `pow`), or a dot of the difference with itself.
+_SUM_OF_SQUARES = (
+    Identifiers("sum", "mean") & (Text("*") | Identifiers("square", "pow", "power"))
+) | _DOT
 
 
 class EuclideanBasinDistance(BasinRule):
@@ -128,21 +143,27 @@ class EuclideanBasinDistance(BasinRule):
     gate = (
         Named("basin_names", "basin_tables", project=True) | Words(*FISHER_WORDS, *DISTANCE_WORDS)
     ) & (
+        # A pairwise function or distance module (``_is_pairwise``, ``_is_module_call``).
         Identifiers(*_TWO_OPERANDS)
         | Holds(*_MODULE_CLASSES)
+        # A cosine by formula (``_is_unit_cosine``): its angle, `1 - cos`, or itself.
+        | (_DOT & _LENGTH)
+        # An identity Fisher metric (``_is_identity_fisher``).
+        | (Identifiers(*(q.rsplit(".", 1)[-1] for q in ONES_FUNCTIONS)) & Words("fisher"))
+        # The norm of a difference, or a sum of its squares (``_is_norm_of_difference``).
         | (
-            # A dot product: a product function, `a @ b`, or a summed product `(a * b).sum()`.
-            (Identifiers(*_PRODUCTS) | Text("@") | (Identifiers("sum") & Text("*")))
+            _MINUS
             & (
-                Identifiers(*_LENGTHS, _CALLS_A_NORMALISER)
-                | _MINUS
-                | Words("unit", "normalize", "normalise")
+                Identifiers(*(q.rsplit(".", 1)[-1] for q in NORM_FUNCTIONS), "norm")
+                | _SUM_OF_SQUARES
             )
         )
-        | (Identifiers(*(q.rsplit(".", 1)[-1] for q in ONES_FUNCTIONS)) & Words("fisher"))
+        # A chordal distance (``_is_chordal``): the root of `2 * (1 - cos)` or `2 - 2 * cos`.
         | (
-            (Identifiers(*(DISTANCE_FUNCTION_NAMES - _TWO_OPERANDS)) | Text("**"))
-            & (_MINUS | Identifiers("sub", "subtract", "diff"))
+            (Identifiers(*(q.rsplit(".", 1)[-1] for q in SQRT_FUNCTIONS)) | Text("**"))
+            & Text("-")
+            & Text("*")
+            & _DOT
         )
     )
     INVALID = (

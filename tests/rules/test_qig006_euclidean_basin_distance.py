@@ -428,6 +428,26 @@ FLAGGED = {
 
         c = np.dot(l2(ocean_basin), l2(other_basin))
     """,
+    "chordal_as_two_minus_twice_the_dot_under_a_half_power": """
+        import numpy as np
+
+        d = (2 - 2 * (basin_a @ basin_b)) ** 0.5
+    """,
+    "chordal_of_a_dot_bound_to_a_name": """
+        import numpy as np
+
+        def gap(basin_a, basin_b):
+            c = np.dot(basin_a, basin_b)
+            return (2 - 2 * c) ** 0.5
+    """,
+    "cosine_over_lengths_taken_as_half_powers": """
+        import numpy as np
+
+        def similarity(basin_a, basin_b):
+            na = (basin_a @ basin_a) ** 0.5
+            nb = (basin_b @ basin_b) ** 0.5
+            return np.dot(basin_a, basin_b) / (na * nb)
+    """,
     "distance_helper_that_a_method_calls_with_basins": """
         import numpy as np
 
