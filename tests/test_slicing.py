@@ -26,6 +26,7 @@ from qig_guard.rules.gates import (
     Unit,
     aliases,
     code_text,
+    standalone,
     unit_identifiers,
 )
 from qig_guard.rules.qig006_euclidean_basin_distance import EuclideanBasinDistance
@@ -278,6 +279,16 @@ def test_strings_end_where_pythons_tokenizer_ends_them(source: str) -> None:
     assert code.splitlines()[-1] == "basin = load()"  # the code after the string is code
     names = unit_identifiers(code, FileScope(Config(), EMPTY, aliases(code)))
     assert not {"say", "hi", "twice", "quote", "comment"} & names
+
+
+@given(st.text(alphabet="as has.x_é1 \t\n\\(", max_size=40))
+@settings(max_examples=300, deadline=None)
+def test_standalone_matches_are_those_of_a_lookbehind(text: str) -> None:
+    literal = re.compile(r"as[ \t\\\n]+([^\W\d]\w*)")
+    behind = re.compile(r"(?<![\w.])as[ \t\\\n]+([^\W\d]\w*)")
+    found = [(m.span(), m.group(1)) for m in standalone(literal, text)]
+    assert found == [(m.span(), m.group(1)) for m in behind.finditer(text)]
+    assert aliases("with has as y:\n") == {"y": "has"}  # an ``as`` right after "has"
 
 
 def test_the_fields_of_an_f_string_are_code() -> None:

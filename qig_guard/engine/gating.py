@@ -104,13 +104,19 @@ def select(
         those ``callers`` call that its ``callees`` gate holds in; a call of one of these
         counts as using the rule's ``callees_stand_for`` (``dot(unit(a), unit(b))`` is a
         cosine when ``unit`` normalises)."""
-        callees = readable_callees(rule.code, callers)
-        if callees and rule.callees_stand_for:
-            unit = Unit(unit.text, unit.identifiers | rule.callees_stand_for)
-        if tests[rule.code](unit):
-            for index in (*kept, *callees):
-                active.setdefault(index, set()).add(rule.code)
-            fired.add(rule.code)
+        test = tests[rule.code]
+        stand_for = rule.callees_stand_for
+        if test(unit):
+            callees = readable_callees(rule.code, callers)
+        elif stand_for and test(Unit(unit.text, unit.identifiers | stand_for)):
+            callees = readable_callees(rule.code, callers)  # the calls, only when they matter
+            if not callees:
+                return
+        else:
+            return
+        for index in (*kept, *callees):
+            active.setdefault(index, set()).add(rule.code)
+        fired.add(rule.code)
 
     if module:
         joined_module = _joined(sorted(module), texts, own)

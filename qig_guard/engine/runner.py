@@ -114,7 +114,11 @@ def run(
         files.append((display, path, data, codes, scope))
 
     jobs = jobs or default_jobs()
-    result.project = _index(files, [scope.config for scope in scopes.values()], use_cache, jobs)
+    configs = [scope.config for scope in scopes.values()]
+    # While workers index the project, this process prepares what the checks' workers
+    # inherit when they are forked: libcst and the selected rules.
+    prepare = partial(_prepare_checks, {codes for _, _, _, codes, _ in files})
+    result.project = _index(files, configs, use_cache, jobs, prepare)
     caches: dict[tuple[Path, str], Cache] = {}
     for scope in scopes.values():
         if use_cache and scope.config.cache_path is not None:
@@ -141,7 +145,6 @@ def run(
                 continue
         pending.append(((display, data, codes, scope.index), scope, key, lines))
 
-    configs = [scope.config for scope in scopes.values()]
     tasks = [item[0] for item in pending]
     outcomes = _execute(tasks, configs, result.project, jobs)
     for (_, scope, key, _lines), outcome in zip(pending, outcomes, strict=True):
@@ -175,24 +178,41 @@ def _index(
     configs: Sequence[Config],
     use_cache: bool,
     jobs: int,
+    meanwhile: Callable[[], object],
 ) -> ProjectFacts:
     """The project index over every file of the run (summaries cached beside the results
-    of the first configuration that has a cache)."""
+    of the first configuration that has a cache); ``meanwhile`` runs while workers
+    summarise files."""
     where = next((c.cache_path for c in configs if c.cache_path is not None), None)
     extra_words = tuple(sorted({w for c in configs for w in index_words(c)}))
     facts = FactsCache(where if use_cache else None, extra_words)
     sources = [data for _, _, data, _, _ in files]
-    return ProjectFacts.merge(facts.summaries(sources, partial(_in_workers, jobs=jobs)))
+    runner = partial(_in_workers, jobs=jobs, meanwhile=meanwhile)
+    return ProjectFacts.merge(facts.summaries(sources, runner))
 
 
 def _in_workers(
-    summary: Callable[[bytes], Summary], sources: list[bytes], jobs: int
+    summary: Callable[[bytes], Summary],
+    sources: list[bytes],
+    jobs: int,
+    meanwhile: Callable[[], object],
 ) -> list[Summary]:
     """``[summary(s) for s in sources]``, in worker processes when there are many (a cold
-    run); a file whose worker fails has no facts, as one that does not parse."""
+    run), ``meanwhile`` running then; a file whose worker fails has no facts, as one
+    that does not parse."""
     if jobs < 2 or len(sources) < _MANY_SOURCES:
         return [summary(data) for data in sources]
-    return run_isolated(sources, summary, lambda _source, _reason, _internal: (), jobs)
+    return run_isolated(
+        sources, summary, lambda _source, _reason, _internal: (), jobs, meanwhile=meanwhile
+    )
+
+
+def _prepare_checks(selections: Iterable[tuple[str, ...]]) -> None:
+    """Import libcst and load the rules of ``selections`` (which forked workers inherit)."""
+    import libcst  # noqa: F401
+
+    for codes in selections:
+        _rules_for(codes)
 
 
 def _execute(
@@ -201,10 +221,7 @@ def _execute(
     """Check ``tasks`` in worker processes: a crash or hang costs only its file."""
     if not tasks:
         return []
-    import libcst  # noqa: F401 - imported once here, inherited by forked workers
-
-    for codes in {task[2] for task in tasks}:
-        _rules_for(codes)
+    _prepare_checks({task[2] for task in tasks})  # done already if the index used workers
     return run_isolated(tasks, partial(_check_one, configs, project), _failed, jobs)
 
 

@@ -329,6 +329,9 @@ class ProjectFacts:
     _returns_basin: frozenset[str] = field(default_factory=frozenset, compare=False, repr=False)
     _keeps_argument: frozenset[str] = field(default_factory=frozenset, compare=False, repr=False)
     _basin_attributes: frozenset[str] = field(default_factory=frozenset, compare=False, repr=False)
+    _holders: dict[frozenset[str], frozenset[str]] = field(
+        default_factory=dict, compare=False, repr=False
+    )
 
     @classmethod
     def merge(cls, summaries: Iterable[tuple[ClassFacts, ...]]) -> ProjectFacts:
@@ -408,10 +411,15 @@ class ProjectFacts:
         kinds = self._kinds.get(attribute, frozenset())
         return bool(kinds) and kinds <= NOT_TENSORS
 
-    def may_hold(self, attribute: str, classes: frozenset[str]) -> bool:
-        """True when the project stores an instance of one of ``classes`` in an attribute
-        named ``attribute`` (``self.criterion = nn.MSELoss()``)."""
-        return not classes.isdisjoint(self._held.get(attribute, ()))
+    def holders(self, classes: frozenset[str]) -> frozenset[str]:
+        """The attributes in which the project stores an instance of one of ``classes``
+        (``criterion`` after ``self.criterion = nn.MSELoss()``), computed once per set."""
+        found = self._holders.get(classes)
+        if found is None:
+            found = self._holders[classes] = frozenset(
+                attribute for attribute, held in self._held.items() if not classes.isdisjoint(held)
+            )
+        return found
 
     def classes_held_in(self, attribute: str) -> frozenset[str]:
         """Classes the project stores in attributes named ``attribute``; empty when some

@@ -27,6 +27,7 @@ from qig_guard.facts.torch_api import VALUE_KEEPING_ATTRIBUTES
 from qig_guard.facts.vocabulary import COMPARISON_WORDS, NOT_A_VECTOR
 from qig_guard.facts.words import matches_any, words
 from qig_guard.rules.base import FileContext, Rule
+from qig_guard.rules.gates import standalone
 
 
 class Kind(enum.Enum):
@@ -38,7 +39,7 @@ class Kind(enum.Enum):
 
 
 # A name bound with ``as`` (an import alias, a ``with`` or ``except`` target).
-_AS_NAME = re.compile(r"(?<![\w.])as[\s\\]+([A-Za-z_]\w*)")
+_AS_NAME = re.compile(r"as[\s\\]+([A-Za-z_]\w*)")  # see gates.standalone
 # Words that make a basin-ish identifier a collection of basins: ``basin_list``.
 _COLLECTION_WORDS = frozenset({"list", "lists", "buffer", "queue", "cache", "pool", "memory"})
 # fmt: off
@@ -301,7 +302,8 @@ class BasinValues:
     def aliases(self) -> frozenset[str]:
         """Names bound with ``as`` anywhere in the file (a cheap superset of import aliases)."""
         if self._aliases is None:
-            self._aliases = frozenset(_AS_NAME.findall(self.context.source))
+            source = self.context.source
+            self._aliases = frozenset(m.group(1) for m in standalone(_AS_NAME, source))
         return self._aliases
 
     # -- flow --------------------------------------------------------------
