@@ -401,22 +401,6 @@ def test_workers_collect_cyclic_garbage_between_files_not_during_them() -> None:
     assert 0 <= left < isolation.COLLECT_AFTER  # the first file's cycles were collected
 
 
-def _square(number: int) -> int:
-    return number * number
-
-
-def test_the_parent_works_meanwhile_while_workers_run() -> None:
-    # The runner imports libcst and the rules while workers index the project.
-    import os
-
-    calls: list[int] = []
-    outcomes = isolation.run_isolated(
-        [1, 2, 3], _square, lambda *_: -1, jobs=2, meanwhile=lambda: calls.append(os.getpid())
-    )
-    assert outcomes == [1, 4, 9]
-    assert calls == [os.getpid()]  # once, in this process
-
-
 def test_integers_too_large_for_a_float_crash_no_rule() -> None:
     from rule_cases import rule_findings
 

@@ -91,14 +91,12 @@ def run_isolated(
     failed: Callable[[Task, str, bool], Outcome],
     jobs: int,
     time_limit: float | None = None,
-    meanwhile: Callable[[], object] | None = None,
 ) -> list[Outcome]:
     """``[work(task) for task in tasks]``, run in up to ``jobs`` worker processes.
 
     A task whose worker dies or runs past ``time_limit`` seconds gets
     ``failed(task, reason, False)`` instead, one whose work raised
-    ``failed(task, reason, True)``; the other tasks are unaffected. ``meanwhile`` is
-    called once the workers have started, in this process, which is otherwise idle.
+    ``failed(task, reason, True)``; the other tasks are unaffected.
     """
     limit = FILE_TIME_LIMIT if time_limit is None else time_limit
     context = _context()
@@ -137,8 +135,6 @@ def run_isolated(
             worker = start()
             workers.append(worker)
             dispatch(worker)
-        if meanwhile is not None:
-            meanwhile()
         while len(outcomes) < len(tasks):
             busy = [w for w in workers if w.index >= 0]
             now = time.monotonic()

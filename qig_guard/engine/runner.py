@@ -114,11 +114,7 @@ def run(
         files.append((display, path, data, codes, scope))
 
     jobs = jobs or default_jobs()
-    configs = [scope.config for scope in scopes.values()]
-    # While workers index the project, this process prepares what the checks' workers
-    # inherit when they are forked: libcst and the selected rules.
-    prepare = partial(_prepare_checks, {codes for _, _, _, codes, _ in files})
-    result.project = _index(files, configs, use_cache, jobs, prepare)
+    result.project = _index(files, [scope.config for scope in scopes.values()], use_cache, jobs)
     caches: dict[tuple[Path, str], Cache] = {}
     for scope in scopes.values():
         if use_cache and scope.config.cache_path is not None:
@@ -145,6 +141,7 @@ def run(
                 continue
         pending.append(((display, data, codes, scope.index), scope, key, lines))
 
+    configs = [scope.config for scope in scopes.values()]
     tasks = [item[0] for item in pending]
     outcomes = _execute(tasks, configs, result.project, jobs)
     for (_, scope, key, _lines), outcome in zip(pending, outcomes, strict=True):
@@ -178,41 +175,24 @@ def _index(
     configs: Sequence[Config],
     use_cache: bool,
     jobs: int,
-    meanwhile: Callable[[], object],
 ) -> ProjectFacts:
     """The project index over every file of the run (summaries cached beside the results
-    of the first configuration that has a cache); ``meanwhile`` runs while workers
-    summarise files."""
+    of the first configuration that has a cache)."""
     where = next((c.cache_path for c in configs if c.cache_path is not None), None)
     extra_words = tuple(sorted({w for c in configs for w in index_words(c)}))
     facts = FactsCache(where if use_cache else None, extra_words)
     sources = [data for _, _, data, _, _ in files]
-    runner = partial(_in_workers, jobs=jobs, meanwhile=meanwhile)
-    return ProjectFacts.merge(facts.summaries(sources, runner))
+    return ProjectFacts.merge(facts.summaries(sources, partial(_in_workers, jobs=jobs)))
 
 
 def _in_workers(
-    summary: Callable[[bytes], Summary],
-    sources: list[bytes],
-    jobs: int,
-    meanwhile: Callable[[], object],
+    summary: Callable[[bytes], Summary], sources: list[bytes], jobs: int
 ) -> list[Summary]:
     """``[summary(s) for s in sources]``, in worker processes when there are many (a cold
-    run), ``meanwhile`` running then; a file whose worker fails has no facts, as one
-    that does not parse."""
+    run); a file whose worker fails has no facts, as one that does not parse."""
     if jobs < 2 or len(sources) < _MANY_SOURCES:
         return [summary(data) for data in sources]
-    return run_isolated(
-        sources, summary, lambda _source, _reason, _internal: (), jobs, meanwhile=meanwhile
-    )
-
-
-def _prepare_checks(selections: Iterable[tuple[str, ...]]) -> None:
-    """Import libcst and load the rules of ``selections`` (which forked workers inherit)."""
-    import libcst  # noqa: F401
-
-    for codes in selections:
-        _rules_for(codes)
+    return run_isolated(sources, summary, lambda _source, _reason, _internal: (), jobs)
 
 
 def _execute(
@@ -221,7 +201,10 @@ def _execute(
     """Check ``tasks`` in worker processes: a crash or hang costs only its file."""
     if not tasks:
         return []
-    _prepare_checks({task[2] for task in tasks})  # done already if the index used workers
+    import libcst  # noqa: F401 - imported once here, inherited by forked workers
+
+    for codes in {task[2] for task in tasks}:
+        _rules_for(codes)
     return run_isolated(tasks, partial(_check_one, configs, project), _failed, jobs)
 
 
