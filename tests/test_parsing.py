@@ -3,10 +3,13 @@
 from __future__ import annotations
 
 import ast
+import itertools
 import re
 import sys
 
 import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
 from qig_guard.engine.parsing import (
     MAX_DEPTH,
@@ -25,6 +28,16 @@ def test_lines_split_only_on_newline_sequences() -> None:
     assert split_lines(source) == ["a\fb\x1c\x85\u2028c\r\n", "d\r", "e\n", "f"]
     assert split_lines("") == []
     assert split_lines("x\n") == ["x\n"]
+
+
+@given(st.text(alphabet="ab\n\r\f\v\x1c\x85\u2028", max_size=12))
+@settings(max_examples=500, deadline=None)
+def test_lines_split_as_the_tokenizer_splits_them(source: str) -> None:
+    starts = [0, *(m.end() for m in re.finditer(r"\r\n|\r|\n", source))]
+    expected = [source[a:b] for a, b in itertools.pairwise(starts)]
+    if starts[-1] < len(source):
+        expected.append(source[starts[-1] :])
+    assert split_lines(source) == expected
 
 
 @pytest.mark.parametrize(

@@ -33,8 +33,6 @@ MAX_DEPTH = 1000
 DEEP_STACK_BYTES = 512 * 1024 * 1024
 DEEP_RECURSION_LIMIT = 200_000
 _LINE_BREAK = re.compile(r"\r\n|\r|\n")
-# What ``str.splitlines`` also splits on, and Python's tokenizer does not.
-_OTHER_BREAKS = re.compile("[\v\f\x1c\x1d\x1e\x85\u2028\u2029]")
 # CPython's messages for nesting it refuses; any other SyntaxError may be
 # newer grammar than this interpreter knows, so libcst still gets to try.
 _NESTING_MESSAGES = ("too many nested parentheses", "too complex", "too many statically nested")
@@ -69,8 +67,12 @@ def line_starts(source: str) -> list[int]:
 
 def split_lines(source: str) -> list[str]:
     """Lines of ``source`` with their line breaks, split as :func:`line_starts` does."""
-    if _OTHER_BREAKS.search(source) is None:  # then ``str.splitlines`` splits the same
-        return source.splitlines(keepends=True)
+    lines = source.splitlines(keepends=True)
+    # ``str.splitlines`` splits at every break the tokenizer splits at, and at others
+    # too; with no more lines than the tokenizer's breaks make, it split at no other.
+    breaks = source.count("\n") + source.count("\r") - source.count("\r\n")
+    if len(lines) == breaks + (not source.endswith(("\n", "\r")) and bool(source)):
+        return lines
     starts = line_starts(source)
     lines = [source[start:end] for start, end in itertools.pairwise(starts)]
     if starts[-1] < len(source):

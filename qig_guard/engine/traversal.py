@@ -90,7 +90,9 @@ _SOURCE_ORDER = {
 }  # fmt: skip
 
 
+@cache
 def _field_names(cls: type, skip_trivia: bool) -> tuple[str, ...]:
+    """The fields of ``cls`` that can hold child nodes, in source order (found once)."""
     names = [
         field.name
         for field in dataclasses.fields(cls)
@@ -111,16 +113,11 @@ def _field_names(cls: type, skip_trivia: bool) -> tuple[str, ...]:
     return tuple(names)
 
 
-@cache
-def _source_fields(cls: type) -> tuple[str, ...]:
-    return _field_names(cls, skip_trivia=True)
-
-
 def children(node: cst.CSTNode) -> list[cst.CSTNode]:
     """``node.children`` in the same order, less whitespace, comments and most
     punctuation: libcst builds its ``children`` by rebuilding the node (about 20 µs a
     call), this reads the node's fields."""
-    return child_nodes(node, _source_fields(type(node)))
+    return child_nodes(node, _field_names(type(node), True))
 
 
 def nodes_below(root: cst.CSTNode) -> Iterator[cst.CSTNode]:
@@ -132,6 +129,11 @@ def nodes_below(root: cst.CSTNode) -> Iterator[cst.CSTNode]:
         found = children(node)
         found.reverse()
         stack.extend(found)
+
+
+@cache
+def _hook_names(cls: type) -> tuple[str, str]:
+    return f"visit_{cls.__name__}", f"leave_{cls.__name__}"
 
 
 _Entry = tuple[tuple[str, ...], tuple[VisitorFunction, ...], tuple[VisitorFunction, ...]]
@@ -186,13 +188,19 @@ def walk_batched(
     by_rules: dict[frozenset[str], dict[type, _Entry]] = {}
     regions = regions or {}
 
+    chosen_for: dict[frozenset[str] | None, list[Mapping[str, VisitorFunction]]] = {}
+
     def entry(cls: type, entries: dict[type, _Entry], only: frozenset[str] | None) -> _Entry:
-        name = cls.__name__
-        chosen = [
-            t for t, c in zip(tables, codes, strict=True) if only is None or c is None or c in only
-        ]
-        visits = tuple(t[f"visit_{name}"] for t in chosen if f"visit_{name}" in t)
-        leaves = tuple(t[f"leave_{name}"] for t in reversed(chosen) if f"leave_{name}" in t)
+        chosen = chosen_for.get(only)
+        if chosen is None:
+            chosen = chosen_for[only] = [
+                t
+                for t, c in zip(tables, codes, strict=True)
+                if only is None or c is None or c in only
+            ]
+        visit, leave = _hook_names(cls)
+        visits = tuple(t[visit] for t in chosen if visit in t)
+        leaves = tuple(t[leave] for t in reversed(chosen) if leave in t)
         made = (_field_names(cls, skip_trivia), visits, leaves)
         entries[cls] = made
         return made

@@ -363,7 +363,7 @@ class GuardedWrite(Gate):
             return _never
         alternatives = "|".join(re.escape(name) for name in sorted(names))
         write = re.compile(
-            rf"(?<!\bself)\.[\s\\]*(?:{alternatives})\b[\s\\)\]]*"
+            rf"\.(?<!\bself\.)[\s\\]*(?:{alternatives})\b[\s\\)\]]*"
             r"(?:(?:[-+*/@%&|^]|//|\*\*|<<|>>)?=(?!=)|[\[,:]|\.[\s\\]*(?:data\b|\w*_[\s\\]*\())"
         )
         return lambda unit: write.search(unit.text) is not None
