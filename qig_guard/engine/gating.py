@@ -54,8 +54,16 @@ def select(
         code, lines = source, split_lines(source)
     scope = FileScope(config, project, aliases(code), source=source, code=code)
     everywhere = Unit(code, unit_identifiers(code, scope))
-    # What a rule's callees stand for may be found in a unit that does not spell it.
+    # What a rule's callees stand for may be found in a unit that does not spell it; the
+    # whole file uses it where some unit may call such a callee.
     scope.identifiers = everywhere.identifiers.union(*(rule.callees_stand_for for rule in rules))
+    everywhere.identifiers = everywhere.identifiers.union(
+        *(
+            rule.callees_stand_for
+            for rule in rules
+            if rule.callees is not None and rule.callees.compile(scope)(everywhere)
+        )
+    )
     tests = {rule.code: rule.gate.compile(scope) for rule in rules if rule.code != FILE_ERROR}
     candidates = [rule for rule in rules if rule.code in tests and tests[rule.code](everywhere)]
     if not candidates or whole:

@@ -420,6 +420,15 @@ FLAGGED = {
             c = np.dot(l2(ocean_basin), l2(other_basin))
             return c
     """,
+    "cosine_of_basins_normalised_by_a_helper_whose_divisor_says_norm": """
+        import numpy as np
+
+        def scale(v):
+            return v / normalize_factor(v)
+
+        def similarity(ocean_basin, other_basin):
+            return np.dot(scale(ocean_basin), scale(other_basin))
+    """,
     "module_level_cosine_of_basins_normalised_by_a_helper": """
         import numpy as np
 
