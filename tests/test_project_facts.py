@@ -5,9 +5,11 @@ from __future__ import annotations
 import json
 from pathlib import Path
 
+import pytest
+
 from qig_guard.config import Config
 from qig_guard.engine.runner import run
-from qig_guard.facts.project import FactsCache, ProjectFacts, file_facts
+from qig_guard.facts.project import FactsCache, ProjectFacts, file_facts, relevance
 
 KERNEL = b"""\
 class BasinMatcher:
@@ -234,3 +236,22 @@ def test_summaries_computed_in_workers_equal_one_by_one() -> None:
     serial = FactsCache(None).summaries(sources)
     parallel = FactsCache(None).summaries(sources, partial(_in_workers, jobs=2))
     assert parallel == serial and serial[0] == file_facts(KERNEL)
+
+
+@pytest.mark.parametrize(
+    ("text", "relevant"),
+    [
+        (b"class A:\n    def f(self, b):\n        self.ocean_basin = b\n", True),
+        (b"class A:\n    def f(self, b):\n        self.anchor: Tensor = b\n", False),
+        (b"class A:\n    def f(self):\n        self.m = BasinMatcher(64)\n", True),
+        (b"class A:\n    def f(self):\n        self.loss = nn.MSELoss()\n", True),
+        (b"class A:\n    def f(self):\n        return self.model.current_basin\n", True),
+        (b"class A:\n    def f(self):\n        return state['basin']\n", True),
+        (b"def normalize(v):\n    return v / v.norm()\n", True),  # at the very start
+        (b"import torch\n\ndef to_simplex(v):\n    return v\n", True),
+        (b"class A:\n    def f(self):\n        self.basin == b\n", False),  # a comparison
+        (b"x = 1\n  # def normalize(v):\n", False),
+    ],
+)
+def test_relevance_finds_every_shape_from_its_literal(text: bytes, relevant: bool) -> None:
+    assert relevance(("anchor_basin",))(text) is relevant

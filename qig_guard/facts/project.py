@@ -48,23 +48,40 @@ UNKNOWN = "?"  # an attribute also assigned something other than a class instanc
 
 
 @lru_cache(maxsize=8)
-def relevance(extra_words: tuple[str, ...] = ()) -> re.Pattern[bytes]:
-    """Text of a self-attribute write that may concern a basin: ``self.reference_basin =``,
-    ``self.identity_attractor: T =``, ``self.matcher = BasinMatcher(``; ``extra_words``
-    adds configured names (the protected attribute, the basin owners); a distance module
-    kept in an attribute (``self.criterion = nn.MSELoss()``)."""
+def relevance(extra_words: tuple[str, ...] = ()) -> Callable[[bytes], bool]:
+    """Whether a file's text may matter to the index: a self-attribute write that may
+    concern a basin (``self.reference_basin =``, ``self.identity_attractor: T =``,
+    ``self.matcher = BasinMatcher(``; ``extra_words`` adds configured names: the
+    protected attribute, the basin owners), a distance module kept in an attribute
+    (``self.criterion = nn.MSELoss()``), a method returning a basin attribute or entry,
+    or a module-level normalising function.
+
+    Each shape is its own regex that starts with a literal (``self.``, a line break), which
+    the regex engine finds fast; one alternation of them, some anchored at line starts,
+    was tried at every position. An indented ``return`` cannot start a valid file."""
     alternatives = "|".join(
         re.escape(w) for w in sorted({*BASIN_WORDS, *(w.lower() for w in extra_words)})
     )
     word = rf"\w*(?i:{alternatives})\w*".encode()
-    return re.compile(
-        rb"self\.%s[ \t]*(?::[^=\n]+)?=(?!=)|self\.\w+[ \t]*=[ \t]*%s\(" % (word, word)
-        + rb"|self\.\w+[ \t]*=[ \t]*[\w.]*(?:MSELoss|PairwiseDistance|CosineSimilarity)\("
-        + rb"|^[ \t]+return[ \t]+[\w.]+\.\w*(?i:basin)\w*(?:\.\w+\(\))*[ \t]*$"
-        + rb"|^[ \t]+return[ \t]+\w+\[['\"]\w*(?i:basin)"
-        + rb"|^def[ \t]+\w*(?i:normali[sz]e|simplex|project)\w*[ \t]*\(",
-        re.MULTILINE,
-    )
+    searches = [
+        re.compile(rb"self\.%s[ \t]*(?::[^=\n]+)?=(?!=)" % word).search,
+        re.compile(rb"self\.\w+[ \t]*=[ \t]*%s\(" % word).search,
+        re.compile(
+            rb"self\.\w+[ \t]*=[ \t]*[\w.]*(?:MSELoss|PairwiseDistance|CosineSimilarity)\("
+        ).search,
+        re.compile(
+            rb"\n[ \t]+return[ \t]+[\w.]+\.\w*(?i:basin)\w*(?:\.\w+\(\))*[ \t]*$", re.M
+        ).search,
+        re.compile(rb"\n[ \t]+return[ \t]+\w+\[['\"]\w*(?i:basin)").search,
+    ]
+    function = rb"def[ \t]+\w*(?i:normali[sz]e|simplex|project)\w*[ \t]*\("
+    searches.append(re.compile(rb"\n" + function).search)
+    at_start = re.compile(function).match
+
+    def relevant(data: bytes) -> bool:
+        return any(search(data) for search in searches) or at_start(data) is not None
+
+    return relevant
 
 
 @dataclass(frozen=True)
@@ -304,8 +321,12 @@ def index_words(config: Config) -> tuple[str, ...]:
 def file_facts(data: bytes, extra_words: tuple[str, ...] = ()) -> tuple[ClassFacts, ...]:
     """The classes of one file's source that can matter to the index (none when the
     text writes no basin-ish attribute, or does not parse)."""
-    if not relevance(extra_words).search(data):
+    if not relevance(extra_words)(data):
         return ()
+    return _facts_of(data)
+
+
+def _facts_of(data: bytes) -> tuple[ClassFacts, ...]:
     try:
         tree = ast.parse(data)
     except (SyntaxError, ValueError, RecursionError, MemoryError):
@@ -493,14 +514,14 @@ class FactsCache:
     def __init__(self, directory: Path | None, extra_words: tuple[str, ...] = ()) -> None:
         self.directory = directory / f"facts-v{FORMAT}" if directory is not None else None
         self.extra_words = extra_words
-        self._pattern = relevance(extra_words)
+        self._relevant = relevance(extra_words)
         self._salt = "\0".join(extra_words).encode()
 
     def summary(self, data: bytes) -> tuple[ClassFacts, ...]:
         """One file's summary (empty when nothing in it can matter to the index)."""
-        if not self._pattern.search(data):
+        if not self._relevant(data):
             return ()
-        return file_facts(data, self.extra_words)
+        return _facts_of(data)
 
     def summaries(
         self, sources: Iterable[bytes], many: Many | None = None

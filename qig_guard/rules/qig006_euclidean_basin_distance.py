@@ -41,9 +41,9 @@ from qig_guard.rules.gates import Binary, Holds, Identifiers, Named, Text, Words
 
 # What the gate needs (evaluated when the class is created), path by path of the rule.
 _MODULE_CLASSES = frozenset(q.rsplit(".", 1)[-1] for q in DISTANCE_MODULES)
+# (An angle, `arccos(cos)`, is flagged only when ``cos`` is a cosine by formula.)
 _TWO_OPERANDS = frozenset(
-    q.rsplit(".", 1)[-1]
-    for q in (*PAIRWISE_DISTANCES, *METRIC_DISTANCES, *DISTANCE_MODULES, *ARCCOS_FUNCTIONS)
+    q.rsplit(".", 1)[-1] for q in (*PAIRWISE_DISTANCES, *METRIC_DISTANCES, *DISTANCE_MODULES)
 ) | {"dist", "cosine_similarity"}
 # What a unit that calls a normalising helper of the file uses, for the gate (no identifier
 # can be spelled so).
