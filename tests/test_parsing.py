@@ -6,6 +6,7 @@ import ast
 import itertools
 import re
 import sys
+import threading
 
 import pytest
 from hypothesis import given, settings
@@ -123,3 +124,24 @@ def test_parsing_skips_node_validation_only_while_it_parses() -> None:
     assert parse(source).module.deep_equals(cst.parse_module(source))
     with pytest.raises(cst.CSTValidationError):  # validation is back afterwards
         cst.Name("not a name")
+
+
+def _deep_stack_thread(_: object = None) -> int:
+    return with_deep_stack(threading.get_ident)
+
+
+def test_one_deep_stack_thread_serves_every_call_also_in_a_forked_child() -> None:
+    from qig_guard.engine import isolation
+
+    def serving() -> list[threading.Thread]:
+        return [t for t in threading.enumerate() if t.name == "qig-guard-check"]
+
+    first = _deep_stack_thread()
+    (thread,) = serving()  # still there after the call, to serve the next one
+    assert _deep_stack_thread() == first == thread.ident != threading.get_ident()
+    assert serving() == [thread]  # started once, not per file
+    with pytest.raises(ZeroDivisionError):
+        with_deep_stack(lambda: 1 // 0)  # raised on the caller's thread
+    # A forked worker cannot use the parent's thread: it starts its own.
+    (child,) = isolation.run_isolated([0], _deep_stack_thread, lambda *_: -1, 1)
+    assert child != -1  # it answered: no deadlock on the parent's thread

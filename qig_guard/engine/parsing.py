@@ -15,13 +15,15 @@ from __future__ import annotations
 
 import ast
 import itertools
+import os
+import queue
 import re
 import sys
 import threading
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
-from typing import TYPE_CHECKING, TypeVar
+from typing import TYPE_CHECKING, Any, TypeVar, cast
 
 if TYPE_CHECKING:
     import libcst as cst
@@ -249,29 +251,68 @@ def _skip(self: object) -> None:
 
 def with_deep_stack(function: Callable[[], Result]) -> Result:
     """Call ``function`` on a thread with a large stack and a high recursion limit,
-    so libcst's per-node recursion copes with deeply nested (valid) code."""
-    outcome: list[Result] = []
-    failure: list[BaseException] = []
+    so libcst's per-node recursion copes with deeply nested (valid) code.
 
-    def target() -> None:
-        try:
-            outcome.append(function())
-        except BaseException as error:  # re-raised on the caller's thread
-            failure.append(error)
-
+    The thread is started once per process and serves every call in turn: starting a
+    thread with a 512 MiB stack for each file cost more than a small file's check."""
+    outcome: list[tuple[bool, Any]] = []
+    done = threading.Event()
     old_limit = sys.getrecursionlimit()
-    old_stack = threading.stack_size()
     sys.setrecursionlimit(max(old_limit, DEEP_RECURSION_LIMIT))
     try:
-        threading.stack_size(DEEP_STACK_BYTES)
-        try:
-            thread = threading.Thread(target=target, name="qig-guard-check")
-        finally:
-            threading.stack_size(old_stack)
-        thread.start()
-        thread.join()
+        _deep_stack_calls().put((function, outcome, done))
+        done.wait()
     finally:
         sys.setrecursionlimit(old_limit)
-    if failure:
-        raise failure[0]
-    return outcome[0]
+    succeeded, value = outcome[0]
+    if not succeeded:
+        raise value  # on the caller's thread
+    return cast("Result", value)
+
+
+_Call = tuple[Callable[[], Any], list[tuple[bool, Any]], threading.Event]
+_DEEP_STACK_LOCK = threading.Lock()
+_deep_stack: queue.SimpleQueue[_Call] | None = None
+
+
+def _deep_stack_calls() -> queue.SimpleQueue[_Call]:
+    """The queue of the process's deep-stack thread, which is started on first use (a
+    forked child starts its own: see :func:`_forget_deep_stack`)."""
+    global _deep_stack
+    with _DEEP_STACK_LOCK:
+        if _deep_stack is None:
+            calls: queue.SimpleQueue[_Call] = queue.SimpleQueue()
+            old_stack = threading.stack_size()
+            threading.stack_size(DEEP_STACK_BYTES)
+            try:
+                thread = threading.Thread(
+                    target=_serve_deep_stack, args=(calls,), name="qig-guard-check", daemon=True
+                )
+            finally:
+                threading.stack_size(old_stack)
+            thread.start()
+            _deep_stack = calls
+        return _deep_stack
+
+
+def _serve_deep_stack(calls: queue.SimpleQueue[_Call]) -> None:
+    while True:
+        function, outcome, done = calls.get()
+        try:
+            outcome.append((True, function()))
+        except BaseException as error:  # handed to the caller
+            outcome.append((False, error))
+        finally:
+            done.set()
+
+
+def _forget_deep_stack() -> None:
+    """In a forked child, whose copy of the parent's deep-stack thread does not run (and
+    whose copy of the lock may have been taken)."""
+    global _deep_stack, _DEEP_STACK_LOCK
+    _deep_stack = None
+    _DEEP_STACK_LOCK = threading.Lock()
+
+
+if hasattr(os, "register_at_fork"):
+    os.register_at_fork(after_in_child=_forget_deep_stack)
