@@ -19,6 +19,7 @@ from qig_guard.rules.gates import (
     AllOf,
     AnyOf,
     Binary,
+    Defines,
     FileScope,
     Identifiers,
     NumberOutside,
@@ -236,6 +237,27 @@ def test_only_callees_the_rules_callees_gate_holds_in_are_read() -> None:
     assert selection.sliced is not None
     assert "def unit" in selection.sliced.text  # a normaliser: its argument stays a basin
     assert "def log_step" not in selection.sliced.text
+
+
+def test_a_definition_gate_holds_where_a_unit_defines_such_a_function() -> None:
+    source = textwrap.dedent(
+        """\
+        def outer(a, b):
+            def _pair_dist(x, y):
+                return x - y
+            return _pair_dist(a, b)
+
+        def caller(a, b):
+            return fisher_distance(a, b) + _pair_dist(a, b)
+        """
+    )
+    code = code_text(source)
+    scope = FileScope(Config(), EMPTY, aliases(code), source=source, code=code)
+    scope.identifiers = unit_identifiers(code, scope)
+    test = Defines("distance", "dist").compile(scope)
+    outer, caller = source.split("\n\n")
+    assert test(Unit(outer, unit_identifiers(outer, scope)))  # nested, by its words
+    assert not test(Unit(caller, unit_identifiers(caller, scope)))  # calls only
 
 
 def test_only_a_helper_named_a_distance_reads_its_callers() -> None:

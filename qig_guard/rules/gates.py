@@ -445,6 +445,33 @@ class Words(Gate):
         return scope.those(self, lambda i: not self.words.isdisjoint(split(i)), self.spelled)
 
 
+_DEF = re.compile(r"def[ \t]+([^\W\d]\w*)")  # see standalone
+
+
+@dataclass(frozen=True, init=False)
+class Defines(Gate):
+    """The unit defines a function (``def NAME``, also nested) whose name has one of
+    these words: a rule that reads a function's parameters by its name."""
+
+    words: Words
+
+    def __init__(self, *wanted: str) -> None:
+        object.__setattr__(self, "words", Words(*wanted))
+
+    def holds(self, unit: Unit, scope: FileScope) -> bool:
+        return self.compile(scope)(unit)
+
+    def compile(self, scope: FileScope) -> Test:
+        named = self.words.found(scope)
+        defined = {m.group(1) for m in standalone(_DEF, scope.code)} & named if named else ()
+        if not defined:
+            return _never
+        definition = re.compile(
+            rf"(?<![\w.])def[ \t]+(?:{'|'.join(map(re.escape, sorted(defined)))})\b"
+        )
+        return lambda unit: definition.search(unit.text) is not None
+
+
 @dataclass(frozen=True)
 class InFile(Gate):
     """``test`` holds of the file's whole text (evaluated once per file): for what a

@@ -16,7 +16,6 @@ from qig_guard.facts.distances import (
     DISTANCE_MODULES,
     DOT_FUNCTIONS,
     EUCLIDEAN_METRICS,
-    FISHER_WORDS,
     METRIC_DISTANCES,
     NORM_FUNCTIONS,
     NORMALIZE,
@@ -37,7 +36,7 @@ from qig_guard.rules._basin_values import (
     string_value,
 )
 from qig_guard.rules.base import FileContext, Invalid, argument, number_value
-from qig_guard.rules.gates import Binary, Holds, Identifiers, Named, Text, Words
+from qig_guard.rules.gates import Binary, Defines, Holds, Identifiers, Named, Text, Words
 
 # What the gate needs (evaluated when the class is created), path by path of the rule.
 _MODULE_CLASSES = frozenset(q.rsplit(".", 1)[-1] for q in DISTANCE_MODULES)
@@ -140,9 +139,9 @@ class EuclideanBasinDistance(BasinRule):
     callees_stand_for = frozenset({_CALLS_A_NORMALISER})
     # A distance takes two basins: a pairwise function or product (a cosine), an identity
     # Fisher metric, or a norm, root or sum next to a difference (`a - b`, `1 - cos`).
-    gate = (
-        Named("basin_names", "basin_tables", project=True) | Words(*FISHER_WORDS, *DISTANCE_WORDS)
-    ) & (
+    # An operand is a basin by its name, or as a parameter of a function that compares
+    # two basins by its own name (``DistanceValues._compares_basins``: a distance word).
+    gate = (Named("basin_names", "basin_tables", project=True) | Defines(*DISTANCE_WORDS)) & (
         # A pairwise function or distance module (``_is_pairwise``, ``_is_module_call``).
         Identifiers(*_TWO_OPERANDS)
         | Holds(*_MODULE_CLASSES)
