@@ -134,12 +134,13 @@ def test_one_deep_stack_thread_serves_every_call_also_in_a_forked_child() -> Non
     from qig_guard.engine import isolation
 
     def serving() -> list[threading.Thread]:
-        return [t for t in threading.enumerate() if t.name == "qig-guard-check"]
+        return [t for t in threading.enumerate() if t.name == "qig-guard-deep-stack"]
 
     first = _deep_stack_thread()
     (thread,) = serving()  # still there after the call, to serve the next one
     assert _deep_stack_thread() == first == thread.ident != threading.get_ident()
     assert serving() == [thread]  # started once, not per file
+    assert with_deep_stack(_deep_stack_thread) == first  # a nested call runs at once
     with pytest.raises(ZeroDivisionError):
         with_deep_stack(lambda: 1 // 0)  # raised on the caller's thread
     # A forked worker cannot use the parent's thread: it starts its own.

@@ -254,7 +254,10 @@ def with_deep_stack(function: Callable[[], Result]) -> Result:
     so libcst's per-node recursion copes with deeply nested (valid) code.
 
     The thread is started once per process and serves every call in turn: starting a
-    thread with a 512 MiB stack for each file cost more than a small file's check."""
+    thread with a 512 MiB stack for each file cost more than a small file's check. A call
+    made on that thread runs at once (queued, it would wait for itself)."""
+    if threading.current_thread().name == _DEEP_STACK_THREAD:
+        return function()
     outcome: list[tuple[bool, Any]] = []
     done = threading.Event()
     old_limit = sys.getrecursionlimit()
@@ -271,6 +274,7 @@ def with_deep_stack(function: Callable[[], Result]) -> Result:
 
 
 _Call = tuple[Callable[[], Any], list[tuple[bool, Any]], threading.Event]
+_DEEP_STACK_THREAD = "qig-guard-deep-stack"
 _DEEP_STACK_LOCK = threading.Lock()
 _deep_stack: queue.SimpleQueue[_Call] | None = None
 
@@ -286,7 +290,7 @@ def _deep_stack_calls() -> queue.SimpleQueue[_Call]:
             threading.stack_size(DEEP_STACK_BYTES)
             try:
                 thread = threading.Thread(
-                    target=_serve_deep_stack, args=(calls,), name="qig-guard-check", daemon=True
+                    target=_serve_deep_stack, args=(calls,), name=_DEEP_STACK_THREAD, daemon=True
                 )
             finally:
                 threading.stack_size(old_stack)
