@@ -15,7 +15,6 @@ from __future__ import annotations
 
 import ast
 import itertools
-import os
 import queue
 import re
 import sys
@@ -23,6 +22,7 @@ import threading
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
+from functools import partial
 from typing import TYPE_CHECKING, Any, TypeVar, cast
 
 if TYPE_CHECKING:
@@ -253,18 +253,24 @@ def with_deep_stack(function: Callable[[], Result]) -> Result:
     """Call ``function`` on a thread with a large stack and a high recursion limit,
     so libcst's per-node recursion copes with deeply nested (valid) code.
 
-    The thread is started once per process and serves every call in turn: starting a
-    thread with a 512 MiB stack for each file cost more than a small file's check. A call
-    made on that thread runs at once (queued, it would wait for itself)."""
-    if threading.current_thread().name == _DEEP_STACK_THREAD:
+    A worker process keeps one such thread for all its files (see
+    :func:`keep_deep_stack_thread`); elsewhere each call starts its own, so that a
+    process that forks later has no thread of ours. A call made on the kept thread runs
+    at once (queued, it would wait for itself)."""
+    if threading.current_thread().name == _KEPT_THREAD:
         return function()
     outcome: list[tuple[bool, Any]] = []
-    done = threading.Event()
     old_limit = sys.getrecursionlimit()
     sys.setrecursionlimit(max(old_limit, DEEP_RECURSION_LIMIT))
     try:
-        _deep_stack_calls().put((function, outcome, done))
-        done.wait()
+        if _kept is not None:
+            done = threading.Event()
+            _kept.put((function, outcome, done))
+            done.wait()
+        else:
+            thread = _deep_stack_thread(lambda: _call(function, outcome), "qig-guard-check")
+            thread.start()
+            thread.join()
     finally:
         sys.setrecursionlimit(old_limit)
     succeeded, value = outcome[0]
@@ -273,50 +279,40 @@ def with_deep_stack(function: Callable[[], Result]) -> Result:
     return cast("Result", value)
 
 
+def keep_deep_stack_thread() -> None:
+    """Serve :func:`with_deep_stack` from one thread for the rest of this process (a
+    worker, which never forks): starting a thread with a 512 MiB stack for each file
+    cost more than a small file's check."""
+    global _kept
+    if _kept is None:
+        calls: queue.SimpleQueue[_Call] = queue.SimpleQueue()
+        _deep_stack_thread(partial(_serve, calls), _KEPT_THREAD).start()
+        _kept = calls
+
+
 _Call = tuple[Callable[[], Any], list[tuple[bool, Any]], threading.Event]
-_DEEP_STACK_THREAD = "qig-guard-deep-stack"
-_DEEP_STACK_LOCK = threading.Lock()
-_deep_stack: queue.SimpleQueue[_Call] | None = None
+_KEPT_THREAD = "qig-guard-deep-stack"
+_kept: queue.SimpleQueue[_Call] | None = None
 
 
-def _deep_stack_calls() -> queue.SimpleQueue[_Call]:
-    """The queue of the process's deep-stack thread, which is started on first use (a
-    forked child starts its own: see :func:`_forget_deep_stack`)."""
-    global _deep_stack
-    with _DEEP_STACK_LOCK:
-        if _deep_stack is None:
-            calls: queue.SimpleQueue[_Call] = queue.SimpleQueue()
-            old_stack = threading.stack_size()
-            threading.stack_size(DEEP_STACK_BYTES)
-            try:
-                thread = threading.Thread(
-                    target=_serve_deep_stack, args=(calls,), name=_DEEP_STACK_THREAD, daemon=True
-                )
-            finally:
-                threading.stack_size(old_stack)
-            thread.start()
-            _deep_stack = calls
-        return _deep_stack
+def _deep_stack_thread(target: Callable[[], object], name: str) -> threading.Thread:
+    old_stack = threading.stack_size()
+    threading.stack_size(DEEP_STACK_BYTES)
+    try:
+        return threading.Thread(target=target, name=name, daemon=True)
+    finally:
+        threading.stack_size(old_stack)
 
 
-def _serve_deep_stack(calls: queue.SimpleQueue[_Call]) -> None:
+def _call(function: Callable[[], Any], outcome: list[tuple[bool, Any]]) -> None:
+    try:
+        outcome.append((True, function()))
+    except BaseException as error:  # handed to the caller
+        outcome.append((False, error))
+
+
+def _serve(calls: queue.SimpleQueue[_Call]) -> None:
     while True:
         function, outcome, done = calls.get()
-        try:
-            outcome.append((True, function()))
-        except BaseException as error:  # handed to the caller
-            outcome.append((False, error))
-        finally:
-            done.set()
-
-
-def _forget_deep_stack() -> None:
-    """In a forked child, whose copy of the parent's deep-stack thread does not run (and
-    whose copy of the lock may have been taken)."""
-    global _deep_stack, _DEEP_STACK_LOCK
-    _deep_stack = None
-    _DEEP_STACK_LOCK = threading.Lock()
-
-
-if hasattr(os, "register_at_fork"):
-    os.register_at_fork(after_in_child=_forget_deep_stack)
+        _call(function, outcome)
+        done.set()

@@ -24,6 +24,7 @@ from qig_guard.engine.checker import FileResult, check_source
 from qig_guard.engine.discovery import discover_files, relative_posix
 from qig_guard.engine.findings import FILE_ERROR, Finding, ordered
 from qig_guard.engine.isolation import run_isolated
+from qig_guard.engine.parsing import keep_deep_stack_thread
 from qig_guard.engine.results import RunResult
 from qig_guard.engine.selection import file_codes, selected_codes
 from qig_guard.engine.source import SourceError, read_regular
@@ -52,6 +53,8 @@ Task = tuple[str, bytes, tuple[str, ...], int]
 
 
 def _check_one(configs: Sequence[Config], project: ProjectFacts, task: Task) -> FileResult:
+    """Check one file in a worker process."""
+    keep_deep_stack_thread()
     display, data, codes, config_index = task
     return check_source(display, data, configs[config_index], _rules_for(codes), project)
 
