@@ -401,6 +401,18 @@ def test_workers_collect_cyclic_garbage_between_files_not_during_them() -> None:
     assert 0 <= left < isolation.COLLECT_AFTER  # the first file's cycles were collected
 
 
+def _when(_: object) -> float:
+    import time
+
+    return time.monotonic()
+
+
+def test_the_largest_tasks_go_first_and_outcomes_keep_their_order() -> None:
+    tasks = ["aa", "a", "aaaa", "aaa"]
+    started = isolation.run_isolated(tasks, _when, lambda *_: -1.0, jobs=1, size=len)
+    assert sorted(tasks, key=lambda t: started[tasks.index(t)]) == ["aaaa", "aaa", "aa", "a"]
+
+
 def test_integers_too_large_for_a_float_crash_no_rule() -> None:
     from rule_cases import rule_findings
 

@@ -91,17 +91,21 @@ def run_isolated(
     failed: Callable[[Task, str, bool], Outcome],
     jobs: int,
     time_limit: float | None = None,
+    size: Callable[[Task], int] | None = None,
 ) -> list[Outcome]:
     """``[work(task) for task in tasks]``, run in up to ``jobs`` worker processes.
 
     A task whose worker dies or runs past ``time_limit`` seconds gets
     ``failed(task, reason, False)`` instead, one whose work raised
-    ``failed(task, reason, True)``; the other tasks are unaffected.
+    ``failed(task, reason, True)``; the other tasks are unaffected. Given ``size``, the
+    largest tasks go first, so that no worker is left with a long one at the end.
     """
     limit = FILE_TIME_LIMIT if time_limit is None else time_limit
     context = _context()
     outcomes: dict[int, Outcome] = {}
-    queue = list(range(len(tasks)))[::-1]
+    queue = list(range(len(tasks)))[::-1]  # popped from the end
+    if size is not None:
+        queue.sort(key=lambda index: size(tasks[index]))
     workers: list[_Worker[Task]] = []
 
     def start() -> _Worker[Task]:

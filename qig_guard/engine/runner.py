@@ -59,6 +59,10 @@ def _check_one(configs: Sequence[Config], project: ProjectFacts, task: Task) -> 
     return check_source(display, data, configs[config_index], _rules_for(codes), project)
 
 
+def _task_size(task: Task) -> int:
+    return len(task[1])
+
+
 def _failed(task: Task, reason: str, internal: bool) -> FileResult:
     display = task[0]
     if internal:
@@ -195,7 +199,7 @@ def _in_workers(
     run); a file whose worker fails has no facts, as one that does not parse."""
     if jobs < 2 or len(sources) < _MANY_SOURCES:
         return [summary(data) for data in sources]
-    return run_isolated(sources, summary, lambda _source, _reason, _internal: (), jobs)
+    return run_isolated(sources, summary, lambda _source, _reason, _internal: (), jobs, size=len)
 
 
 def _execute(
@@ -208,7 +212,9 @@ def _execute(
 
     for codes in {task[2] for task in tasks}:
         _rules_for(codes)
-    return run_isolated(tasks, partial(_check_one, configs, project), _failed, jobs)
+    return run_isolated(
+        tasks, partial(_check_one, configs, project), _failed, jobs, size=_task_size
+    )
 
 
 def check_file(
