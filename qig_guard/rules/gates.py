@@ -349,16 +349,22 @@ class Guarded(Gate):
 @dataclass(frozen=True)
 class GuardedWrite(Gate):
     """The unit may write, other than through ``self``, an attribute that the project
-    guards with a setter and that names a basin: ``.ATTR`` followed by an assignment or
-    augmented assignment, an annotation, a subscript, a comma (a tuple target), its
-    ``.data`` or an in-place method (``.copy_(``). A superset of QIG002's writes, except
-    those through a function (``nn.init.normal_(x.ATTR)``), which need their own gate."""
+    guards with a setter and that names a basin (with ``protected``, also the configured
+    ``protected_attribute``): ``.ATTR`` followed by an assignment or augmented
+    assignment, an annotation, a subscript, a comma (a tuple target), its ``.data`` or
+    an in-place method (``.copy_(``). A superset of QIG002's writes, except those
+    through a function (``nn.init.normal_(x.ATTR)``, ``setattr``), which need their own
+    gate."""
+
+    protected: bool = False
 
     def holds(self, unit: Unit, scope: FileScope) -> bool:
         return self.compile(scope)(unit)
 
     def compile(self, scope: FileScope) -> Test:
-        names = Guarded(basins=True).found(scope)
+        names = set(Guarded(basins=True).found(scope))
+        if self.protected and scope.config.protected_attribute in scope.identifiers:
+            names.add(scope.config.protected_attribute)
         if not names:
             return _never
         alternatives = "|".join(re.escape(name) for name in sorted(names))

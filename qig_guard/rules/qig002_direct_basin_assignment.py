@@ -11,7 +11,11 @@ from qig_guard.engine.resolve import dotted_name
 from qig_guard.facts.torch_api import VALUE_KEEPING_METHODS
 from qig_guard.facts.vocabulary import basin_attribute
 from qig_guard.rules.base import Invalid, Rule, positional_args
-from qig_guard.rules.gates import Guarded, GuardedWrite, Named, Pattern
+from qig_guard.rules.gates import Guarded, GuardedWrite, Identifiers, Named, Pattern
+
+_SETATTR = frozenset({"setattr", "builtins.setattr", "object.__setattr__"})
+# nn.Module methods that (re)bind an attribute named by their first argument.
+_REGISTERS = frozenset({"register_buffer", "register_parameter"})
 
 
 class DirectBasinAssignment(Rule):
@@ -74,12 +78,20 @@ class DirectBasinAssignment(Rule):
     code = "QIG002"
     name = "direct-basin-assignment"
     summary = "target basin written directly; use the basin setter"
-    # The configured attribute, or a basin attribute the project guards with a setter
-    # (written in any way: `.data =`, `[i] =`, `.copy_(...)`, `nn.init.normal_(...)`).
+    # A write of the configured attribute, or of a basin attribute the project guards
+    # with a setter, in each way the rule reads one: an assignment, `.data =`, `[i] =`,
+    # `.copy_(...)` (``GuardedWrite``), an in-place function (`nn.init.normal_(...)`),
+    # `setattr(x, "target_basin", v)` and `register_buffer("target_basin", ...)`.
     gate = (
-        Named("protected_attribute")
-        | GuardedWrite()
-        | (Guarded(basins=True) & Pattern(re.compile(r"\w_[\s\\]*\(")))
+        GuardedWrite(protected=True)
+        | (
+            (Guarded(basins=True) | Named("protected_attribute"))
+            & Pattern(re.compile(r"\w_[\s\\]*\("))
+        )
+        | (
+            Named("protected_attribute")
+            & Identifiers(*(q.rsplit(".", 1)[-1] for q in _SETATTR | _REGISTERS))
+        )
     )
     INVALID = (
         Invalid(
@@ -318,11 +330,6 @@ class DirectBasinAssignment(Rule):
         attribute = cst.Attribute(value=receiver, attr=cst.Name(self.config.protected_attribute))
         fixable = isinstance(receiver, (cst.Name, cst.Attribute, cst.Subscript, cst.Call))
         self._flag(node, attribute, value if fixable else None)
-
-
-_SETATTR = frozenset({"setattr", "builtins.setattr", "object.__setattr__"})
-# nn.Module methods that (re)bind an attribute named by their first argument.
-_REGISTERS = frozenset({"register_buffer", "register_parameter"})
 
 
 def _elements(target: cst.BaseExpression) -> Iterator[cst.BaseExpression]:

@@ -454,6 +454,20 @@ def test_trigger_skips_reads_of_the_basin(source: str) -> None:
 @pytest.mark.parametrize(
     "source",
     [
+        "ok = model.basin_matcher.target_basin == other\n",
+        'ckpt["target_basin"] = basin\n',
+        "current = model.basin_matcher.target_basin.detach().clone()\n",
+        "log(model.target_basin)\nnew_target_basin = basin\n",
+        'value = getattr(model.basin_matcher, "target_basin")\n',
+    ],
+)
+def test_reads_that_cannot_be_writes_are_not_even_parsed(source: str) -> None:
+    assert not gate_passes(DirectBasinAssignment, source, Config())
+
+
+@pytest.mark.parametrize(
+    "source",
+    [
         "a, m.basin_matcher.target_basin = x, y\n",
         "(a,\n m.basin_matcher.target_basin) = x, y\n",
         "m.target_basin[0][i] = 1.0\n",
