@@ -57,11 +57,14 @@ def select(
     # What a rule's callees stand for may be found in a unit that does not spell it; the
     # whole file uses it where some unit may call such a callee.
     scope.identifiers = everywhere.identifiers.union(*(rule.callees_stand_for for rule in rules))
+    callee_tests = {
+        rule.code: rule.callees.compile(scope) for rule in rules if rule.callees is not None
+    }
     everywhere.identifiers = everywhere.identifiers.union(
         *(
             rule.callees_stand_for
             for rule in rules
-            if rule.callees is not None and rule.callees.compile(scope)(everywhere)
+            if rule.code in callee_tests and callee_tests[rule.code](everywhere)
         )
     )
     tests = {rule.code: rule.gate.compile(scope) for rule in rules if rule.code != FILE_ERROR}
@@ -89,9 +92,6 @@ def select(
     }
     # Per rule that reads callees, whether its ``callees`` gate holds in a called unit.
     readable: dict[str, dict[int, bool]] = {}
-    callee_tests = {
-        rule.code: rule.callees.compile(scope) for rule in candidates if rule.callees is not None
-    }
 
     def readable_callees(code: str, callers: Iterable[int]) -> set[int]:
         test = callee_tests.get(code)

@@ -472,10 +472,8 @@ class Defines(Gate):
         defined = {m.group(1) for m in standalone(_DEF, scope.code)} & named if named else ()
         if not defined:
             return _never
-        definition = re.compile(
-            rf"(?<![\w.])def[ \t]+(?:{'|'.join(map(re.escape, sorted(defined)))})\b"
-        )
-        return lambda unit: definition.search(unit.text) is not None
+        definition = re.compile(rf"def[ \t]+(?:{'|'.join(map(re.escape, sorted(defined)))})\b")
+        return lambda unit: next(standalone(definition, unit.text), None) is not None
 
 
 @dataclass(frozen=True)
