@@ -22,7 +22,9 @@ from qig_guard.rules.gates import (
     Defines,
     FileScope,
     Identifiers,
+    MatMul,
     NumberOutside,
+    PowerOf,
     Text,
     Unit,
     aliases,
@@ -125,6 +127,62 @@ def test_a_binary_operator_gate_decides_as_its_regex(text: str) -> None:
         regex = re.compile(rf"[\w)\]]\s*{re.escape(symbol)}\s*(?:{operand})")
         expected = regex.search(text) is not None
         assert Binary(symbol, operand).holds(Unit(text, frozenset()), scope) == expected
+
+
+# Lines of code in which `@` decorates, multiplies matrices (also continued in brackets or
+# after a backslash) or is neither; `**` raises to a half or not.
+_AT_AND_POWER_LINES = [
+    "@dec", "@dec(", "@dec(x)", ")", "def f(): pass", "class C: pass", "async def g(): pass",
+    "    @dec", "    def h(): pass", "x = (a", "@ b", "@ b)", "    @ b", "]", "y = [a",
+    "z = a @ b", "z @= b", "w = a \\", "", "# @ in a comment", "s = '@x'", "q = x ** 0.5",
+    "q = x ** (.5)", "q = x ** 2", "q = (x", "** 0.5)", "if x:", "    pass", "f(*a, **k)",
+]  # fmt: skip
+
+
+def _in_tree(tree: ast.AST, wanted: type[ast.operator], power: float | None = None) -> bool:
+    for node in ast.walk(tree):
+        if isinstance(node, (ast.BinOp, ast.AugAssign)) and isinstance(node.op, wanted):
+            right = node.right if isinstance(node, ast.BinOp) else node.value
+            if power is None or (isinstance(right, ast.Constant) and right.value == power):
+                return True
+    return False
+
+
+@settings(max_examples=500, deadline=None)
+@given(st.lists(st.sampled_from(_AT_AND_POWER_LINES), max_size=8))
+def test_matmul_and_power_gates_hold_wherever_python_reads_the_operator(
+    lines: list[str],
+) -> None:
+    source = "\n".join(lines) + "\n"
+    try:
+        tree = ast.parse(source)
+    except SyntaxError:
+        return
+    unit = Unit(code_text(source), frozenset())
+    scope = FileScope(Config(), EMPTY)
+    if _in_tree(tree, ast.MatMult):
+        assert MatMul().holds(unit, scope)
+    if _in_tree(tree, ast.Pow, 0.5):
+        assert PowerOf(0.5).holds(unit, scope)
+
+
+def test_matmul_and_power_gates_read_decorators_and_other_powers() -> None:
+    scope = FileScope(Config(), EMPTY)
+    for text, expected in (
+        ("@property\ndef f(self):\n    return x @ y\n", True),
+        ("    @torch.no_grad()\n    @staticmethod\n\n    async def f():\n", False),
+        ("@dataclass(frozen=True)\nclass A:\n", False),
+        ("y = (a\n     @ b\n)\n", True),
+        ("x = (a\n@ b)\ndef f(): pass\n", True),
+        ("x = a \\\n@ b\ndef f(): pass\n", True),
+        ("@dec(\n    x,\n)\ndef f(): pass\n", True),  # a doubt: read as a product
+    ):
+        assert MatMul().holds(Unit(text, frozenset()), scope) == expected, text
+    for text, expected in (
+        ("x ** 0.5", True), ("x**(.5)", True), ("x ** 5e-1", True), ("x ** 0_0.5", True),
+        ("x ** 2", False), ("x ** -0.5", False), ("x ** 0.25", False), ("f(**kw)", False),
+    ):  # fmt: skip
+        assert PowerOf(0.5).holds(Unit(text, frozenset()), scope) == expected, text
 
 
 def test_a_binary_operator_gate_reads_operators_not_signs() -> None:

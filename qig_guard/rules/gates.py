@@ -549,3 +549,94 @@ class Holds(Gate):
 
     def found(self, scope: FileScope) -> frozenset[str]:
         return scope.project.holders(self.classes) & scope.identifiers
+
+
+# A number literal (see number_value): what follows `**` there, brackets and space allowed.
+_POWER = re.compile(
+    r"\*\*[\s\\(]*(\d[\d_]*\.?[\d_]*(?:[eE][-+]?\d[\d_]*)?|\.\d[\d_]*(?:[eE][-+]?\d[\d_]*)?)"
+)
+
+
+@dataclass(frozen=True)
+class PowerOf(Gate):
+    """The unit raises to a number literal of this value (``** 0.5``, ``**(.5)``,
+    ``** 5e-1``): a rule that reads ``number_value(node.right)`` of a power."""
+
+    value: float
+
+    def holds(self, unit: Unit, scope: FileScope) -> bool:
+        for match in _POWER.finditer(unit.text):
+            try:
+                if float(match.group(1).replace("_", "")) == self.value:
+                    return True
+            except ValueError:  # `1_.5`: not a literal
+                continue
+        return False
+
+
+# A line that a decorated definition starts with (after its decorators).
+_DEFINITION = re.compile(r"[ \t]*(?:async[ \t]+def|def|class)(?!\w)")
+
+
+@dataclass(frozen=True)
+class MatMul(Gate):
+    """The unit may use ``@`` as an operator (``a @ b``, ``a @= b``, ``(a`` then ``@ b)`` on
+    the next line): it holds ``@`` other than a decorator's."""
+
+    def holds(self, unit: Unit, scope: FileScope) -> bool:
+        text = unit.text
+        at = text.find("@")
+        while at >= 0:
+            if not _decorates(text, at):
+                return True
+            at = text.find("@", at + 1)
+        return False
+
+
+def _decorates(text: str, at: int) -> bool:
+    """Whether the ``@`` at ``at`` is a decorator's: first on its line (not continued
+    from the line before), on lines whose brackets never close more than they open,
+    and followed, after any further such decorators at its indentation, by a ``def`` or
+    ``class`` there. In brackets, ``@`` can start a line only as an operator, and no
+    line there starts with ``def`` or ``class``."""
+    start = text.rfind("\n", 0, at) + 1
+    indent = text[start:at]
+    if indent.strip(" \t") or text[: max(0, start - 1)].rstrip("\r").endswith("\\"):
+        return False
+    lines = _lines_from(text, start)
+    line = next(lines)
+    while True:
+        if not _never_overcloses(line):
+            return False
+        line = next((line for line in lines if line.strip()), "")
+        rest = line[len(indent) :]
+        if not line.startswith(indent) or rest[:1] in ("", " ", "\t"):
+            return False
+        if _DEFINITION.match(rest):
+            return True
+        if rest[0] != "@":
+            return False
+
+
+def _never_overcloses(line: str) -> bool:
+    depth = 0
+    for character in line:
+        if character in "([{":
+            depth += 1
+        elif character in ")]}":
+            depth -= 1
+            if depth < 0:
+                return False
+    return True
+
+
+def _lines_from(text: str, start: int) -> Iterator[str]:
+    """The lines of ``text`` from ``start`` on (split at line feeds, as Python's
+    tokenizer splits lines; a ``\\r`` before one stays at the end of its line)."""
+    while start < len(text):
+        end = text.find("\n", start)
+        if end < 0:
+            yield text[start:]
+            return
+        yield text[start:end]
+        start = end + 1

@@ -36,7 +36,17 @@ from qig_guard.rules._basin_values import (
     string_value,
 )
 from qig_guard.rules.base import FileContext, Invalid, argument, number_value
-from qig_guard.rules.gates import Binary, Defines, Holds, Identifiers, Named, Text, Words
+from qig_guard.rules.gates import (
+    Binary,
+    Defines,
+    Holds,
+    Identifiers,
+    MatMul,
+    Named,
+    PowerOf,
+    Text,
+    Words,
+)
 
 # What the gate needs (evaluated when the class is created), path by path of the rule.
 _MODULE_CLASSES = frozenset(q.rsplit(".", 1)[-1] for q in DISTANCE_MODULES)
@@ -47,20 +57,25 @@ _TWO_OPERANDS = frozenset(
 # What a unit that calls a normalising helper of the file uses, for the gate (no identifier
 # can be spelled so).
 _CALLS_A_NORMALISER = "a normalising helper"
-# A dot product (``_dot_operands``): a product function, `a @ b`, a summed product
-# `(a * b).sum()`.
+# A dot product (``_dot_operands``): a product function, `a @ b` (not a decorator), a
+# summed product `(a * b).sum()`.
 _DOT = (
     Identifiers(*(q.rsplit(".", 1)[-1] for q in DOT_FUNCTIONS))
-    | Text("@")
+    | MatMul()
     | (Identifiers("sum") & Text("*"))
 )
+# A root by power: `** 0.5`, the literal ``number_value`` reads (not `** 2`).
+_HALF_POWER = PowerOf(0.5)
 # A length (``_is_norm_like``) or a normalisation (``_is_unit``): a norm, a root, a
 # power (`** 0.5`), `normalize` or a normalising helper.
-_LENGTH = Identifiers(
-    *(q.rsplit(".", 1)[-1] for q in (*NORM_FUNCTIONS, *SQRT_FUNCTIONS, NORMALIZE)),
-    "norm",
-    _CALLS_A_NORMALISER,
-) | Text("**")
+_LENGTH = (
+    Identifiers(
+        *(q.rsplit(".", 1)[-1] for q in (*NORM_FUNCTIONS, *SQRT_FUNCTIONS, NORMALIZE)),
+        "norm",
+        _CALLS_A_NORMALISER,
+    )
+    | _HALF_POWER
+)
 # A difference of two values that are not numbers (``_is_difference``): `a - b`,
 # `a - (b)`, `a - [b]`, `a - -b`; not `-1`, `1e-8` or `->`.
 _MINUS = Binary("-", r"[^\W\d]|[(\[~+-]")
@@ -159,7 +174,7 @@ class EuclideanBasinDistance(BasinRule):
         )
         # A chordal distance (``_is_chordal``): the root of `2 * (1 - cos)` or `2 - 2 * cos`.
         | (
-            (Identifiers(*(q.rsplit(".", 1)[-1] for q in SQRT_FUNCTIONS)) | Text("**"))
+            (Identifiers(*(q.rsplit(".", 1)[-1] for q in SQRT_FUNCTIONS)) | _HALF_POWER)
             & Text("-")
             & Text("*")
             & _DOT

@@ -457,6 +457,21 @@ FLAGGED = {
             nb = (basin_b @ basin_b) ** 0.5
             return np.dot(basin_a, basin_b) / (na * nb)
     """,
+    "cosine_with_its_matmul_continued_on_the_next_line": """
+        import torch
+
+        class Matcher:
+            @torch.no_grad()
+            def similarity(self, current_basin, target_basin):
+                dot = (current_basin
+                       @ target_basin)
+                return dot / (current_basin.norm() * target_basin.norm())
+    """,
+    "chordal_under_a_parenthesised_half_power": """
+        import numpy as np
+
+        d = (2 - 2 * (basin_a @ basin_b)) ** (.5)
+    """,
     "distance_helper_that_a_method_calls_with_basins": """
         import numpy as np
 
@@ -831,3 +846,20 @@ def test_gate_skips_normalisation_with_an_epsilon_or_a_negative_axis() -> None:
     assert not rule_findings(EuclideanBasinDistance, normalise)
     difference = normalise.replace("+ 1e-8", "- anchor_basin")
     assert gate_passes(EuclideanBasinDistance, textwrap.dedent(difference))
+
+
+def test_gate_reads_decorators_and_squares_as_neither_dot_nor_root() -> None:
+    """`@` of a decorator is no matrix product and `** 2` no root: a decorated method
+    that squares a basin beside a root is not parsed."""
+    source = """
+        import torch
+
+        class Block:
+            @torch.no_grad()
+            def forward(self, hidden):
+                basin = self.proj(hidden)
+                return torch.sqrt(basin ** 2 + 1.0)
+    """
+    assert not gate_passes(EuclideanBasinDistance, textwrap.dedent(source))
+    as_product = source.replace("basin ** 2", "basin @ basin")
+    assert gate_passes(EuclideanBasinDistance, textwrap.dedent(as_product))
