@@ -230,11 +230,13 @@ def test_a_basin_through_a_project_normaliser_is_still_a_basin(tmp_path: Path) -
 def test_summaries_computed_in_workers_equal_one_by_one() -> None:
     from functools import partial
 
+    from qig_guard.engine.isolation import WorkerPool
     from qig_guard.engine.runner import _MANY_SOURCES, _in_workers
 
     sources = [KERNEL] + [f"x_{i} = {i}\n".encode() for i in range(_MANY_SOURCES)]
     serial = FactsCache(None).summaries(sources)
-    parallel = FactsCache(None).summaries(sources, partial(_in_workers, jobs=2))
+    with WorkerPool(2) as pool:
+        parallel = FactsCache(None).summaries(sources, partial(_in_workers, pool=pool))
     assert parallel == serial and serial[0] == file_facts(KERNEL)
 
 

@@ -168,3 +168,100 @@ def test_warm_run_reads_the_cache_without_importing_libcst(corpus: Path) -> None
     assert cold_code == warm_code == 1
     assert "libcst" in cold_modules and "libcst" not in warm_modules
     assert warm_lines == cold_lines
+
+
+# -- one pool of workers for the index and the checks ----------------------------------
+
+
+def _pid(_task: object) -> int:
+    import os
+
+    return os.getpid()
+
+
+def _doubled(task: int) -> int:
+    return 2 * task
+
+
+def test_a_pool_sends_a_task_to_the_worker_that_ran_its_key_before() -> None:
+    from qig_guard.engine.isolation import WorkerPool
+
+    with WorkerPool(2) as pool:
+        first = pool.run(["a", "b"], _pid, lambda *_: -1, key=str)
+        assert len(set(first)) == 2  # two workers, one task each
+        again = pool.run(["b", "a"], _pid, lambda *_: -1, key=str)
+        assert again == first[::-1]  # each key back on its worker
+        assert pool.run([1, 2, 3], _doubled, lambda *_: -1) == [2, 4, 6]  # work sent
+
+
+def test_a_pool_forks_new_workers_for_work_it_cannot_send() -> None:
+    from qig_guard.engine.isolation import WorkerPool
+
+    offset = 10
+    with WorkerPool(1) as pool:
+        (before,) = pool.run([0], _pid, lambda *_: -1)
+        assert pool.run([1, 2], lambda task: task + offset, lambda *_: -1) == [11, 12]
+        (after,) = pool.run([0], _pid, lambda *_: -1)
+        assert after != before  # a closure cannot be pickled: its workers inherit it
+
+
+_BASIN_FILE = (
+    "import torch\n\n\nclass Matcher:\n    def set_reference(self, value):\n"
+    "        self.reference_basin = value\n\n\n"
+    "def drift(ocean_basin, model):\n"
+    "    # d\u00e9rive\n"
+    "    return torch.norm(model.current_basin - ocean_basin)\n"
+)
+
+
+def _indexed_then_checked(data: bytes) -> tuple[bool, int, list[tuple[int, int, str]]]:
+    """In a worker: index ``data`` keeping its tree, then check it, counting the
+    check's own parses with CPython's ``ast``."""
+    import ast
+
+    from qig_guard.engine.checker import check_source
+    from qig_guard.facts import kept_trees
+    from qig_guard.facts.project import ProjectFacts, file_facts
+    from qig_guard.rules import load_rules
+
+    rules = load_rules(all_codes())
+    kept_trees.enable(1_000_000)
+    project = ProjectFacts.merge([file_facts(data)])
+    kept = kept_trees.take(data)
+    if kept is not None:
+        kept_trees.keep(data, kept)  # back, for the check
+    parses = []
+    parse = ast.parse
+
+    def counted(source: object, *args: object, **kwargs: object) -> object:
+        text = source if isinstance(source, bytes) else str(source).encode("latin-1", "replace")
+        if b"reference_basin = value" in text:  # this file's, not an import's
+            parses.append(source)
+        return parse(source, *args, **kwargs)  # type: ignore[call-overload]
+
+    ast.parse = counted  # type: ignore[assignment]
+    result = check_source("m.py", data, Config(), rules, project)
+    ast.parse = parse
+    return kept is not None, len(parses), [(f.line, f.column, f.code) for f in result.findings]
+
+
+@pytest.mark.parametrize(
+    ("data", "reused"),
+    [
+        (_BASIN_FILE.encode(), True),
+        (b"# -*- coding: latin-1 -*-\n" + _BASIN_FILE.encode("latin-1"), False),
+    ],
+    ids=["utf-8", "latin-1"],
+)
+def test_a_tree_the_index_keeps_gives_the_check_its_own_findings(data: bytes, reused: bool) -> None:
+    from qig_guard.engine.checker import check_source
+    from qig_guard.engine.isolation import run_isolated
+    from qig_guard.facts.project import ProjectFacts, file_facts
+    from qig_guard.rules import load_rules
+
+    ((kept, parses, findings),) = run_isolated([data], _indexed_then_checked, lambda *_: None, 1)
+    project = ProjectFacts.merge([file_facts(data)])
+    expected = check_source("m.py", data, Config(), load_rules(all_codes()), project)
+    assert findings == [(f.line, f.column, f.code) for f in expected.findings]
+    assert ("QIG006" in {code for *_, code in findings}) and kept
+    assert (parses == 0) == reused  # a file not in UTF-8 is parsed again from its text

@@ -15,6 +15,7 @@ from qig_guard.config import Config
 from qig_guard.engine import noqa
 from qig_guard.engine.findings import FILE_ERROR, Finding
 from qig_guard.engine.source import SourceError, decode
+from qig_guard.facts import kept_trees
 
 if TYPE_CHECKING:
     from collections.abc import Callable, Iterable
@@ -77,9 +78,14 @@ def check_source(
     some gate selects (see :mod:`qig_guard.engine.gating`); ``QIG_GUARD_PLAIN=1`` in the
     environment turns this off, to show that it changes no finding."""
     try:
-        source, _ = decode(data, config.max_file_size)
+        source, encoding = decode(data, config.max_file_size)
     except SourceError as error:
         return FileResult([_file_error(path, str(error), error.line, error.column)])
+    # A tree the index kept in this worker, parsed from ``data``: the same as of
+    # ``source`` when the file is plain UTF-8 (else the decoding may move columns).
+    tree = kept_trees.take(data)
+    if encoding != "utf-8":
+        tree = None
     if project is None:
         project = own_index(source, config)
     if os.environ.get("QIG_GUARD_PLAIN"):
@@ -87,7 +93,9 @@ def check_source(
         return check_text(path, source, config, plain, project, parse_module)
     from qig_guard.engine.gating import select
 
-    selection = select(path, source, config, rules, project, whole=parse_module is not None)
+    selection = select(
+        path, source, config, rules, project, whole=parse_module is not None, tree=tree
+    )
     if not selection.rules:
         if [rule.code for rule in rules] != [FILE_ERROR]:
             return FileResult()  # no rule could fire: not even parsed

@@ -45,9 +45,11 @@ def select(
     rules: list[type[Rule]],
     project: ProjectFacts,
     whole: bool = False,
+    tree: ast.Module | None = None,
 ) -> Selection:
     """Evaluate each rule's gate over ``source``'s units; ``whole`` parses every unit
-    of a file that some gate selects (an editor reparses incrementally)."""
+    of a file that some gate selects (an editor reparses incrementally). ``tree``, when
+    given, is CPython's ``ast`` of ``source``, parsed already."""
     code = code_text(source)
     lines = split_lines(code)
     if len(lines) != len(split_lines(source)):  # a lone "\r" in a string
@@ -72,7 +74,7 @@ def select(
     if not candidates or whole:
         return Selection(candidates)
     try:
-        tree = ast.parse(source)
+        tree = tree or ast.parse(source)
     except (SyntaxError, RecursionError, MemoryError, ValueError):
         return Selection(candidates)  # reported when parsed
     scope.module_of = imported_from(tree)

@@ -23,11 +23,12 @@ from qig_guard.engine.cache import Cache
 from qig_guard.engine.checker import FileResult, check_source
 from qig_guard.engine.discovery import discover_files, relative_posix
 from qig_guard.engine.findings import FILE_ERROR, Finding, ordered
-from qig_guard.engine.isolation import run_isolated
+from qig_guard.engine.isolation import WorkerPool
 from qig_guard.engine.parsing import keep_deep_stack_thread
 from qig_guard.engine.results import RunResult
 from qig_guard.engine.selection import file_codes, selected_codes
 from qig_guard.engine.source import SourceError, read_regular
+from qig_guard.facts import kept_trees
 from qig_guard.facts.project import FactsCache, ProjectFacts, Summary, index_words
 
 if TYPE_CHECKING:
@@ -61,6 +62,25 @@ def _check_one(configs: Sequence[Config], project: ProjectFacts, task: Task) -> 
 
 def _task_size(task: Task) -> int:
     return len(task[1])
+
+
+def _task_data(task: Task) -> bytes:
+    return task[1]
+
+
+def _same(data: bytes) -> bytes:
+    return data
+
+
+# Source bytes per worker whose ``ast`` the index keeps for the check (about 25 bytes of
+# tree per byte of source: some 50 MiB).
+TREE_BUDGET = 2_000_000
+
+
+def _summarise(summary: Callable[[bytes], Summary], data: bytes) -> Summary:
+    """Index one file in a worker process, which keeps the tree for the file's check."""
+    kept_trees.enable(TREE_BUDGET)
+    return summary(data)
 
 
 def _failed(task: Task, reason: str, internal: bool) -> FileResult:
@@ -120,8 +140,22 @@ def run(
             continue
         files.append((display, path, data, codes, scope))
 
-    jobs = jobs or default_jobs()
-    result.project = _index(files, [scope.config for scope in scopes.values()], use_cache, jobs)
+    with WorkerPool(jobs or default_jobs()) as pool:
+        _check_all(files, scopes, result, use_cache, pool)
+    result.findings = ordered(result.findings)
+    return result
+
+
+def _check_all(
+    files: Sequence[tuple[str, Path, bytes, tuple[str, ...], _Scope]],
+    scopes: dict[int, _Scope],
+    result: RunResult,
+    use_cache: bool,
+    pool: WorkerPool,
+) -> None:
+    """Index ``files`` and check those whose results are not cached, with ``pool``'s
+    workers: a file's check goes to the worker that indexed it."""
+    result.project = _index(files, [scope.config for scope in scopes.values()], use_cache, pool)
     caches: dict[tuple[Path, str], Cache] = {}
     for scope in scopes.values():
         if use_cache and scope.config.cache_path is not None:
@@ -150,7 +184,7 @@ def run(
 
     configs = [scope.config for scope in scopes.values()]
     tasks = [item[0] for item in pending]
-    outcomes = _execute(tasks, configs, result.project, jobs)
+    outcomes = _execute(tasks, configs, result.project, pool)
     for (_, scope, key, _lines), outcome in zip(pending, outcomes, strict=True):
         if outcome.parsed:
             result.stats.parsed_files += 1
@@ -160,8 +194,6 @@ def run(
         if scope.cache is not None and key is not None:
             scope.cache.put(key, outcome)
         _collect(result, outcome, scope.selected)
-    result.findings = ordered(result.findings)
-    return result
 
 
 def _collect(result: RunResult, outcome: FileResult, selected: tuple[str, ...]) -> None:
@@ -181,7 +213,7 @@ def _index(
     files: Sequence[tuple[str, Path, bytes, tuple[str, ...], _Scope]],
     configs: Sequence[Config],
     use_cache: bool,
-    jobs: int,
+    pool: WorkerPool,
 ) -> ProjectFacts:
     """The project index over every file of the run (summaries cached beside the results
     of the first configuration that has a cache)."""
@@ -189,32 +221,38 @@ def _index(
     extra_words = tuple(sorted({w for c in configs for w in index_words(c)}))
     facts = FactsCache(where if use_cache else None, extra_words)
     sources = [data for _, _, data, _, _ in files]
-    return ProjectFacts.merge(facts.summaries(sources, partial(_in_workers, jobs=jobs)))
+    return ProjectFacts.merge(facts.summaries(sources, partial(_in_workers, pool=pool)))
 
 
 def _in_workers(
-    summary: Callable[[bytes], Summary], sources: list[bytes], jobs: int
+    summary: Callable[[bytes], Summary], sources: list[bytes], pool: WorkerPool
 ) -> list[Summary]:
     """``[summary(s) for s in sources]``, in worker processes when there are many (a cold
     run); a file whose worker fails has no facts, as one that does not parse."""
-    if jobs < 2 or len(sources) < _MANY_SOURCES:
+    if pool.jobs < 2 or len(sources) < _MANY_SOURCES:
         return [summary(data) for data in sources]
-    return run_isolated(sources, summary, lambda _source, _reason, _internal: (), jobs, size=len)
+    return pool.run(
+        sources,
+        partial(_summarise, summary),
+        lambda _source, _reason, _internal: (),
+        size=len,
+        key=_same,
+    )
 
 
 def _execute(
-    tasks: Sequence[Task], configs: list[Config], project: ProjectFacts, jobs: int
+    tasks: Sequence[Task], configs: list[Config], project: ProjectFacts, pool: WorkerPool
 ) -> Iterable[FileResult]:
     """Check ``tasks`` in worker processes: a crash or hang costs only its file."""
     if not tasks:
         return []
-    import libcst  # noqa: F401 - imported once here, inherited by forked workers
+    if not pool.started:  # workers forked from here inherit libcst and the rules
+        import libcst  # noqa: F401
 
-    for codes in {task[2] for task in tasks}:
-        _rules_for(codes)
-    return run_isolated(
-        tasks, partial(_check_one, configs, project), _failed, jobs, size=_task_size
-    )
+        for codes in {task[2] for task in tasks}:
+            _rules_for(codes)
+    work = partial(_check_one, configs, project)
+    return pool.run(tasks, work, _failed, size=_task_size, key=_task_data)
 
 
 def check_file(

@@ -34,6 +34,7 @@ from functools import lru_cache
 from pathlib import Path
 from typing import TYPE_CHECKING
 
+from qig_guard.facts import kept_trees
 from qig_guard.facts.kinds import NOT_TENSORS, ast_kind
 from qig_guard.facts.torch_api import VALUE_KEEPING_METHODS
 from qig_guard.facts.vocabulary import names_a_basin
@@ -331,6 +332,7 @@ def _facts_of(data: bytes) -> tuple[ClassFacts, ...]:
         tree = ast.parse(data)
     except (SyntaxError, ValueError, RecursionError, MemoryError):
         return ()
+    kept_trees.keep(data, tree)  # for the check, in a worker that keeps trees
     classes = [_class_facts(n) for n in _statements(tree.body) if isinstance(n, ast.ClassDef)]
     return (_module_facts(tree), *classes)
 
