@@ -237,21 +237,29 @@ def cut(source: str, tree: ast.Module, tree_layout: Layout, active: dict[int, se
         if index in kept:
             continue
         hidden.setdefault(unit.owner, set()).update(unit.binds)
-        for number in range(unit.start, unit.end + 1):
-            blank[number] = 1
+        blank[unit.start : unit.end + 1] = b"\1" * (unit.end - unit.start + 1)
     out = []
     kept_lines = 0
-    for number, line in enumerate(lines, start=1):
-        if blank[number]:
-            body = line.rstrip("\r\n")
+    plain_breaks = "\r" not in source
+    start = 1  # the first line of the current run, kept or blanked
+    while start <= len(lines):
+        blanked = blank[start]
+        end = blank.find(b"\0" if blanked else b"\1", start, len(lines) + 1)
+        end = len(lines) + 1 if end < 0 else end
+        if not blanked:
+            kept_lines += end - start
+            out.extend(lines[start - 1 : end - 1])
+        elif plain_breaks:
             # A run of blanked lines is one logical line: each but the last ends in a
             # line continuation, so libcst builds one empty line for the run, not one
             # node per line (a fifth of a parse's nodes), and numbering is unchanged.
-            joined = "\\" if blank[number + 1] else ""
-            out.append(joined + (line[len(body) :] or "\n"))
+            out.append("\\\n" * (end - start - 1) + "\n")
         else:
-            kept_lines += 1
-            out.append(line)
+            for line in lines[start - 1 : end - 2]:
+                out.append("\\" + (line[len(line.rstrip("\r\n")) :] or "\n"))
+            last = lines[end - 2]
+            out.append(last[len(last.rstrip("\r\n")) :] or "\n")
+        start = end
     hidden_names = {k: frozenset(v) for k, v in hidden.items()}
     return Slice("".join(out), hidden_names, kept_lines, rules_at, _pruned(tree, blank))
 

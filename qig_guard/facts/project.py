@@ -355,6 +355,7 @@ class ProjectFacts:
     _holders: dict[frozenset[str], frozenset[str]] = field(
         default_factory=dict, compare=False, repr=False
     )
+    _guarded: frozenset[str] = field(default_factory=frozenset, compare=False, repr=False)
 
     @classmethod
     def merge(cls, summaries: Iterable[tuple[ClassFacts, ...]]) -> ProjectFacts:
@@ -392,6 +393,7 @@ class ProjectFacts:
             returns_basin,
             keeps_argument,
             basin_attributes,
+            _guarded=frozenset(setters),
         )
 
     @property
@@ -403,6 +405,11 @@ class ProjectFacts:
     def setters_of(self, attribute: str) -> tuple[tuple[str, str], ...]:
         """``(class, method)`` pairs: the project's setters for ``attribute``."""
         return self._setters.get(attribute, ())
+
+    @property
+    def guarded_attributes(self) -> frozenset[str]:
+        """The attributes some class of the project sets in a setter."""
+        return self._guarded
 
     def writers_of(self, attribute: str) -> frozenset[str]:
         """Classes that write ``self.attribute`` in some method."""

@@ -142,14 +142,21 @@ class FileScope:
     _file: dict[object, bool] = field(default_factory=dict)
 
     def those(
-        self, key: object, wanted: Callable[[str], bool], spelled: tuple[str, ...] = ()
+        self,
+        key: object,
+        wanted: Callable[[str], bool],
+        spelled: tuple[str, ...] = (),
+        among: frozenset[str] | None = None,
     ) -> frozenset[str]:
         """The file's identifiers for which ``wanted`` holds, computed once per ``key``:
         a gate then tests a unit with one set operation. With ``spelled``, only the
-        identifiers that contain one of these texts (in any case) are tried."""
+        identifiers that contain one of these texts (in any case) are tried; with
+        ``among``, only those in it."""
         found = self._found.get(key)
         if found is None:
             tried = self._containing(spelled) if spelled else self.identifiers
+            if among is not None:
+                tried = among.intersection(tried)
             found = self._found[key] = frozenset(filter(wanted, tried))
         return found
 
@@ -337,12 +344,11 @@ class Guarded(Gate):
         return not self.found(scope).isdisjoint(unit.identifiers)
 
     def found(self, scope: FileScope) -> frozenset[str]:
-        project, config = scope.project, scope.config
+        config = scope.config
         return scope.those(
             self,
-            lambda i: (
-                bool(project.setters_of(i)) and (not self.basins or basin_attribute(i, config))
-            ),
+            lambda i: not self.basins or basin_attribute(i, config),
+            among=scope.project.guarded_attributes,
         )
 
 
