@@ -31,6 +31,8 @@ SHAPES = {
         "    async def k(self):  # c\n        await z\n"
     ),
     "tab-class-members": "class A:\n\tx = 1\n\tdef f(self):\n\t\tif x:\n\t\t\treturn 1\n",
+    # A cut module: a blanked run of lines is one logical line (see slicing.cut).
+    "blanked-run": "import torch\n\\\n\\\n\n# kept\ndef f(model):\n    model.target_basin = b\n",
 }
 
 
@@ -66,3 +68,13 @@ def test_lookups_out_of_source_order() -> None:
     for statement in reversed(module.body):
         assert positions(statement) == expected[statement]
     assert positions(module) == expected[module]
+
+
+@pytest.mark.parametrize(("name", "source"), _sources(), ids=[name for name, _ in _sources()])
+def test_statements_first_lines_from_the_ast_are_those_counted_in_code(
+    name: str, source: str
+) -> None:
+    positions = StatementPositions(cst.parse_module(source), ast.parse(source))
+    from_tree = positions._first_lines_from_tree()
+    assert from_tree is not None
+    assert from_tree == positions._counted_first_lines()

@@ -93,20 +93,48 @@ class StatementPositions:
     def _first_lines(self) -> list[int]:
         """The first line of each top-level statement (its leading comments included)."""
         if self._starts is None:
-            module = self.module
-            line = 1 + sum(_lines(module.code_for_node(empty)) for empty in module.header)
-            self._starts = []
-            previous = StatementPositions._counted
-            counted: dict[cst.BaseStatement, int] = {}
-            for statement in module.body:
-                self._starts.append(line)
-                count = previous.get(statement)
-                if count is None:
-                    count = _lines(module.code_for_node(statement))
-                counted[statement] = count
-                line += count
-            StatementPositions._counted = counted
+            self._starts = self._first_lines_from_tree() or self._counted_first_lines()
         return self._starts
+
+    def _first_lines_from_tree(self) -> list[int] | None:
+        """:meth:`_first_lines` from the ``ast``: where each statement's code starts, less
+        the lines of the comments and blank lines before it that libcst gives it. No code
+        is generated but those lines. ``None`` without an ``ast`` or where its statements
+        do not pair with libcst's (``a = 1; b = 2`` is one line of two statements)."""
+        if self.tree is None:
+            return None
+        starts: list[int] = []
+        end = 0
+        for node in self.tree.body:
+            line = first_line(node)
+            if line > end:
+                starts.append(line)
+            end = max(end, node.end_lineno or node.lineno)
+        body = self.module.body
+        if len(starts) != len(body):
+            return None
+        code_for = self.module.code_for_node
+        return [
+            start - sum(_lines(code_for(empty)) for empty in statement.leading_lines)
+            for start, statement in zip(starts, body, strict=True)
+        ]
+
+    def _counted_first_lines(self) -> list[int]:
+        """:meth:`_first_lines` by generating each statement's code and counting lines."""
+        module = self.module
+        line = 1 + sum(_lines(module.code_for_node(empty)) for empty in module.header)
+        starts = []
+        previous = StatementPositions._counted
+        counted: dict[cst.BaseStatement, int] = {}
+        for statement in module.body:
+            starts.append(line)
+            count = previous.get(statement)
+            if count is None:
+                count = _lines(module.code_for_node(statement))
+            counted[statement] = count
+            line += count
+        StatementPositions._counted = counted
+        return starts
 
     def _statement(self, node: cst.CSTNode) -> int | None:
         body = self.module.body
