@@ -5,8 +5,10 @@ which some rule's trigger matches are parsed. Output order is deterministic
 (:func:`~qig_guard.engine.findings.ordered`, applied here once to what a run
 returns) whatever the number of processes and whatever the cache held. Files are
 always checked in worker processes (``-j 1`` is one worker), so a file that
-crashes or hangs the parser costs only itself (see ``isolation``). Tests prove
-that filtered, cached and parallel runs report exactly what a plain run does.
+crashes or hangs the parser costs only itself (see ``isolation``). The same workers
+first index the project (a cold run of many files), and each file's check goes to the
+worker that indexed it, which reuses the ``ast`` it parsed (see ``facts.kept_trees``).
+Tests prove that filtered, cached and parallel runs report exactly what a plain run does.
 """
 
 from __future__ import annotations
