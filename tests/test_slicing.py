@@ -13,6 +13,7 @@ from hypothesis import strategies as st
 
 from qig_guard.config import Config
 from qig_guard.engine.gating import select
+from qig_guard.engine.parsing import split_lines
 from qig_guard.engine.slicing import Slice, cut, layout, regions
 from qig_guard.facts.project import EMPTY
 from qig_guard.rules.gates import (
@@ -414,3 +415,24 @@ def test_a_string_left_open_ends_with_its_line(quote: str) -> None:
     code = code_text(f"x = {quote}never closed \\{quote} hidden_word\nbasin = 1\n")
     assert "hidden_word" not in code and code.splitlines()[1] == "basin = 1"
     assert code_text('s = """never closed\nhidden_word = 1\n') == 's = ""\n\n'
+
+
+@pytest.mark.parametrize(
+    "oddity",
+    ['s = """a\rb"""\n', 'm = f"""{basin\n    .sum()} done"""\n'],
+    ids=["lone-carriage-return", "f-string-field-over-lines"],
+)
+def test_gated_findings_keep_their_lines_when_gates_cannot_read_lines_as_is(
+    oddity: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A lone "\\r" in a string, or an f-string field over lines, changes the count of
+    lines in the code gates read: units are then read from the source itself."""
+    from qig_guard.engine.checker import check_source
+
+    source = f"import torch\n{oddity}\n\ndef restore(path):\n    return torch.load(path)\n"
+    gated = check_source("m.py", source.encode(), Config(), [UnsafeCheckpointLoad])
+    monkeypatch.setenv("QIG_GUARD_PLAIN", "1")
+    plain = check_source("m.py", source.encode(), Config(), [UnsafeCheckpointLoad])
+    assert [(f.line, f.code) for f in gated.findings] == [(f.line, f.code) for f in plain.findings]
+    lines = split_lines(source)  # a lone "\r" breaks a line, as for Python's tokenizer
+    assert [f.line for f in gated.findings] == [len(lines)]

@@ -52,7 +52,11 @@ def select(
     given, is CPython's ``ast`` of ``source``, parsed already."""
     code = code_text(source)
     lines = split_lines(code)
-    if len(lines) != len(split_lines(source)):  # a lone "\r" in a string
+    # The lines are the source's unless a lone "\r" in a string went, or an f-string's
+    # field spanned lines: without a "\r", the counts of line feeds tell.
+    if ("\r" in source or code.count("\n") != source.count("\n")) and len(lines) != len(
+        split_lines(source)
+    ):
         code, lines = source, split_lines(source)
     scope = FileScope(config, project, aliases(code), source=source, code=code)
     everywhere = Unit(code, unit_identifiers(code, scope))
