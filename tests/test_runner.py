@@ -265,3 +265,19 @@ def test_a_tree_the_index_keeps_gives_the_check_its_own_findings(data: bytes, re
     assert findings == [(f.line, f.column, f.code) for f in expected.findings]
     assert ("QIG006" in {code for *_, code in findings}) and kept
     assert (parses == 0) == reused  # a file not in UTF-8 is parsed again from its text
+
+
+def test_a_pool_replaces_a_worker_killed_between_batches() -> None:
+    import os
+    import signal
+
+    from qig_guard.engine.isolation import WorkerPool
+
+    with WorkerPool(2) as pool:
+        first = pool.run(["a", "b"], _pid, lambda *_: -1, key=str)
+        os.kill(first[0], signal.SIGKILL)
+        for worker in pool._workers:  # until it is gone
+            worker.process.join(timeout=0 if worker.process.pid != first[0] else 10)
+        again = pool.run(["a", "b"], _pid, lambda *_: -1, key=str)
+        assert again[1] == first[1] and again[0] not in (first[0], -1)
+        assert pool.run([1, 2, 3], _doubled, lambda *_: -1) == [2, 4, 6]

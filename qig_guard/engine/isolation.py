@@ -247,16 +247,26 @@ class WorkerPool:
 
     def _switch(self, work: Callable[[Any], Any]) -> None:
         """Have the live workers do ``work``: sent to them, or, where it cannot be
-        pickled, by new workers that inherit it."""
-        if not self._workers or work is self._work:
+        pickled, by new workers that inherit it. A worker that died since the last batch
+        (killed while idle) is replaced."""
+        if not self._workers:
             return
-        try:
-            message = bytes(ForkingPickler.dumps(_Work(work)))
-        except Exception:  # a closure, say: fork new workers instead
-            self.close()
-            return
-        for worker in self._workers:
-            worker.connection.send_bytes(message)
+        message = None
+        if work is not self._work:
+            try:
+                message = bytes(ForkingPickler.dumps(_Work(work)))
+            except Exception:  # a closure, say: fork new workers instead
+                self.close()
+                return
+        for index, worker in enumerate(self._workers):
+            try:
+                if not worker.process.is_alive():
+                    raise BrokenPipeError
+                if message is not None:
+                    worker.connection.send_bytes(message)
+            except OSError:
+                self._stop(worker, kill=True)
+                self._workers[index] = self._start(worker.slot, work)
         self._work = work
 
     def _stop(self, worker: _Worker[Any], kill: bool = False) -> None:
