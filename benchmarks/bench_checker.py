@@ -3,6 +3,7 @@
     python benchmarks/bench_checker.py                   # pantheon-chat, generated corpus
     python benchmarks/bench_checker.py --corpus pantheon-chat --repeats 3
     python benchmarks/bench_checker.py --corpus generated --lines 100000 --corpus torch
+    python benchmarks/bench_checker.py --corpus pantheon-chat --repeats 6 --against ../base
 
 Corpora: `pantheon-chat`, exported from its mirror (fetched as `../shared/eval/README.md`
 says; skipped with a note when it is not there), `generated`, research-style PyTorch
@@ -15,6 +16,12 @@ pre-commit run on one edit: start-up included). Each row gives the best wall tim
 `--repeats`, its CPU time, the ratio to Ruff's wall time, the largest resident memory of
 any one process of the run (the main process or a worker) and, for qig-guard, how many
 files and lines libcst parsed (what the gates let through).
+
+A machine's speed drifts (by 10% within minutes on a shared one), so a best-of time from
+one run compared with one from another run misleads. `--against CHECKOUT` (another
+checkout's root, say a `git worktree` of an older commit) instead alternates cold runs of
+this checkout, of that one (its `qig_guard` put first on `PYTHONPATH`) and of Ruff,
+`--repeats` times, and prints each one's median wall and CPU time and ratio to Ruff.
 """
 
 from __future__ import annotations
@@ -25,6 +32,7 @@ import contextlib
 import os
 import re
 import shutil
+import statistics
 import subprocess
 import sys
 import tempfile
@@ -71,9 +79,13 @@ def floor_seconds(files: list[Path]) -> float:
     return time.perf_counter() - start
 
 
-def measured(command: list[str], cwd: Path) -> Run:
+def measured(command: list[str], cwd: Path, env: dict[str, str] | None = None) -> Run:
     done = subprocess.run(
-        [sys.executable, "-c", _MEASURE, *command], cwd=cwd, capture_output=True, text=True
+        [sys.executable, "-c", _MEASURE, *command],
+        cwd=cwd,
+        capture_output=True,
+        text=True,
+        env=env,
     )
     code, wall, cpu, peak = done.stdout.split()
     if int(code) not in (0, 1):
@@ -85,11 +97,14 @@ def best(repeats: int, command: list[str], cwd: Path) -> Run:
     return min((measured(command, cwd) for _ in range(repeats)), key=lambda run: run.wall)
 
 
-def bench(name: str, root: Path, repeats: int) -> None:
+def bench(name: str, root: Path, repeats: int, against: Path | None = None) -> None:
     files = python_files(root)
     lines = sum(path.read_bytes().count(b"\n") for path in files)
     print(f"\n== {name}: {len(files)} files, {lines:,} lines ({root})")
     qig = [sys.executable, "-m", "qig_guard", "check", str(root), "--isolated", "--exit-zero"]
+    if against is not None:
+        alternate(root, qig, repeats, against)
+        return
     rows: list[tuple[str, Run, str]] = []
     marker = root / ".git"  # a project root, where the cache lives
     made_marker = not marker.exists()
@@ -109,6 +124,36 @@ def bench(name: str, root: Path, repeats: int) -> None:
         print(
             f"  {label:<{width}}  {run.wall:7.2f} s wall  {run.cpu:7.2f} s CPU  "
             f"{ratio:>11}  {peak}  {note}"
+        )
+
+
+def alternate(root: Path, qig: list[str], repeats: int, against: Path) -> None:
+    """Cold runs of this checkout, of ``against`` and of Ruff, in turn, ``repeats``
+    times: their medians, measured under the same drift."""
+    ruff = shutil.which("ruff") or str(Path(sys.executable).with_name("ruff"))
+    other = {**os.environ, "PYTHONPATH": str(against.resolve())}
+    sides: dict[str, tuple[list[str], dict[str, str] | None]] = {
+        "qig-guard cold, this checkout": ([*qig, "--no-cache"], None),
+        f"qig-guard cold, {against}": ([*qig, "--no-cache"], other),
+        "ruff check --select ALL --no-cache": (
+            [ruff, "check", str(root), "--select", "ALL", "--no-cache", "--isolated", "-q"],
+            None,
+        ),
+    }
+    runs: dict[str, list[Run]] = {label: [] for label in sides}
+    with tempfile.TemporaryDirectory() as work:
+        for _ in range(repeats):
+            for label, (command, env) in sides.items():
+                runs[label].append(measured(command, Path(work), env))
+    ruff_wall = statistics.median(run.wall for run in runs["ruff check --select ALL --no-cache"])
+    width = max(map(len, runs))
+    print(f"  medians of {repeats} alternating runs")
+    for label, measured_runs in runs.items():
+        wall = statistics.median(run.wall for run in measured_runs)
+        cpu = statistics.median(run.cpu for run in measured_runs)
+        print(
+            f"  {label:<{width}}  {wall:7.2f} s wall  {cpu:7.2f} s CPU  "
+            f"{wall / ruff_wall:5.2f}x ruff"
         )
 
 
@@ -163,6 +208,11 @@ def main() -> int:
     )
     parser.add_argument("--lines", type=int, default=320_000, help="generated corpus size")
     parser.add_argument("--repeats", type=int, default=2, help="best of N for each timing")
+    parser.add_argument(
+        "--against",
+        type=Path,
+        help="another checkout's root: alternate cold runs with it and Ruff, print medians",
+    )
     args = parser.parse_args()
     for name in args.corpus or ["pantheon-chat", "generated"]:
         if name == "pantheon-chat":
@@ -171,10 +221,10 @@ def main() -> int:
                 if root is None:
                     print(f"\n== pantheon-chat: no mirror under {ecosystem.mirrors()}; skipped")
                     continue
-                bench("pantheon-chat HEAD", root, args.repeats)
+                bench("pantheon-chat HEAD", root, args.repeats, args.against)
         elif name == "generated":
             built = corpus_builder.build(HERE / ".corpus" / "research", target_lines=args.lines)
-            bench("generated research corpus", built, args.repeats)
+            bench("generated research corpus", built, args.repeats, args.against)
         else:
             import importlib.util
 
@@ -182,7 +232,12 @@ def main() -> int:
             if spec is None or spec.origin is None:
                 print("\n== torch source: torch is not installed; skipped")
                 continue
-            bench("installed torch package source", Path(spec.origin).parent, args.repeats)
+            bench(
+                "installed torch package source",
+                Path(spec.origin).parent,
+                args.repeats,
+                args.against,
+            )
     return 0
 
 
