@@ -240,8 +240,10 @@ def _indexed_then_checked(data: bytes) -> tuple[bool, int, list[tuple[int, int, 
         return parse(source, *args, **kwargs)  # type: ignore[call-overload]
 
     ast.parse = counted  # type: ignore[assignment]
-    result = check_source("m.py", data, Config(), rules, project)
-    ast.parse = parse
+    try:
+        result = check_source("m.py", data, Config(), rules, project)
+    finally:
+        ast.parse = parse
     return kept is not None, len(parses), [(f.line, f.column, f.code) for f in result.findings]
 
 
@@ -276,8 +278,8 @@ def test_a_pool_replaces_a_worker_killed_between_batches() -> None:
     with WorkerPool(2) as pool:
         first = pool.run(["a", "b"], _pid, lambda *_: -1, key=str)
         os.kill(first[0], signal.SIGKILL)
-        for worker in pool._workers:  # until it is gone
-            worker.process.join(timeout=0 if worker.process.pid != first[0] else 10)
+        killed = next(w for w in pool._workers if w.process.pid == first[0])
+        killed.process.join(timeout=10)  # until it is gone
         again = pool.run(["a", "b"], _pid, lambda *_: -1, key=str)
         assert again[1] == first[1] and again[0] not in (first[0], -1)
         assert pool.run([1, 2, 3], _doubled, lambda *_: -1) == [2, 4, 6]

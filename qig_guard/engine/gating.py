@@ -78,7 +78,8 @@ def select(
     if not candidates or whole:
         return Selection(candidates)
     try:
-        tree = tree or ast.parse(source)
+        if tree is None:
+            tree = ast.parse(source)
     except (SyntaxError, RecursionError, MemoryError, ValueError):
         return Selection(candidates)  # reported when parsed
     scope.module_of = imported_from(tree)

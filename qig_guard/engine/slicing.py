@@ -255,10 +255,10 @@ def cut(source: str, tree: ast.Module, tree_layout: Layout, active: dict[int, se
             # node per line (a fifth of a parse's nodes), and numbering is unchanged.
             out.append("\\\n" * (end - start - 1) + "\n")
         else:
-            for line in lines[start - 1 : end - 2]:
-                out.append("\\" + (line[len(line.rstrip("\r\n")) :] or "\n"))
-            last = lines[end - 2]
-            out.append(last[len(last.rstrip("\r\n")) :] or "\n")
+            endings = [
+                line[len(line.rstrip("\r\n")) :] or "\n" for line in lines[start - 1 : end - 1]
+            ]
+            out.append("".join("\\" + ending for ending in endings[:-1]) + endings[-1])
         start = end
     hidden_names = {k: frozenset(v) for k, v in hidden.items()}
     return Slice("".join(out), hidden_names, kept_lines, rules_at, _pruned(tree, blank))

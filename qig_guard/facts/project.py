@@ -30,7 +30,7 @@ import re
 import tempfile
 from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass, field
-from functools import lru_cache
+from functools import cached_property, lru_cache
 from pathlib import Path
 from typing import TYPE_CHECKING
 
@@ -355,7 +355,6 @@ class ProjectFacts:
     _holders: dict[frozenset[str], frozenset[str]] = field(
         default_factory=dict, compare=False, repr=False
     )
-    _guarded: frozenset[str] = field(default_factory=frozenset, compare=False, repr=False)
 
     @classmethod
     def merge(cls, summaries: Iterable[tuple[ClassFacts, ...]]) -> ProjectFacts:
@@ -393,7 +392,6 @@ class ProjectFacts:
             returns_basin,
             keeps_argument,
             basin_attributes,
-            _guarded=frozenset(setters),
         )
 
     @property
@@ -406,10 +404,10 @@ class ProjectFacts:
         """``(class, method)`` pairs: the project's setters for ``attribute``."""
         return self._setters.get(attribute, ())
 
-    @property
+    @cached_property
     def guarded_attributes(self) -> frozenset[str]:
         """The attributes some class of the project sets in a setter."""
-        return self._guarded
+        return frozenset(self._setters)
 
     def writers_of(self, attribute: str) -> frozenset[str]:
         """Classes that write ``self.attribute`` in some method."""
@@ -523,14 +521,11 @@ class FactsCache:
     def __init__(self, directory: Path | None, extra_words: tuple[str, ...] = ()) -> None:
         self.directory = directory / f"facts-v{FORMAT}" if directory is not None else None
         self.extra_words = extra_words
-        self._relevant = relevance(extra_words)
         self._salt = "\0".join(extra_words).encode()
 
     def summary(self, data: bytes) -> tuple[ClassFacts, ...]:
         """One file's summary (empty when nothing in it can matter to the index)."""
-        if not self._relevant(data):
-            return ()
-        return _facts_of(data)
+        return file_facts(data, self.extra_words)
 
     def summaries(
         self, sources: Iterable[bytes], many: Many | None = None

@@ -32,9 +32,10 @@ _IDENTIFIER = re.compile(r"[^\W\d]\w*")
 # `as NAME` (see standalone); the name before it is read backwards.
 _AS = re.compile(r"as[ \t\\\n]+([^\W\d]\w*)")
 _BEFORE = re.compile(r"([^\W\d]\w*)[ \t\\\n]+$")
-_NUMBER = re.compile(
-    r"(-[\s(]*)?(?<![\w.])(\d[\d_]*\.?[\d_]*(?:[eE][-+]?\d+)?|\.\d[\d_]*(?:[eE][-+]?\d+)?)"
-)
+# A number literal (as ``number_value`` reads one: underscores allowed), and one with
+# the sign before it.
+_LITERAL = r"\d[\d_]*\.?[\d_]*(?:[eE][-+]?\d[\d_]*)?|\.\d[\d_]*(?:[eE][-+]?\d[\d_]*)?"
+_NUMBER = re.compile(rf"(-[\s(]*)?(?<![\w.])({_LITERAL})")
 
 
 # Comments, and string literals (with their prefixes' quotes): triple-quoted first. As
@@ -557,10 +558,8 @@ class Holds(Gate):
         return scope.project.holders(self.classes) & scope.identifiers
 
 
-# A number literal (see number_value): what follows `**` there, brackets and space allowed.
-_POWER = re.compile(
-    r"\*\*[\s\\(]*(\d[\d_]*\.?[\d_]*(?:[eE][-+]?\d[\d_]*)?|\.\d[\d_]*(?:[eE][-+]?\d[\d_]*)?)"
-)
+# A power's literal exponent, brackets and space allowed before it.
+_POWER = re.compile(rf"\*\*[\s\\(]*({_LITERAL})")
 
 
 @dataclass(frozen=True)
@@ -607,7 +606,8 @@ def _decorates(text: str, at: int) -> bool:
     line there starts with ``def`` or ``class``."""
     start = text.rfind("\n", 0, at) + 1
     indent = text[start:at]
-    if indent.strip(" \t") or text[: max(0, start - 1)].rstrip("\r").endswith("\\"):
+    before = text[max(0, start - 3) : max(0, start - 1)].rstrip("\r")  # the line before's end
+    if indent.strip(" \t") or before.endswith("\\"):
         return False
     lines = _lines_from(text, start)
     line = next(lines)
