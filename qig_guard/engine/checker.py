@@ -12,7 +12,7 @@ from dataclasses import dataclass, field, replace
 from typing import TYPE_CHECKING
 
 from qig_guard.config import Config
-from qig_guard.engine import noqa
+from qig_guard.engine import left_for_exit, noqa
 from qig_guard.engine.findings import FILE_ERROR, Finding
 from qig_guard.engine.source import SourceError, decode
 from qig_guard.facts import kept_trees
@@ -226,4 +226,5 @@ def _check_text(
     if parsed.rewritten:  # fixes were located in the rewritten text: offer none
         findings = [replace(finding, fix=None) for finding in findings]
     result.findings.extend(findings)
+    left_for_exit.leave((wrapper, instances), result.parsed_lines)
     return result
