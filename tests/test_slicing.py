@@ -22,6 +22,7 @@ from qig_guard.rules.gates import (
     Binary,
     Defines,
     FileScope,
+    IdentifierPattern,
     Identifiers,
     MatMul,
     NumberOutside,
@@ -370,6 +371,21 @@ def test_standalone_matches_are_those_of_a_lookbehind(text: str) -> None:
     found = [(m.span(), m.group(1)) for m in standalone(literal, text)]
     assert found == [(m.span(), m.group(1)) for m in behind.finditer(text)]
     assert aliases("with has as y:\n") == {"y": "has"}  # an ``as`` right after "has"
+
+
+@given(st.text(alphabet="ab_1.( \t\n\x1c\u00e9\u0661\u212a", max_size=40))
+@settings(max_examples=300, deadline=None)
+def test_an_identifier_pattern_finds_what_its_regex_finds(text: str) -> None:
+    for pattern in (r"[^\W\d]\w*", r"(?<![\w.])([^\W\d]\w*)[ \t]*\(", r"\b(ab|a)\b"):
+        assert IdentifierPattern(pattern).findall(text) == re.findall(pattern, text)
+
+
+def test_an_identifier_pattern_refuses_whitespace_classes() -> None:
+    # In ASCII text, only these read differently under re.ASCII ("\x1c" is Unicode space).
+    assert re.findall(r"\s", "\x1c") != re.findall(r"\s", "\x1c", re.ASCII)
+    for pattern in (r"a\s*b", r"a\Sb"):
+        with pytest.raises(ValueError, match=r"re\.ASCII"):
+            IdentifierPattern(pattern)
 
 
 def test_the_fields_of_an_f_string_are_code() -> None:

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import ast
-import re
 from dataclasses import dataclass
 from typing import TYPE_CHECKING
 
@@ -19,7 +18,14 @@ from qig_guard.engine.slicing import (
     unit_text,
     value_lines,
 )
-from qig_guard.rules.gates import FileScope, Unit, aliases, code_text, unit_identifiers
+from qig_guard.rules.gates import (
+    FileScope,
+    IdentifierPattern,
+    Unit,
+    aliases,
+    code_text,
+    unit_identifiers,
+)
 
 if TYPE_CHECKING:
     from collections.abc import Iterable
@@ -198,8 +204,8 @@ def _global_values(tree: ast.Module, lines: list[str], scope: FileScope) -> dict
 
 # Calls by text: `self.step(`, `cls.build(` (methods of the unit's class) and `helper(`
 # (module functions and classes).
-_METHOD_CALL = re.compile(r"\b(?:self|cls)[ \t]*\.[ \t]*([^\W\d]\w*)[ \t]*\(")
-_CALL = re.compile(r"(?<![\w.])([^\W\d]\w*)[ \t]*\(")
+_METHOD_CALL = IdentifierPattern(r"\b(?:self|cls)[ \t]*\.[ \t]*([^\W\d]\w*)[ \t]*\(")
+_CALL = IdentifierPattern(r"(?<![\w.])([^\W\d]\w*)[ \t]*\(")
 
 
 class _Calls:
