@@ -115,3 +115,11 @@ def test_children_are_libcsts_children_less_trivia_in_source_order() -> None:
         for n in traversal.nodes_below(cst.parse_expression("a if b else c"))
         if isinstance(n, cst.Name)
     ] == ["a", "b", "c"]
+
+
+def test_a_leaf_has_no_fields_to_read() -> None:
+    from qig_guard.engine.traversal import _field_names
+
+    for leaf in (cst.Name, cst.SimpleString, cst.Integer, cst.FormattedStringText):
+        assert _field_names(leaf, True) == ()
+    assert _field_names(cst.Attribute, True) == ("value", "attr")

@@ -90,13 +90,19 @@ _SOURCE_ORDER = {
 }  # fmt: skip
 
 
+# A field's declared type when it holds text (a name, a literal's digits or quotes).
+_TEXT = (str, "str")
+
+
 @cache
 def _field_names(cls: type, skip_trivia: bool) -> tuple[str, ...]:
-    """The fields of ``cls`` that can hold child nodes, in source order (found once)."""
+    """The fields of ``cls`` that can hold child nodes, in source order (found once): not
+    those declared as text (``Name.value``), so that a leaf has none."""
     names = [
         field.name
         for field in dataclasses.fields(cls)
-        if not (
+        if field.type not in _TEXT
+        and not (
             skip_trivia and (field.name in TRIVIA_FIELDS or field.name.startswith("whitespace"))
         )
     ]
@@ -235,10 +241,11 @@ def walk_batched(
                 visit(node)
             if leaves:
                 push((node, leaves))
-            children = child_nodes(node, fields)
-            if children:
-                children.reverse()
-                extend(zip(children, repeat(None)))
+            if fields:
+                children = child_nodes(node, fields)
+                if children:
+                    children.reverse()
+                    extend(zip(children, repeat(None)))
 
     with ExitStack() as stack:
         for visitor in visitors:
