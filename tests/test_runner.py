@@ -11,7 +11,7 @@ from pathlib import Path
 import pytest
 
 from qig_guard import __version__
-from qig_guard.config import Config, ConfigResolver
+from qig_guard.config import Config
 from qig_guard.engine.findings import Finding
 from qig_guard.engine.runner import run
 from qig_guard.rules import all_codes, load_rule
@@ -163,30 +163,11 @@ def test_check_never_imports_torch(corpus: Path) -> None:
 def test_warm_run_reads_the_cache_without_importing_libcst(corpus: Path) -> None:
     (corpus / ".git").mkdir()  # a project root: the cache lives there
     args = ["check", ".", "--isolated", "-j", "1"]
-    cold_lines, cold_code, _ = _main_in_subprocess(args, corpus)
+    cold_lines, cold_code, cold_modules = _main_in_subprocess(args, corpus)
     warm_lines, warm_code, warm_modules = _main_in_subprocess(args, corpus)
     assert cold_code == warm_code == 1
-    assert "libcst" not in warm_modules
+    assert "libcst" in cold_modules and "libcst" not in warm_modules
     assert warm_lines == cold_lines
-
-
-def test_a_cold_run_starts_its_workers_before_reading_files(
-    corpus: Path, monkeypatch: pytest.MonkeyPatch
-) -> None:
-    from qig_guard.engine import isolation, runner
-
-    started: list[str] = []
-    monkeypatch.setattr(isolation.WorkerPool, "start", lambda pool, prepare: started.append("w"))
-    (corpus / ".git").mkdir()
-    monkeypatch.chdir(corpus)
-    config = ConfigResolver(isolated=True)
-    cold = runner.run([corpus], config, jobs=1)
-    assert started == ["w"]  # no cache yet: every file will be checked
-    warm = runner.run([corpus], config, jobs=1)
-    assert started == ["w"]  # the cache holds results: perhaps no file needs a worker
-    assert warm.findings == cold.findings
-    runner.run([corpus], config, jobs=1, use_cache=False)
-    assert started == ["w", "w"]
 
 
 # -- one pool of workers for the index and the checks ----------------------------------
@@ -222,50 +203,6 @@ def test_a_pool_forks_new_workers_for_work_it_cannot_send() -> None:
         assert pool.run([1, 2], lambda task: task + offset, lambda *_: -1) == [11, 12]
         (after,) = pool.run([0], _pid, lambda *_: -1)
         assert after != before  # a closure cannot be pickled: its workers inherit it
-
-
-_PREPARED: list[str] = []
-
-
-def _prepare() -> None:
-    _PREPARED.append("ready")
-
-
-def _prepared(_task: object) -> list[str]:
-    return _PREPARED
-
-
-def _fail() -> None:
-    raise RuntimeError("no warm-up")
-
-
-def _sleep() -> None:
-    import time
-
-    time.sleep(60)
-
-
-def test_a_started_pool_prepares_its_workers_before_their_first_batch() -> None:
-    from qig_guard.engine.isolation import WorkerPool
-
-    with WorkerPool(2) as pool:
-        pool.start(_prepare)
-        assert pool.started and _PREPARED == []  # prepared in the workers, not here
-        assert pool.run(["a", "b"], _prepared, lambda *_: []) == [["ready"], ["ready"]]
-    with WorkerPool(1) as pool:
-        pool.start(_fail)  # a warm-up that fails leaves the work to meet the failure
-        assert pool.run([1, 2], _doubled, lambda *_: -1) == [2, 4]
-
-
-def test_a_started_pool_that_gets_no_batch_stops_its_workers_at_once() -> None:
-    import signal
-
-    from qig_guard.engine.isolation import WorkerPool
-
-    with WorkerPool(2) as pool:
-        pool.start(_sleep)
-        processes = [worker.process for worker in pool._workers]
-    assert [process.exitcode for process in processes] == [-signal.SIGKILL] * 2
 
 
 _BASIN_FILE = (

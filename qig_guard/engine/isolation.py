@@ -43,14 +43,9 @@ def _context() -> Any:
 COLLECT_AFTER = 100_000
 
 
-def _serve(
-    connection: Connection,
-    work: Callable[[Any], Any],
-    prepare: Callable[[], object] | None = None,
-) -> None:
-    """A worker's loop, after ``prepare()`` (a warm-up: its failure is the work's to
-    meet): one task in, one outcome out, until ``None`` arrives; a :class:`_Work`
-    message changes what it does with the tasks that follow.
+def _serve(connection: Connection, work: Callable[[Any], Any]) -> None:
+    """A worker's loop: one task in, one outcome out, until ``None`` arrives; a
+    :class:`_Work` message changes what it does with the tasks that follow.
 
     The cyclic garbage collector does not run during a task: a parse allocates
     millions of nodes, which set off full collections that cost about a tenth of a
@@ -60,9 +55,6 @@ def _serve(
     bounded."""
     signal.signal(signal.SIGINT, signal.SIG_IGN)  # the parent handles Ctrl-C
     faulthandler.disable()  # a crash is reported by the parent, without a traceback
-    if prepare is not None:
-        with contextlib.suppress(Exception):
-            prepare()
     gc.freeze()
     gc.disable()
     while True:
@@ -80,11 +72,6 @@ def _serve(
         connection.send(outcome)
         if gc.get_count()[0] > COLLECT_AFTER:
             gc.collect()
-
-
-def _no_work(task: object) -> object:
-    """What a started worker does before a batch sends it work: never asked."""
-    raise RuntimeError("a worker was given a task before its work")
 
 
 @dataclass
@@ -148,12 +135,6 @@ class WorkerPool:
 
     def __exit__(self, *_: object) -> None:
         self.close()
-
-    def start(self, prepare: Callable[[], object]) -> None:
-        """Start the workers now, each running ``prepare()`` (imports, say) while this
-        process goes on; the first batch sends them its work."""
-        while len(self._workers) < self.jobs:
-            self._workers.append(self._start(len(self._workers), _no_work, prepare))
 
     @property
     def started(self) -> bool:
@@ -256,11 +237,9 @@ class WorkerPool:
                     replace(worker, f"took longer than the {limit:g} s time limit")
         return [outcomes[index] for index in range(len(tasks))]
 
-    def _start(
-        self, slot: int, work: Callable[[Any], Any], prepare: Callable[[], object] | None = None
-    ) -> _Worker[Any]:
+    def _start(self, slot: int, work: Callable[[Any], Any]) -> _Worker[Any]:
         parent, child = self._context.Pipe()
-        process = self._context.Process(target=_serve, args=(child, work, prepare), daemon=True)
+        process = self._context.Process(target=_serve, args=(child, work), daemon=True)
         process.start()
         child.close()
         self._work = work
@@ -300,13 +279,11 @@ class WorkerPool:
         worker.connection.close()
 
     def close(self) -> None:
-        """Stop the workers (each finishes the task it holds, if any, within a second;
-        workers that no batch came to, stopped at once)."""
-        idle = self._work is _no_work
+        """Stop the workers (each finishes the task it holds, if any, within a second)."""
         for worker in self._workers:
             with contextlib.suppress(OSError):
                 worker.connection.send(None)
         for worker in self._workers:
-            self._stop(worker, kill=idle)
+            self._stop(worker)
         self._workers = []
         self._work = None

@@ -121,38 +121,6 @@ def run(
     under ``config`` or, given a :class:`ConfigResolver`, under its own configuration."""
     config_for = config.for_path if isinstance(config, ConfigResolver) else (lambda _: config)
     cwd = Path.cwd()
-    with WorkerPool(jobs or default_jobs()) as pool:
-        if not (use_cache and _has_cache(config, cwd)):  # a cold run: all files to check
-            pool.start(_import_checker)  # the workers import libcst while files are read
-        result = _run(paths, config_for, cwd, use_cache, pool)
-    result.findings = ordered(result.findings)
-    return result
-
-
-def _has_cache(config: Config | ConfigResolver, cwd: Path) -> bool:
-    """Whether the cache of the configuration here holds results already."""
-    here = config.for_folder(cwd) if isinstance(config, ConfigResolver) else config
-    return here.cache_path is not None and here.cache_path.is_dir()
-
-
-def _import_checker() -> None:
-    """Import what checking a file needs (a worker's warm-up)."""
-    import libcst  # noqa: F401
-
-    import qig_guard.engine.gating  # noqa: F401
-    from qig_guard.rules import all_codes
-
-    _rules_for(all_codes())
-
-
-def _run(
-    paths: Sequence[Path],
-    config_for: Callable[[Path], Config],
-    cwd: Path,
-    use_cache: bool,
-    pool: WorkerPool,
-) -> RunResult:
-    """Discover and read the files under ``paths``, then check them with ``pool``."""
     result = RunResult()
     scopes: dict[int, _Scope] = {}  # by id() of a configuration, which the scope keeps alive
     files: list[tuple[str, Path, bytes, tuple[str, ...], _Scope]] = []
@@ -179,7 +147,10 @@ def _run(
             result.findings.append(Finding(display, 1, 1, FILE_ERROR, message))
             continue
         files.append((display, path, data, codes, scope))
-    _check_all(files, scopes, result, use_cache, pool)
+
+    with WorkerPool(jobs or default_jobs()) as pool:
+        _check_all(files, scopes, result, use_cache, pool)
+    result.findings = ordered(result.findings)
     return result
 
 
