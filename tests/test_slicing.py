@@ -17,13 +17,16 @@ from qig_guard.engine.parsing import split_lines
 from qig_guard.engine.slicing import Slice, cut, layout, regions
 from qig_guard.facts.project import EMPTY
 from qig_guard.rules.gates import (
+    AddsProduct,
     AllOf,
     AnyOf,
     Binary,
+    Calls,
     Defines,
     FileScope,
     IdentifierPattern,
     Identifiers,
+    InNamedDefinition,
     MatMul,
     NumberOutside,
     PowerOf,
@@ -386,6 +389,44 @@ def test_an_identifier_pattern_refuses_whitespace_classes() -> None:
     for pattern in (r"a\s*b", r"a\Sb"):
         with pytest.raises(ValueError, match=r"re\.ASCII"):
             IdentifierPattern(pattern)
+
+
+def _unit(source: str) -> Unit:
+    """A whole snippet as one unit, with its ``ast`` nodes."""
+    return Unit(source, frozenset(), tuple(ast.parse(source).body))
+
+
+def test_a_product_sum_gate_reads_the_tree() -> None:
+    scope = FileScope(Config(), EMPTY)
+    adds = AddsProduct()
+    for source in ("a + w * b\n", "(w * a) + b\n", "a + (\n  w\n  * b)\n", "f(x=a * b + c)\n"):
+        assert adds.holds(_unit(source), scope), source
+    for source in ("a + b\nc = w * d\n", "a += w * b\n", "a + w @ b\n", "a + (w ** 2)\n"):
+        assert not adds.holds(_unit(source), scope), source
+    assert adds.holds(Unit("a = 1\n", frozenset()), scope)  # nodes not known: it may
+
+
+def test_a_calls_gate_reads_the_called_names_words() -> None:
+    scope = FileScope(Config(), EMPTY)
+    calls = Calls("blend", "lerp")
+    for source in ("mixer.blend(a, b)\n", "x.lerp_(y, 0.5)\n", "blend_basins (a,\n b)\n"):
+        assert calls.holds(_unit(source), scope), source
+    for source in ("blend = 2\n", "mixer.blend\n", "f(blend)\n", "blender(a)\n"):
+        assert not calls.holds(_unit(source), scope), source
+    assert calls.holds(Unit("f()\n", frozenset()), scope)
+
+
+def test_a_named_definition_gate_reads_definitions_at_any_depth() -> None:
+    scope = FileScope(Config(), EMPTY)
+    sleep = InNamedDefinition("sleep_functions")
+    for source in ("def dream(m):\n    pass\n", "def f():\n    class SleepCycle:\n        x = 1\n"):
+        assert sleep.holds(_unit(source), scope), source
+    for source in ("import time\ndef f():\n    time.sleep(1)\n", "dream = 1\n"):
+        assert not sleep.holds(_unit(source), scope), source
+    member = _unit("def run(self):\n    pass\n")
+    member.enclosing = "SleepProtocol"
+    assert sleep.holds(member, scope)
+    assert sleep.holds(Unit("x = 1\n", frozenset()), scope)  # nodes not known: it may
 
 
 def test_the_fields_of_an_f_string_are_code() -> None:

@@ -65,7 +65,7 @@ def select(
     ):
         code, lines = source, split_lines(source)
     scope = FileScope(config, project, aliases(code), source=source, code=code)
-    everywhere = Unit(code, unit_identifiers(code, scope))
+    everywhere = Unit(code, unit_identifiers(code, scope))  # its nodes are not known yet
     # What a rule's callees stand for may be found in a unit that does not spell it; the
     # whole file uses it where some unit may call such a callee.
     scope.identifiers = everywhere.identifiers.union(*(rule.callees_stand_for for rule in rules))
@@ -96,6 +96,12 @@ def select(
         unit_identifiers(text, scope, (unit.enclosing,) if unit.enclosing else ())
         for unit, text in zip(units, texts, strict=True)
     ]
+    nodes = [unit.nodes for unit in units]
+    # Each unit as the gates read it on its own.
+    alone = [
+        Unit(text, identifiers, unit.nodes, unit.enclosing)
+        for unit, text, identifiers in zip(units, texts, own, strict=True)
+    ]
     calls = _Calls(shape, texts)
     module = {index for index, unit in enumerate(units) if unit.always}
     active: dict[int, set[str]] = {}  # per unit to parse, the rules that read it
@@ -115,7 +121,7 @@ def select(
         for callee in set().union(*(calls.of(caller) for caller in callers)):
             holds = known.get(callee)
             if holds is None:
-                holds = known[callee] = test(Unit(texts[callee], own[callee]))
+                holds = known[callee] = test(alone[callee])
             if holds:
                 found.add(callee)
         return found
@@ -129,7 +135,9 @@ def select(
         stand_for = rule.callees_stand_for
         if test(unit):
             callees = readable_callees(rule.code, callers)
-        elif stand_for and test(Unit(unit.text, unit.identifiers | stand_for)):
+        elif stand_for and test(
+            Unit(unit.text, unit.identifiers | stand_for, unit.nodes, unit.enclosing)
+        ):
             callees = readable_callees(rule.code, callers)  # the calls, only when they matter
             if not callees:
                 return
@@ -140,7 +148,7 @@ def select(
         fired.add(rule.code)
 
     if module:
-        joined_module = _joined(sorted(module), texts, own)
+        joined_module = _joined(sorted(module), texts, own, nodes)
         for rule in candidates:
             gate(rule, joined_module, module, module)
     # Where the module gives each name a value: a rule follows a global that a function
@@ -150,7 +158,7 @@ def select(
     for index in range(len(units)):
         if index in module:
             continue
-        unit = Unit(texts[index], own[index])
+        unit = alone[index]
         for name in sorted(own[index] & values.keys()):
             unit = _with(unit, values[name])
         defined = units[index].name
@@ -165,7 +173,7 @@ def select(
             if reads is not None and defined and reads(Unit(defined, frozenset({defined}))):
                 called_by = calls.callers(index) if called_by is None else called_by
                 if called_by:
-                    with_callers = _joined(sorted(called_by), texts, own)
+                    with_callers = _joined(sorted(called_by), texts, own, nodes)
                     gate(rule, _with(unit, with_callers), {index, *called_by}, (index,))
                     continue
             gate(rule, unit, (index,), (index,))
@@ -179,26 +187,38 @@ def select(
     return Selection(chosen, cut(source, tree, shape, active))
 
 
-def _joined(members: list[int], texts: list[str], own: list[frozenset[str]]) -> Unit:
-    return Unit("".join(texts[i] for i in members), frozenset().union(*(own[i] for i in members)))
+def _joined(
+    members: list[int],
+    texts: list[str],
+    own: list[frozenset[str]],
+    nodes: list[tuple[ast.AST, ...]],
+) -> Unit:
+    return Unit(
+        "".join(texts[i] for i in members),
+        frozenset().union(*(own[i] for i in members)),
+        tuple(node for i in members for node in nodes[i]),
+    )
 
 
 def _with(unit: Unit, other: Unit) -> Unit:
-    return Unit(unit.text + other.text, unit.identifiers | other.identifiers)
+    both = None if unit.nodes is None or other.nodes is None else unit.nodes + other.nodes
+    return Unit(unit.text + other.text, unit.identifiers | other.identifiers, both, unit.enclosing)
 
 
 def _global_values(tree: ast.Module, lines: list[str], scope: FileScope) -> dict[str, Unit]:
     """Per name the module assigns (also in its ``if``, ``try``, ``for`` and ``with``
     blocks), the text and identifiers of those assignments."""
     spans: dict[str, list[tuple[int, int]]] = {}
+    wheres: dict[str, list[ast.AST]] = {}
     for name, where in bindings([s for s in tree.body if not isinstance(s, DEFINITIONS)]):
         found = value_lines(where)
         if found is not None:
             spans.setdefault(name, []).append(found)
+            wheres.setdefault(name, []).append(where)
     values = {}
     for name, places in spans.items():
         text = "".join("".join(lines[start - 1 : end]) for start, end in places)
-        values[name] = Unit(text, unit_identifiers(text, scope))
+        values[name] = Unit(text, unit_identifiers(text, scope), tuple(wheres[name]))
     return values
 
 

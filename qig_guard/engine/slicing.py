@@ -50,6 +50,9 @@ class Unit:
     always: bool = False
     # The function or class it defines, if it is a definition.
     name: str | None = None
+    # Its ``ast`` nodes: the statement, or a class header's decorators, bases, keywords
+    # and own statements before its first member.
+    nodes: tuple[ast.AST, ...] = ()
 
 
 @dataclass
@@ -149,7 +152,7 @@ def layout(tree: ast.Module) -> Layout:
             members = [m for m in node.body if isinstance(m, DEFINITIONS)]
             if not members:
                 unit = Unit(first_line(node), _end_line(node), (), frozenset({node.name}))
-                unit.name = node.name
+                unit.name, unit.nodes = node.name, (node,)
                 units.append(unit)
                 continue
             owner = (node.name,)
@@ -158,6 +161,8 @@ def layout(tree: ast.Module) -> Layout:
             scaffold = [len(units)]
             header = Unit(first_line(node), header_end, (), frozenset({node.name}), node.name)
             header.name = node.name
+            own = [m for m in node.body if first_line(m) <= header_end]
+            header.nodes = (*node.decorator_list, *node.bases, *node.keywords, *own)
             units.append(header)
             member_units = []
             for member in node.body:
@@ -169,24 +174,19 @@ def layout(tree: ast.Module) -> Layout:
                     scaffold.append(len(units))
                 binds = frozenset(bound_names([member]))
                 unit = Unit(first_line(member), _end_line(member), owner, binds, node.name)
-                unit.name = getattr(member, "name", None)
+                unit.name, unit.nodes = getattr(member, "name", None), (member,)
                 units.append(unit)
             for index in scaffold + member_units:
                 result.scaffold[index] = scaffold
             result.members[scaffold[0]] = member_units
         elif isinstance(node, DEFINITIONS):
             unit = Unit(first_line(node), _end_line(node), (), frozenset({node.name}))
-            unit.name = node.name
+            unit.name, unit.nodes = node.name, (node,)
             units.append(unit)
         else:
+            binds = frozenset(bound_names([node]))
             units.append(
-                Unit(
-                    first_line(node),
-                    _end_line(node),
-                    (),
-                    frozenset(bound_names([node])),
-                    always=True,
-                )
+                Unit(first_line(node), _end_line(node), (), binds, always=True, nodes=(node,))
             )
     return result
 

@@ -3,9 +3,11 @@
 A rule states its gate as data (``gate = Identifiers("load_state_dict") | ...``); the
 engine evaluates every selected rule's gate once per unit of a file (see
 :mod:`qig_guard.engine.slicing`) over the unit's identifiers, read from its text without
-parsing. A file no gate selects is not parsed; of the others, only the selected units
-are. A gate must never reject a unit in which its rule would report: the
-trigger-agreement tests run every rule case, gated and plain, and compare.
+parsing, and, where a gate reads a shape of code (:class:`AddsProduct`), over the unit's
+CPython ``ast`` that the engine splits the file with. A file no gate selects is not
+parsed by libcst; of the others, only the selected units are. A gate must never reject
+a unit in which its rule would report: the trigger-agreement tests run every rule case,
+gated and plain, and compare.
 
 Identifiers are read from the whole text (strings and comments too), and an import
 alias also counts as the name it imports (``from torch import save as s`` puts
@@ -14,6 +16,7 @@ alias also counts as the name it imports (``from torch import save as s`` puts
 
 from __future__ import annotations
 
+import ast
 import re
 from collections.abc import Callable, Iterable, Iterator, Mapping
 from dataclasses import dataclass, field
@@ -180,11 +183,21 @@ class FileScope:
 
 
 class Unit:
-    """A unit's text and the identifiers it uses (see :func:`unit_identifiers`)."""
+    """A unit's text and the identifiers it uses (see :func:`unit_identifiers`), its
+    ``ast`` nodes (``None``: not known, as of a whole file before it is parsed) and the
+    class it is a member of."""
 
-    def __init__(self, text: str, identifiers: frozenset[str]) -> None:
+    def __init__(
+        self,
+        text: str,
+        identifiers: frozenset[str],
+        nodes: tuple[ast.AST, ...] | None = None,
+        enclosing: str | None = None,
+    ) -> None:
         self.text = text
         self.identifiers = identifiers
+        self.nodes = nodes
+        self.enclosing = enclosing
 
     @cached_property
     def numbers(self) -> tuple[float, ...]:
@@ -594,6 +607,87 @@ class PowerOf(Gate):
             except ValueError:  # `1_.5`: not a literal
                 continue
         return False
+
+
+@dataclass(frozen=True)
+class AddsProduct(Gate):
+    """The unit adds a product: a ``+`` one of whose operands is a ``*`` (``a + w * d``,
+    ``w * a + v * b``), as CPython's ``ast`` reads it (brackets and precedence included).
+    A unit whose nodes are not known may."""
+
+    def holds(self, unit: Unit, scope: FileScope) -> bool:
+        if unit.nodes is None:
+            return True
+        return any(_adds_product(node) for root in unit.nodes for node in ast.walk(root))
+
+
+@dataclass(frozen=True, init=False)
+class Calls(Gate):
+    """The unit calls a function or method whose name (``blend`` of ``mixer.blend``) has
+    one of these words, as CPython's ``ast`` reads the call. A unit whose nodes are not
+    known may."""
+
+    words: frozenset[str]
+
+    def __init__(self, *wanted: str) -> None:
+        object.__setattr__(self, "words", frozenset(wanted))
+
+    def holds(self, unit: Unit, scope: FileScope) -> bool:
+        if unit.nodes is None:
+            return True
+        for root in unit.nodes:
+            for node in ast.walk(root):
+                if type(node) is ast.Call:
+                    func = node.func
+                    name = (
+                        func.id
+                        if type(func) is ast.Name
+                        else func.attr
+                        if type(func) is ast.Attribute
+                        else None
+                    )
+                    if name is not None and not self.words.isdisjoint(split(name)):
+                        return True
+        return False
+
+
+_DEFINITION_NODES = (ast.FunctionDef, ast.AsyncFunctionDef, ast.ClassDef)
+
+
+@dataclass(frozen=True, init=False)
+class InNamedDefinition(Gate):
+    """The unit is code of a function or class that the configured names in these
+    ``Config`` fields match by words (``consolidate_toward_basin``, ``class
+    SleepProtocol``): it defines one, at any depth, or is a member of such a class, as
+    CPython's ``ast`` reads it. A unit whose nodes are not known may."""
+
+    fields: tuple[str, ...]
+
+    def __init__(self, *fields: str) -> None:
+        object.__setattr__(self, "fields", fields)
+
+    def holds(self, unit: Unit, scope: FileScope) -> bool:
+        if unit.nodes is None:
+            return True
+        names = _configured(scope.config, self.fields)
+        if unit.enclosing is not None and matches_any(unit.enclosing, names):
+            return True
+        return any(
+            isinstance(node, _DEFINITION_NODES) and matches_any(node.name, names)
+            for root in unit.nodes
+            for node in ast.walk(root)
+        )
+
+
+def _adds_product(node: ast.AST) -> bool:
+    return (
+        type(node) is ast.BinOp
+        and type(node.op) is ast.Add
+        and any(
+            type(operand) is ast.BinOp and type(operand.op) is ast.Mult
+            for operand in (node.left, node.right)
+        )
+    )
 
 
 # A line that a decorated definition starts with (after its decorators).

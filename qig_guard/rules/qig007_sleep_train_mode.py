@@ -12,7 +12,7 @@ from qig_guard.facts.torch_api import names_an_optimizer
 from qig_guard.facts.words import words
 from qig_guard.rules._sleep import sleep_function
 from qig_guard.rules.base import FileContext, Invalid, Rule
-from qig_guard.rules.gates import Identifiers, Named
+from qig_guard.rules.gates import Identifiers, InNamedDefinition, Named
 
 
 class SleepTrainMode(Rule):
@@ -81,7 +81,11 @@ class SleepTrainMode(Rule):
     summary = "sleep/consolidation code trains the model in training mode (no eval())"
     # Whether a step follows an `eval()` depends on the function's callers and its class.
     reads = "file"
-    gate = Named("sleep_functions") & Identifiers("train", "training", "backward", "step")
+    gate = (
+        Named("sleep_functions")
+        & Identifiers("train", "training", "backward", "step")
+        & InNamedDefinition("sleep_functions")
+    )
     INVALID = (
         Invalid(
             "def consolidate(model, target_basin, optimizer):\n"

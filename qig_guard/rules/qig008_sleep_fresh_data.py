@@ -21,7 +21,7 @@ from qig_guard.facts.vocabulary import COMPARISON_WORDS
 from qig_guard.facts.words import matches_any, words
 from qig_guard.rules._sleep import sleep_function
 from qig_guard.rules.base import FileContext, Invalid, Rule
-from qig_guard.rules.gates import InFile, Named, Text
+from qig_guard.rules.gates import InFile, InNamedDefinition, Named, Text
 
 # What the gate needs (evaluated when the class is created).
 # New data by the last word of its name (`new_examples`, `train_data`, `curriculum`), when
@@ -124,7 +124,11 @@ class SleepFreshData(Rule):
     code = "QIG008"
     name = "sleep-fresh-data"
     summary = "sleep/consolidation code trains on new or random data or makes a basin of it"
-    gate = Named("sleep_functions") & (Text(*_FRESH_WORDS) | InFile(imports_random_or_loader_as))
+    gate = (
+        Named("sleep_functions")
+        & (Text(*_FRESH_WORDS) | InFile(imports_random_or_loader_as))
+        & InNamedDefinition("sleep_functions")
+    )
     INVALID = (
         Invalid(
             "import torch\n\n"

@@ -14,6 +14,7 @@ from qig_guard.rules._basin_values import (
     BasinRule,
 )
 from qig_guard.rules._interpolation import (
+    INTERPOLATION_WORDS,
     Interpolation,
     binary_interpolation,
     call_interpolation,
@@ -23,12 +24,23 @@ from qig_guard.rules._interpolation import (
     value_of,
 )
 from qig_guard.rules.base import FileContext, Invalid
-from qig_guard.rules.gates import Binary, Named, NumberOutside, Pattern, Words
+from qig_guard.rules.gates import (
+    AddsProduct,
+    Binary,
+    Calls,
+    Named,
+    NumberOutside,
+    Pattern,
+    Words,
+)
 
 # What the gate needs (evaluated when the class is created).
 # A basin-ish attribute of an object other than `self` (`peer.basin`).
 _PLUS = Binary("+", r"[\w(.]")
 _TIMES = Binary("*", r"[\w(.]")
+# What ``_is_sync_weight`` matches, read as text: the words `sync` then `weight*` with no
+# ASCII letter or digit between (`sync_weight`, `SyncWeights`, `"--sync-weight"`).
+_SYNC_WEIGHT_TEXT = re.compile(r"[Ss][Yy][Nn][Cc][^A-Za-z0-9]*[Ww][Ee][Ii][Gg][Hh][Tt]")
 _OTHER_OWNER = re.compile(r"(?<![\w.])(?!self\b)[A-Za-z_]\w*[ \t]*\.[ \t]*\w*(?i:basin|attractor)")
 
 
@@ -89,12 +101,13 @@ class SyncWeightOutOfRange(BasinRule):
     )
     # A literal weight beside a sync name, or an interpolation (`own + w * (other - own)`,
     # a blend helper) of a basin that may be another model's.
-    # A weighted sum (`own + w * (other - own)`), not `**kwargs` or `x += 1` alone.
-    gate = (Words("sync") & NumberOutside("sync_weight_range")) | (
+    # A weighted sum (`own + w * (other - own)`), not `**kwargs` or `x += 1` alone: a `+`
+    # with a `*` operand in CPython's tree (``binary_interpolation`` reads no other).
+    gate = (Pattern(_SYNC_WEIGHT_TEXT) & NumberOutside("sync_weight_range")) | (
         Named("basin_names", project=True)
         & (
-            (_PLUS & _TIMES)
-            | Words("lerp", "slerp", "interp", "interpolate", "blend", "mix", "geodesic")
+            (_PLUS & _TIMES & AddsProduct())
+            | (Words(*INTERPOLATION_WORDS) & Calls(*INTERPOLATION_WORDS))
         )
         & (Words(*OTHER_MODEL_WORDS) | Named("active_models") | Pattern(_OTHER_OWNER))
     )

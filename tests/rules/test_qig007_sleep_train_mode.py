@@ -371,6 +371,7 @@ def test_trigger_skips_files_without_sleep_code_or_training_api() -> None:
     assert gate_passes(SleepTrainMode, "def sleep(m):\n    m.train()\n", Config())
     calls_time_sleep = "import time\ndef fit(m):\n    time.sleep(1)\n    m.train()\n"
     assert not rule_findings(SleepTrainMode, calls_time_sleep, Config())
+    assert not gate_passes(SleepTrainMode, calls_time_sleep, Config())  # not sleep code
     assert gate_passes(
         SleepTrainMode, "class LightSleep:\n    def f(self):\n        x.backward()\n", Config()
     )

@@ -607,6 +607,15 @@ def test_sleep_names_come_from_config() -> None:
     assert lines(source, replace(Config(), sleep_functions=("nap",))) == [2]
 
 
+def test_trigger_finds_sleep_code_in_the_tree() -> None:
+    nested = "def train(model):\n    def dream_step():\n        return model(torch.randn(3))\n"
+    member = "class SleepCycle:\n    def run(self, model):\n        model(torch.randn(3))\n"
+    under_if = "if True:\n    def dream(model):\n        model(torch.randn(3))\n"
+    for source in (nested, member, under_if):
+        assert gate_passes(SleepFreshData, source, Config()), source
+        assert lines(source) == [3], source
+
+
 def test_trigger_needs_sleep_code_and_a_data_api() -> None:
     assert not rule_findings(SleepFreshData, "def sleep(m, basin):\n    m(basin)\n", Config())
     assert not rule_findings(SleepFreshData, "x = torch.randn(3)\n", Config())
@@ -680,6 +689,14 @@ LOOK_ALIKES = {
                 fisher_distance(model.basin_matcher.current_basin, target_basin).backward()
                 optimizer.step()
         """,
+    "waiting-with-time-sleep-beside-new-data": """
+        import asyncio
+
+        async def poll(client, new_examples):
+            while True:
+                await asyncio.sleep(1.0)
+                client.send(new_examples)
+        """,
     "sleep-class-without-data": """
         class SleepMonitor:
             def record(self, model):
@@ -695,6 +712,7 @@ LOOK_ALIKES = {
 def test_trigger_skips_clean_look_alikes(source: str) -> None:
     """Speed: data loaders and random APIs outside sleep code need no parse."""
     assert lines(source) == []
+    assert not gate_passes(SleepFreshData, textwrap.dedent(source), Config())
     assert not rule_findings(SleepFreshData, textwrap.dedent(source), Config())
 
 

@@ -228,6 +228,38 @@ def test_trigger_skips_arithmetic_without_another_model(source: str) -> None:
     assert not rule_findings(SyncWeightOutOfRange, source, Config())
 
 
+SHAPE_LOOK_ALIKES = {
+    "sum-and-product-in-separate-statements": """
+        def track(self, peer):
+            scaled = 0.5 * peer.basin
+            self.count = self.count + 1
+        """,
+    "augmented-sum-of-a-product": """
+        def track(self, peer):
+            self.basin += 0.5 * peer.basin
+        """,
+    "sum-of-a-matrix-product": "merged = own_basin + 0.5 @ other.basin\n",
+    "blend-word-not-called": """
+        def track(self, peer):
+            blend_mode = peer.basin_blend
+            self.mix_ratio = 2.0 * peer.basin.sum()
+        """,
+    "sync-without-a-weight": """
+        def track(self, peer):
+            self.last_sync = 3600 - peer.basin_age
+        """,
+}
+
+
+@pytest.mark.parametrize("source", SHAPE_LOOK_ALIKES.values(), ids=SHAPE_LOOK_ALIKES.keys())
+def test_trigger_reads_the_shape_the_rule_reads(source: str) -> None:
+    """Speed: a `+` and a `*` anywhere, an interpolation word that names no call, or the
+    word `sync` without `weight` cannot make an interpolation or a sync weight."""
+    source = textwrap.dedent(source)
+    assert not gate_passes(SyncWeightOutOfRange, source, Config())
+    assert not rule_findings(SyncWeightOutOfRange, source, Config())
+
+
 def test_arithmetic_near_another_models_basin_is_read_but_weight_decides() -> None:
     """The weight may be a constant defined anywhere, so the trigger passes the file."""
     source = "new = [obs + sync_weight * (active_basin - obs) for obs in obs_basins]\n"
@@ -380,6 +412,25 @@ TOWARD_ANOTHER_MODEL = {
             ocean_kernel.basin = slerp(ocean_kernel.basin, self.basin, t=0.3)  # 3
         """,
         [3],
+    ),
+    "helper-named-for-an-interpolation": (
+        """
+        def absorb(self, peer):
+            self.basin = apply_interpolation(self.basin, peer.basin, 0.5)  # 3
+            self.basin = self.mixer.blend (self.basin, peer.basin, 0.6)  # 4
+        """,
+        [3, 4],
+    ),
+    "weighted-sum-over-lines-and-brackets": (
+        """
+        def absorb(self, peer, keep=0.5):
+            self.basin = (
+                self.basin
+                + (keep
+                   * (peer.basin - self.basin))  # 5
+            )
+        """,
+        [5],
     ),
 }
 
