@@ -226,5 +226,5 @@ def _check_text(
     if parsed.rewritten:  # fixes were located in the rewritten text: offer none
         findings = [replace(finding, fix=None) for finding in findings]
     result.findings.extend(findings)
-    left_for_exit.leave((wrapper, instances), result.parsed_lines)
+    left_for_exit.leave((wrapper, instances))
     return result

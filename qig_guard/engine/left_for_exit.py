@@ -3,34 +3,45 @@
 Freeing a file's libcst tree visits every node, which costs about a twentieth of its
 parse. A worker forked by :mod:`multiprocessing` ends with ``os._exit``, which returns
 all its memory at once and visits nothing; so a worker that :func:`enable` was called in
-keeps what :func:`leave` is given, up to a budget of parsed lines (about 600 bytes of
-tree each), and frees the rest as it goes. Elsewhere (the language server, a run in
-one process) :func:`leave` does nothing.
+keeps what :func:`leave` is given while its peak memory stays under a cap, and frees the
+rest as it goes. Elsewhere (the language server, a run in one process) :func:`leave`
+does nothing.
 """
 
 from __future__ import annotations
 
 import gc
+import sys
+
+try:
+    import resource
+except ImportError:  # pragma: no cover - not POSIX: nothing is left
+    resource = None  # type: ignore[assignment]
 
 _left: list[object] = []
-_enabled = False
-_budget = 0  # parsed lines whose trees may still be left
+_cap = 0  # bytes of peak resident memory under which trees are left; 0: none
 
 
-def enable(budget: int) -> None:
-    """Leave the trees of up to ``budget`` parsed lines to this process's exit (the
-    first call decides)."""
-    global _enabled, _budget
-    if not _enabled:
-        _enabled, _budget = True, budget
+def enable(cap: int) -> None:
+    """Leave trees to this process's exit while its peak resident memory is under
+    ``cap`` bytes (the first call decides)."""
+    global _cap
+    if not _cap:
+        _cap = cap
 
 
-def leave(value: object, lines: int) -> None:
-    """Keep ``value``, the tree of ``lines`` parsed lines and what refers to it, until
-    the process exits, while the budget lasts. It is frozen (``gc.freeze``): the
-    worker's collections between files need not traverse it."""
-    global _budget
-    if 0 < lines <= _budget:
+def peak_memory() -> int:
+    """This process's peak resident memory so far, in bytes (0 where unknown)."""
+    if resource is None:  # pragma: no cover - not POSIX
+        return 0
+    peak = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
+    return peak if sys.platform == "darwin" else peak * 1024
+
+
+def leave(value: object) -> None:
+    """Keep ``value``, a file's tree and what refers to it, until the process exits,
+    while the cap allows. It is frozen (``gc.freeze``): the worker's collections between
+    files need not traverse it."""
+    if _cap and 0 < peak_memory() < _cap:
         _left.append(value)
-        _budget -= lines
         gc.freeze()

@@ -52,9 +52,9 @@ def _rules_for(codes: tuple[str, ...]) -> list[type]:
     return load_rules(codes)
 
 
-# Parsed lines per worker whose libcst trees are left to the worker's exit to free
-# (about 600 bytes each: some 35 MiB).
-LEFT_BUDGET = 60_000
+# A worker leaves the libcst trees it built to its exit to free while its peak memory
+# stays under this (a worker checks in about 150 MiB; the goal is at most 200 MB).
+LEFT_MEMORY = 175 * 1024 * 1024
 
 # A file to check: its displayed path, bytes, rule codes and configuration's index.
 Task = tuple[str, bytes, tuple[str, ...], int]
@@ -63,7 +63,7 @@ Task = tuple[str, bytes, tuple[str, ...], int]
 def _check_one(configs: Sequence[Config], project: ProjectFacts, task: Task) -> FileResult:
     """Check one file in a worker process."""
     keep_deep_stack_thread()
-    left_for_exit.enable(LEFT_BUDGET)
+    left_for_exit.enable(LEFT_MEMORY)
     display, data, codes, config_index = task
     return check_source(display, data, configs[config_index], _rules_for(codes), project)
 
