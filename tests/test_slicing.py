@@ -17,7 +17,6 @@ from qig_guard.engine.parsing import split_lines
 from qig_guard.engine.slicing import Slice, cut, layout, regions
 from qig_guard.facts.project import EMPTY
 from qig_guard.rules.gates import (
-    AddsProduct,
     AllOf,
     AnyOf,
     Binary,
@@ -32,6 +31,7 @@ from qig_guard.rules.gates import (
     PowerOf,
     Text,
     Unit,
+    WeightedSum,
     aliases,
     code_text,
     standalone,
@@ -396,14 +396,28 @@ def _unit(source: str) -> Unit:
     return Unit(source, frozenset(), tuple(ast.parse(source).body))
 
 
-def test_a_product_sum_gate_reads_the_tree() -> None:
+def test_a_weighted_sum_gate_reads_the_tree() -> None:
     scope = FileScope(Config(), EMPTY)
-    adds = AddsProduct()
-    for source in ("a + w * b\n", "(w * a) + b\n", "a + (\n  w\n  * b)\n", "f(x=a * b + c)\n"):
-        assert adds.holds(_unit(source), scope), source
-    for source in ("a + b\nc = w * d\n", "a += w * b\n", "a + w @ b\n", "a + (w ** 2)\n"):
-        assert not adds.holds(_unit(source), scope), source
-    assert adds.holds(Unit("a = 1\n", frozenset()), scope)  # nodes not known: it may
+    weighted = WeightedSum()
+    for source in (
+        "a + w * b\n",
+        "(w * a) + self.b\n",
+        "a + (\n  w\n  * b)\n",
+        "f(x=0.9 * a + 0.1 * b)\n",
+        "None + w * b\n",  # a name to libcst
+    ):
+        assert weighted.holds(_unit(source), scope), source
+    for source in (
+        "a + b\nc = w * d\n",
+        "a += w * b\n",
+        "a + w @ b\n",
+        "a + (w ** 2)\n",
+        "f(a) + w * b\n",
+        "a[0] + w * b\n",
+        "1 + w * b\n",
+    ):
+        assert not weighted.holds(_unit(source), scope), source
+    assert weighted.holds(Unit("a = 1\n", frozenset()), scope)  # nodes not known: it may
 
 
 def test_a_calls_gate_reads_the_called_names_words() -> None:

@@ -3,7 +3,7 @@
 A rule states its gate as data (``gate = Identifiers("load_state_dict") | ...``); the
 engine evaluates every selected rule's gate once per unit of a file (see
 :mod:`qig_guard.engine.slicing`) over the unit's identifiers, read from its text without
-parsing, and, where a gate reads a shape of code (:class:`AddsProduct`), over the unit's
+parsing, and, where a gate reads a shape of code (:class:`WeightedSum`), over the unit's
 CPython ``ast`` that the engine splits the file with. A file no gate selects is not
 parsed by libcst; of the others, only the selected units are. A gate must never reject
 a unit in which its rule would report: the trigger-agreement tests run every rule case,
@@ -610,15 +610,16 @@ class PowerOf(Gate):
 
 
 @dataclass(frozen=True)
-class AddsProduct(Gate):
-    """The unit adds a product: a ``+`` one of whose operands is a ``*`` (``a + w * d``,
-    ``w * a + v * b``), as CPython's ``ast`` reads it (brackets and precedence included).
-    A unit whose nodes are not known may."""
+class WeightedSum(Gate):
+    """The unit adds a product to a name or to another product (``a + w * d``,
+    ``w * a + v * b``): the two shapes of an interpolation by arithmetic, as CPython's
+    ``ast`` reads them (brackets and precedence included). A unit whose nodes are not
+    known may."""
 
     def holds(self, unit: Unit, scope: FileScope) -> bool:
         if unit.nodes is None:
             return True
-        return any(_adds_product(node) for root in unit.nodes for node in ast.walk(root))
+        return any(_weighted_sum(node) for root in unit.nodes for node in ast.walk(root))
 
 
 @dataclass(frozen=True, init=False)
@@ -679,15 +680,25 @@ class InNamedDefinition(Gate):
         )
 
 
-def _adds_product(node: ast.AST) -> bool:
-    return (
-        type(node) is ast.BinOp
-        and type(node.op) is ast.Add
-        and any(
-            type(operand) is ast.BinOp and type(operand.op) is ast.Mult
-            for operand in (node.left, node.right)
-        )
-    )
+def _weighted_sum(node: ast.AST) -> bool:
+    if type(node) is not ast.BinOp or type(node.op) is not ast.Add:
+        return False
+    left, right = _is_product(node.left), _is_product(node.right)
+    return (left and right) or (left and _is_name(node.right)) or (right and _is_name(node.left))
+
+
+def _is_product(node: ast.expr) -> bool:
+    return type(node) is ast.BinOp and type(node.op) is ast.Mult
+
+
+def _is_name(node: ast.expr) -> bool:
+    """A chain of names (``a``, ``self.peer.basin``), as libcst's ``dotted_name`` reads
+    one: ``True``, ``False`` and ``None`` are names to libcst."""
+    while type(node) is ast.Attribute:
+        node = node.value
+    if type(node) is ast.Constant:
+        return node.value is None or type(node.value) is bool
+    return type(node) is ast.Name
 
 
 # A line that a decorated definition starts with (after its decorators).

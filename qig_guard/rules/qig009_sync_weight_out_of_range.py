@@ -25,12 +25,12 @@ from qig_guard.rules._interpolation import (
 )
 from qig_guard.rules.base import FileContext, Invalid
 from qig_guard.rules.gates import (
-    AddsProduct,
     Binary,
     Calls,
     Named,
     NumberOutside,
     Pattern,
+    WeightedSum,
     Words,
 )
 
@@ -101,12 +101,12 @@ class SyncWeightOutOfRange(BasinRule):
     )
     # A literal weight beside a sync name, or an interpolation (`own + w * (other - own)`,
     # a blend helper) of a basin that may be another model's.
-    # A weighted sum (`own + w * (other - own)`), not `**kwargs` or `x += 1` alone: a `+`
-    # with a `*` operand in CPython's tree (``binary_interpolation`` reads no other).
+    # A weighted sum (`own + w * (other - own)`, `c1 * own + c2 * other`), not `**kwargs`
+    # or `x += 1` alone: the shapes ``binary_interpolation`` reads, in CPython's tree.
     gate = (Pattern(_SYNC_WEIGHT_TEXT) & NumberOutside("sync_weight_range")) | (
         Named("basin_names", project=True)
         & (
-            (_PLUS & _TIMES & AddsProduct())
+            (_PLUS & _TIMES & WeightedSum())
             | (Words(*INTERPOLATION_WORDS) & Calls(*INTERPOLATION_WORDS))
         )
         & (Words(*OTHER_MODEL_WORDS) | Named("active_models") | Pattern(_OTHER_OWNER))
