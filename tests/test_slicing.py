@@ -16,6 +16,7 @@ from qig_guard.engine.gating import select
 from qig_guard.engine.parsing import split_lines
 from qig_guard.engine.slicing import Slice, cut, layout, regions
 from qig_guard.facts.project import EMPTY
+from qig_guard.facts.words import words
 from qig_guard.rules.gates import (
     AllOf,
     AnyOf,
@@ -420,27 +421,66 @@ def test_a_weighted_sum_gate_reads_the_tree() -> None:
     assert weighted.holds(Unit("a = 1\n", frozenset()), scope)  # nodes not known: it may
 
 
+def _scoped(source: str) -> tuple[Unit, FileScope]:
+    """A whole snippet as one unit, with the scope of a file of that text."""
+    code = code_text(source)
+    scope = FileScope(Config(), EMPTY, code=code)
+    scope.identifiers = unit_identifiers(code, scope)
+    return Unit(code, scope.identifiers), scope
+
+
 def test_a_calls_gate_reads_the_called_names_words() -> None:
-    scope = FileScope(Config(), EMPTY)
     calls = Calls("blend", "lerp")
-    for source in ("mixer.blend(a, b)\n", "x.lerp_(y, 0.5)\n", "blend_basins (a,\n b)\n"):
-        assert calls.holds(_unit(source), scope), source
-    for source in ("blend = 2\n", "mixer.blend\n", "f(blend)\n", "blender(a)\n"):
-        assert not calls.holds(_unit(source), scope), source
-    assert calls.holds(Unit("f()\n", frozenset()), scope)
+    for source in (
+        "mixer.blend(a, b)\n",
+        "x.lerp_(y, 0.5)\n",
+        "blend_basins (a,\n b)\n",
+        "(mixer.blend)(a)\n",
+        "blend \\\n(a)\n",
+    ):
+        assert calls.holds(*_scoped(source)), source
+    for source in ("blend = 2\n", "mixer.blend\n", "f(blend)\n", "blender(a)\n", "f('blend(')\n"):
+        assert not calls.holds(*_scoped(source)), source
+
+
+@given(
+    st.sampled_from(["blend", "x.lerp_", "(blend)", "f", "blend[0]", "blender"]),
+    st.text(" \n\\", max_size=3),
+)
+@settings(max_examples=100, deadline=None)
+def test_a_calls_gate_holds_wherever_python_calls_such_a_name(func: str, gap: str) -> None:
+    source = f"r = ({func}{gap}(a))\n"
+    try:
+        tree = ast.parse(source)
+    except SyntaxError:
+        return
+    named = [
+        node.func.id if isinstance(node.func, ast.Name) else node.func.attr
+        for node in ast.walk(tree)
+        if isinstance(node, ast.Call) and isinstance(node.func, (ast.Name, ast.Attribute))
+    ]
+    if any({"blend", "lerp"} & set(words(name)) for name in named):
+        assert Calls("blend", "lerp").holds(*_scoped(source)), source
 
 
 def test_a_named_definition_gate_reads_definitions_at_any_depth() -> None:
-    scope = FileScope(Config(), EMPTY)
     sleep = InNamedDefinition("sleep_functions")
-    for source in ("def dream(m):\n    pass\n", "def f():\n    class SleepCycle:\n        x = 1\n"):
-        assert sleep.holds(_unit(source), scope), source
-    for source in ("import time\ndef f():\n    time.sleep(1)\n", "dream = 1\n"):
-        assert not sleep.holds(_unit(source), scope), source
-    member = _unit("def run(self):\n    pass\n")
-    member.enclosing = "SleepProtocol"
-    assert sleep.holds(member, scope)
-    assert sleep.holds(Unit("x = 1\n", frozenset()), scope)  # nodes not known: it may
+    for source in (
+        "def dream(m):\n    pass\n",
+        "def f():\n    class SleepCycle:\n        x = 1\n",
+        "async def \\\n  consolidate():\n    pass\n",
+    ):
+        assert sleep.holds(*_scoped(source)), source
+    for source in (
+        "import time\ndef f():\n    time.sleep(1)\n",
+        "dream = 1\n",
+        "s = 'def dream'\n",
+    ):
+        assert not sleep.holds(*_scoped(source)), source
+    _, scope = _scoped("class SleepProtocol:\n    def run(self):\n        pass\n")
+    method = Unit("    def run(self):\n        pass\n", frozenset({"run", "self"}))
+    method.enclosing = "SleepProtocol"
+    assert sleep.holds(method, scope)
 
 
 def test_the_fields_of_an_f_string_are_code() -> None:

@@ -202,4 +202,4 @@ def imports_random_or_loader_as(source: str) -> bool:
         if _ALIASED.search(source, max(0, hit - 40), hit):
             return True
         hit = source.find(" as ", hit + 1)
-    return _FROM_RANDOM.search(source) is not None
+    return "random" in source and _FROM_RANDOM.search(source) is not None

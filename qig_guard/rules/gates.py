@@ -619,65 +619,68 @@ class WeightedSum(Gate):
     def holds(self, unit: Unit, scope: FileScope) -> bool:
         if unit.nodes is None:
             return True
-        return any(_weighted_sum(node) for root in unit.nodes for node in ast.walk(root))
+        return any(_weighted_sum(node) for node in _nodes_below(unit.nodes))
 
 
 @dataclass(frozen=True, init=False)
 class Calls(Gate):
     """The unit calls a function or method whose name (``blend`` of ``mixer.blend``) has
-    one of these words, as CPython's ``ast`` reads the call. A unit whose nodes are not
-    known may."""
+    one of these words: such a name before ``(``, brackets and space between allowed
+    (``(mixer.blend)(a, b)``)."""
 
-    words: frozenset[str]
+    words: Words
 
     def __init__(self, *wanted: str) -> None:
-        object.__setattr__(self, "words", frozenset(wanted))
+        object.__setattr__(self, "words", Words(*wanted))
 
     def holds(self, unit: Unit, scope: FileScope) -> bool:
-        if unit.nodes is None:
-            return True
-        for root in unit.nodes:
-            for node in ast.walk(root):
-                if type(node) is ast.Call:
-                    func = node.func
-                    name = (
-                        func.id
-                        if type(func) is ast.Name
-                        else func.attr
-                        if type(func) is ast.Attribute
-                        else None
-                    )
-                    if name is not None and not self.words.isdisjoint(split(name)):
-                        return True
-        return False
+        return self.compile(scope)(unit)
 
-
-_DEFINITION_NODES = (ast.FunctionDef, ast.AsyncFunctionDef, ast.ClassDef)
+    def compile(self, scope: FileScope) -> Test:
+        named = self.words.found(scope)
+        if not named:
+            return _never
+        call = re.compile(rf"\b(?:{'|'.join(map(re.escape, sorted(named)))})[\s\\)]*\(")
+        return lambda unit: call.search(unit.text) is not None
 
 
 @dataclass(frozen=True, init=False)
 class InNamedDefinition(Gate):
     """The unit is code of a function or class that the configured names in these
     ``Config`` fields match by words (``consolidate_toward_basin``, ``class
-    SleepProtocol``): it defines one, at any depth, or is a member of such a class, as
-    CPython's ``ast`` reads it. A unit whose nodes are not known may."""
+    SleepProtocol``): it defines one (``def NAME``, ``class NAME``, also nested), or is a
+    member of such a class."""
 
-    fields: tuple[str, ...]
+    named: Named
 
     def __init__(self, *fields: str) -> None:
-        object.__setattr__(self, "fields", fields)
+        object.__setattr__(self, "named", Named(*fields))
 
     def holds(self, unit: Unit, scope: FileScope) -> bool:
-        if unit.nodes is None:
-            return True
-        names = _configured(scope.config, self.fields)
-        if unit.enclosing is not None and matches_any(unit.enclosing, names):
-            return True
-        return any(
-            isinstance(node, _DEFINITION_NODES) and matches_any(node.name, names)
-            for root in unit.nodes
-            for node in ast.walk(root)
-        )
+        return self.compile(scope)(unit)
+
+    def compile(self, scope: FileScope) -> Test:
+        named = self.named.found(scope)
+        if not named:
+            return _never
+        alternatives = "|".join(map(re.escape, sorted(named)))
+        definition = re.compile(rf"(?:def|class)[\s\\]+(?:{alternatives})\b")
+        return lambda unit: unit.enclosing in named or definition.search(unit.text) is not None
+
+
+def _nodes_below(roots: Iterable[ast.AST]) -> Iterator[ast.AST]:
+    """``roots`` and every node below them (``ast.walk``, without its generators)."""
+    stack = list(roots)
+    node_type = ast.AST
+    while stack:
+        node = stack.pop()
+        yield node
+        for name in node._fields:
+            value = getattr(node, name, None)
+            if type(value) is list:
+                stack.extend(item for item in value if isinstance(item, node_type))
+            elif isinstance(value, node_type):
+                stack.append(value)
 
 
 def _weighted_sum(node: ast.AST) -> bool:

@@ -103,7 +103,7 @@ class SyncWeightOutOfRange(BasinRule):
     # a blend helper) of a basin that may be another model's.
     # A weighted sum (`own + w * (other - own)`, `c1 * own + c2 * other`), not `**kwargs`
     # or `x += 1` alone: the shapes ``binary_interpolation`` reads, in CPython's tree.
-    gate = (Pattern(_SYNC_WEIGHT_TEXT) & NumberOutside("sync_weight_range")) | (
+    gate = (Words("sync") & Pattern(_SYNC_WEIGHT_TEXT) & NumberOutside("sync_weight_range")) | (
         Named("basin_names", project=True)
         & (
             (_PLUS & _TIMES & WeightedSum())
