@@ -21,7 +21,7 @@ import re
 from collections.abc import Callable, Iterable, Iterator, Mapping
 from dataclasses import dataclass, field
 from functools import cached_property, lru_cache
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, ClassVar
 
 from qig_guard.facts.vocabulary import basin_attribute
 from qig_guard.facts.words import matches_any, name_words
@@ -622,50 +622,64 @@ class WeightedSum(Gate):
         return any(_weighted_sum(node) for node in _nodes_below(unit.nodes))
 
 
+class _Spelled(Gate):
+    """The unit's text holds one of the file's identifiers that :meth:`names` finds, in
+    the shape ``SHAPE`` (a regex in which ``{names}`` stands for them)."""
+
+    SHAPE: ClassVar[str]
+
+    def names(self, scope: FileScope) -> frozenset[str]:
+        raise NotImplementedError
+
+    def holds(self, unit: Unit, scope: FileScope) -> bool:
+        return self.compile(scope)(unit)
+
+    def compile(self, scope: FileScope) -> Test:
+        named = self.names(scope)
+        if not named:
+            return _never
+        spelled = re.compile(self.SHAPE.format(names="|".join(map(re.escape, sorted(named)))))
+        return lambda unit: self.known(unit, named) or spelled.search(unit.text) is not None
+
+    def known(self, unit: Unit, named: frozenset[str]) -> bool:
+        """Whether the gate holds of ``unit`` whatever its text."""
+        return False
+
+
 @dataclass(frozen=True, init=False)
-class Calls(Gate):
+class Calls(_Spelled):
     """The unit calls a function or method whose name (``blend`` of ``mixer.blend``) has
     one of these words: such a name before ``(``, brackets and space between allowed
     (``(mixer.blend)(a, b)``)."""
 
+    SHAPE = r"\b(?:{names})[\s\\)]*\("
     words: Words
 
     def __init__(self, *wanted: str) -> None:
         object.__setattr__(self, "words", Words(*wanted))
 
-    def holds(self, unit: Unit, scope: FileScope) -> bool:
-        return self.compile(scope)(unit)
-
-    def compile(self, scope: FileScope) -> Test:
-        named = self.words.found(scope)
-        if not named:
-            return _never
-        call = re.compile(rf"\b(?:{'|'.join(map(re.escape, sorted(named)))})[\s\\)]*\(")
-        return lambda unit: call.search(unit.text) is not None
+    def names(self, scope: FileScope) -> frozenset[str]:
+        return self.words.found(scope)
 
 
 @dataclass(frozen=True, init=False)
-class InNamedDefinition(Gate):
+class InNamedDefinition(_Spelled):
     """The unit is code of a function or class that the configured names in these
     ``Config`` fields match by words (``consolidate_toward_basin``, ``class
     SleepProtocol``): it defines one (``def NAME``, ``class NAME``, also nested), or is a
     member of such a class."""
 
+    SHAPE = r"(?:def|class)[\s\\]+(?:{names})\b"
     named: Named
 
     def __init__(self, *fields: str) -> None:
         object.__setattr__(self, "named", Named(*fields))
 
-    def holds(self, unit: Unit, scope: FileScope) -> bool:
-        return self.compile(scope)(unit)
+    def names(self, scope: FileScope) -> frozenset[str]:
+        return self.named.found(scope)
 
-    def compile(self, scope: FileScope) -> Test:
-        named = self.named.found(scope)
-        if not named:
-            return _never
-        alternatives = "|".join(map(re.escape, sorted(named)))
-        definition = re.compile(rf"(?:def|class)[\s\\]+(?:{alternatives})\b")
-        return lambda unit: unit.enclosing in named or definition.search(unit.text) is not None
+    def known(self, unit: Unit, named: frozenset[str]) -> bool:
+        return unit.enclosing in named
 
 
 def _nodes_below(roots: Iterable[ast.AST]) -> Iterator[ast.AST]:
