@@ -322,6 +322,8 @@ def test_a_definition_gate_holds_where_a_unit_defines_such_a_function() -> None:
     outer, caller = source.split("\n\n")
     assert test(Unit(outer, unit_identifiers(outer, scope)))  # nested, by its words
     assert not test(Unit(caller, unit_identifiers(caller, scope)))  # calls only
+    continued, scope = _scoped("def \\\n  basin_distance(a, b):\n    return a - b\n")
+    assert Defines("distance").holds(continued, scope)  # a line continuation after `def`
 
 
 def test_only_a_helper_named_a_distance_reads_its_callers() -> None:

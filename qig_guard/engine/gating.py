@@ -96,7 +96,6 @@ def select(
         unit_identifiers(text, scope, (unit.enclosing,) if unit.enclosing else ())
         for unit, text in zip(units, texts, strict=True)
     ]
-    nodes = [unit.nodes for unit in units]
     # Each unit as the gates read it on its own.
     alone = [
         Unit(text, identifiers, unit.nodes, unit.enclosing)
@@ -148,7 +147,7 @@ def select(
         fired.add(rule.code)
 
     if module:
-        joined_module = _joined(sorted(module), texts, own, nodes)
+        joined_module = _joined(sorted(module), alone)
         for rule in candidates:
             gate(rule, joined_module, module, module)
     # Where the module gives each name a value: a rule follows a global that a function
@@ -173,7 +172,7 @@ def select(
             if reads is not None and defined and reads(Unit(defined, frozenset({defined}))):
                 called_by = calls.callers(index) if called_by is None else called_by
                 if called_by:
-                    with_callers = _joined(sorted(called_by), texts, own, nodes)
+                    with_callers = _joined(sorted(called_by), alone)
                     gate(rule, _with(unit, with_callers), {index, *called_by}, (index,))
                     continue
             gate(rule, unit, (index,), (index,))
@@ -187,16 +186,13 @@ def select(
     return Selection(chosen, cut(source, tree, shape, active))
 
 
-def _joined(
-    members: list[int],
-    texts: list[str],
-    own: list[frozenset[str]],
-    nodes: list[tuple[ast.AST, ...]],
-) -> Unit:
+def _joined(members: list[int], alone: list[Unit]) -> Unit:
+    """The units ``members`` of ``alone`` read as one (a class, the module, callers)."""
+    units = [alone[i] for i in members]
     return Unit(
-        "".join(texts[i] for i in members),
-        frozenset().union(*(own[i] for i in members)),
-        tuple(node for i in members for node in nodes[i]),
+        "".join(unit.text for unit in units),
+        frozenset().union(*(unit.identifiers for unit in units)),
+        tuple(node for unit in units for node in unit.nodes or ()),
     )
 
 

@@ -324,10 +324,6 @@ def file_facts(data: bytes, extra_words: tuple[str, ...] = ()) -> tuple[ClassFac
     text writes no basin-ish attribute, or does not parse)."""
     if not relevance(extra_words)(data):
         return ()
-    return _facts_of(data)
-
-
-def _facts_of(data: bytes) -> tuple[ClassFacts, ...]:
     try:
         tree = ast.parse(data)
     except (SyntaxError, ValueError, RecursionError, MemoryError):

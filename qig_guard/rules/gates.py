@@ -488,31 +488,6 @@ class Words(Gate):
         return scope.those(self, lambda i: not self.words.isdisjoint(split(i)), self.spelled)
 
 
-_DEF = re.compile(r"def[ \t]+([^\W\d]\w*)")  # see standalone
-
-
-@dataclass(frozen=True, init=False)
-class Defines(Gate):
-    """The unit defines a function (``def NAME``, also nested) whose name has one of
-    these words: a rule that reads a function's parameters by its name."""
-
-    words: Words
-
-    def __init__(self, *wanted: str) -> None:
-        object.__setattr__(self, "words", Words(*wanted))
-
-    def holds(self, unit: Unit, scope: FileScope) -> bool:
-        return self.compile(scope)(unit)
-
-    def compile(self, scope: FileScope) -> Test:
-        named = self.words.found(scope)
-        defined = {m.group(1) for m in standalone(_DEF, scope.code)} & named if named else ()
-        if not defined:
-            return _never
-        definition = re.compile(rf"def[ \t]+(?:{'|'.join(map(re.escape, sorted(defined)))})\b")
-        return lambda unit: next(standalone(definition, unit.text), None) is not None
-
-
 @dataclass(frozen=True)
 class InFile(Gate):
     """``test`` holds of the file's whole text (evaluated once per file): for what a
@@ -660,6 +635,27 @@ class Calls(_Spelled):
 
     def names(self, scope: FileScope) -> frozenset[str]:
         return self.words.found(scope)
+
+
+_DEF = re.compile(r"def[\s\\]+([^\W\d]\w*)")  # see standalone
+
+
+@dataclass(frozen=True, init=False)
+class Defines(_Spelled):
+    """The unit defines a function (``def NAME``, also nested) whose name has one of
+    these words: a rule that reads a function's parameters by its name."""
+
+    SHAPE = r"def[\s\\]+(?:{names})\b"
+    words: Words
+
+    def __init__(self, *wanted: str) -> None:
+        object.__setattr__(self, "words", Words(*wanted))
+
+    def names(self, scope: FileScope) -> frozenset[str]:
+        named = self.words.found(scope)
+        if not named:
+            return named
+        return named.intersection(m.group(1) for m in standalone(_DEF, scope.code))
 
 
 @dataclass(frozen=True, init=False)
